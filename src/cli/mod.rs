@@ -1,0 +1,70 @@
+//! The `technic` command line: argument parsing and the commands.
+//!
+//! Commands return an exit code; errors reach the user as [`UserError`]s rendered with
+//! their code and hints. `main` stays thin: it parses, loads settings, starts tracing and
+//! calls [`run`].
+
+mod indicators;
+mod output;
+mod scan;
+mod snapshot;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{LogFormat, Settings};
+use crate::error::UserError;
+
+pub use output::{format_number, OutputFormat};
+
+#[derive(Debug, Parser)]
+#[command(name = "technic", version, about = "Stock technical scanner on an actor cluster")]
+pub struct Cli {
+    /// A TOML file layered over the embedded defaults (configs/default.toml).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Scan a universe and print ranked trade ideas (coordinator + local workers).
+    Scan(scan::ScanArgs),
+    /// Print the per-bar indicator table of one CSV file of daily bars.
+    Indicators(indicators::IndicatorsArgs),
+    /// Write a data source's bars as a CSV directory (`SYMBOL.csv` + `universe.csv`).
+    Snapshot(snapshot::SnapshotArgs),
+}
+
+/// Loads settings from the file and environment, applying `--log-format`.
+pub fn load_settings(cli: &Cli, env: &HashMap<String, String>) -> Result<Settings, crate::config::SettingsError> {
+    let mut settings = Settings::load(cli.config.as_deref(), env)?;
+    if let Some(f) = cli.log_format {
+        settings.log.format = f;
+    }
+    Ok(settings)
+}
+
+/// Runs a parsed command; returns the process exit code.
+pub async fn run(cli: Cli, settings: Settings) -> i32 {
+    let result = match cli.command {
+        Command::Scan(args) => scan::run(args, &settings).await,
+        Command::Indicators(args) => indicators::run(&args),
+        Command::Snapshot(args) => snapshot::run(&args, &settings).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => report_error(&e),
+    }
+}
+
+fn report_error(e: &UserError) -> i32 {
+    eprintln!("{}", e.render());
+    e.code.exit_code()
+}

@@ -1,0 +1,84 @@
+//! Output formats shared by the commands: numbers at full precision in the shortest
+//! form that round-trips (the same in CSV and JSON), tables for people.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::error::{ErrorCode, UserError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+/// The shortest decimal that parses back to exactly `x` (ryu, as serde_json writes it);
+/// empty for NaN and infinities.
+pub fn format_number(x: f64) -> String {
+    if x.is_finite() {
+        let mut b = ryu::Buffer::new();
+        b.format_finite(x).to_string()
+    } else {
+        String::new()
+    }
+}
+
+/// Writes `text` to `out` or stdout.
+pub fn emit(text: &str, out: Option<&Path>) -> Result<(), UserError> {
+    let io_err = |e: std::io::Error, what: &str| {
+        UserError::new(ErrorCode::InvalidInput, format!("cannot write {what}: {e}"), vec!["check the path and its permissions".into()])
+    };
+    match out {
+        Some(path) => std::fs::write(path, text).map_err(|e| io_err(e, &path.display().to_string())),
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            match stdout.write_all(text.as_bytes()).and_then(|_| stdout.flush()) {
+                // A closed pipe (`| head`) is the reader's choice, not an error.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                r => r.map_err(|e| io_err(e, "stdout")),
+            }
+        }
+    }
+}
+
+/// Rows of JSON objects as CSV: the header from the first row's keys (in order), numbers
+/// in shortest round-trip form, null as an empty cell.
+pub fn json_rows_to_csv(rows: &[serde_json::Value]) -> String {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    if let Some(serde_json::Value::Object(first)) = rows.first() {
+        let _ = w.write_record(first.keys());
+        for row in rows {
+            if let serde_json::Value::Object(m) = row {
+                let _ = w.write_record(m.values().map(|v| match v {
+                    serde_json::Value::Null => String::new(),
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                }));
+            }
+        }
+    }
+    // Writing into a Vec cannot fail, and every field is valid UTF-8.
+    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_round_trip_in_shortest_form() {
+        for x in [0.1, 1.0 / 3.0, 123456.789, 1e-10, 2.5e20, -0.0, 100.0] {
+            let s = format_number(x);
+            assert_eq!(s.parse::<f64>().expect("parses"), x, "{s}");
+            assert_eq!(s, serde_json::to_string(&x).expect("json"), "CSV and JSON agree");
+        }
+        assert_eq!(format_number(f64::NAN), "");
+    }
+
+    #[test]
+    fn csv_rows_keep_key_order_and_blank_nulls() {
+        let rows = vec![serde_json::json!({"b": 1.5, "a": null, "s": "x,y"})];
+        assert_eq!(json_rows_to_csv(&rows), "b,a,s\n1.5,,\"x,y\"\n");
+    }
+}

@@ -1,0 +1,415 @@
+//! The coordinator actor: accepts a scan, resolves and filters the universe, shards it
+//! onto the work queue, aggregates worker reports (idempotently, by symbol), publishes
+//! progress, ranks, and hands back the report. Handles cancel and lost workers.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use tokio::sync::{oneshot, watch};
+use tracing::{info, warn};
+
+use super::error::ScanError;
+use super::progress::{analyzing, Progress, Stage};
+use super::queue::WorkQueue;
+use super::shard::{plan_shards, shard_size, Shard};
+use super::worker::{ShardReport, SymbolOutcome};
+use crate::data::{DataError, MarketData};
+use crate::market::UniverseEntry;
+use crate::scan::{rank, Failure, FilterReason, ScanConfig, ScanReport, ScanStatus, Stages, Timing};
+use crate::telemetry::{metrics, OutcomeLabel};
+
+/// What a submitter gets back: live progress, the final report, and a way to cancel.
+pub struct ScanHandle {
+    pub id: String,
+    pub progress: watch::Receiver<Progress>,
+    report: oneshot::Receiver<Result<ScanReport, ScanError>>,
+    coordinator: ActorRef<CoordinatorMsg>,
+}
+
+impl ScanHandle {
+    /// Asks the coordinator to cancel; the report then comes back partial and `cancelled`.
+    pub fn cancel(&self) {
+        let _ = self.coordinator.send_message(CoordinatorMsg::Cancel(self.id.clone()));
+    }
+
+    /// Waits for the final report.
+    pub async fn report(self) -> Result<ScanReport, ScanError> {
+        self.report.await.unwrap_or_else(|_| {
+            Err(ScanError::internal("the coordinator stopped before the scan finished"))
+        })
+    }
+}
+
+pub enum CoordinatorMsg {
+    Submit(ScanConfig, RpcReplyPort<Result<ScanHandle, ScanError>>),
+    UniverseReady(String, Result<Vec<UniverseEntry>, DataError>, f64),
+    ShardDone(ShardReport),
+    /// Shards whose delivery attempts ran out, and why.
+    ShardsExhausted(Vec<Shard>, String),
+    Cancel(String),
+    /// No worker is left to run shards.
+    WorkersLost(String),
+}
+
+pub struct CoordinatorArgs {
+    pub provider: Arc<dyn MarketData>,
+    pub queue: Arc<dyn WorkQueue>,
+    pub workers: usize,
+    pub max_shard_size: usize,
+    pub max_universe_size: usize,
+}
+
+pub struct Coordinator;
+
+pub struct CoordinatorState {
+    args: CoordinatorArgs,
+    scans: HashMap<String, ActiveScan>,
+}
+
+struct ActiveScan {
+    config: Arc<ScanConfig>,
+    started: Instant,
+    dispatched: Option<Instant>,
+    total: usize,
+    outcomes: HashMap<String, SymbolOutcome>,
+    per_node: BTreeMap<String, usize>,
+    stages: Stages,
+    progress: watch::Sender<Progress>,
+    report: Option<oneshot::Sender<Result<ScanReport, ScanError>>>,
+}
+
+static SCAN_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn new_scan_id() -> String {
+    let ms = chrono::Utc::now().timestamp_millis();
+    let n = SCAN_COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("scan-{ms:x}-{n}")
+}
+
+/// The pre-fetch filters on metadata: universe size cap, symbols (requested symbols the
+/// provider does not list are kept, so they come back as per-symbol `DATA_NOT_FOUND`),
+/// sectors, industries, market cap.
+pub fn select_universe(mut all: Vec<UniverseEntry>, cfg: &ScanConfig) -> Vec<UniverseEntry> {
+    if let Some(n) = cfg.universe_size {
+        all.truncate(n);
+    }
+    if !cfg.symbols.is_empty() {
+        let by_symbol: HashMap<String, UniverseEntry> =
+            all.into_iter().map(|e| (e.symbol.to_ascii_uppercase(), e)).collect();
+        let mut seen = std::collections::HashSet::new();
+        all = cfg
+            .symbols
+            .iter()
+            .map(|s| s.to_ascii_uppercase())
+            .filter(|s| seen.insert(s.clone()))
+            .map(|s| by_symbol.get(&s).cloned().unwrap_or_else(|| UniverseEntry::bare(s)))
+            .collect();
+    }
+    let matches = |list: &[String], v: &str| list.is_empty() || list.iter().any(|x| x.eq_ignore_ascii_case(v));
+    all.retain(|e| {
+        matches(&cfg.sectors, &e.sector)
+            && matches(&cfg.industries, &e.industry)
+            && match (cfg.min_market_cap, e.market_cap) {
+                (Some(min), Some(cap)) => cap >= min,
+                _ => true,
+            }
+    });
+    all
+}
+
+impl ActiveScan {
+    fn publish(&self, id: &str, stage: Stage, message: String) {
+        let done = self.outcomes.len();
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let eta = self.dispatched.and_then(|t| {
+            let secs = t.elapsed().as_secs_f64();
+            (done > 0 && secs > 0.0).then(|| (self.total - done) as f64 / (done as f64 / secs))
+        });
+        self.progress.send_replace(Progress {
+            scan_id: id.to_string(),
+            stage,
+            fraction: if self.total == 0 { 0.0 } else { done as f64 / self.total as f64 },
+            message,
+            done,
+            total: self.total,
+            elapsed_seconds: elapsed,
+            eta_seconds: if stage.is_terminal() { None } else { eta },
+            per_node: self.per_node.clone(),
+        });
+    }
+
+    fn fail(mut self, id: &str, err: ScanError) {
+        self.publish(id, Stage::Failed, err.message.clone());
+        if let Some(tx) = self.report.take() {
+            let _ = tx.send(Err(err));
+        }
+        metrics().active_scans.dec();
+    }
+
+    fn finish(mut self, id: &str, status: ScanStatus) {
+        self.publish(id, Stage::Ranking, "Ranking".into());
+        let t = Instant::now();
+        let mut results = Vec::new();
+        let mut failures = Vec::new();
+        let mut filtered: BTreeMap<FilterReason, usize> = BTreeMap::new();
+        for (_, outcome) in self.outcomes.drain() {
+            match outcome {
+                SymbolOutcome::Passed(r) => results.push(*r),
+                SymbolOutcome::Filtered(f) => *filtered.entry(f).or_default() += 1,
+                SymbolOutcome::Failed(f) => failures.push(f),
+            }
+        }
+        let m = metrics();
+        for (outcome, n) in [("passed", results.len()), ("filtered", filtered.values().sum()), ("failed", failures.len())] {
+            m.symbols_processed.get_or_create(&OutcomeLabel { outcome }).inc_by(n as u64);
+        }
+        failures.sort_by(|a, b| a.symbol.cmp(&b.symbol));
+        let scanned = results.len() + filtered.values().sum::<usize>();
+        rank(&mut results, &self.config);
+        self.stages.rank = t.elapsed().as_secs_f64();
+        let total_seconds = self.started.elapsed().as_secs_f64();
+        let report = ScanReport {
+            id: id.to_string(),
+            status,
+            universe_size: self.total,
+            scanned,
+            results,
+            failures,
+            filtered,
+            timing: Timing {
+                total_seconds,
+                symbols_per_second: if total_seconds > 0.0 { (scanned as f64) / total_seconds } else { 0.0 },
+                cache_hit_rate: None,
+                stages: self.stages,
+            },
+        };
+        // The outcomes were drained into the report; the final progress keeps the count.
+        let done = report.scanned + report.failures.len();
+        let (stage, message) = match status {
+            ScanStatus::Completed => (Stage::Done, format!("Done: {} results", report.results.len())),
+            ScanStatus::Cancelled => (Stage::Cancelled, format!("Cancelled after {done} symbols")),
+        };
+        self.progress.send_modify(|p| {
+            p.stage = stage;
+            p.message = message;
+            p.done = done;
+            p.fraction = if self.total == 0 { 1.0 } else { done as f64 / self.total as f64 };
+            p.eta_seconds = None;
+            p.elapsed_seconds = total_seconds;
+        });
+        m.scan_duration.observe(total_seconds);
+        m.active_scans.dec();
+        info!(scan_id = id, ?status, total_seconds, results = report.results.len(), failures = report.failures.len(), "scan finished");
+        if let Some(tx) = self.report.take() {
+            let _ = tx.send(Ok(report));
+        }
+    }
+}
+
+impl Actor for Coordinator {
+    type Msg = CoordinatorMsg;
+    type State = CoordinatorState;
+    type Arguments = CoordinatorArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        args: Self::Arguments,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(CoordinatorState {
+            args,
+            scans: HashMap::new(),
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            CoordinatorMsg::Submit(config, reply) => {
+                let _ = reply.send(submit(myself, state, config));
+            }
+            CoordinatorMsg::UniverseReady(id, universe, secs) => on_universe(state, id, universe, secs).await,
+            CoordinatorMsg::ShardDone(report) => on_shard_done(state, report),
+            CoordinatorMsg::ShardsExhausted(shards, reason) => {
+                for shard in shards {
+                    let Some(scan) = state.scans.get_mut(&shard.scan_id) else { continue };
+                    for e in shard.entries {
+                        scan.outcomes.entry(e.symbol.clone()).or_insert_with(|| {
+                            SymbolOutcome::Failed(Failure {
+                                symbol: e.symbol,
+                                code: "SHARD_FAILED".into(),
+                                message: format!(
+                                    "shard failed after {} attempts: {reason}; check the worker logs",
+                                    shard.attempt
+                                ),
+                            })
+                        });
+                    }
+                    finish_if_complete(state, &shard.scan_id);
+                }
+            }
+            CoordinatorMsg::Cancel(id) => {
+                state.args.queue.cancel(&id).await;
+                if let Some(scan) = state.scans.remove(&id) {
+                    info!(scan_id = %id, "scan cancelled");
+                    scan.finish(&id, ScanStatus::Cancelled);
+                }
+            }
+            CoordinatorMsg::WorkersLost(reason) => {
+                for (id, scan) in state.scans.drain() {
+                    scan.fail(&id, ScanError::workers_lost(&reason));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn submit(
+    myself: ActorRef<CoordinatorMsg>,
+    state: &mut CoordinatorState,
+    config: ScanConfig,
+) -> Result<ScanHandle, ScanError> {
+    config.validate(state.args.max_universe_size).map_err(ScanError::invalid_config)?;
+    let id = new_scan_id();
+    metrics().scan_requests.inc();
+    metrics().active_scans.inc();
+    let (progress_tx, progress_rx) = watch::channel(Progress::queued(&id));
+    let (report_tx, report_rx) = oneshot::channel();
+    let scan = ActiveScan {
+        config: Arc::new(config),
+        started: Instant::now(),
+        dispatched: None,
+        total: 0,
+        outcomes: HashMap::new(),
+        per_node: BTreeMap::new(),
+        stages: Stages::default(),
+        progress: progress_tx,
+        report: Some(report_tx),
+    };
+    scan.publish(&id, Stage::ResolvingUniverse, "Resolving universe".into());
+    state.scans.insert(id.clone(), scan);
+
+    let provider = Arc::clone(&state.args.provider);
+    let me = myself.clone();
+    let scan_id = id.clone();
+    tokio::spawn(async move {
+        let t = Instant::now();
+        let universe = provider.universe().await;
+        let _ = me.send_message(CoordinatorMsg::UniverseReady(scan_id, universe, t.elapsed().as_secs_f64()));
+    });
+    Ok(ScanHandle {
+        id,
+        progress: progress_rx,
+        report: report_rx,
+        coordinator: myself,
+    })
+}
+
+async fn on_universe(state: &mut CoordinatorState, id: String, universe: Result<Vec<UniverseEntry>, DataError>, secs: f64) {
+    let Some(scan) = state.scans.get_mut(&id) else { return };
+    scan.stages.universe = secs;
+    let all = match universe {
+        Ok(all) => all,
+        Err(e) => {
+            warn!(scan_id = %id, error = %e, "universe unavailable");
+            if let Some(scan) = state.scans.remove(&id) {
+                scan.fail(&id, ScanError::provider_unavailable(&e));
+            }
+            return;
+        }
+    };
+    let sectors: Vec<String> = {
+        let mut s: Vec<String> = all.iter().map(|e| e.sector.clone()).filter(|s| !s.is_empty()).collect();
+        s.sort();
+        s.dedup();
+        s
+    };
+    let selected = select_universe(all, &scan.config);
+    if selected.is_empty() {
+        if let Some(scan) = state.scans.remove(&id) {
+            scan.fail(&id, ScanError::empty_universe(&sectors));
+        }
+        return;
+    }
+    scan.total = selected.len();
+    let size = shard_size(selected.len(), state.args.workers, state.args.max_shard_size);
+    let shards = plan_shards(&id, &selected, size, &scan.config);
+    info!(scan_id = %id, symbols = selected.len(), shards = shards.len(), "dispatching shards");
+    scan.dispatched = Some(Instant::now());
+    scan.publish(&id, Stage::Fetching, analyzing(0, scan.total));
+    if let Err(e) = state.args.queue.push(shards).await {
+        if let Some(scan) = state.scans.remove(&id) {
+            scan.fail(&id, ScanError::queue(&e));
+        }
+    }
+}
+
+fn on_shard_done(state: &mut CoordinatorState, report: ShardReport) {
+    let Some(scan) = state.scans.get_mut(&report.scan_id) else { return };
+    scan.stages.fetch += report.fetch_seconds;
+    scan.stages.compute += report.compute_seconds;
+    let mut fresh = 0;
+    for (symbol, outcome) in report.outcomes {
+        if let std::collections::hash_map::Entry::Vacant(v) = scan.outcomes.entry(symbol) {
+            v.insert(outcome);
+            fresh += 1;
+        }
+    }
+    *scan.per_node.entry(report.node_id).or_default() += fresh;
+    scan.publish(&report.scan_id, Stage::Computing, analyzing(scan.outcomes.len(), scan.total));
+    finish_if_complete(state, &report.scan_id);
+}
+
+fn finish_if_complete(state: &mut CoordinatorState, id: &str) {
+    if state.scans.get(id).is_some_and(|s| s.outcomes.len() >= s.total) {
+        if let Some(scan) = state.scans.remove(id) {
+            scan.finish(id, ScanStatus::Completed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+
+    fn entry(symbol: &str, sector: &str, cap: Option<f64>) -> UniverseEntry {
+        UniverseEntry {
+            symbol: symbol.into(),
+            name: String::new(),
+            sector: sector.into(),
+            industry: String::new(),
+            market_cap: cap,
+        }
+    }
+
+    #[test]
+    fn pre_fetch_filters() {
+        let all = vec![
+            entry("AAA", "Energy", Some(1e9)),
+            entry("BBB", "Technology", Some(5e8)),
+            entry("CCC", "energy", None),
+        ];
+        let base = ScanConfig::from_settings(&Settings::defaults().scan);
+        let cfg = ScanConfig { sectors: vec!["ENERGY".into()], ..base.clone() };
+        let got: Vec<String> = select_universe(all.clone(), &cfg).into_iter().map(|e| e.symbol).collect();
+        assert_eq!(got, ["AAA", "CCC"]);
+        let cfg = ScanConfig { min_market_cap: Some(7e8), ..base.clone() };
+        let got: Vec<String> = select_universe(all.clone(), &cfg).into_iter().map(|e| e.symbol).collect();
+        assert_eq!(got, ["AAA", "CCC"], "unknown caps are kept");
+        let cfg = ScanConfig { symbols: vec!["bbb".into(), "ZZZ".into(), "BBB".into()], ..base.clone() };
+        let got = select_universe(all.clone(), &cfg);
+        assert_eq!(got.iter().map(|e| e.symbol.as_str()).collect::<Vec<_>>(), ["BBB", "ZZZ"]);
+        assert_eq!(got[0].sector, "Technology", "metadata kept for listed symbols");
+        let cfg = ScanConfig { universe_size: Some(1), ..base };
+        assert_eq!(select_universe(all, &cfg).len(), 1);
+    }
+}

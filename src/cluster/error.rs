@@ -1,0 +1,56 @@
+//! Constructors of the user-facing errors a scan can end with.
+
+use crate::data::DataError;
+use crate::error::{ErrorCode, UserError};
+use crate::scan::InvalidConfig;
+
+use super::queue::QueueError;
+
+/// A scan that could not run at all (per-symbol problems are failures in the report).
+pub type ScanError = UserError;
+
+impl UserError {
+    pub fn invalid_config(e: InvalidConfig) -> Self {
+        UserError::new(
+            ErrorCode::InvalidConfig,
+            format!("invalid scan config: {}", e.problems.join("; ")),
+            e.problems.iter().map(|p| format!("fix: {p}")).collect(),
+        )
+    }
+
+    pub fn empty_universe(known_sectors: &[String]) -> Self {
+        let mut suggestions = vec!["loosen the universe filters (--symbols, --sectors, --industries, --min-market-cap)".to_string()];
+        if !known_sectors.is_empty() {
+            suggestions.push(format!("sectors in this universe: {}", known_sectors.join(", ")));
+        }
+        UserError::new(ErrorCode::EmptyUniverse, "no symbols match the universe filters", suggestions)
+    }
+
+    pub fn provider_unavailable(e: &DataError) -> Self {
+        UserError::new(
+            ErrorCode::DataProviderUnavailable,
+            format!("cannot list the universe: {e}"),
+            vec![e.suggestion().to_string()],
+        )
+    }
+
+    pub fn workers_lost(reason: &str) -> Self {
+        UserError::new(
+            ErrorCode::WorkersUnavailable,
+            format!("no workers left to run the scan: {reason}"),
+            vec!["check the logs for the worker failures, then retry".into()],
+        )
+    }
+
+    pub fn queue(e: &QueueError) -> Self {
+        UserError::new(
+            ErrorCode::QueueUnavailable,
+            format!("cannot enqueue the scan: {e}"),
+            vec!["retry when running scans have finished, or raise cluster.queue_capacity".into()],
+        )
+    }
+
+    pub fn internal(message: &str) -> Self {
+        UserError::new(ErrorCode::Internal, message, vec!["retry; if it persists, report it with the logs".into()])
+    }
+}

@@ -1,0 +1,245 @@
+//! The synthetic market: a deterministic universe of N symbols with sectors, industries,
+//! market caps and realistic daily OHLCV, generated from a seed.
+//!
+//! Each symbol's bars depend only on (seed, symbol index), so any worker on any node
+//! generates the same bars for the same symbol without coordination. Prices follow a
+//! geometric Brownian motion whose drift and volatility switch between regimes; volume is
+//! log-normal around a per-symbol base with occasional spikes; a few symbols trade below
+//! $1 and a few are illiquid, so the scan's filters have something to filter.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{Datelike, NaiveDate, Weekday};
+use rand::{Rng, SeedableRng};
+use rand_distr::StandardNormal;
+use rand_pcg::Pcg64Mcg;
+use rayon::prelude::*;
+
+use super::{BarRange, DataError, MarketData};
+use crate::config::SyntheticSettings;
+use crate::market::{Bars, UniverseEntry};
+
+const SECTORS: [(&str, [&str; 3]); 11] = [
+    ("Technology", ["Software", "Semiconductors", "IT Services"]),
+    ("Health Care", ["Biotechnology", "Pharmaceuticals", "Medical Devices"]),
+    ("Financials", ["Banks", "Insurance", "Capital Markets"]),
+    ("Consumer Discretionary", ["Retail", "Automobiles", "Hotels & Leisure"]),
+    ("Consumer Staples", ["Food Products", "Beverages", "Household Products"]),
+    ("Industrials", ["Aerospace & Defense", "Machinery", "Transportation"]),
+    ("Energy", ["Oil & Gas", "Energy Equipment", "Renewables"]),
+    ("Materials", ["Chemicals", "Metals & Mining", "Packaging"]),
+    ("Utilities", ["Electric Utilities", "Gas Utilities", "Water Utilities"]),
+    ("Real Estate", ["REITs", "Real Estate Services", "Homebuilders"]),
+    ("Communication Services", ["Media", "Telecom", "Interactive Media"]),
+];
+
+/// Deterministic synthetic provider (see the module doc).
+pub struct SyntheticProvider {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    seed: u64,
+    days: usize,
+    dates: Vec<NaiveDate>,
+    universe: Vec<UniverseEntry>,
+    index: HashMap<String, usize>,
+}
+
+impl SyntheticProvider {
+    pub fn new(settings: &SyntheticSettings) -> Self {
+        let dates = weekdays_ending(settings.end_date, settings.days);
+        let universe: Vec<UniverseEntry> = (0..settings.symbols)
+            .map(|i| entry(settings.seed, i))
+            .collect();
+        let index = universe
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.symbol.clone(), i))
+            .collect();
+        SyntheticProvider {
+            inner: Arc::new(Inner {
+                seed: settings.seed,
+                days: settings.days,
+                dates,
+                universe,
+                index,
+            }),
+        }
+    }
+}
+
+impl Inner {
+    fn bars(&self, symbol: &str) -> Result<Bars, DataError> {
+        let i = *self.index.get(symbol).ok_or_else(|| DataError::NotFound {
+            symbol: symbol.to_string(),
+        })?;
+        Ok(generate_bars(self.seed, i, &self.dates, self.days))
+    }
+}
+
+#[async_trait]
+impl MarketData for SyntheticProvider {
+    fn name(&self) -> &'static str {
+        "synthetic"
+    }
+
+    async fn universe(&self) -> Result<Vec<UniverseEntry>, DataError> {
+        Ok(self.inner.universe.clone())
+    }
+
+    async fn daily_bars(&self, symbol: &str, _range: BarRange) -> Result<Bars, DataError> {
+        self.inner.bars(symbol)
+    }
+
+    async fn load_many(&self, symbols: &[String], _range: BarRange) -> Vec<Result<Bars, DataError>> {
+        let inner = Arc::clone(&self.inner);
+        let symbols = symbols.to_vec();
+        crate::cpu::run(move || symbols.par_iter().map(|s| inner.bars(s)).collect()).await
+    }
+}
+
+/// The `days` weekdays ending at `end` (or the last weekday before it), ascending.
+fn weekdays_ending(end: NaiveDate, days: usize) -> Vec<NaiveDate> {
+    let mut out = Vec::with_capacity(days);
+    let mut d = end;
+    while out.len() < days {
+        if !matches!(d.weekday(), Weekday::Sat | Weekday::Sun) {
+            out.push(d);
+        }
+        match d.pred_opt() {
+            Some(p) => d = p,
+            None => break,
+        }
+    }
+    out.reverse();
+    out
+}
+
+/// A 4-letter ticker, unique per index: 7919 is coprime with 26⁴, so the map is a bijection
+/// on 0..26⁴ (far above any configured universe size).
+fn ticker(i: usize) -> String {
+    let mut n = (i as u64 * 7919 + 1234) % 26u64.pow(4);
+    let mut t = [b'A'; 4];
+    for slot in t.iter_mut().rev() {
+        *slot = b'A' + (n % 26) as u8;
+        n /= 26;
+    }
+    String::from_utf8_lossy(&t).into_owned()
+}
+
+fn rng_for(seed: u64, i: usize, stream: u64) -> Pcg64Mcg {
+    let mixed = seed
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add((i as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9))
+        .wrapping_add(stream.wrapping_mul(0x94D0_49BB_1331_11EB));
+    Pcg64Mcg::seed_from_u64(mixed)
+}
+
+fn entry(seed: u64, i: usize) -> UniverseEntry {
+    let mut rng = rng_for(seed, i, 1);
+    let (sector, industries) = SECTORS[rng.random_range(0..SECTORS.len())];
+    let industry = industries[rng.random_range(0..industries.len())];
+    let z: f64 = rng.sample(StandardNormal);
+    let market_cap = (21.0 + 1.8 * z).exp().clamp(2.0e7, 3.0e12);
+    let symbol = ticker(i);
+    UniverseEntry {
+        name: format!("{symbol} {industry} Inc"),
+        symbol,
+        sector: sector.to_string(),
+        industry: industry.to_string(),
+        market_cap: Some(market_cap.round()),
+    }
+}
+
+fn generate_bars(seed: u64, i: usize, dates: &[NaiveDate], days: usize) -> Bars {
+    let mut rng = rng_for(seed, i, 2);
+    let n = days.min(dates.len());
+    let mut bars = Bars::with_capacity(n);
+
+    // Per-symbol character: start price (a few under $1), volatility, liquidity.
+    let z0: f64 = rng.sample(StandardNormal);
+    let mut close = (3.4 + 1.2 * z0).exp().clamp(0.3, 2000.0);
+    let base_vol = 0.15 + 0.55 * rng.random::<f64>().powi(2); // annualised
+    let z1: f64 = rng.sample(StandardNormal);
+    let base_volume = (12.5 + 1.6 * z1).exp().clamp(2.0e3, 5.0e8);
+
+    let mut drift = 0.0;
+    let mut vol_mult = 1.0;
+    let mut regime_left = 0u32;
+    for &date in &dates[dates.len() - n..] {
+        if regime_left == 0 {
+            regime_left = rng.random_range(40..160);
+            drift = 0.45 * rng.sample::<f64, _>(StandardNormal); // annualised drift
+            vol_mult = [0.6, 1.0, 1.0, 1.7][rng.random_range(0..4usize)];
+        }
+        regime_left -= 1;
+        let sigma = base_vol * vol_mult / 252f64.sqrt();
+        let mu = drift / 252.0 - 0.5 * sigma * sigma;
+        let gap: f64 = 0.25 * sigma * rng.sample::<f64, _>(StandardNormal);
+        let body: f64 = mu + 0.97 * sigma * rng.sample::<f64, _>(StandardNormal);
+        let open = close * gap.exp();
+        let next_close = (open * body.exp()).max(0.01);
+        let wick_up = sigma * 0.5 * rng.sample::<f64, _>(StandardNormal).abs();
+        let wick_down = sigma * 0.5 * rng.sample::<f64, _>(StandardNormal).abs();
+        let high = open.max(next_close) * (1.0 + wick_up);
+        let low = open.min(next_close) * (1.0 - wick_down).max(0.5);
+        let spike = if rng.random::<f64>() < 0.03 { 2.0 + 3.0 * rng.random::<f64>() } else { 1.0 };
+        let noise: f64 = 0.35 * rng.sample::<f64, _>(StandardNormal);
+        let volume = (base_volume * noise.exp() * spike * (1.0 + 20.0 * body.abs())).round();
+        bars.push(date, open, high, low, next_close, volume);
+        close = next_close;
+    }
+    bars
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(symbols: usize) -> SyntheticSettings {
+        SyntheticSettings {
+            seed: 42,
+            symbols,
+            days: 500,
+            end_date: NaiveDate::from_ymd_opt(2026, 11, 27).expect("date"),
+        }
+    }
+
+    #[test]
+    fn tickers_are_unique() {
+        let set: std::collections::HashSet<String> = (0..20_000).map(ticker).collect();
+        assert_eq!(set.len(), 20_000);
+    }
+
+    #[test]
+    fn bars_are_deterministic_valid_and_dated_on_weekdays() {
+        let p = SyntheticProvider::new(&settings(50));
+        for e in &p.inner.universe {
+            let a = p.inner.bars(&e.symbol).expect("known symbol");
+            let b = p.inner.bars(&e.symbol).expect("known symbol");
+            assert_eq!(a, b);
+            assert_eq!(a.len(), 500);
+            a.validate().expect("synthetic bars are valid");
+            assert!(a.dates.windows(2).all(|w| w[0] < w[1]));
+            assert!(a.dates.iter().all(|d| !matches!(d.weekday(), Weekday::Sat | Weekday::Sun)));
+            assert_eq!(*a.dates.last().expect("non-empty"), NaiveDate::from_ymd_opt(2026, 11, 27).expect("date"));
+        }
+    }
+
+    #[test]
+    fn a_symbols_bars_do_not_depend_on_universe_size() {
+        let small = SyntheticProvider::new(&settings(10));
+        let big = SyntheticProvider::new(&settings(1000));
+        let sym = &small.inner.universe[7].symbol;
+        assert_eq!(small.inner.bars(sym), big.inner.bars(sym));
+    }
+
+    #[test]
+    fn unknown_symbol_is_not_found() {
+        let p = SyntheticProvider::new(&settings(5));
+        assert_eq!(p.inner.bars("NOPE").map(|_| ()), Err(DataError::NotFound { symbol: "NOPE".into() }));
+    }
+}

@@ -1,0 +1,26 @@
+//! technic: a stock technical scanner that runs as a distributed actor cluster.
+//!
+//! Layers, from the ground up (no lower layer imports a higher one):
+//!
+//! - [`market`] and [`config`]: bars, symbols, universe entries; settings. Know nothing else.
+//! - [`indicators`]: pure functions over slices with TA-Lib conventions, plus the fused
+//!   latest-value pass the scanner uses.
+//! - [`data`]: the [`data::MarketData`] trait and its providers (synthetic, csv).
+//! - [`scan`]: pure computation: scan config and validation, per-symbol evaluation
+//!   (features → sub-scores → TechRating → signal → trade plan), filters, ranking, report.
+//!   No I/O, no async.
+//! - [`cluster`]: where I/O meets compute: the coordinator and worker actors, the
+//!   [`cluster::WorkQueue`] they share, progress events and cancellation.
+//! - [`cli`]: the `technic` commands and their output formats.
+//! - [`telemetry`]: tracing init and the Prometheus metric definitions.
+
+pub mod cli;
+pub mod cluster;
+pub mod config;
+pub mod cpu;
+pub mod data;
+pub mod error;
+pub mod indicators;
+pub mod market;
+pub mod scan;
+pub mod telemetry;

@@ -1,0 +1,239 @@
+//! Market primitives: daily bars (column-oriented), universe entries.
+//!
+//! Owns the in-memory shape of price data. Knows nothing about where bars come from
+//! (that is `data`) or what is computed from them (that is `indicators` and `scan`).
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+/// Daily bars of one symbol, column-oriented so indicator code runs over contiguous
+/// `&[f64]` slices. Invariant kept by [`Bars::push`] callers and checked by
+/// [`Bars::validate`]: all columns have the same length and dates ascend.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Bars {
+    pub dates: Vec<NaiveDate>,
+    pub open: Vec<f64>,
+    pub high: Vec<f64>,
+    pub low: Vec<f64>,
+    pub close: Vec<f64>,
+    pub volume: Vec<f64>,
+}
+
+/// Why a series of bars cannot be used.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BarsError {
+    #[error("bar {date}: {field} is {value}, expected a finite positive price")]
+    BadPrice {
+        date: NaiveDate,
+        field: &'static str,
+        value: f64,
+    },
+    #[error("bar {date}: volume is {value}, expected a finite non-negative number")]
+    BadVolume { date: NaiveDate, value: f64 },
+    #[error("bar {date}: high {high} is below low {low}")]
+    HighBelowLow {
+        date: NaiveDate,
+        high: f64,
+        low: f64,
+    },
+}
+
+impl Bars {
+    pub fn with_capacity(n: usize) -> Self {
+        Bars {
+            dates: Vec::with_capacity(n),
+            open: Vec::with_capacity(n),
+            high: Vec::with_capacity(n),
+            low: Vec::with_capacity(n),
+            close: Vec::with_capacity(n),
+            volume: Vec::with_capacity(n),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.dates.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.dates.is_empty()
+    }
+
+    pub fn push(&mut self, date: NaiveDate, open: f64, high: f64, low: f64, close: f64, volume: f64) {
+        self.dates.push(date);
+        self.open.push(open);
+        self.high.push(high);
+        self.low.push(low);
+        self.close.push(close);
+        self.volume.push(volume);
+    }
+
+    /// Sorts by date (stable) when the rows are not already in order; cheap when they are.
+    pub fn sort_by_date(&mut self) {
+        if self.dates.windows(2).all(|w| w[0] <= w[1]) {
+            return;
+        }
+        let mut idx: Vec<usize> = (0..self.len()).collect();
+        idx.sort_by_key(|&i| self.dates[i]);
+        let pick = |col: &Vec<f64>| idx.iter().map(|&i| col[i]).collect::<Vec<f64>>();
+        *self = Bars {
+            dates: idx.iter().map(|&i| self.dates[i]).collect(),
+            open: pick(&self.open),
+            high: pick(&self.high),
+            low: pick(&self.low),
+            close: pick(&self.close),
+            volume: pick(&self.volume),
+        };
+    }
+
+    /// Checks every bar: prices finite and positive, volume finite and non-negative,
+    /// high not below low. Returns the first problem found.
+    pub fn validate(&self) -> Result<(), BarsError> {
+        for i in 0..self.len() {
+            let date = self.dates[i];
+            for (field, value) in [
+                ("open", self.open[i]),
+                ("high", self.high[i]),
+                ("low", self.low[i]),
+                ("close", self.close[i]),
+            ] {
+                if !(value.is_finite() && value > 0.0) {
+                    return Err(BarsError::BadPrice { date, field, value });
+                }
+            }
+            let volume = self.volume[i];
+            if !(volume.is_finite() && volume >= 0.0) {
+                return Err(BarsError::BadVolume { date, value: volume });
+            }
+            if self.high[i] < self.low[i] {
+                return Err(BarsError::HighBelowLow {
+                    date,
+                    high: self.high[i],
+                    low: self.low[i],
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The index range of the `lookback` most recent bars dated on or before `as_of`
+    /// (all bars when `as_of` is `None`).
+    pub fn window(&self, as_of: Option<NaiveDate>, lookback: usize) -> BarsView<'_> {
+        let end = match as_of {
+            Some(d) => self.dates.partition_point(|x| *x <= d),
+            None => self.len(),
+        };
+        let start = end.saturating_sub(lookback);
+        BarsView {
+            dates: &self.dates[start..end],
+            open: &self.open[start..end],
+            high: &self.high[start..end],
+            low: &self.low[start..end],
+            close: &self.close[start..end],
+            volume: &self.volume[start..end],
+        }
+    }
+
+    pub fn view(&self) -> BarsView<'_> {
+        self.window(None, usize::MAX)
+    }
+}
+
+/// A borrowed window of [`Bars`].
+#[derive(Debug, Clone, Copy)]
+pub struct BarsView<'a> {
+    pub dates: &'a [NaiveDate],
+    pub open: &'a [f64],
+    pub high: &'a [f64],
+    pub low: &'a [f64],
+    pub close: &'a [f64],
+    pub volume: &'a [f64],
+}
+
+impl BarsView<'_> {
+    pub fn len(&self) -> usize {
+        self.dates.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.dates.is_empty()
+    }
+}
+
+/// One symbol of a universe with the metadata pre-fetch filters use.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UniverseEntry {
+    pub symbol: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub sector: String,
+    #[serde(default)]
+    pub industry: String,
+    /// Market capitalisation in dollars; `None` when unknown.
+    #[serde(default)]
+    pub market_cap: Option<f64>,
+}
+
+impl UniverseEntry {
+    pub fn bare(symbol: impl Into<String>) -> Self {
+        UniverseEntry {
+            symbol: symbol.into(),
+            name: String::new(),
+            sector: String::new(),
+            industry: String::new(),
+            market_cap: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(day: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2024, 1, day).expect("valid test date")
+    }
+
+    fn sample() -> Bars {
+        let mut b = Bars::default();
+        for day in [3, 1, 2, 5, 4] {
+            let p = day as f64;
+            b.push(d(day), p, p + 1.0, p - 0.5, p + 0.5, 100.0 * p);
+        }
+        b
+    }
+
+    #[test]
+    fn sort_by_date_reorders_every_column_together() {
+        let mut b = sample();
+        b.sort_by_date();
+        assert_eq!(b.dates, (1..=5).map(d).collect::<Vec<_>>());
+        assert_eq!(b.close, vec![1.5, 2.5, 3.5, 4.5, 5.5]);
+        assert_eq!(b.volume, vec![100.0, 200.0, 300.0, 400.0, 500.0]);
+    }
+
+    #[test]
+    fn window_respects_as_of_and_lookback() {
+        let mut b = sample();
+        b.sort_by_date();
+        let w = b.window(Some(d(4)), 2);
+        assert_eq!(w.dates, &[d(3), d(4)]);
+        assert_eq!(w.close, &[3.5, 4.5]);
+        assert_eq!(b.window(None, 100).len(), 5);
+        assert!(b.window(Some(NaiveDate::from_ymd_opt(2023, 1, 1).expect("date")), 10).is_empty());
+    }
+
+    #[test]
+    fn validate_rejects_bad_prices_and_volume() {
+        let mut b = sample();
+        assert!(b.validate().is_ok());
+        b.close[2] = f64::NAN;
+        assert!(matches!(b.validate(), Err(BarsError::BadPrice { field: "close", .. })));
+        b.close[2] = 1.0;
+        b.low[0] = -1.0;
+        assert!(matches!(b.validate(), Err(BarsError::BadPrice { field: "low", .. })));
+        b.low[0] = 1.0;
+        b.volume[1] = -5.0;
+        assert!(matches!(b.validate(), Err(BarsError::BadVolume { .. })));
+    }
+}

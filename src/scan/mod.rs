@@ -1,0 +1,21 @@
+//! The scan: pure computation from bars to ranked trade ideas (DESIGN §4).
+//!
+//! Owns [`ScanConfig`] and its validation, the per-symbol pipeline ([`evaluate`]),
+//! scoring, trade plans, ranking and the [`ScanReport`] shape. No I/O and no async:
+//! the cluster's workers call [`evaluate`], its coordinator calls [`rank`].
+
+mod config;
+mod evaluate;
+mod features;
+mod plan;
+mod rank;
+mod report;
+mod score;
+
+pub use config::{InvalidConfig, ScanConfig, SortKey};
+pub use evaluate::{evaluate, Evaluation};
+pub use features::Features;
+pub use plan::{trade_plan, TradePlan};
+pub use rank::rank;
+pub use report::{Failure, FilterReason, ScanReport, ScanResult, ScanStatus, Stages, Timing};
+pub use score::{sign, signal, sub_scores, tech_rating, Signal, SubScores};
