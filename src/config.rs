@@ -36,6 +36,8 @@ pub struct SyntheticSettings {
     pub symbols: usize,
     pub days: usize,
     pub end_date: chrono::NaiveDate,
+    pub latency_ms: u64,
+    pub poison_symbols: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -132,6 +134,8 @@ impl Settings {
                 .prefix_separator("_")
                 .separator("__")
                 .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("data.synthetic.poison_symbols")
                 .source(Some(technic_env)),
         );
         let settings: Settings = builder
@@ -218,6 +222,7 @@ mod tests {
             ("TECHNIC_CLUSTER__WORKERS".to_string(), "3".to_string()),
             ("TECHNIC_DATA__SYNTHETIC__SEED".to_string(), "7".to_string()),
             ("TECHNIC_SCAN__WEIGHTS__TREND".to_string(), "2.5".to_string()),
+            ("TECHNIC_DATA__SYNTHETIC__POISON_SYMBOLS".to_string(), "AAA,BBB".to_string()),
             ("UNRELATED".to_string(), "x".to_string()),
         ]);
         let s = Settings::load(None, &env).expect("valid env");
@@ -225,6 +230,7 @@ mod tests {
         assert_eq!(s.local_workers(), 3);
         assert_eq!(s.data.synthetic.seed, 7);
         assert_eq!(s.scan.weights.trend, 2.5);
+        assert_eq!(s.data.synthetic.poison_symbols, ["AAA", "BBB"]);
     }
 
     #[test]

@@ -13,14 +13,17 @@ pub enum OutputFormat {
     Csv,
 }
 
-/// The shortest decimal that parses back to exactly `x` (ryu, as serde_json writes it);
-/// empty for NaN and infinities.
+/// The shortest decimal that parses back to exactly `x`, spelled as serde_json spells it
+/// (`2.5e+20`, `1e-7`), so CSV and JSON agree; empty for NaN and infinities.
 pub fn format_number(x: f64) -> String {
-    if x.is_finite() {
-        let mut b = ryu::Buffer::new();
-        b.format_finite(x).to_string()
-    } else {
-        String::new()
+    if !x.is_finite() {
+        return String::new();
+    }
+    let mut b = ryu::Buffer::new();
+    let s = b.format_finite(x);
+    match s.find('e') {
+        Some(i) if s.as_bytes().get(i + 1) != Some(&b'-') => format!("{}e+{}", &s[..i], &s[i + 1..]),
+        _ => s.to_string(),
     }
 }
 
@@ -68,7 +71,7 @@ mod tests {
 
     #[test]
     fn numbers_round_trip_in_shortest_form() {
-        for x in [0.1, 1.0 / 3.0, 123456.789, 1e-10, 2.5e20, -0.0, 100.0] {
+        for x in [0.1, 1.0 / 3.0, 123456.789, 1e-10, 2.5e20, -0.0, 100.0, 1e16, 7e-7] {
             let s = format_number(x);
             assert_eq!(s.parse::<f64>().expect("parses"), x, "{s}");
             assert_eq!(s, serde_json::to_string(&x).expect("json"), "CSV and JSON agree");

@@ -20,6 +20,7 @@ use crate::scan::{ScanConfig, ScanReport, ScanStatus, Signal, SortKey};
 /// Numeric and list options are taken as text and checked together, so one run reports
 /// every problem at once (exit status 2).
 #[derive(Debug, Args)]
+#[command(allow_negative_numbers = true)]
 pub struct ScanArgs {
     /// `synthetic` (default) or `csv:DIR`.
     #[arg(long, value_name = "SOURCE")]

@@ -46,6 +46,8 @@ struct Inner {
     dates: Vec<NaiveDate>,
     universe: Vec<UniverseEntry>,
     index: HashMap<String, usize>,
+    latency: std::time::Duration,
+    poison: std::collections::HashSet<String>,
 }
 
 impl SyntheticProvider {
@@ -66,6 +68,8 @@ impl SyntheticProvider {
                 dates,
                 universe,
                 index,
+                latency: std::time::Duration::from_millis(settings.latency_ms),
+                poison: settings.poison_symbols.iter().map(|s| s.to_ascii_uppercase()).collect(),
             }),
         }
     }
@@ -76,6 +80,8 @@ impl Inner {
         let i = *self.index.get(symbol).ok_or_else(|| DataError::NotFound {
             symbol: symbol.to_string(),
         })?;
+        // Fault injection for supervision tests: the worker processing this symbol dies.
+        assert!(!self.poison.contains(symbol), "poison symbol {symbol} (data.synthetic.poison_symbols)");
         Ok(generate_bars(self.seed, i, &self.dates, self.days))
     }
 }
@@ -91,10 +97,15 @@ impl MarketData for SyntheticProvider {
     }
 
     async fn daily_bars(&self, symbol: &str, _range: BarRange) -> Result<Bars, DataError> {
+        tokio::time::sleep(self.inner.latency).await;
         self.inner.bars(symbol)
     }
 
     async fn load_many(&self, symbols: &[String], _range: BarRange) -> Vec<Result<Bars, DataError>> {
+        if !self.inner.latency.is_zero() {
+            // Injected latency: one sequential request per symbol, like a naive remote fetch.
+            tokio::time::sleep(self.inner.latency * symbols.len() as u32).await;
+        }
         let inner = Arc::clone(&self.inner);
         let symbols = symbols.to_vec();
         crate::cpu::run(move || symbols.par_iter().map(|s| inner.bars(s)).collect()).await
@@ -205,6 +216,8 @@ mod tests {
             symbols,
             days: 500,
             end_date: NaiveDate::from_ymd_opt(2026, 11, 27).expect("date"),
+            latency_ms: 0,
+            poison_symbols: vec![],
         }
     }
 

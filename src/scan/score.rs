@@ -216,20 +216,23 @@ mod tests {
             sma_20: 105.0,
             sma_50: 100.0,
             sma_200: 90.0,
-            rsi_14: 62.0,
+            rsi_14: 66.0,
             macd_hist: 0.5,
             vol_spike_ratio: 1.6,
-            atr_pct_14: 0.009,
+            atr_pct_14: 0.005,
             pct_from_high20: -0.5,
             ret_5d: 0.03,
             ..features()
         };
         let s = sub_scores(&f);
-        assert_eq!(s, SubScores { trend: 3, momentum: 2, volume: 2, volatility: 1, oscillator: 1, breakout: 2 });
-        // raw = 9 + 6 + 4 + 1 + 1 + 2 = 23; risk = 1 − 0.45 = 0.55; TR = 23 · 0.865
-        let tr = tech_rating(&s, 0.009, &weights());
-        assert!((tr - 23.0 * (0.7 + 0.3 * 0.55)).abs() < 1e-12);
+        assert_eq!(s, SubScores { trend: 3, momentum: 3, volume: 2, volatility: 1, oscillator: 0, breakout: 2 });
+        // raw = 9 + 9 + 4 + 1 + 0 + 2 = 25; risk = 1 − 0.25 = 0.75; TR = 25 · 0.925
+        let tr = tech_rating(&s, 0.005, &weights());
+        assert!((tr - 25.0 * (0.7 + 0.3 * 0.75)).abs() < 1e-12);
         assert_eq!(signal(tr, &s), Signal::StrongLong);
+        // The same scores with a riskier ATR fall to Long.
+        let tr = tech_rating(&s, 0.02, &weights());
+        assert_eq!(signal(tr, &s), Signal::Long);
     }
 
     #[test]

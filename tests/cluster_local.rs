@@ -1,0 +1,138 @@
+//! The local cluster end to end, in process: real coordinator and worker actors, the
+//! in-process work queue, the synthetic provider.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use technic::cluster::{LocalCluster, Stage};
+use technic::config::Settings;
+use technic::data::{MarketData, SyntheticProvider};
+use technic::scan::{ScanConfig, ScanReport, ScanStatus};
+
+fn settings(symbols: usize, env: &[(&str, &str)]) -> Settings {
+    let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let mut s = Settings::load(None, &env).expect("valid settings");
+    s.data.synthetic.symbols = symbols;
+    s
+}
+
+async fn scan(settings: &Settings, workers: usize, config: ScanConfig) -> ScanReport {
+    let provider: Arc<dyn MarketData> = Arc::new(SyntheticProvider::new(&settings.data.synthetic));
+    let cluster = LocalCluster::start(settings, provider, workers).await.expect("cluster starts");
+    let handle = cluster.submit(config).await.expect("valid scan");
+    let report = handle.report().await.expect("scan completes");
+    cluster.shutdown().await;
+    report
+}
+
+fn ratings(r: &ScanReport) -> Vec<(String, f64)> {
+    r.results.iter().map(|x| (x.symbol.clone(), x.tech_rating)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sharding_and_worker_count_do_not_change_results() {
+    let one = settings(400, &[("TECHNIC_CLUSTER__SHARD_SIZE", "1000")]);
+    let many = settings(400, &[("TECHNIC_CLUSTER__SHARD_SIZE", "7")]);
+    let cfg = ScanConfig::from_settings(&one.scan);
+    let a = scan(&one, 1, cfg.clone()).await;
+    let b = scan(&many, 4, cfg).await;
+    assert_eq!(a.status, ScanStatus::Completed);
+    assert_eq!(a.universe_size, 400);
+    assert_eq!(a.scanned + a.failures.len(), 400);
+    assert!(a.results.len() > 300, "most synthetic symbols pass the default filters");
+    assert_eq!(ratings(&a), ratings(&b));
+    assert_eq!(a.results, b.results);
+    // Ranked by TechRating descending, ties by symbol ascending.
+    assert!(a.results.windows(2).all(|w| w[0].tech_rating > w[1].tech_rating
+        || (w[0].tech_rating == w[1].tech_rating && w[0].symbol < w[1].symbol)));
+    let filtered: usize = a.filtered.values().sum();
+    assert_eq!(a.results.len() + filtered, a.scanned);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_is_published_until_done() {
+    let s = settings(300, &[("TECHNIC_CLUSTER__SHARD_SIZE", "10")]);
+    let provider: Arc<dyn MarketData> = Arc::new(SyntheticProvider::new(&s.data.synthetic));
+    let cluster = LocalCluster::start(&s, provider, 2).await.expect("cluster starts");
+    let handle = cluster.submit(ScanConfig::from_settings(&s.scan)).await.expect("valid");
+    let mut rx = handle.progress.clone();
+    let mut stages = vec![rx.borrow().stage];
+    while !rx.borrow().stage.is_terminal() {
+        if rx.changed().await.is_err() {
+            break;
+        }
+        stages.push(rx.borrow().stage);
+    }
+    let last = rx.borrow().clone();
+    assert_eq!(last.stage, Stage::Done);
+    assert_eq!((last.done, last.total), (300, 300));
+    assert_eq!(last.fraction, 1.0);
+    assert_eq!(last.per_node.get("local"), Some(&300));
+    assert!(stages.iter().all(|s| *s != Stage::Failed));
+    let report = handle.report().await.expect("completes");
+    assert_eq!(report.universe_size, 300);
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_mid_scan_returns_a_partial_report() {
+    // 20 ms per symbol, 4 symbols per shard, 2 workers: 400 symbols would take ~2 s.
+    let s = settings(400, &[("TECHNIC_DATA__SYNTHETIC__LATENCY_MS", "20"), ("TECHNIC_CLUSTER__SHARD_SIZE", "4")]);
+    let provider: Arc<dyn MarketData> = Arc::new(SyntheticProvider::new(&s.data.synthetic));
+    let cluster = LocalCluster::start(&s, provider, 2).await.expect("cluster starts");
+    let handle = cluster.submit(ScanConfig::from_settings(&s.scan)).await.expect("valid");
+    let mut rx = handle.progress.clone();
+    while rx.borrow().done == 0 {
+        rx.changed().await.expect("progress flows");
+    }
+    handle.cancel();
+    let report = handle.report().await.expect("partial report");
+    assert_eq!(report.status, ScanStatus::Cancelled);
+    assert!(report.scanned > 0 && report.scanned < 400, "partial: {}", report.scanned);
+    assert_eq!(rx.borrow().stage, Stage::Cancelled);
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_worker_is_restarted_and_only_its_shard_fails() {
+    let probe = SyntheticProvider::new(&settings(200, &[]).data.synthetic);
+    let victim = probe.universe().await.expect("universe")[37].symbol.clone();
+    let s = settings(
+        200,
+        &[
+            ("TECHNIC_DATA__SYNTHETIC__POISON_SYMBOLS", victim.as_str()),
+            ("TECHNIC_CLUSTER__SHARD_SIZE", "10"),
+            ("TECHNIC_CLUSTER__MAX_ATTEMPTS", "2"),
+            ("TECHNIC_CLUSTER__RESTART_BACKOFF_BASE_MS", "1"),
+        ],
+    );
+    let restarts_before = technic::telemetry::metrics().worker_restarts.get();
+    let report = scan(&s, 2, ScanConfig::from_settings(&s.scan)).await;
+    assert_eq!(report.status, ScanStatus::Completed);
+    // The poisoned shard (symbols 30..40) is retried, then reported; the rest completes.
+    assert_eq!(report.failures.len(), 10, "{:?}", report.failures);
+    assert!(report.failures.iter().all(|f| f.code == "SHARD_FAILED"));
+    assert!(report.failures.iter().any(|f| f.symbol == victim));
+    assert_eq!(report.scanned, 190);
+    assert!(technic::telemetry::metrics().worker_restarts.get() >= restarts_before + 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_symbols_fail_per_symbol_and_invalid_configs_are_rejected() {
+    let s = settings(50, &[]);
+    let probe = SyntheticProvider::new(&s.data.synthetic);
+    let known = probe.universe().await.expect("universe")[3].symbol.clone();
+    let cfg = ScanConfig { symbols: vec![known.clone(), "NOPE".into()], ..ScanConfig::from_settings(&s.scan) };
+    let report = scan(&s, 2, cfg).await;
+    assert_eq!(report.universe_size, 2);
+    assert_eq!(report.failures.len(), 1);
+    assert_eq!((report.failures[0].symbol.as_str(), report.failures[0].code.as_str()), ("NOPE", "DATA_NOT_FOUND"));
+
+    let provider: Arc<dyn MarketData> = Arc::new(probe);
+    let cluster = LocalCluster::start(&s, provider, 1).await.expect("starts");
+    let bad = ScanConfig { min_price: -1.0, top: Some(0), ..ScanConfig::from_settings(&s.scan) };
+    let err = cluster.submit(bad).await.err().expect("rejected");
+    assert_eq!(err.code, technic::error::ErrorCode::InvalidConfig);
+    assert_eq!(err.suggestions.len(), 2, "one fix per problem: {:?}", err.suggestions);
+    cluster.shutdown().await;
+}
