@@ -200,10 +200,18 @@ fn generate_bars(seed: u64, i: usize, dates: &[NaiveDate], days: usize) -> Bars 
         let spike = if rng.random::<f64>() < 0.03 { 2.0 + 3.0 * rng.random::<f64>() } else { 1.0 };
         let noise: f64 = 0.35 * rng.sample::<f64, _>(StandardNormal);
         let volume = (base_volume * noise.exp() * spike * (1.0 + 20.0 * body.abs())).round();
-        bars.push(date, open, high, low, next_close, volume);
-        close = next_close;
+        // Quoted like an exchange would: cents, or 1/100 cent under $1. Rounding is
+        // monotonic, so high ≥ max(open, close) and low ≤ min(open, close) still hold.
+        let (open, high, low) = (tick(open), tick(high), tick(low).max(0.0001));
+        close = tick(next_close);
+        bars.push(date, open, high, low, close, volume);
     }
     bars
+}
+
+fn tick(p: f64) -> f64 {
+    let scale = if p >= 1.0 { 100.0 } else { 10_000.0 };
+    (p * scale).round() / scale
 }
 
 #[cfg(test)]
