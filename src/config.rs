@@ -172,10 +172,10 @@ impl Settings {
         if !(s.risk_pct > 0.0 && s.risk_pct <= 100.0) {
             p.push(format!("scan.risk_pct must be in (0, 100], got {}", s.risk_pct));
         }
-        if !(s.account_size > 0.0) {
+        if s.account_size.is_nan() || s.account_size <= 0.0 {
             p.push(format!("scan.account_size must be positive, got {}", s.account_size));
         }
-        if !(s.target_rr > 0.0) {
+        if s.target_rr.is_nan() || s.target_rr <= 0.0 {
             p.push(format!("scan.target_rr must be positive, got {}", s.target_rr));
         }
         if !(0.5..=3.0).contains(&s.stop_atr_multiple) {

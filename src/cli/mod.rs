@@ -33,6 +33,8 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+// Parsed once per process; boxing the large variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Scan a universe and print ranked trade ideas (coordinator + local workers).
     Scan(scan::ScanArgs),

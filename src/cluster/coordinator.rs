@@ -44,7 +44,7 @@ impl ScanHandle {
 }
 
 pub enum CoordinatorMsg {
-    Submit(ScanConfig, RpcReplyPort<Result<ScanHandle, ScanError>>),
+    Submit(Box<ScanConfig>, RpcReplyPort<Result<ScanHandle, ScanError>>),
     UniverseReady(String, Result<Vec<UniverseEntry>, DataError>, f64),
     ShardDone(ShardReport),
     /// Shards whose delivery attempts ran out, and why.
@@ -233,7 +233,7 @@ impl Actor for Coordinator {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             CoordinatorMsg::Submit(config, reply) => {
-                let _ = reply.send(submit(myself, state, config));
+                let _ = reply.send(submit(myself, state, *config));
             }
             CoordinatorMsg::UniverseReady(id, universe, secs) => on_universe(state, id, universe, secs).await,
             CoordinatorMsg::ShardDone(report) => on_shard_done(state, report),

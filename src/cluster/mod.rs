@@ -84,7 +84,7 @@ impl LocalCluster {
 
     /// Submits a scan; invalid configs are rejected here, with every problem listed.
     pub async fn submit(&self, config: ScanConfig) -> Result<ScanHandle, ScanError> {
-        match ractor::call!(self.coordinator, CoordinatorMsg::Submit, config) {
+        match ractor::call!(self.coordinator, CoordinatorMsg::Submit, Box::new(config)) {
             Ok(result) => result,
             Err(e) => Err(ScanError::internal(&format!("coordinator unreachable: {e}"))),
         }

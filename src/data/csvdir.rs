@@ -100,7 +100,7 @@ pub fn parse_bars_csv(bytes: &[u8], path: &str, columns: Columns) -> Result<Bars
     let width = idx.iter().flatten().max().map_or(0, |m| m + 1);
 
     let mut bars = Bars::with_capacity(bytes.len() / 48 + 1);
-    while let Some((line_no, line)) = lines.next() {
+    for (line_no, line) in lines {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }

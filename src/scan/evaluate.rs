@@ -27,16 +27,16 @@ pub fn evaluate(entry: &UniverseEntry, bars: BarsView<'_>, cfg: &ScanConfig) -> 
     let l = latest(bars.open, bars.high, bars.low, bars.close, bars.volume);
     let f = Features::from(&l);
     // NaN fails the floor on purpose: a symbol whose liquidity is unknown is not tradable.
-    if !(f.close >= cfg.min_price) {
+    if f.close.is_nan() || f.close < cfg.min_price {
         return Evaluation::Filtered(FilterReason::BelowMinPrice);
     }
-    if !(f.dollar_vol_20 >= cfg.min_dollar_volume) {
+    if f.dollar_vol_20.is_nan() || f.dollar_vol_20 < cfg.min_dollar_volume {
         return Evaluation::Filtered(FilterReason::BelowMinDollarVolume);
     }
     let s = sub_scores(&f);
     let tr = tech_rating(&s, f.atr_pct_14, &cfg.weights);
     if let Some(min) = cfg.min_tech_rating {
-        if !(tr >= min) {
+        if tr.is_nan() || tr < min {
             return Evaluation::Filtered(FilterReason::BelowMinTechRating);
         }
     }

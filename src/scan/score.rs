@@ -92,6 +92,9 @@ pub fn sign(a: f64, b: f64) -> i8 {
     }
 }
 
+// Written as plain comparisons on purpose: `!(40.0..=70.0).contains(&rsi)` would score
+// a NaN RSI −1, and a comparison with a NaN side must score 0.
+#[allow(clippy::manual_range_contains)]
 pub fn sub_scores(f: &Features) -> SubScores {
     let trend = sign(f.sma_20, f.sma_50) + sign(f.sma_50, f.sma_200) + sign(f.close, f.sma_20);
 
