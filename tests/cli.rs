@@ -212,3 +212,36 @@ fn indicators_errors_name_the_file_and_line() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("bad.csv:3: low is not a number"), "{}", stderr(&out));
 }
+
+#[test]
+fn ctrl_c_cancels_and_prints_the_partial_report() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command as Std, Stdio};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out_path = dir.path().join("partial.json");
+    let mut child = Std::new(assert_cmd::cargo::cargo_bin("technic"))
+        .args(["scan", "--universe-size", "3000", "--format", "json", "--out", out_path.to_str().expect("utf8")])
+        // 3 ms per symbol: about 5 s of work on 2 workers, so the interrupt lands mid-scan.
+        .env("TECHNIC_DATA__SYNTHETIC__LATENCY_MS", "3")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    // Wait until results flow (stderr is not a terminal: one line per stage).
+    for line in lines.by_ref() {
+        if line.expect("utf8").starts_with("[computing]") {
+            break;
+        }
+    }
+    let status = Std::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill");
+    assert!(status.success());
+    let rest: Vec<String> = lines.map(|l| l.expect("utf8")).collect();
+    let code = child.wait().expect("exits").code();
+    assert_eq!(code, Some(130), "stderr after interrupt: {rest:?}");
+    assert!(rest.iter().any(|l| l.starts_with("[cancelled]")), "{rest:?}");
+    let report: Value = serde_json::from_slice(&std::fs::read(&out_path).expect("partial report written")).expect("json");
+    assert_eq!(report["status"], "cancelled");
+    let scanned = report["scanned"].as_u64().expect("count");
+    assert!(scanned > 0 && scanned < 3000, "partial: {scanned}");
+}

@@ -188,8 +188,12 @@ pub async fn run(args: ScanArgs, settings: &Settings) -> Result<i32, UserError> 
     let cluster = LocalCluster::start(settings, provider, plan.workers).await?;
     let table_rows = plan.config.top.unwrap_or(settings.scan.table_rows);
     let handle = cluster.submit(plan.config).await?;
-    let show_progress = !args.quiet && std::io::stderr().is_terminal();
-    let report = await_with_progress(handle, show_progress).await;
+    let view = match (args.quiet, std::io::stderr().is_terminal()) {
+        (true, _) => ProgressView::Hidden,
+        (false, true) => ProgressView::Bar,
+        (false, false) => ProgressView::Lines,
+    };
+    let report = await_with_progress(handle, view).await;
     cluster.shutdown().await;
     let report = report?;
     print_report(&report, args.format, args.out.as_deref(), table_rows)?;
@@ -199,10 +203,56 @@ pub async fn run(args: ScanArgs, settings: &Settings) -> Result<i32, UserError> 
     })
 }
 
-/// Drives the progress bar from the coordinator's progress events until the report
-/// arrives; Ctrl-C cancels the scan (the report then comes back partial).
-async fn await_with_progress(handle: ScanHandle, show: bool) -> Result<ScanReport, UserError> {
-    let bar = show.then(|| {
+/// How progress reaches the user: a live bar on a terminal, one line per stage change
+/// when stderr is a pipe or file (logs stay readable), nothing with `--quiet`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ProgressView {
+    Bar,
+    Lines,
+    Hidden,
+}
+
+/// SIGINT, registered before the scan starts so an early Ctrl-C is never the default
+/// (process-killing) action.
+struct Interrupts {
+    #[cfg(unix)]
+    inner: Option<tokio::signal::unix::Signal>,
+}
+
+impl Interrupts {
+    fn register() -> Self {
+        #[cfg(unix)]
+        {
+            Interrupts {
+                inner: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok(),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            Interrupts {}
+        }
+    }
+
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        match &mut self.inner {
+            Some(s) => {
+                s.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Shows progress from the coordinator's progress events until the report arrives;
+/// Ctrl-C cancels the scan (the report then comes back partial).
+async fn await_with_progress(handle: ScanHandle, view: ProgressView) -> Result<ScanReport, UserError> {
+    let mut interrupts = Interrupts::register();
+    let bar = (view == ProgressView::Bar).then(|| {
         let bar = ProgressBar::new(0);
         bar.set_style(
             ProgressStyle::with_template("{spinner:.green} [{elapsed_precise}] {bar:30.cyan/blue} {percent:>3}% {msg}")
@@ -215,15 +265,20 @@ async fn await_with_progress(handle: ScanHandle, show: bool) -> Result<ScanRepor
     let cancel_handle = &handle;
     let watcher = async {
         let mut cancelled = false;
+        let mut last_stage = None;
         loop {
             tokio::select! {
                 changed = progress.changed() => {
                     if changed.is_err() { break; }
                     let p = progress.borrow_and_update().clone();
                     if let Some(bar) = &bar { draw(bar, &p); }
+                    if view == ProgressView::Lines && last_stage != Some(p.stage) {
+                        eprintln!("[{}] {}", p.stage.as_str(), p.message);
+                        last_stage = Some(p.stage);
+                    }
                     if p.stage.is_terminal() { break; }
                 }
-                _ = tokio::signal::ctrl_c(), if !cancelled => {
+                _ = interrupts.recv(), if !cancelled => {
                     cancelled = true;
                     eprintln!("\ncancelling scan {}…", cancel_handle.id);
                     cancel_handle.cancel();

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
 use rayon::prelude::*;
-use tracing::{debug, error, warn};
+use tracing::{debug, error, info_span, warn, Instrument};
 
 use super::coordinator::CoordinatorMsg;
 use super::queue::WorkQueue;
@@ -86,7 +86,8 @@ impl Actor for Worker {
         };
         let shard = delivery.shard;
         if !state.ctx.queue.is_cancelled(&shard.scan_id) {
-            let report = process_shard(&state.ctx, &shard).await;
+            let span = info_span!("shard", scan_id = %shard.scan_id, shard = shard.index, attempt = shard.attempt, worker = %state.id);
+            let report = process_shard(&state.ctx, &shard).instrument(span).await;
             state.ctx.queue.ack(delivery.id).await;
             if state.ctx.coordinator.send_message(CoordinatorMsg::ShardDone(report)).is_err() {
                 myself.stop(Some("coordinator gone".into()));
