@@ -1,0 +1,1 @@
+//! The typed cache layer. Not built yet.

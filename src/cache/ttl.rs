@@ -1,0 +1,1 @@
+//! SmartTtl. Not built yet.
