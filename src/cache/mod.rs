@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 pub use codec::{decode, encode, CodecError, CODEC_VERSION};
 pub use memory::MemoryCache;
+pub use self::redis::{RedisCache, RedisClusterCache, RedisOptions};
 
 /// Prefix of every key technic writes; `clear` removes exactly these.
 pub const KEY_PREFIX: &str = "technic:v1:";
@@ -136,6 +137,36 @@ impl std::str::FromStr for CacheTarget {
             },
         }
     }
+}
+
+/// What [`open`] needs besides the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenOptions {
+    /// Capacity of the memory backend (keys + values).
+    pub memory_max_bytes: u64,
+    /// Timeouts of the Redis backends.
+    pub redis: RedisOptions,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            memory_max_bytes: 512 * 1024 * 1024,
+            redis: RedisOptions::default(),
+        }
+    }
+}
+
+/// The backend `target` names; `None` for [`CacheTarget::None`]. Never connects (the Redis
+/// backends connect on first use), so a Redis that is down does not fail this; only a
+/// malformed URL does. Must be called inside a tokio runtime.
+pub async fn open(target: &CacheTarget, options: &OpenOptions) -> Result<Option<std::sync::Arc<dyn Cache>>, CacheError> {
+    Ok(match target {
+        CacheTarget::None => None,
+        CacheTarget::Memory => Some(std::sync::Arc::new(MemoryCache::new(options.memory_max_bytes))),
+        CacheTarget::Redis(url) => Some(std::sync::Arc::new(RedisCache::new(url, options.redis)?)),
+        CacheTarget::RedisCluster(nodes) => Some(std::sync::Arc::new(RedisClusterCache::new(nodes, options.redis)?)),
+    })
 }
 
 #[cfg(test)]

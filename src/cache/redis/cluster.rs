@@ -1,0 +1,315 @@
+//! [`RedisClusterCache`]: the cache on a Redis Cluster, through the `redis` crate's async
+//! cluster connection (slot routing, MOVED/ASK, per-node multiplexed connections).
+//!
+//! The cluster connection is made on first use and dropped after a connection-level error,
+//! so a cluster that is down at start, or goes away and comes back, costs one fast failure
+//! per operation and then works again without re-creating the cache. Node-wide operations
+//! discover the masters (`CLUSTER NODES`) and talk to each one directly.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Duration;
+
+use ::redis::aio::MultiplexedConnection;
+use ::redis::cluster::{ClusterClient, ClusterClientBuilder};
+use ::redis::cluster_async::ClusterConnection;
+use ::redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+use ::redis::{AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, ErrorKind, RedisError, RedisResult};
+use async_trait::async_trait;
+use futures_util::stream::{self, StreamExt, TryStreamExt};
+
+use super::{
+    bounded, clamp_ttl_ms, clear_node, count_node, empty_counts, memory_node, most_requested_cmd, parse_url, pttl_to_duration,
+    ranked, record_pipeline, unavailable, RedisOptions,
+};
+use crate::cache::{Cache, CacheError, Kind, MemoryInfo};
+
+/// SETs in flight at once on the cluster connection (its request queue holds 100).
+const SET_CONCURRENCY: usize = 64;
+
+pub struct RedisClusterCache {
+    client: ClusterClient,
+    /// The first seed node's settings (credentials, TLS, database): the template for direct
+    /// connections to each master.
+    seed: ConnectionInfo,
+    /// `None` until first use, and again after a connection-level error. A tokio mutex: the
+    /// connect is awaited under it so concurrent callers share one attempt.
+    conn: tokio::sync::Mutex<Option<ClusterConnection>>,
+    opts: RedisOptions,
+}
+
+impl RedisClusterCache {
+    /// `nodes` are seed URLs (`redis://HOST:PORT`). Never connects: the first operation does.
+    pub fn new(nodes: &[String], opts: RedisOptions) -> Result<Self, CacheError> {
+        let infos = nodes.iter().map(|n| parse_url(n)).collect::<Result<Vec<_>, _>>()?;
+        let seed = infos.first().cloned().ok_or_else(|| CacheError::InvalidUrl {
+            url: "redis-cluster://".into(),
+            reason: "no seed node".into(),
+        })?;
+        let client = ClusterClientBuilder::new(infos)
+            .connection_timeout(opts.connect_timeout)
+            .response_timeout(opts.response_timeout)
+            .retries(2)
+            .min_retry_wait(10)
+            .max_retry_wait(100)
+            .build()
+            .map_err(|e| CacheError::InvalidUrl {
+                url: "redis-cluster://".into(),
+                reason: e.to_string(),
+            })?;
+        Ok(RedisClusterCache {
+            client,
+            seed,
+            conn: tokio::sync::Mutex::new(None),
+            opts,
+        })
+    }
+
+    async fn connection(&self) -> Result<ClusterConnection, CacheError> {
+        let mut slot = self.conn.lock().await;
+        if let Some(c) = slot.as_ref() {
+            return Ok(c.clone());
+        }
+        let c = bounded("cluster connect", self.opts.deadline(), self.client.get_async_connection()).await?;
+        *slot = Some(c.clone());
+        Ok(c)
+    }
+
+    async fn forget_connection(&self) {
+        *self.conn.lock().await = None;
+    }
+
+    /// Runs one operation on the cluster connection within `deadline`; a connection-level
+    /// failure drops the connection so the next call makes a fresh one.
+    async fn call<T, F, Fut>(&self, op: &str, deadline: Duration, f: F) -> Result<T, CacheError>
+    where
+        F: FnOnce(ClusterConnection) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let conn = self.connection().await?;
+        match tokio::time::timeout(deadline, f(conn)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                if connection_level(&e) {
+                    self.forget_connection().await;
+                }
+                Err(unavailable(op, e))
+            }
+            Err(_) => {
+                self.forget_connection().await;
+                Err(CacheError::Unavailable(format!("redis {op}: no answer within {deadline:?}")))
+            }
+        }
+    }
+
+    /// A direct connection to every master that serves slots.
+    async fn masters(&self) -> Result<Vec<MultiplexedConnection>, CacheError> {
+        let nodes: String = self
+            .call("cluster nodes", self.opts.deadline(), |mut c| async move {
+                c.route_command(
+                    ::redis::cmd("CLUSTER").arg("NODES").clone(),
+                    RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
+                )
+                .await
+                .and_then(|v| ::redis::from_redis_value(v).map_err(RedisError::from))
+            })
+            .await?;
+        let addrs = parse_masters(&nodes);
+        if addrs.is_empty() {
+            return Err(CacheError::Unavailable("redis cluster nodes: no master serves slots".into()));
+        }
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.opts.connect_timeout))
+            .set_response_timeout(Some(self.opts.response_timeout));
+        let connect = addrs.into_iter().map(|(host, port)| {
+            let info = self.node_info(host, port);
+            let config = config.clone();
+            async move {
+                let client = Client::open(info).map_err(|e| unavailable("master connect", e))?;
+                bounded(
+                    "master connect",
+                    self.opts.deadline(),
+                    client.get_multiplexed_async_connection_with_config(&config),
+                )
+                .await
+            }
+        });
+        futures_util::future::try_join_all(connect).await
+    }
+
+    fn node_info(&self, host: String, port: u16) -> ConnectionInfo {
+        let host = if host.is_empty() { seed_host(self.seed.addr()) } else { host };
+        let addr = match self.seed.addr() {
+            ConnectionAddr::TcpTls {
+                insecure, tls_params, ..
+            } => ConnectionAddr::TcpTls {
+                host,
+                port,
+                insecure: *insecure,
+                tls_params: tls_params.clone(),
+            },
+            _ => ConnectionAddr::Tcp(host, port),
+        };
+        self.seed.clone().set_addr(addr)
+    }
+}
+
+fn seed_host(addr: &ConnectionAddr) -> String {
+    match addr {
+        ConnectionAddr::Tcp(host, _) | ConnectionAddr::TcpTls { host, .. } => host.clone(),
+        _ => "127.0.0.1".into(),
+    }
+}
+
+/// Errors after which the cluster connection is not trusted any more.
+fn connection_level(e: &RedisError) -> bool {
+    e.is_io_error() || e.is_unrecoverable_error() || e.is_cluster_error() || e.kind() == ErrorKind::ClusterConnectionNotFound
+}
+
+/// `(host, port)` of every master with at least one slot, from a `CLUSTER NODES` reply:
+/// `<id> <ip:port@cport[,hostname]> <flags> <master> <ping> <pong> <epoch> <link> <slot>...`.
+fn parse_masters(nodes: &str) -> Vec<(String, u16)> {
+    nodes
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let flags: Vec<&str> = fields.get(2)?.split(',').collect();
+            let is_master = flags.contains(&"master") && !flags.iter().any(|f| *f == "handshake" || *f == "noaddr");
+            if !is_master || fields.len() < 9 {
+                return None;
+            }
+            let addr = fields[1].split(['@', ',']).next()?;
+            let (host, port) = addr.rsplit_once(':')?;
+            Some((host.to_string(), port.parse().ok()?))
+        })
+        .collect()
+}
+
+#[async_trait]
+impl Cache for RedisClusterCache {
+    fn backend(&self) -> &'static str {
+        "redis-cluster"
+    }
+
+    /// One MGET: the crate splits it per slot and sends the parts concurrently to their nodes.
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, CacheError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.call("mget", self.opts.deadline(), |mut c| async move {
+            ::redis::cmd("MGET").arg(keys).query_async(&mut c).await
+        })
+        .await
+    }
+
+    /// One SET per key, [`SET_CONCURRENCY`] in flight on the multiplexed connections (a
+    /// pipeline must stay in one slot, and these keys hash all over).
+    async fn set_many(&self, entries: Vec<(String, Vec<u8>, Duration)>) -> Result<(), CacheError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        // Each SET has its own response timeout; the whole batch gets room for all of them.
+        let rounds = u32::try_from(entries.len().div_ceil(SET_CONCURRENCY)).unwrap_or(u32::MAX);
+        let deadline = self.opts.deadline() + self.opts.response_timeout.saturating_mul(rounds);
+        self.call("set", deadline, |c| async move {
+            stream::iter(entries)
+                .map(|(k, v, ttl)| {
+                    let mut c = c.clone();
+                    async move {
+                        ::redis::cmd("SET")
+                            .arg(k)
+                            .arg(v)
+                            .arg("PX")
+                            .arg(clamp_ttl_ms(ttl))
+                            .exec_async(&mut c)
+                            .await
+                    }
+                })
+                .buffer_unordered(SET_CONCURRENCY)
+                .try_collect::<Vec<()>>()
+                .await
+                .map(drop)
+        })
+        .await
+    }
+
+    async fn ttl(&self, key: &str) -> Result<Option<Duration>, CacheError> {
+        let ms: i64 = self
+            .call("pttl", self.opts.deadline(), |mut c| async move {
+                ::redis::cmd("PTTL").arg(key).query_async(&mut c).await
+            })
+            .await?;
+        Ok(pttl_to_duration(ms))
+    }
+
+    async fn clear(&self) -> Result<u64, CacheError> {
+        let mut removed = 0;
+        for mut m in self.masters().await? {
+            removed += clear_node(&mut m, &self.opts).await?;
+        }
+        Ok(removed)
+    }
+
+    async fn keys_per_kind(&self) -> Result<BTreeMap<Kind, u64>, CacheError> {
+        let mut out = empty_counts();
+        for mut m in self.masters().await? {
+            count_node(&mut m, &self.opts, &mut out).await?;
+        }
+        Ok(out)
+    }
+
+    async fn memory(&self) -> Result<MemoryInfo, CacheError> {
+        let mut total = MemoryInfo::default();
+        for mut m in self.masters().await? {
+            let one = memory_node(&mut m, &self.opts).await?;
+            total.used_bytes += one.used_bytes;
+            total.peak_bytes += one.peak_bytes;
+        }
+        Ok(total)
+    }
+
+    async fn record_requests(&self, symbols: &[String]) -> Result<(), CacheError> {
+        if symbols.is_empty() {
+            return Ok(());
+        }
+        let pipe = record_pipeline(symbols);
+        self.call("zincrby", self.opts.deadline(), |mut c| async move { pipe.exec_async(&mut c).await })
+            .await
+    }
+
+    async fn most_requested(&self, n: usize) -> Result<Vec<(String, u64)>, CacheError> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let raw: Vec<(String, f64)> = self
+            .call("zrevrange", self.opts.deadline(), |mut c| async move {
+                most_requested_cmd(n).query_async(&mut c).await
+            })
+            .await?;
+        Ok(ranked(raw))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masters_from_cluster_nodes() {
+        let reply = "\
+07c3 127.0.0.1:30004@31004,host4 slave e7d1 0 1426238317239 4 connected
+67ed 127.0.0.1:30002@31002,host2 master - 0 1426238316232 2 connected 5461-10922
+292f 127.0.0.1:30003@31003 myself,master - 0 1426238318243 3 connected 10923-16383
+824f 127.0.0.1:30005@31005 master - 0 1426238316232 5 connected
+e7d1 :30001@31001 master - 0 1426238316232 1 connected 0-5460
+";
+        assert_eq!(
+            parse_masters(reply),
+            vec![
+                ("127.0.0.1".to_string(), 30002),
+                ("127.0.0.1".to_string(), 30003),
+                (String::new(), 30001)
+            ]
+        );
+    }
+}

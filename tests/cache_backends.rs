@@ -1,0 +1,350 @@
+//! One conformance suite for every `Cache` backend (memory, Redis, Redis Cluster) against
+//! real `redis-server` processes, plus what only Redis can show: `clear` sparing foreign keys
+//! on every master, and outages that fail fast and heal without re-creating the cache.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use support::redis::{query, RedisCluster, RedisServer};
+use technic::cache::{open, Cache, CacheError, CacheTarget, Kind, MemoryCache, OpenOptions, RedisCache, RedisClusterCache, RedisOptions};
+
+const BARS: usize = 30;
+const FEATURES: usize = 20;
+/// How long an operation on an unreachable Redis may take (timeouts are 250 ms / 1 s).
+const FAIL_FAST: Duration = Duration::from_secs(3);
+/// How long a cache may take to work again once Redis is back.
+const RECOVERY: Duration = Duration::from_secs(15);
+
+fn opts() -> RedisOptions {
+    RedisOptions {
+        connect_timeout: Duration::from_millis(250),
+        response_timeout: Duration::from_secs(1),
+    }
+}
+
+fn bars_key(i: usize) -> String {
+    Kind::Bars.key(&format!("SYM{i}:2024-06-28:500"))
+}
+
+fn features_key(i: usize) -> String {
+    Kind::Features.key(&format!("SYM{i}:2024-06-28:500:v1"))
+}
+
+/// ~20 KB, different per symbol, with zero bytes in it (values are binary).
+fn bars_value(i: usize) -> Vec<u8> {
+    (0..20_000).map(|j| ((i * 31 + j) % 251) as u8).collect()
+}
+
+fn assert_within(what: &str, got: Option<Duration>, want: Duration) {
+    let got = got.unwrap_or_else(|| panic!("{what}: no TTL"));
+    assert!(
+        got <= want && got + Duration::from_secs(2) >= want,
+        "{what}: TTL {got:?}, expected about {want:?}"
+    );
+}
+
+/// Polls `op` until it succeeds, up to `deadline`.
+async fn eventually<T, F, Fut>(what: &str, deadline: Duration, mut op: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, CacheError>>,
+{
+    let start = Instant::now();
+    loop {
+        match op().await {
+            Ok(v) => return v,
+            Err(_) if start.elapsed() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("{what}: still failing after {deadline:?}: {e}"),
+        }
+    }
+}
+
+/// The contract every backend keeps.
+async fn conformance(cache: &dyn Cache) {
+    let b = cache.backend();
+    assert_eq!(cache.clear().await.unwrap(), 0, "{b}: starts empty");
+
+    // Misses.
+    let probe = vec![bars_key(0), features_key(0), Kind::Scan.key("nothing")];
+    assert_eq!(cache.get_many(&probe).await.unwrap(), vec![None, None, None], "{b}: misses");
+    assert_eq!(cache.get_many(&[]).await.unwrap(), Vec::<Option<Vec<u8>>>::new());
+    assert_eq!(cache.ttl(&bars_key(0)).await.unwrap(), None, "{b}: no TTL for a missing key");
+
+    // Round trip, each entry with its own TTL.
+    let mut entries = Vec::new();
+    for i in 0..BARS {
+        entries.push((bars_key(i), bars_value(i), Duration::from_secs(3600)));
+    }
+    for i in 0..FEATURES {
+        entries.push((features_key(i), format!("features {i}").into_bytes(), Duration::from_secs(300)));
+    }
+    entries.push((Kind::Scan.key("empty"), Vec::new(), Duration::from_secs(60)));
+    cache.set_many(entries).await.unwrap();
+    cache.set_many(Vec::new()).await.unwrap();
+
+    let keys = vec![bars_key(7), Kind::Bars.key("MISSING"), features_key(3), Kind::Scan.key("empty")];
+    assert_eq!(
+        cache.get_many(&keys).await.unwrap(),
+        vec![Some(bars_value(7)), None, Some(b"features 3".to_vec()), Some(Vec::new())],
+        "{b}: values come back in key order, misses as None"
+    );
+    let all: Vec<String> = (0..BARS).map(bars_key).collect();
+    let got = cache.get_many(&all).await.unwrap();
+    assert!(got.iter().enumerate().all(|(i, v)| v.as_deref() == Some(&bars_value(i)[..])), "{b}: every bar set");
+
+    // TTLs as the backend reports them.
+    assert_within(&format!("{b} bars"), cache.ttl(&bars_key(1)).await.unwrap(), Duration::from_secs(3600));
+    assert_within(&format!("{b} features"), cache.ttl(&features_key(1)).await.unwrap(), Duration::from_secs(300));
+    assert_within(&format!("{b} scan"), cache.ttl(&Kind::Scan.key("empty")).await.unwrap(), Duration::from_secs(60));
+
+    // Overwriting replaces the value and the TTL.
+    cache
+        .set_many(vec![(bars_key(0), b"fresh".to_vec(), Duration::from_secs(10))])
+        .await
+        .unwrap();
+    assert_eq!(cache.get_many(&[bars_key(0)]).await.unwrap(), vec![Some(b"fresh".to_vec())]);
+    assert_within(&format!("{b} overwritten"), cache.ttl(&bars_key(0)).await.unwrap(), Duration::from_secs(10));
+
+    // A short TTL expires.
+    let short = Kind::Ml.key("short");
+    cache
+        .set_many(vec![(short.clone(), b"x".to_vec(), Duration::from_millis(150))])
+        .await
+        .unwrap();
+    let start = Instant::now();
+    while cache.get_many(std::slice::from_ref(&short)).await.unwrap()[0].is_some() {
+        assert!(start.elapsed() < Duration::from_secs(5), "{b}: a 150 ms TTL did not expire");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(cache.ttl(&short).await.unwrap(), None);
+
+    // Keys per kind, every kind listed.
+    let expected: BTreeMap<Kind, u64> = BTreeMap::from([
+        (Kind::Bars, BARS as u64),
+        (Kind::Features, FEATURES as u64),
+        (Kind::Ml, 0),
+        (Kind::Scan, 1),
+        (Kind::Meta, 0),
+    ]);
+    assert_eq!(cache.keys_per_kind().await.unwrap(), expected, "{b}: keys per kind");
+
+    // Most requested, most first; the ranking is not a cache entry.
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    cache.record_requests(&s(&["AAPL", "MSFT", "AAPL", "TSLA", "AAPL", "MSFT"])).await.unwrap();
+    cache.record_requests(&s(&["NVDA"])).await.unwrap();
+    cache.record_requests(&[]).await.unwrap();
+    let pairs = |v: &[(&str, u64)]| v.iter().map(|(s, n)| (s.to_string(), *n)).collect::<Vec<_>>();
+    assert_eq!(cache.most_requested(2).await.unwrap(), pairs(&[("AAPL", 3), ("MSFT", 2)]), "{b}");
+    assert_eq!(
+        cache.most_requested(10).await.unwrap(),
+        pairs(&[("AAPL", 3), ("MSFT", 2), ("NVDA", 1), ("TSLA", 1)]),
+        "{b}: ties by symbol"
+    );
+    assert_eq!(cache.most_requested(0).await.unwrap(), vec![]);
+    assert_eq!(cache.keys_per_kind().await.unwrap(), expected, "{b}: ranking is not counted");
+
+    // Memory.
+    let mem = cache.memory().await.unwrap();
+    assert!(mem.used_bytes > 0, "{b}: memory used after writes: {mem:?}");
+    assert!(mem.peak_bytes >= mem.used_bytes, "{b}: peak >= used: {mem:?}");
+
+    // Clear removes every entry (and the ranking).
+    let removed = cache.clear().await.unwrap();
+    assert_eq!(removed, (BARS + FEATURES + 1) as u64, "{b}: entries cleared");
+    let zero: BTreeMap<Kind, u64> = Kind::ALL.iter().map(|k| (*k, 0)).collect();
+    assert_eq!(cache.keys_per_kind().await.unwrap(), zero, "{b}: nothing left");
+    assert_eq!(cache.get_many(&keys).await.unwrap(), vec![None, None, None, None]);
+    assert_eq!(cache.most_requested(10).await.unwrap(), vec![], "{b}: ranking cleared");
+    assert_eq!(cache.clear().await.unwrap(), 0, "{b}: clear is idempotent");
+}
+
+#[tokio::test]
+async fn conformance_memory() {
+    conformance(&MemoryCache::new(64 * 1024 * 1024)).await;
+}
+
+#[tokio::test]
+async fn conformance_redis() {
+    let server = RedisServer::start();
+    conformance(&RedisCache::new(&server.url(), opts()).unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_redis_cluster() {
+    let cluster = RedisCluster::start();
+    conformance(&RedisClusterCache::new(&cluster.urls(), opts()).unwrap()).await;
+}
+
+#[tokio::test]
+async fn open_builds_each_backend() {
+    let o = OpenOptions::default();
+    assert!(open(&CacheTarget::None, &o).await.unwrap().is_none());
+    let memory = open(&CacheTarget::Memory, &o).await.unwrap().unwrap();
+    assert_eq!(memory.backend(), "memory");
+    // Nothing listens on these ports: opening must not connect.
+    let redis = open(&"redis://127.0.0.1:1".parse().unwrap(), &o).await.unwrap().unwrap();
+    assert_eq!(redis.backend(), "redis");
+    let cluster = open(&"redis-cluster://127.0.0.1:1,127.0.0.1:2".parse().unwrap(), &o)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(cluster.backend(), "redis-cluster");
+    let bad = open(&CacheTarget::Redis("redis://user:secret@".into()), &o).await;
+    match bad {
+        Err(CacheError::InvalidUrl { url, .. }) => assert!(!url.contains("secret"), "{url}"),
+        other => panic!("expected InvalidUrl, got {:?}", other.map(|c| c.map(|c| c.backend()))),
+    }
+}
+
+fn foreign_write(port: u16, key: &str) {
+    let _: () = query(port, ::redis::cmd("SET").arg(key).arg("not ours"));
+}
+
+fn foreign_read(port: u16, key: &str) -> Option<String> {
+    query(port, ::redis::cmd("GET").arg(key))
+}
+
+fn technic_keys_on(port: u16) -> usize {
+    let keys: Vec<String> = query(port, ::redis::cmd("KEYS").arg("technic:*"));
+    keys.len()
+}
+
+async fn fill(cache: &dyn Cache) -> Vec<String> {
+    let keys: Vec<String> = (0..BARS).map(bars_key).collect();
+    let entries = keys.iter().map(|k| (k.clone(), b"v".to_vec(), Duration::from_secs(600))).collect();
+    cache.set_many(entries).await.unwrap();
+    keys
+}
+
+#[tokio::test]
+async fn clear_spares_foreign_keys_redis() {
+    let server = RedisServer::start();
+    let cache = RedisCache::new(&server.url(), opts()).unwrap();
+    foreign_write(server.port(), "other:key");
+    foreign_write(server.port(), "technic"); // a prefix of ours, but not `technic:*`
+    fill(&cache).await;
+    cache.record_requests(&["AAPL".into()]).await.unwrap();
+    assert_eq!(technic_keys_on(server.port()), BARS + 1);
+
+    assert_eq!(cache.clear().await.unwrap(), BARS as u64);
+    assert_eq!(technic_keys_on(server.port()), 0);
+    assert_eq!(foreign_read(server.port(), "other:key").as_deref(), Some("not ours"));
+    assert_eq!(foreign_read(server.port(), "technic").as_deref(), Some("not ours"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clear_spares_foreign_keys_cluster() {
+    let cluster = RedisCluster::start();
+    let cache = RedisClusterCache::new(&cluster.urls(), opts()).unwrap();
+    let keys = fill(&cache).await;
+
+    // Our keys live on all three masters, and so do foreign ones.
+    let masters: BTreeSet<u16> = keys.iter().map(|k| cluster.master_of(k)).collect();
+    assert_eq!(masters.len(), 3, "keys spread over every master");
+    let mut foreign = Vec::new();
+    for i in 0.. {
+        let key = format!("other:key:{i}");
+        let port = cluster.master_of(&key);
+        if !foreign.iter().any(|(_, p)| *p == port) {
+            foreign_write(port, &key);
+            foreign.push((key, port));
+        }
+        if foreign.len() == 3 {
+            break;
+        }
+    }
+    let before: usize = cluster.ports().iter().map(|p| technic_keys_on(*p)).sum();
+    assert_eq!(before, BARS);
+
+    assert_eq!(cache.clear().await.unwrap(), BARS as u64);
+    for port in cluster.ports() {
+        assert_eq!(technic_keys_on(port), 0, "master {port} still holds technic keys");
+    }
+    for (key, port) in &foreign {
+        assert_eq!(foreign_read(*port, key).as_deref(), Some("not ours"), "{key} on {port}");
+    }
+}
+
+/// Every operation fails with `Unavailable` within [`FAIL_FAST`].
+async fn assert_unavailable_fast(cache: &dyn Cache) {
+    let b = cache.backend();
+    macro_rules! check {
+        ($name:literal, $op:expr) => {{
+            let start = Instant::now();
+            let r = $op.await;
+            let took = start.elapsed();
+            assert!(matches!(r, Err(CacheError::Unavailable(_))), "{b} {}: expected Unavailable, got {r:?}", $name);
+            assert!(took < FAIL_FAST, "{b} {}: took {took:?}", $name);
+        }};
+    }
+    check!("get_many", cache.get_many(&[bars_key(0)]));
+    check!("set_many", cache.set_many(vec![(bars_key(0), b"v".to_vec(), Duration::from_secs(60))]));
+    check!("ttl", cache.ttl(&bars_key(0)));
+    check!("keys_per_kind", cache.keys_per_kind());
+    check!("memory", cache.memory());
+    check!("clear", cache.clear());
+    check!("record_requests", cache.record_requests(&["AAPL".into()]));
+    check!("most_requested", cache.most_requested(5));
+}
+
+/// Waits until the cache works again, then proves a write and a read go through.
+async fn assert_recovers(cache: &dyn Cache) {
+    let key = bars_key(42);
+    eventually("set after restart", RECOVERY, || {
+        cache.set_many(vec![(key.clone(), b"back".to_vec(), Duration::from_secs(60))])
+    })
+    .await;
+    assert_eq!(cache.get_many(std::slice::from_ref(&key)).await.unwrap(), vec![Some(b"back".to_vec())]);
+    assert_eq!(cache.keys_per_kind().await.unwrap()[&Kind::Bars], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_killed_fails_fast_and_recovers() {
+    let mut server = RedisServer::start();
+    let cache = RedisCache::new(&server.url(), opts()).unwrap();
+    fill(&cache).await;
+
+    server.kill();
+    assert_unavailable_fast(&cache).await;
+    // Still failing fast on a second round (the reconnect attempts are bounded too).
+    assert_unavailable_fast(&cache).await;
+
+    server.restart();
+    assert_recovers(&cache).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_at_start_then_up() {
+    let mut server = RedisServer::start();
+    server.kill();
+    let cache = RedisCache::new(&server.url(), opts()).expect("constructing never connects");
+    assert_unavailable_fast(&cache).await;
+
+    server.restart();
+    assert_recovers(&cache).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_down_at_start_killed_and_restarted() {
+    let mut cluster = RedisCluster::start();
+    cluster.kill();
+    let cache = open(&cluster.target().parse().unwrap(), &OpenOptions::default())
+        .await
+        .expect("opening never connects")
+        .expect("a cache");
+    assert_unavailable_fast(cache.as_ref()).await;
+
+    cluster.restart();
+    assert_recovers(cache.as_ref()).await;
+
+    // Killed while the cache holds a working connection.
+    cluster.kill();
+    assert_unavailable_fast(cache.as_ref()).await;
+    cluster.restart();
+    assert_recovers(cache.as_ref()).await;
+}

@@ -1,0 +1,283 @@
+//! Real `redis-server` processes for tests: a standalone server and a 3-master Redis Cluster,
+//! each on free loopback ports in its own temp dir, with no persistence, killed on Drop.
+//!
+//! Readiness is awaited by polling (PING, `CLUSTER INFO`) under a deadline, never by sleeping
+//! a fixed time. Ports come from binding `127.0.0.1:0`; a cluster node also needs its bus port
+//! (port + 10000) free. A port taken between the check and the server's bind makes the server
+//! exit, and the start is retried on another port.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+const START_DEADLINE: Duration = Duration::from_secs(10);
+const CLUSTER_DEADLINE: Duration = Duration::from_secs(30);
+const START_ATTEMPTS: usize = 5;
+
+/// A port free on 127.0.0.1 now; with `bus`, port + 10000 is free too.
+pub fn free_port(bus: bool) -> u16 {
+    loop {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let port = listener.local_addr().expect("local addr").port();
+        if !bus {
+            return port;
+        }
+        if let Some(bus_port) = port.checked_add(10_000) {
+            if TcpListener::bind(("127.0.0.1", bus_port)).is_ok() {
+                return port;
+            }
+        }
+    }
+}
+
+fn poll_until<T>(what: &str, deadline: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(5);
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(start.elapsed() < deadline, "{what}: not ready within {deadline:?}");
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}
+
+/// A synchronous connection with short timeouts, for probes and direct writes.
+pub fn connect(port: u16) -> ::redis::RedisResult<::redis::Connection> {
+    let client = ::redis::Client::open(format!("redis://127.0.0.1:{port}/"))?;
+    let conn = client.get_connection_with_timeout(Duration::from_millis(500))?;
+    conn.set_read_timeout(Some(Duration::from_secs(2)))?;
+    conn.set_write_timeout(Some(Duration::from_secs(2)))?;
+    Ok(conn)
+}
+
+/// One command on the server at `port`, for tests.
+pub fn query<T: ::redis::FromRedisValue>(port: u16, cmd: &::redis::Cmd) -> T {
+    let mut conn = connect(port).unwrap_or_else(|e| panic!("connect to 127.0.0.1:{port}: {e}"));
+    cmd.query(&mut conn).unwrap_or_else(|e| panic!("{cmd:?} on 127.0.0.1:{port}: {e}"))
+}
+
+/// One `redis-server` process.
+pub struct RedisServer {
+    port: u16,
+    dir: TempDir,
+    extra: Vec<String>,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// A standalone server, ready for commands.
+    pub fn start() -> Self {
+        Self::start_with(Vec::new(), false)
+    }
+
+    fn start_with(extra: Vec<String>, bus: bool) -> Self {
+        let mut last = String::new();
+        for _ in 0..START_ATTEMPTS {
+            let mut server = RedisServer {
+                port: free_port(bus),
+                dir: tempfile::tempdir().expect("temp dir"),
+                extra: extra.clone(),
+                child: None,
+            };
+            match server.spawn() {
+                Ok(()) => return server,
+                Err(e) => last = e,
+            }
+        }
+        panic!("redis-server did not start after {START_ATTEMPTS} attempts: {last}");
+    }
+
+    /// Starts the process on `self.port` and waits for PING; `Err` if it exits first.
+    fn spawn(&mut self) -> Result<(), String> {
+        let mut cmd = Command::new("redis-server");
+        cmd.current_dir(self.dir.path())
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .args(["--logfile", "redis.log"])
+            .args(&self.extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("spawn redis-server (is it installed? scripts/test.sh installs it): {e}"))?;
+        self.child = Some(child);
+        let start = Instant::now();
+        let mut pause = Duration::from_millis(5);
+        loop {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                self.child = None;
+                return Err(format!("redis-server on port {} exited: {status}; log: {}", self.port, self.log()));
+            }
+            let pong = connect(self.port).and_then(|mut c| ::redis::cmd("PING").query::<String>(&mut c));
+            if pong.is_ok() {
+                return Ok(());
+            }
+            if start.elapsed() > START_DEADLINE {
+                self.kill();
+                return Err(format!("redis-server on port {} did not answer PING", self.port));
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(100));
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default()
+    }
+
+    /// Kills the process (SIGKILL) and reaps it; the port is free when this returns.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the process again on the same port and directory (same cluster config file).
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn().unwrap_or_else(|e| panic!("restart: {e}"));
+    }
+
+    /// A synchronous connection for direct writes and checks.
+    pub fn connection(&self) -> ::redis::Connection {
+        connect(self.port).unwrap_or_else(|e| panic!("connect to {}: {e}", self.url()))
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A Redis Cluster of three masters and no replicas.
+pub struct RedisCluster {
+    nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// Three cluster-enabled servers, joined with `redis-cli --cluster create`, ready when
+    /// every node reports `cluster_state:ok`.
+    pub fn start() -> Self {
+        let nodes: Vec<RedisServer> = (0..3)
+            .map(|_| {
+                RedisServer::start_with(
+                    [
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        "nodes.conf",
+                        "--cluster-node-timeout",
+                        "2000",
+                    ]
+                    .map(String::from)
+                    .to_vec(),
+                    true,
+                )
+            })
+            .collect();
+        let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port())).collect();
+        let out = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run redis-cli --cluster create (scripts/test.sh installs it)");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let cluster = RedisCluster { nodes };
+        cluster.wait_ok();
+        cluster
+    }
+
+    /// Waits until every node says `cluster_state:ok` and knows all three masters.
+    pub fn wait_ok(&self) {
+        for node in &self.nodes {
+            let port = node.port();
+            poll_until(&format!("cluster node {port}"), CLUSTER_DEADLINE, || {
+                let mut c = connect(port).ok()?;
+                let info: String = ::redis::cmd("CLUSTER").arg("INFO").query(&mut c).ok()?;
+                let ok = info.lines().any(|l| l.trim() == "cluster_state:ok")
+                    && info.lines().any(|l| l.trim() == "cluster_known_nodes:3");
+                ok.then_some(())
+            });
+        }
+    }
+
+    pub fn ports(&self) -> Vec<u16> {
+        self.nodes.iter().map(RedisServer::port).collect()
+    }
+
+    /// Seed URLs, as `CacheTarget::RedisCluster` holds them.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(RedisServer::url).collect()
+    }
+
+    /// `redis-cluster://127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3`.
+    pub fn target(&self) -> String {
+        let hosts: Vec<String> = self.ports().iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        format!("redis-cluster://{}", hosts.join(","))
+    }
+
+    pub fn nodes(&self) -> &[RedisServer] {
+        &self.nodes
+    }
+
+    /// Kills every node.
+    pub fn kill(&mut self) {
+        self.nodes.iter_mut().for_each(RedisServer::kill);
+    }
+
+    /// Restarts every node on its port with its cluster config file (the same cluster, with
+    /// no data), and waits for `cluster_state:ok`.
+    pub fn restart(&mut self) {
+        self.nodes.iter_mut().for_each(RedisServer::restart);
+        self.wait_ok();
+    }
+
+    /// The port of the master serving `key` (`CLUSTER KEYSLOT` + `CLUSTER SHARDS`/`NODES`).
+    pub fn master_of(&self, key: &str) -> u16 {
+        let port = self.nodes[0].port();
+        let slot: u16 = query(port, ::redis::cmd("CLUSTER").arg("KEYSLOT").arg(key));
+        let nodes: String = query(port, ::redis::cmd("CLUSTER").arg("NODES"));
+        for line in nodes.lines() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if !f.get(2).is_some_and(|flags| flags.contains("master")) {
+                continue;
+            }
+            let owns = f.iter().skip(8).any(|range| match range.split_once('-') {
+                Some((a, b)) => a.parse::<u16>().is_ok_and(|a| a <= slot) && b.parse::<u16>().is_ok_and(|b| slot <= b),
+                None => range.parse::<u16>() == Ok(slot),
+            });
+            if owns {
+                let addr = f[1].split(['@', ',']).next().unwrap_or_default();
+                return addr.rsplit_once(':').and_then(|(_, p)| p.parse().ok()).expect("node port");
+            }
+        }
+        panic!("no master serves slot {slot}");
+    }
+}
