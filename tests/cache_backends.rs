@@ -6,10 +6,14 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use support::redis::{query, RedisCluster, RedisServer};
-use technic::cache::{open, Cache, CacheError, CacheTarget, Kind, MemoryCache, OpenOptions, RedisCache, RedisClusterCache, RedisOptions};
+use technic::cache::{
+    open, Cache, CacheError, CacheTarget, Kind, MemoryCache, OpenOptions, RedisCache,
+    RedisClusterCache, RedisOptions,
+};
 
 const BARS: usize = 30;
 const FEATURES: usize = 20;
@@ -71,9 +75,20 @@ async fn conformance(cache: &dyn Cache) {
 
     // Misses.
     let probe = vec![bars_key(0), features_key(0), Kind::Scan.key("nothing")];
-    assert_eq!(cache.get_many(&probe).await.unwrap(), vec![None, None, None], "{b}: misses");
-    assert_eq!(cache.get_many(&[]).await.unwrap(), Vec::<Option<Vec<u8>>>::new());
-    assert_eq!(cache.ttl(&bars_key(0)).await.unwrap(), None, "{b}: no TTL for a missing key");
+    assert_eq!(
+        cache.get_many(&probe).await.unwrap(),
+        vec![None, None, None],
+        "{b}: misses"
+    );
+    assert_eq!(
+        cache.get_many(&[]).await.unwrap(),
+        Vec::<Option<Vec<u8>>>::new()
+    );
+    assert_eq!(
+        cache.ttl(&bars_key(0)).await.unwrap(),
+        None,
+        "{b}: no TTL for a missing key"
+    );
 
     // Round trip, each entry with its own TTL.
     let mut entries = Vec::new();
@@ -81,44 +96,93 @@ async fn conformance(cache: &dyn Cache) {
         entries.push((bars_key(i), bars_value(i), Duration::from_secs(3600)));
     }
     for i in 0..FEATURES {
-        entries.push((features_key(i), format!("features {i}").into_bytes(), Duration::from_secs(300)));
+        entries.push((
+            features_key(i),
+            format!("features {i}").into_bytes(),
+            Duration::from_secs(300),
+        ));
     }
     entries.push((Kind::Scan.key("empty"), Vec::new(), Duration::from_secs(60)));
     cache.set_many(entries).await.unwrap();
     cache.set_many(Vec::new()).await.unwrap();
 
-    let keys = vec![bars_key(7), Kind::Bars.key("MISSING"), features_key(3), Kind::Scan.key("empty")];
+    let keys = vec![
+        bars_key(7),
+        Kind::Bars.key("MISSING"),
+        features_key(3),
+        Kind::Scan.key("empty"),
+    ];
     assert_eq!(
         cache.get_many(&keys).await.unwrap(),
-        vec![Some(bars_value(7)), None, Some(b"features 3".to_vec()), Some(Vec::new())],
+        vec![
+            Some(bars_value(7)),
+            None,
+            Some(b"features 3".to_vec()),
+            Some(Vec::new())
+        ],
         "{b}: values come back in key order, misses as None"
     );
     let all: Vec<String> = (0..BARS).map(bars_key).collect();
     let got = cache.get_many(&all).await.unwrap();
-    assert!(got.iter().enumerate().all(|(i, v)| v.as_deref() == Some(&bars_value(i)[..])), "{b}: every bar set");
+    assert!(
+        got.iter()
+            .enumerate()
+            .all(|(i, v)| v.as_deref() == Some(&bars_value(i)[..])),
+        "{b}: every bar set"
+    );
 
     // TTLs as the backend reports them.
-    assert_within(&format!("{b} bars"), cache.ttl(&bars_key(1)).await.unwrap(), Duration::from_secs(3600));
-    assert_within(&format!("{b} features"), cache.ttl(&features_key(1)).await.unwrap(), Duration::from_secs(300));
-    assert_within(&format!("{b} scan"), cache.ttl(&Kind::Scan.key("empty")).await.unwrap(), Duration::from_secs(60));
+    assert_within(
+        &format!("{b} bars"),
+        cache.ttl(&bars_key(1)).await.unwrap(),
+        Duration::from_secs(3600),
+    );
+    assert_within(
+        &format!("{b} features"),
+        cache.ttl(&features_key(1)).await.unwrap(),
+        Duration::from_secs(300),
+    );
+    assert_within(
+        &format!("{b} scan"),
+        cache.ttl(&Kind::Scan.key("empty")).await.unwrap(),
+        Duration::from_secs(60),
+    );
 
     // Overwriting replaces the value and the TTL.
     cache
-        .set_many(vec![(bars_key(0), b"fresh".to_vec(), Duration::from_secs(10))])
+        .set_many(vec![(
+            bars_key(0),
+            b"fresh".to_vec(),
+            Duration::from_secs(10),
+        )])
         .await
         .unwrap();
-    assert_eq!(cache.get_many(&[bars_key(0)]).await.unwrap(), vec![Some(b"fresh".to_vec())]);
-    assert_within(&format!("{b} overwritten"), cache.ttl(&bars_key(0)).await.unwrap(), Duration::from_secs(10));
+    assert_eq!(
+        cache.get_many(&[bars_key(0)]).await.unwrap(),
+        vec![Some(b"fresh".to_vec())]
+    );
+    assert_within(
+        &format!("{b} overwritten"),
+        cache.ttl(&bars_key(0)).await.unwrap(),
+        Duration::from_secs(10),
+    );
 
     // A short TTL expires.
     let short = Kind::Ml.key("short");
     cache
-        .set_many(vec![(short.clone(), b"x".to_vec(), Duration::from_millis(150))])
+        .set_many(vec![(
+            short.clone(),
+            b"x".to_vec(),
+            Duration::from_millis(150),
+        )])
         .await
         .unwrap();
     let start = Instant::now();
     while cache.get_many(std::slice::from_ref(&short)).await.unwrap()[0].is_some() {
-        assert!(start.elapsed() < Duration::from_secs(5), "{b}: a 150 ms TTL did not expire");
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{b}: a 150 ms TTL did not expire"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     assert_eq!(cache.ttl(&short).await.unwrap(), None);
@@ -131,35 +195,72 @@ async fn conformance(cache: &dyn Cache) {
         (Kind::Scan, 1),
         (Kind::Meta, 0),
     ]);
-    assert_eq!(cache.keys_per_kind().await.unwrap(), expected, "{b}: keys per kind");
+    assert_eq!(
+        cache.keys_per_kind().await.unwrap(),
+        expected,
+        "{b}: keys per kind"
+    );
 
     // Most requested, most first; the ranking is not a cache entry.
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-    cache.record_requests(&s(&["AAPL", "MSFT", "AAPL", "TSLA", "AAPL", "MSFT"])).await.unwrap();
+    cache
+        .record_requests(&s(&["AAPL", "MSFT", "AAPL", "TSLA", "AAPL", "MSFT"]))
+        .await
+        .unwrap();
     cache.record_requests(&s(&["NVDA"])).await.unwrap();
     cache.record_requests(&[]).await.unwrap();
-    let pairs = |v: &[(&str, u64)]| v.iter().map(|(s, n)| (s.to_string(), *n)).collect::<Vec<_>>();
-    assert_eq!(cache.most_requested(2).await.unwrap(), pairs(&[("AAPL", 3), ("MSFT", 2)]), "{b}");
+    let pairs = |v: &[(&str, u64)]| {
+        v.iter()
+            .map(|(s, n)| (s.to_string(), *n))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        cache.most_requested(2).await.unwrap(),
+        pairs(&[("AAPL", 3), ("MSFT", 2)]),
+        "{b}"
+    );
     assert_eq!(
         cache.most_requested(10).await.unwrap(),
         pairs(&[("AAPL", 3), ("MSFT", 2), ("NVDA", 1), ("TSLA", 1)]),
         "{b}: ties by symbol"
     );
     assert_eq!(cache.most_requested(0).await.unwrap(), vec![]);
-    assert_eq!(cache.keys_per_kind().await.unwrap(), expected, "{b}: ranking is not counted");
+    assert_eq!(
+        cache.keys_per_kind().await.unwrap(),
+        expected,
+        "{b}: ranking is not counted"
+    );
 
     // Memory.
     let mem = cache.memory().await.unwrap();
     assert!(mem.used_bytes > 0, "{b}: memory used after writes: {mem:?}");
-    assert!(mem.peak_bytes >= mem.used_bytes, "{b}: peak >= used: {mem:?}");
+    assert!(
+        mem.peak_bytes >= mem.used_bytes,
+        "{b}: peak >= used: {mem:?}"
+    );
 
     // Clear removes every entry (and the ranking).
     let removed = cache.clear().await.unwrap();
-    assert_eq!(removed, (BARS + FEATURES + 1) as u64, "{b}: entries cleared");
+    assert_eq!(
+        removed,
+        (BARS + FEATURES + 1) as u64,
+        "{b}: entries cleared"
+    );
     let zero: BTreeMap<Kind, u64> = Kind::ALL.iter().map(|k| (*k, 0)).collect();
-    assert_eq!(cache.keys_per_kind().await.unwrap(), zero, "{b}: nothing left");
-    assert_eq!(cache.get_many(&keys).await.unwrap(), vec![None, None, None, None]);
-    assert_eq!(cache.most_requested(10).await.unwrap(), vec![], "{b}: ranking cleared");
+    assert_eq!(
+        cache.keys_per_kind().await.unwrap(),
+        zero,
+        "{b}: nothing left"
+    );
+    assert_eq!(
+        cache.get_many(&keys).await.unwrap(),
+        vec![None, None, None, None]
+    );
+    assert_eq!(
+        cache.most_requested(10).await.unwrap(),
+        vec![],
+        "{b}: ranking cleared"
+    );
     assert_eq!(cache.clear().await.unwrap(), 0, "{b}: clear is idempotent");
 }
 
@@ -187,17 +288,26 @@ async fn open_builds_each_backend() {
     let memory = open(&CacheTarget::Memory, &o).await.unwrap().unwrap();
     assert_eq!(memory.backend(), "memory");
     // Nothing listens on these ports: opening must not connect.
-    let redis = open(&"redis://127.0.0.1:1".parse().unwrap(), &o).await.unwrap().unwrap();
-    assert_eq!(redis.backend(), "redis");
-    let cluster = open(&"redis-cluster://127.0.0.1:1,127.0.0.1:2".parse().unwrap(), &o)
+    let redis = open(&"redis://127.0.0.1:1".parse().unwrap(), &o)
         .await
         .unwrap()
         .unwrap();
+    assert_eq!(redis.backend(), "redis");
+    let cluster = open(
+        &"redis-cluster://127.0.0.1:1,127.0.0.1:2".parse().unwrap(),
+        &o,
+    )
+    .await
+    .unwrap()
+    .unwrap();
     assert_eq!(cluster.backend(), "redis-cluster");
     let bad = open(&CacheTarget::Redis("redis://user:secret@".into()), &o).await;
     match bad {
         Err(CacheError::InvalidUrl { url, .. }) => assert!(!url.contains("secret"), "{url}"),
-        other => panic!("expected InvalidUrl, got {:?}", other.map(|c| c.map(|c| c.backend()))),
+        other => panic!(
+            "expected InvalidUrl, got {:?}",
+            other.map(|c| c.map(|c| c.backend()))
+        ),
     }
 }
 
@@ -216,7 +326,10 @@ fn technic_keys_on(port: u16) -> usize {
 
 async fn fill(cache: &dyn Cache) -> Vec<String> {
     let keys: Vec<String> = (0..BARS).map(bars_key).collect();
-    let entries = keys.iter().map(|k| (k.clone(), b"v".to_vec(), Duration::from_secs(600))).collect();
+    let entries = keys
+        .iter()
+        .map(|k| (k.clone(), b"v".to_vec(), Duration::from_secs(600)))
+        .collect();
     cache.set_many(entries).await.unwrap();
     keys
 }
@@ -233,8 +346,14 @@ async fn clear_spares_foreign_keys_redis() {
 
     assert_eq!(cache.clear().await.unwrap(), BARS as u64);
     assert_eq!(technic_keys_on(server.port()), 0);
-    assert_eq!(foreign_read(server.port(), "other:key").as_deref(), Some("not ours"));
-    assert_eq!(foreign_read(server.port(), "technic").as_deref(), Some("not ours"));
+    assert_eq!(
+        foreign_read(server.port(), "other:key").as_deref(),
+        Some("not ours")
+    );
+    assert_eq!(
+        foreign_read(server.port(), "technic").as_deref(),
+        Some("not ours")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -263,10 +382,18 @@ async fn clear_spares_foreign_keys_cluster() {
 
     assert_eq!(cache.clear().await.unwrap(), BARS as u64);
     for port in cluster.ports() {
-        assert_eq!(technic_keys_on(port), 0, "master {port} still holds technic keys");
+        assert_eq!(
+            technic_keys_on(port),
+            0,
+            "master {port} still holds technic keys"
+        );
     }
     for (key, port) in &foreign {
-        assert_eq!(foreign_read(*port, key).as_deref(), Some("not ours"), "{key} on {port}");
+        assert_eq!(
+            foreign_read(*port, key).as_deref(),
+            Some("not ours"),
+            "{key} on {port}"
+        );
     }
 }
 
@@ -278,12 +405,19 @@ async fn assert_unavailable_fast(cache: &dyn Cache) {
             let start = Instant::now();
             let r = $op.await;
             let took = start.elapsed();
-            assert!(matches!(r, Err(CacheError::Unavailable(_))), "{b} {}: expected Unavailable, got {r:?}", $name);
+            assert!(
+                matches!(r, Err(CacheError::Unavailable(_))),
+                "{b} {}: expected Unavailable, got {r:?}",
+                $name
+            );
             assert!(took < FAIL_FAST, "{b} {}: took {took:?}", $name);
         }};
     }
     check!("get_many", cache.get_many(&[bars_key(0)]));
-    check!("set_many", cache.set_many(vec![(bars_key(0), b"v".to_vec(), Duration::from_secs(60))]));
+    check!(
+        "set_many",
+        cache.set_many(vec![(bars_key(0), b"v".to_vec(), Duration::from_secs(60))])
+    );
     check!("ttl", cache.ttl(&bars_key(0)));
     check!("keys_per_kind", cache.keys_per_kind());
     check!("memory", cache.memory());
@@ -296,10 +430,17 @@ async fn assert_unavailable_fast(cache: &dyn Cache) {
 async fn assert_recovers(cache: &dyn Cache) {
     let key = bars_key(42);
     eventually("set after restart", RECOVERY, || {
-        cache.set_many(vec![(key.clone(), b"back".to_vec(), Duration::from_secs(60))])
+        cache.set_many(vec![(
+            key.clone(),
+            b"back".to_vec(),
+            Duration::from_secs(60),
+        )])
     })
     .await;
-    assert_eq!(cache.get_many(std::slice::from_ref(&key)).await.unwrap(), vec![Some(b"back".to_vec())]);
+    assert_eq!(
+        cache.get_many(std::slice::from_ref(&key)).await.unwrap(),
+        vec![Some(b"back".to_vec())]
+    );
     assert_eq!(cache.keys_per_kind().await.unwrap()[&Kind::Bars], 1);
 }
 
@@ -347,4 +488,248 @@ async fn cluster_down_at_start_killed_and_restarted() {
     assert_unavailable_fast(cache.as_ref()).await;
     cluster.restart();
     assert_recovers(cache.as_ref()).await;
+}
+
+type Variant<'a> = (
+    &'static str,
+    Box<dyn Fn() -> Pin<Box<dyn Future<Output = usize> + Send + 'a>> + 'a>,
+);
+
+/// Runs every variant `runs` times, interleaved (so a burst of load elsewhere on the machine
+/// hits them alike), and prints min and median per variant.
+async fn measure(runs: usize, variants: &[Variant<'_>]) {
+    let mut ms: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
+    for _ in 0..runs {
+        for (i, (_, f)) in variants.iter().enumerate() {
+            let start = Instant::now();
+            let n = f().await;
+            ms[i].push(start.elapsed().as_secs_f64() * 1e3);
+            assert_eq!(n, 5_000, "every value read");
+        }
+    }
+    for ((name, _), mut v) in variants.iter().zip(ms) {
+        v.sort_by(f64::total_cmp);
+        println!(
+            "{name:<52} min {:7.1} ms  median {:7.1} ms",
+            v[0],
+            v[runs / 2]
+        );
+    }
+}
+
+fn count(v: Vec<Option<Vec<u8>>>) -> usize {
+    v.iter()
+        .filter(|x| x.as_ref().is_some_and(|x| x.len() == 20_000))
+        .count()
+}
+
+async fn mget<C: ::redis::aio::ConnectionLike + Send>(c: &mut C, keys: &[String]) -> usize {
+    count(::redis::cmd("MGET").arg(keys).query_async(c).await.unwrap())
+}
+
+async fn pipelined_gets<C: ::redis::aio::ConnectionLike + Send>(
+    c: &mut C,
+    keys: &[String],
+) -> usize {
+    let mut pipe = ::redis::pipe();
+    for k in keys {
+        pipe.get(k);
+    }
+    count(pipe.query_async(c).await.unwrap())
+}
+
+async fn concurrent_gets(
+    c: &::redis::cluster_async::ClusterConnection,
+    keys: &[String],
+    in_flight: usize,
+) -> usize {
+    use futures_util::stream::{self, StreamExt};
+    let got: Vec<Option<Vec<u8>>> = stream::iter(keys.to_vec())
+        .map(|key| {
+            let mut c = c.clone();
+            async move {
+                ::redis::cmd("GET")
+                    .arg(key)
+                    .query_async(&mut c)
+                    .await
+                    .unwrap()
+            }
+        })
+        .buffered(in_flight)
+        .collect()
+        .await;
+    count(got)
+}
+
+/// The measurement behind `get_many`'s choice (ARCHITECTURE.md): 5,000 values of 20 KB,
+/// MGET vs pipelined GETs (whole, in chunks one after another, in chunks concurrently), on a
+/// local redis-server and on the local 3-master cluster.
+/// `cargo test --release --test cache_backends -- --ignored --nocapture mget_vs_pipelined_get`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a test: run it with --release --ignored --nocapture"]
+async fn mget_vs_pipelined_get() {
+    use futures_util::future::join_all;
+    const RUNS: usize = 9;
+    let keys: Vec<String> = (0..5_000).map(bars_key).collect();
+    let entries: Vec<_> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (k.clone(), bars_value(i), Duration::from_secs(600)))
+        .collect();
+
+    let server = RedisServer::start();
+    let cache = RedisCache::new(&server.url(), opts()).unwrap();
+    cache.set_many(entries.clone()).await.unwrap();
+    let client = ::redis::Client::open(server.url()).unwrap();
+    let conn = client.get_multiplexed_async_connection().await.unwrap();
+    let timed = client
+        .get_multiplexed_async_connection_with_config(
+            &::redis::AsyncConnectionConfig::new()
+                .set_response_timeout(Some(Duration::from_secs(1))),
+        )
+        .await
+        .unwrap();
+    let manager = ::redis::aio::ConnectionManager::new(client.clone())
+        .await
+        .unwrap();
+    let (t, m) = (&timed, &manager);
+    let (k, c, cache) = (&keys, &conn, &cache);
+    let mut standalone: Vec<Variant> = vec![
+        (
+            "standalone: one MGET of 5,000",
+            Box::new(move || Box::pin(async move { mget(&mut c.clone(), k).await })),
+        ),
+        (
+            "standalone: one pipeline of 5,000 GETs",
+            Box::new(move || Box::pin(async move { pipelined_gets(&mut c.clone(), k).await })),
+        ),
+    ];
+    for (name, size) in [
+        ("standalone: MGETs of 100, one after another", 100),
+        ("standalone: MGETs of 250, one after another", 250),
+        ("standalone: MGETs of 500, one after another", 500),
+        ("standalone: MGETs of 1,000, one after another", 1_000),
+    ] {
+        standalone.push((
+            name,
+            Box::new(move || {
+                Box::pin(async move {
+                    let mut n = 0;
+                    for chunk in k.chunks(size) {
+                        n += mget(&mut c.clone(), chunk).await;
+                    }
+                    n
+                })
+            }),
+        ));
+    }
+    for (name, size) in [
+        ("standalone: pipelines of 100 GETs, one after another", 100),
+        ("standalone: pipelines of 250 GETs, one after another", 250),
+        ("standalone: pipelines of 500 GETs, one after another", 500),
+        (
+            "standalone: pipelines of 1,000 GETs, one after another",
+            1_000,
+        ),
+    ] {
+        standalone.push((
+            name,
+            Box::new(move || {
+                Box::pin(async move {
+                    let mut n = 0;
+                    for chunk in k.chunks(size) {
+                        n += pipelined_gets(&mut c.clone(), chunk).await;
+                    }
+                    n
+                })
+            }),
+        ));
+    }
+    standalone.push((
+        "standalone: MGETs of 500, concurrently",
+        Box::new(move || {
+            Box::pin(async move {
+                join_all(
+                    k.chunks(500)
+                        .map(|chunk| async move { mget(&mut c.clone(), chunk).await }),
+                )
+                .await
+                .into_iter()
+                .sum()
+            })
+        }),
+    ));
+    standalone.push((
+        "standalone: MGETs of 250, response timeout set",
+        Box::new(move || {
+            Box::pin(async move {
+                let mut n = 0;
+                for chunk in k.chunks(250) {
+                    n += mget(&mut t.clone(), chunk).await;
+                }
+                n
+            })
+        }),
+    ));
+    standalone.push((
+        "standalone: MGETs of 250, ConnectionManager",
+        Box::new(move || {
+            Box::pin(async move {
+                let mut n = 0;
+                for chunk in k.chunks(250) {
+                    n += mget(&mut m.clone(), chunk).await;
+                }
+                n
+            })
+        }),
+    ));
+    standalone.push((
+        "standalone: RedisCache::get_many",
+        Box::new(move || Box::pin(async move { count(cache.get_many(k).await.unwrap()) })),
+    ));
+    measure(RUNS, &standalone).await;
+
+    let cluster = RedisCluster::start();
+    let ccache = RedisClusterCache::new(&cluster.urls(), opts()).unwrap();
+    ccache.set_many(entries).await.unwrap();
+    let cclient = ::redis::cluster::ClusterClient::new(cluster.urls()).unwrap();
+    let cconn = cclient.get_async_connection().await.unwrap();
+    let (cc, ccache) = (&cconn, &ccache);
+    let clustered: Vec<Variant> = vec![
+        (
+            "cluster: one MGET of 5,000 (split per slot)",
+            Box::new(move || Box::pin(async move { mget(&mut cc.clone(), k).await })),
+        ),
+        (
+            "cluster: MGETs of 500, concurrently",
+            Box::new(move || {
+                Box::pin(async move {
+                    join_all(
+                        k.chunks(500)
+                            .map(|chunk| async move { mget(&mut cc.clone(), chunk).await }),
+                    )
+                    .await
+                    .into_iter()
+                    .sum()
+                })
+            }),
+        ),
+        (
+            "cluster: 5,000 GETs, 16 in flight",
+            Box::new(move || Box::pin(concurrent_gets(cc, k, 16))),
+        ),
+        (
+            "cluster: 5,000 GETs, 64 in flight",
+            Box::new(move || Box::pin(concurrent_gets(cc, k, 64))),
+        ),
+        (
+            "cluster: 5,000 GETs, 256 in flight",
+            Box::new(move || Box::pin(concurrent_gets(cc, k, 256))),
+        ),
+        (
+            "cluster: RedisClusterCache::get_many",
+            Box::new(move || Box::pin(async move { count(ccache.get_many(k).await.unwrap()) })),
+        ),
+    ];
+    measure(RUNS, &clustered).await;
 }

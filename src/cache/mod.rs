@@ -14,6 +14,7 @@ pub mod scan_cache;
 pub mod ttl;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -160,12 +161,17 @@ impl Default for OpenOptions {
 /// The backend `target` names; `None` for [`CacheTarget::None`]. Never connects (the Redis
 /// backends connect on first use), so a Redis that is down does not fail this; only a
 /// malformed URL does. Must be called inside a tokio runtime.
-pub async fn open(target: &CacheTarget, options: &OpenOptions) -> Result<Option<std::sync::Arc<dyn Cache>>, CacheError> {
+pub async fn open(
+    target: &CacheTarget,
+    options: &OpenOptions,
+) -> Result<Option<Arc<dyn Cache>>, CacheError> {
     Ok(match target {
         CacheTarget::None => None,
-        CacheTarget::Memory => Some(std::sync::Arc::new(MemoryCache::new(options.memory_max_bytes))),
-        CacheTarget::Redis(url) => Some(std::sync::Arc::new(RedisCache::new(url, options.redis)?)),
-        CacheTarget::RedisCluster(nodes) => Some(std::sync::Arc::new(RedisClusterCache::new(nodes, options.redis)?)),
+        CacheTarget::Memory => Some(Arc::new(MemoryCache::new(options.memory_max_bytes))),
+        CacheTarget::Redis(url) => Some(Arc::new(RedisCache::new(url, options.redis)?)),
+        CacheTarget::RedisCluster(nodes) => {
+            Some(Arc::new(RedisClusterCache::new(nodes, options.redis)?))
+        }
     })
 }
 

@@ -40,7 +40,10 @@ fn poll_until<T>(what: &str, deadline: Duration, mut probe: impl FnMut() -> Opti
         if let Some(v) = probe() {
             return v;
         }
-        assert!(start.elapsed() < deadline, "{what}: not ready within {deadline:?}");
+        assert!(
+            start.elapsed() < deadline,
+            "{what}: not ready within {deadline:?}"
+        );
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(100));
     }
@@ -58,7 +61,8 @@ pub fn connect(port: u16) -> ::redis::RedisResult<::redis::Connection> {
 /// One command on the server at `port`, for tests.
 pub fn query<T: ::redis::FromRedisValue>(port: u16, cmd: &::redis::Cmd) -> T {
     let mut conn = connect(port).unwrap_or_else(|e| panic!("connect to 127.0.0.1:{port}: {e}"));
-    cmd.query(&mut conn).unwrap_or_else(|e| panic!("{cmd:?} on 127.0.0.1:{port}: {e}"))
+    cmd.query(&mut conn)
+        .unwrap_or_else(|e| panic!("{cmd:?} on 127.0.0.1:{port}: {e}"))
 }
 
 /// One `redis-server` process.
@@ -103,24 +107,36 @@ impl RedisServer {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        let child = cmd
-            .spawn()
-            .map_err(|e| format!("spawn redis-server (is it installed? scripts/test.sh installs it): {e}"))?;
+        let child = cmd.spawn().map_err(|e| {
+            format!("spawn redis-server (is it installed? scripts/test.sh installs it): {e}")
+        })?;
         self.child = Some(child);
         let start = Instant::now();
         let mut pause = Duration::from_millis(5);
         loop {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 self.child = None;
-                return Err(format!("redis-server on port {} exited: {status}; log: {}", self.port, self.log()));
+                return Err(format!(
+                    "redis-server on port {} exited: {status}; log: {}",
+                    self.port,
+                    self.log()
+                ));
             }
-            let pong = connect(self.port).and_then(|mut c| ::redis::cmd("PING").query::<String>(&mut c));
+            let pong =
+                connect(self.port).and_then(|mut c| ::redis::cmd("PING").query::<String>(&mut c));
             if pong.is_ok() {
                 return Ok(());
             }
             if start.elapsed() > START_DEADLINE {
                 self.kill();
-                return Err(format!("redis-server on port {} did not answer PING", self.port));
+                return Err(format!(
+                    "redis-server on port {} did not answer PING",
+                    self.port
+                ));
             }
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(100));
@@ -195,7 +211,10 @@ impl RedisCluster {
                 )
             })
             .collect();
-        let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port())).collect();
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port()))
+            .collect();
         let out = Command::new("redis-cli")
             .args(["--cluster", "create"])
             .args(&addrs)
@@ -239,7 +258,11 @@ impl RedisCluster {
 
     /// `redis-cluster://127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3`.
     pub fn target(&self) -> String {
-        let hosts: Vec<String> = self.ports().iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let hosts: Vec<String> = self
+            .ports()
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
         format!("redis-cluster://{}", hosts.join(","))
     }
 
@@ -270,12 +293,18 @@ impl RedisCluster {
                 continue;
             }
             let owns = f.iter().skip(8).any(|range| match range.split_once('-') {
-                Some((a, b)) => a.parse::<u16>().is_ok_and(|a| a <= slot) && b.parse::<u16>().is_ok_and(|b| slot <= b),
+                Some((a, b)) => {
+                    a.parse::<u16>().is_ok_and(|a| a <= slot)
+                        && b.parse::<u16>().is_ok_and(|b| slot <= b)
+                }
                 None => range.parse::<u16>() == Ok(slot),
             });
             if owns {
                 let addr = f[1].split(['@', ',']).next().unwrap_or_default();
-                return addr.rsplit_once(':').and_then(|(_, p)| p.parse().ok()).expect("node port");
+                return addr
+                    .rsplit_once(':')
+                    .and_then(|(_, p)| p.parse().ok())
+                    .expect("node port");
             }
         }
         panic!("no master serves slot {slot}");
