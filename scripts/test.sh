@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command (README): everything the tests need, then every test.
-# Tests start what they need themselves (technic processes, temp files); this script
-# installs what a fresh machine may lack.
+# Tests start what they need themselves (technic and redis-server processes, temp files);
+# this script installs what a fresh machine may lack.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +9,17 @@ need() { command -v "$1" >/dev/null 2>&1; }
 if ! need cargo; then
   echo "cargo is required: install Rust from your package manager or rustup" >&2
   exit 1
+fi
+
+# The cache tests start their own redis-server processes (standalone and a 3-master
+# cluster); Debian's redis-server package brings redis-cli (redis-tools) with it.
+if ! need redis-server || ! need redis-cli; then
+  echo "installing redis-server and redis-cli (apt-get)" >&2
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+  # The package starts a system redis-server on 6379; the tests do not use it.
 fi
 
 cargo test --locked --all-targets "$@"
