@@ -505,6 +505,20 @@ async fn cluster_down_at_start_killed_and_restarted() {
     assert_recovers(cache.as_ref()).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_hung_times_out_and_recovers() {
+    let cluster = RedisCluster::start();
+    let cache = RedisClusterCache::new(&cluster.urls(), opts()).unwrap();
+    fill(&cache).await;
+
+    cluster.pause();
+    assert_unavailable_fast(&cache).await;
+
+    cluster.resume();
+    cluster.wait_ok();
+    assert_recovers(&cache).await;
+}
+
 type Variant<'a> = (
     &'static str,
     Box<dyn Fn() -> Pin<Box<dyn Future<Output = usize> + Send + 'a>> + 'a>,

@@ -299,6 +299,16 @@ impl RedisCluster {
         self.nodes.iter_mut().for_each(RedisServer::kill);
     }
 
+    /// Freezes every node (SIGSTOP).
+    pub fn pause(&self) {
+        self.nodes.iter().for_each(RedisServer::pause);
+    }
+
+    /// Thaws every node (SIGCONT).
+    pub fn resume(&self) {
+        self.nodes.iter().for_each(RedisServer::resume);
+    }
+
     /// Restarts every node on its port with its cluster config file (the same cluster, with
     /// no data), and waits for `cluster_state:ok`.
     pub fn restart(&mut self) {

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ::redis::aio::MultiplexedConnection;
 use ::redis::cluster::{ClusterClient, ClusterClientBuilder};
@@ -30,14 +30,24 @@ use crate::cache::{Cache, CacheError, Kind, MemoryInfo};
 /// Commands in flight at once on the cluster connection (its request queue holds 100).
 const IN_FLIGHT: usize = 64;
 
+/// After a failed connect, how long callers get that failure instead of trying again.
+const RECONNECT_PAUSE: Duration = Duration::from_millis(100);
+
+#[derive(Default)]
+struct Slot {
+    /// `None` until first use, and again after a connection-level error.
+    conn: Option<ClusterConnection>,
+    /// The last failed connect, when `conn` is `None`.
+    failed: Option<(Instant, CacheError)>,
+}
+
 pub struct RedisClusterCache {
     client: ClusterClient,
     /// The first seed node's settings (credentials, TLS, database): the template for direct
     /// connections to each master.
     seed: ConnectionInfo,
-    /// `None` until first use, and again after a connection-level error. A tokio mutex: the
-    /// connect is awaited under it so concurrent callers share one attempt.
-    conn: tokio::sync::Mutex<Option<ClusterConnection>>,
+    /// A tokio mutex: the connect is awaited under it, so concurrent callers share one attempt.
+    conn: tokio::sync::Mutex<Slot>,
     opts: RedisOptions,
 }
 
@@ -69,28 +79,58 @@ impl RedisClusterCache {
         Ok(RedisClusterCache {
             client,
             seed,
-            conn: tokio::sync::Mutex::new(None),
+            conn: tokio::sync::Mutex::new(Slot::default()),
             opts,
         })
     }
 
+    /// The shared cluster connection, made if there is none. Callers arriving while a connect
+    /// is in progress wait for it; within [`RECONNECT_PAUSE`] of a failed connect they get
+    /// that failure at once instead of queueing for attempts of their own. The whole wait is
+    /// bounded by the operation deadline.
     async fn connection(&self) -> Result<ClusterConnection, CacheError> {
-        let mut slot = self.conn.lock().await;
-        if let Some(c) = slot.as_ref() {
-            return Ok(c.clone());
-        }
-        let c = bounded(
-            "cluster connect",
-            self.opts.deadline(),
-            self.client.get_async_connection(),
-        )
-        .await?;
-        *slot = Some(c.clone());
-        Ok(c)
+        let deadline = self.opts.deadline();
+        let connect = async {
+            let mut slot = self.conn.lock().await;
+            if let Some(c) = &slot.conn {
+                return Ok(c.clone());
+            }
+            if let Some((at, e)) = &slot.failed {
+                if at.elapsed() < RECONNECT_PAUSE {
+                    return Err(e.clone());
+                }
+            }
+            let made = bounded(
+                "cluster connect",
+                deadline,
+                self.client.get_async_connection(),
+            )
+            .await;
+            match made {
+                Ok(c) => {
+                    *slot = Slot {
+                        conn: Some(c.clone()),
+                        failed: None,
+                    };
+                    Ok(c)
+                }
+                Err(e) => {
+                    slot.failed = Some((Instant::now(), e.clone()));
+                    Err(e)
+                }
+            }
+        };
+        tokio::time::timeout(deadline, connect)
+            .await
+            .unwrap_or_else(|_| {
+                Err(CacheError::Unavailable(format!(
+                    "redis cluster connect: no answer within {deadline:?}"
+                )))
+            })
     }
 
     async fn forget_connection(&self) {
-        *self.conn.lock().await = None;
+        self.conn.lock().await.conn = None;
     }
 
     /// Runs one operation on the cluster connection within `deadline`; a connection-level
