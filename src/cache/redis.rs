@@ -279,8 +279,14 @@ pub struct RedisCache {
 }
 
 impl RedisCache {
-    /// Never connects: the first operation does. Must be called inside a tokio runtime.
+    /// Never connects: the first operation does. Must be called inside a tokio runtime (the
+    /// connection manager spawns its reconnect task there); outside one it is an error.
     pub fn new(url: &str, opts: RedisOptions) -> Result<Self, CacheError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(CacheError::Unavailable(
+                "redis: the cache must be created inside a tokio runtime".into(),
+            ));
+        }
         let info = parse_url(url)?;
         let client = Client::open(info).map_err(|e| CacheError::InvalidUrl {
             url: redact(url),
@@ -436,6 +442,12 @@ mod tests {
                 peak_bytes: 4096
             }
         );
+    }
+
+    #[test]
+    fn outside_a_runtime_is_an_error_not_a_panic() {
+        let r = RedisCache::new("redis://127.0.0.1:1", RedisOptions::default());
+        assert!(matches!(r, Err(CacheError::Unavailable(_))));
     }
 
     #[test]
