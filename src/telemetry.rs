@@ -32,6 +32,11 @@ pub struct OutcomeLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BuildLabels {
     pub version: &'static str,
 }
@@ -45,6 +50,11 @@ pub struct Metrics {
     /// outcome: passed | filtered | failed
     pub symbols_processed: Family<OutcomeLabel, Counter>,
     pub worker_restarts: Counter,
+    /// kind: bars | features | ml | scan | meta
+    pub cache_hits: Family<KindLabel, Counter>,
+    pub cache_misses: Family<KindLabel, Counter>,
+    pub cache_decode_errors: Counter,
+    pub cache_errors: Counter,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -64,6 +74,14 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     registry.register("symbols_processed", "Symbols evaluated, by outcome", symbols_processed.clone());
     let worker_restarts = Counter::default();
     registry.register("worker_restarts", "Worker actors restarted after a failure", worker_restarts.clone());
+    let cache_hits = Family::<KindLabel, Counter>::default();
+    registry.register("cache_hits", "Cache lookups served, by kind", cache_hits.clone());
+    let cache_misses = Family::<KindLabel, Counter>::default();
+    registry.register("cache_misses", "Cache lookups missed (absent, undecodable or cache unavailable), by kind", cache_misses.clone());
+    let cache_decode_errors = Counter::default();
+    registry.register("cache_decode_errors", "Cached values that failed to decode", cache_decode_errors.clone());
+    let cache_errors = Counter::default();
+    registry.register("cache_errors", "Cache backend operations that failed", cache_errors.clone());
     let build_info = Family::<BuildLabels, Gauge>::default();
     build_info.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION") }).set(1);
     registry.register("build_info", "Build information", build_info);
@@ -74,6 +92,10 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         active_scans,
         symbols_processed,
         worker_restarts,
+        cache_hits,
+        cache_misses,
+        cache_decode_errors,
+        cache_errors,
     }
 });
 

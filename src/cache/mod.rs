@@ -21,6 +21,8 @@ use serde::{Deserialize, Serialize};
 
 pub use codec::{decode, encode, CodecError, CODEC_VERSION};
 pub use memory::MemoryCache;
+pub use scan_cache::{Analytics, CacheReport, CacheStatus, HitSample, KindStats, ScanCache};
+pub use ttl::{Clock, SmartTtl, SystemClock, TtlRule, TtlSettings};
 
 /// Prefix of every key technic writes; `clear` removes exactly these.
 pub const KEY_PREFIX: &str = "technic:v1:";
