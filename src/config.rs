@@ -125,8 +125,10 @@ impl Settings {
     /// Loads the layered settings. `env` holds the process environment (only `TECHNIC_*`
     /// keys are read); `file` is an optional user TOML file.
     pub fn load(file: Option<&Path>, env: &HashMap<String, String>) -> Result<Self, SettingsError> {
-        let mut builder = config::Config::builder()
-            .add_source(config::File::from_str(DEFAULT_TOML, config::FileFormat::Toml));
+        let mut builder = config::Config::builder().add_source(config::File::from_str(
+            DEFAULT_TOML,
+            config::FileFormat::Toml,
+        ));
         if let Some(path) = file {
             if !path.exists() {
                 return Err(SettingsError::one(format!(
@@ -182,13 +184,22 @@ impl Settings {
         }
         let s = &self.scan;
         if !(s.risk_pct > 0.0 && s.risk_pct <= 100.0) {
-            p.push(format!("scan.risk_pct must be in (0, 100], got {}", s.risk_pct));
+            p.push(format!(
+                "scan.risk_pct must be in (0, 100], got {}",
+                s.risk_pct
+            ));
         }
         if s.account_size.is_nan() || s.account_size <= 0.0 {
-            p.push(format!("scan.account_size must be positive, got {}", s.account_size));
+            p.push(format!(
+                "scan.account_size must be positive, got {}",
+                s.account_size
+            ));
         }
         if s.target_rr.is_nan() || s.target_rr <= 0.0 {
-            p.push(format!("scan.target_rr must be positive, got {}", s.target_rr));
+            p.push(format!(
+                "scan.target_rr must be positive, got {}",
+                s.target_rr
+            ));
         }
         if !(0.5..=3.0).contains(&s.stop_atr_multiple) {
             p.push(format!(
@@ -202,7 +213,10 @@ impl Settings {
         if let Err(e) = self.cache.url.parse::<crate::cache::CacheTarget>() {
             p.push(format!("cache.url: {e}"));
         }
-        if let Err(problems) = crate::cache::SmartTtl::new(self.cache.ttl.clone(), std::sync::Arc::new(crate::cache::SystemClock)) {
+        if let Err(problems) = crate::cache::SmartTtl::new(
+            self.cache.ttl.clone(),
+            std::sync::Arc::new(crate::cache::SystemClock),
+        ) {
             p.extend(problems);
         }
         if p.is_empty() {
@@ -239,8 +253,14 @@ mod tests {
         let env = HashMap::from([
             ("TECHNIC_CLUSTER__WORKERS".to_string(), "3".to_string()),
             ("TECHNIC_DATA__SYNTHETIC__SEED".to_string(), "7".to_string()),
-            ("TECHNIC_SCAN__WEIGHTS__TREND".to_string(), "2.5".to_string()),
-            ("TECHNIC_DATA__SYNTHETIC__POISON_SYMBOLS".to_string(), "AAA,BBB".to_string()),
+            (
+                "TECHNIC_SCAN__WEIGHTS__TREND".to_string(),
+                "2.5".to_string(),
+            ),
+            (
+                "TECHNIC_DATA__SYNTHETIC__POISON_SYMBOLS".to_string(),
+                "AAA,BBB".to_string(),
+            ),
             ("UNRELATED".to_string(), "x".to_string()),
         ]);
         let s = Settings::load(None, &env).expect("valid env");
@@ -270,7 +290,10 @@ mod tests {
         let env = HashMap::from([
             ("TECHNIC_CLUSTER__SHARD_SIZE".to_string(), "0".to_string()),
             ("TECHNIC_SCAN__RISK_PCT".to_string(), "0".to_string()),
-            ("TECHNIC_SCAN__STOP_ATR_MULTIPLE".to_string(), "9".to_string()),
+            (
+                "TECHNIC_SCAN__STOP_ATR_MULTIPLE".to_string(),
+                "9".to_string(),
+            ),
         ]);
         let err = Settings::load(None, &env).expect_err("invalid");
         assert_eq!(err.problems.len(), 3, "{err}");

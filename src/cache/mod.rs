@@ -146,7 +146,10 @@ mod tests {
 
     #[test]
     fn keys_and_targets() {
-        assert_eq!(Kind::Bars.key("AAPL:latest:500"), "technic:v1:bars:AAPL:latest:500");
+        assert_eq!(
+            Kind::Bars.key("AAPL:latest:500"),
+            "technic:v1:bars:AAPL:latest:500"
+        );
         assert_eq!("memory".parse::<CacheTarget>(), Ok(CacheTarget::Memory));
         assert_eq!("none".parse::<CacheTarget>(), Ok(CacheTarget::None));
         assert_eq!(
@@ -155,7 +158,10 @@ mod tests {
         );
         assert_eq!(
             "redis-cluster://a:1, b:2".parse::<CacheTarget>(),
-            Ok(CacheTarget::RedisCluster(vec!["redis://a:1".into(), "redis://b:2".into()]))
+            Ok(CacheTarget::RedisCluster(vec![
+                "redis://a:1".into(),
+                "redis://b:2".into()
+            ]))
         );
         assert!("memcached://x".parse::<CacheTarget>().is_err());
         assert!("redis-cluster://".parse::<CacheTarget>().is_err());

@@ -161,7 +161,11 @@ impl ScanCache {
 
     /// Looks up typed values; `None` for misses, undecodable values and an unavailable
     /// backend. The flag says whether the backend answered.
-    pub async fn get<T: DeserializeOwned>(&self, kind: Kind, keys: &[String]) -> (Vec<Option<T>>, bool) {
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        kind: Kind,
+        keys: &[String],
+    ) -> (Vec<Option<T>>, bool) {
         let raw = if self.should_try() {
             match self.backend.get_many(keys).await {
                 Ok(v) => {
@@ -198,7 +202,9 @@ impl ScanCache {
         let misses = keys.len() as u64 - hits;
         c.hits.fetch_add(hits, Ordering::Relaxed);
         c.misses.fetch_add(misses, Ordering::Relaxed);
-        let label = KindLabel { kind: kind.as_str() };
+        let label = KindLabel {
+            kind: kind.as_str(),
+        };
         metrics().cache_hits.get_or_create(&label).inc_by(hits);
         metrics().cache_misses.get_or_create(&label).inc_by(misses);
         self.sample();
@@ -207,7 +213,11 @@ impl ScanCache {
 
     /// Stores typed values; each entry gives the symbol's daily volatility and last bar
     /// date for SmartTtl. Returns whether the backend took them.
-    pub async fn put<T: Serialize>(&self, kind: Kind, items: &[(String, &T, Option<f64>, Option<NaiveDate>)]) -> bool {
+    pub async fn put<T: Serialize>(
+        &self,
+        kind: Kind,
+        items: &[(String, &T, Option<f64>, Option<NaiveDate>)],
+    ) -> bool {
         if items.is_empty() || !self.should_try() {
             return items.is_empty();
         }
@@ -232,7 +242,12 @@ impl ScanCache {
     }
 
     /// The effective TTL the policy would give, and why (for analytics).
-    pub fn effective_ttl(&self, kind: Kind, daily_vol: Option<f64>, last_bar: Option<NaiveDate>) -> (Duration, TtlRule) {
+    pub fn effective_ttl(
+        &self,
+        kind: Kind,
+        daily_vol: Option<f64>,
+        last_bar: Option<NaiveDate>,
+    ) -> (Duration, TtlRule) {
         self.ttl.ttl(kind, daily_vol, last_bar)
     }
 
@@ -259,7 +274,10 @@ impl ScanCache {
             .iter()
             .map(|k| {
                 let c = &self.counters[idx(*k)];
-                let (hits, misses) = (c.hits.load(Ordering::Relaxed), c.misses.load(Ordering::Relaxed));
+                let (hits, misses) = (
+                    c.hits.load(Ordering::Relaxed),
+                    c.misses.load(Ordering::Relaxed),
+                );
                 let total = hits + misses;
                 (
                     *k,
@@ -276,7 +294,10 @@ impl ScanCache {
 
     fn totals(&self) -> (u64, u64) {
         self.counters.iter().fold((0, 0), |(h, m), c| {
-            (h + c.hits.load(Ordering::Relaxed), m + c.misses.load(Ordering::Relaxed))
+            (
+                h + c.hits.load(Ordering::Relaxed),
+                m + c.misses.load(Ordering::Relaxed),
+            )
         })
     }
 
@@ -292,7 +313,11 @@ impl ScanCache {
         if ring.len() == HISTORY_LEN {
             ring.pop_front();
         }
-        ring.push_back(HitSample { at: Utc::now(), hits, misses });
+        ring.push_back(HitSample {
+            at: Utc::now(),
+            hits,
+            misses,
+        });
     }
 
     /// Stats and analytics; backend queries that fail leave their field `None`.
@@ -300,10 +325,20 @@ impl ScanCache {
         let keys_per_kind = self.backend.keys_per_kind().await.ok();
         let memory = self.backend.memory().await.ok();
         let most_requested = self.backend.most_requested(top).await.unwrap_or_default();
-        let mut history: Vec<HitSample> =
-            self.history.lock().unwrap_or_else(|p| p.into_inner()).1.iter().copied().collect();
+        let mut history: Vec<HitSample> = self
+            .history
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .1
+            .iter()
+            .copied()
+            .collect();
         let (hits, misses) = self.totals();
-        history.push(HitSample { at: Utc::now(), hits, misses });
+        history.push(HitSample {
+            at: Utc::now(),
+            hits,
+            misses,
+        });
         Analytics {
             status: self.status(),
             per_kind: self.kind_stats(),
@@ -311,7 +346,10 @@ impl ScanCache {
             memory,
             most_requested,
             hit_rate_history: history,
-            ttl_secs: Kind::ALL.iter().map(|k| (*k, self.ttl.base(*k).as_secs())).collect(),
+            ttl_secs: Kind::ALL
+                .iter()
+                .map(|k| (*k, self.ttl.base(*k).as_secs()))
+                .collect(),
         }
     }
 }
@@ -319,7 +357,7 @@ impl ScanCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::{MemoryCache, SystemClock, TtlSettings};
+    use crate::cache::{MemoryCache, SystemClock};
     use async_trait::async_trait;
     use std::sync::atomic::AtomicBool;
 
@@ -376,9 +414,26 @@ mod tests {
     async fn typed_round_trip_stats_and_corrupt_values() {
         let backend = Arc::new(MemoryCache::new(1 << 20));
         let c = ScanCache::new(backend.clone(), ttl(), Duration::from_millis(10));
-        let keys = vec![Kind::Features.key("A"), Kind::Features.key("B"), Kind::Features.key("C")];
-        assert!(c.put(Kind::Features, &[(keys[0].clone(), &vec![1.5f64], Some(0.03), None)]).await);
-        backend.set_many(vec![(keys[1].clone(), b"\x01garbage".to_vec(), Duration::from_secs(60))]).await.expect("raw set");
+        let keys = vec![
+            Kind::Features.key("A"),
+            Kind::Features.key("B"),
+            Kind::Features.key("C"),
+        ];
+        assert!(
+            c.put(
+                Kind::Features,
+                &[(keys[0].clone(), &vec![1.5f64], Some(0.03), None)]
+            )
+            .await
+        );
+        backend
+            .set_many(vec![(
+                keys[1].clone(),
+                b"\x01garbage".to_vec(),
+                Duration::from_secs(60),
+            )])
+            .await
+            .expect("raw set");
         let (got, available) = c.get::<Vec<f64>>(Kind::Features, &keys).await;
         assert!(available);
         assert_eq!(got, vec![Some(vec![1.5]), None, None]);
@@ -387,20 +442,32 @@ mod tests {
         assert_eq!(s.hit_rate, Some(1.0 / 3.0));
         // SmartTtl applied on write: a 3 % daily vol keeps the 5 min base.
         let t = backend.ttl(&keys[0]).await.expect("ttl").expect("present");
-        assert!(t <= Duration::from_secs(300) && t > Duration::from_secs(290), "{t:?}");
+        assert!(
+            t <= Duration::from_secs(300) && t > Duration::from_secs(290),
+            "{t:?}"
+        );
     }
 
     #[tokio::test]
     async fn an_outage_degrades_then_recovers_without_restart() {
-        let backend = Arc::new(Switchable { inner: MemoryCache::new(1 << 20), down: AtomicBool::new(false) });
+        let backend = Arc::new(Switchable {
+            inner: MemoryCache::new(1 << 20),
+            down: AtomicBool::new(false),
+        });
         let c = ScanCache::new(backend.clone(), ttl(), Duration::from_millis(20));
         let key = vec![Kind::Bars.key("X")];
-        assert!(c.put(Kind::Bars, &[(key[0].clone(), &7u32, None, None)]).await);
+        assert!(
+            c.put(Kind::Bars, &[(key[0].clone(), &7u32, None, None)])
+                .await
+        );
         backend.down.store(true, Ordering::Relaxed);
         let (got, available) = c.get::<u32>(Kind::Bars, &key).await;
         assert_eq!((got, available), (vec![None], false));
         let status = c.status();
-        assert!(!status.available && status.last_error.as_deref() == Some("cache backend unavailable: down"));
+        assert!(
+            !status.available
+                && status.last_error.as_deref() == Some("cache backend unavailable: down")
+        );
         // While skipping, the backend is not even asked.
         backend.down.store(false, Ordering::Relaxed);
         assert!(!c.get::<u32>(Kind::Bars, &key).await.1);

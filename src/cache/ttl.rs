@@ -72,25 +72,45 @@ impl SmartTtl {
     pub fn new(settings: TtlSettings, clock: Arc<dyn Clock>) -> Result<Self, Vec<String>> {
         let mut p = Vec::new();
         let tz = settings.market_timezone.parse::<Tz>().map_err(|_| {
-            format!("cache.ttl.market_timezone {:?} is not an IANA time zone", settings.market_timezone)
+            format!(
+                "cache.ttl.market_timezone {:?} is not an IANA time zone",
+                settings.market_timezone
+            )
         });
         let time = |name: &str, s: &str| {
-            NaiveTime::parse_from_str(s, "%H:%M").map_err(|_| format!("cache.ttl.{name} {s:?} is not HH:MM"))
+            NaiveTime::parse_from_str(s, "%H:%M")
+                .map_err(|_| format!("cache.ttl.{name} {s:?} is not HH:MM"))
         };
         let open = time("market_open", &settings.market_open);
         let close = time("market_close", &settings.market_close);
-        if !(settings.low_vol_daily < settings.high_vol_daily) {
+        if settings.low_vol_daily.is_nan() || settings.low_vol_daily >= settings.high_vol_daily {
             p.push("cache.ttl.low_vol_daily must be below cache.ttl.high_vol_daily".to_string());
         }
-        if [settings.bars_secs, settings.features_secs, settings.ml_secs, settings.scan_secs, settings.meta_secs].contains(&0) {
+        if [
+            settings.bars_secs,
+            settings.features_secs,
+            settings.ml_secs,
+            settings.scan_secs,
+            settings.meta_secs,
+        ]
+        .contains(&0)
+        {
             p.push("cache.ttl.*_secs must be at least 1".to_string());
         }
         match (tz, open, close) {
             (Ok(tz), Ok(open), Ok(close)) if p.is_empty() => {
                 if open >= close {
-                    return Err(vec!["cache.ttl.market_open must be before market_close".into()]);
+                    return Err(vec![
+                        "cache.ttl.market_open must be before market_close".into()
+                    ]);
                 }
-                Ok(SmartTtl { settings, tz, open, close, clock })
+                Ok(SmartTtl {
+                    settings,
+                    tz,
+                    open,
+                    close,
+                    clock,
+                })
             }
             (tz, open, close) => {
                 p.extend([tz.err(), open.err(), close.err()].into_iter().flatten());
@@ -116,7 +136,12 @@ impl SmartTtl {
 
     /// The TTL for a value of `kind`, given the symbol's daily volatility (if known) and
     /// the date of the last bar the value was computed from (if any).
-    pub fn ttl(&self, kind: Kind, daily_vol: Option<f64>, last_bar: Option<NaiveDate>) -> (Duration, TtlRule) {
+    pub fn ttl(
+        &self,
+        kind: Kind,
+        daily_vol: Option<f64>,
+        last_bar: Option<NaiveDate>,
+    ) -> (Duration, TtlRule) {
         let base = self.base(kind);
         let (adjusted, rule) = match daily_vol {
             Some(v) if v > self.settings.high_vol_daily => (base / 2, TtlRule::HighVolatility),
@@ -146,18 +171,29 @@ impl SmartTtl {
         }
         // The last completed session: today if past the close on a weekday, else the
         // previous weekday.
-        let mut last_completed = if is_session(today) && now.time() >= self.close { today } else { today.pred_opt()? };
+        let mut last_completed = if is_session(today) && now.time() >= self.close {
+            today
+        } else {
+            today.pred_opt()?
+        };
         while !is_session(last_completed) {
             last_completed = last_completed.pred_opt()?;
         }
         if last_bar < last_completed {
             return None;
         }
-        let mut next = if is_session(today) && now.time() < self.open { today } else { today.succ_opt()? };
+        let mut next = if is_session(today) && now.time() < self.open {
+            today
+        } else {
+            today.succ_opt()?
+        };
         while !is_session(next) {
             next = next.succ_opt()?;
         }
-        let open_at = self.tz.from_local_datetime(&next.and_time(self.open)).earliest()?;
+        let open_at = self
+            .tz
+            .from_local_datetime(&next.and_time(self.open))
+            .earliest()?;
         (open_at.with_timezone(&Utc) - now_utc).to_std().ok()
     }
 }
@@ -191,7 +227,11 @@ mod tests {
     /// A clock at this New York local time.
     fn at(y: i32, m: u32, d: u32, hh: u32, mm: u32) -> SmartTtl {
         let ny: Tz = "America/New_York".parse().expect("tz");
-        let t = ny.with_ymd_and_hms(y, m, d, hh, mm, 0).single().expect("valid local time").with_timezone(&Utc);
+        let t = ny
+            .with_ymd_and_hms(y, m, d, hh, mm, 0)
+            .single()
+            .expect("valid local time")
+            .with_timezone(&Utc);
         SmartTtl::new(settings(), Arc::new(Fixed(t))).expect("valid settings")
     }
 
@@ -203,11 +243,23 @@ mod tests {
     fn base_per_kind_and_volatility_adjustment() {
         // Wednesday 2026-11-25 11:00, market open: no close rule.
         let t = at(2026, 11, 25, 11, 0);
-        assert_eq!(t.ttl(Kind::Bars, Some(0.03), Some(date(2026, 11, 24))), (Duration::from_secs(3600), TtlRule::Base));
-        assert_eq!(t.ttl(Kind::Bars, Some(0.06), None), (Duration::from_secs(1800), TtlRule::HighVolatility));
-        assert_eq!(t.ttl(Kind::Features, Some(0.01), None), (Duration::from_secs(600), TtlRule::LowVolatility));
+        assert_eq!(
+            t.ttl(Kind::Bars, Some(0.03), Some(date(2026, 11, 24))),
+            (Duration::from_secs(3600), TtlRule::Base)
+        );
+        assert_eq!(
+            t.ttl(Kind::Bars, Some(0.06), None),
+            (Duration::from_secs(1800), TtlRule::HighVolatility)
+        );
+        assert_eq!(
+            t.ttl(Kind::Features, Some(0.01), None),
+            (Duration::from_secs(600), TtlRule::LowVolatility)
+        );
         assert_eq!(t.ttl(Kind::Meta, None, None).0, Duration::from_secs(86400));
-        assert_eq!(t.ttl(Kind::Scan, Some(0.5), None).0, Duration::from_secs(150));
+        assert_eq!(
+            t.ttl(Kind::Scan, Some(0.5), None).0,
+            Duration::from_secs(150)
+        );
     }
 
     #[test]
@@ -216,24 +268,44 @@ mod tests {
         let t = at(2026, 11, 25, 17, 0);
         assert_eq!(
             t.ttl(Kind::Bars, Some(0.03), Some(date(2026, 11, 25))),
-            (Duration::from_secs(16 * 3600 + 1800), TtlRule::UntilNextOpen)
+            (
+                Duration::from_secs(16 * 3600 + 1800),
+                TtlRule::UntilNextOpen
+            )
         );
         // ... but stale data (yesterday's bar) gets the normal TTL.
-        assert_eq!(t.ttl(Kind::Bars, Some(0.03), Some(date(2026, 11, 24))).1, TtlRule::Base);
+        assert_eq!(
+            t.ttl(Kind::Bars, Some(0.03), Some(date(2026, 11, 24))).1,
+            TtlRule::Base
+        );
         // Saturday noon with Friday's bar: until Monday 09:30 (45h30).
         let t = at(2026, 11, 28, 12, 0);
         assert_eq!(
             t.ttl(Kind::Features, None, Some(date(2026, 11, 27))),
-            (Duration::from_secs(45 * 3600 + 1800), TtlRule::UntilNextOpen)
+            (
+                Duration::from_secs(45 * 3600 + 1800),
+                TtlRule::UntilNextOpen
+            )
         );
         // Monday 08:00 before the open with Friday's bar: until 09:30 (1h30).
         let t = at(2026, 11, 30, 8, 0);
-        assert_eq!(t.ttl(Kind::Features, Some(0.03), Some(date(2026, 11, 27))), (Duration::from_secs(5400), TtlRule::UntilNextOpen));
+        assert_eq!(
+            t.ttl(Kind::Features, Some(0.03), Some(date(2026, 11, 27))),
+            (Duration::from_secs(5400), TtlRule::UntilNextOpen)
+        );
         // At 09:00 the open is 30 min away, shorter than the base hour: the base wins.
         let t = at(2026, 11, 30, 9, 0);
-        assert_eq!(t.ttl(Kind::Bars, Some(0.03), Some(date(2026, 11, 27))), (Duration::from_secs(3600), TtlRule::Base));
+        assert_eq!(
+            t.ttl(Kind::Bars, Some(0.03), Some(date(2026, 11, 27))),
+            (Duration::from_secs(3600), TtlRule::Base)
+        );
         // The rule never applies to scan or meta values.
-        assert_eq!(at(2026, 11, 28, 12, 0).ttl(Kind::Scan, None, Some(date(2026, 11, 27))).1, TtlRule::Base);
+        assert_eq!(
+            at(2026, 11, 28, 12, 0)
+                .ttl(Kind::Scan, None, Some(date(2026, 11, 27)))
+                .1,
+            TtlRule::Base
+        );
     }
 
     #[test]
@@ -244,7 +316,9 @@ mod tests {
             low_vol_daily: 0.1,
             ..settings()
         };
-        let err = SmartTtl::new(s, Arc::new(SystemClock)).err().expect("invalid");
+        let err = SmartTtl::new(s, Arc::new(SystemClock))
+            .err()
+            .expect("invalid");
         assert_eq!(err.len(), 3, "{err:?}");
     }
 }

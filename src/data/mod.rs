@@ -131,7 +131,10 @@ mod tests {
     #[test]
     fn data_source_parses() {
         assert_eq!("synthetic".parse::<DataSource>(), Ok(DataSource::Synthetic));
-        assert_eq!("csv:/d".parse::<DataSource>(), Ok(DataSource::Csv("/d".into())));
+        assert_eq!(
+            "csv:/d".parse::<DataSource>(),
+            Ok(DataSource::Csv("/d".into()))
+        );
         assert!("csv:".parse::<DataSource>().is_err());
         assert!("polygonx".parse::<DataSource>().is_err());
     }
