@@ -68,9 +68,10 @@ fn benches(c: &mut Criterion) {
             rt.block_on(async {
                 let provider: Arc<dyn MarketData> =
                     Arc::new(SyntheticProvider::new(&settings.data.synthetic));
-                let cluster = LocalCluster::start(&settings, provider, settings.local_workers())
-                    .await
-                    .expect("start");
+                let cluster =
+                    LocalCluster::start(&settings, provider, None, settings.local_workers())
+                        .await
+                        .expect("start");
                 let report = cluster
                     .submit(cfg.clone())
                     .await

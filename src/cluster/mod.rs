@@ -26,6 +26,7 @@ pub use shard::{plan_shards, shard_size, Shard};
 pub use supervision::{Decision, RestartPolicy};
 pub use worker::{process_shard, ShardReport, SymbolOutcome, WorkerContext};
 
+use crate::cache::ScanCache;
 use crate::config::Settings;
 use crate::data::MarketData;
 use crate::error::{ErrorCode, UserError};
@@ -45,6 +46,7 @@ impl LocalCluster {
     pub async fn start(
         settings: &Settings,
         provider: Arc<dyn MarketData>,
+        cache: Option<Arc<ScanCache>>,
         workers: usize,
     ) -> Result<Self, UserError> {
         let workers = workers.max(1);
@@ -74,6 +76,7 @@ impl LocalCluster {
             queue: queue.clone(),
             provider,
             coordinator: coordinator.clone(),
+            cache,
         };
         let (pool, _) = Actor::spawn(
             None,
