@@ -261,3 +261,53 @@ async fn a_repeated_scan_is_served_from_cached_features_with_identical_results()
     assert!(top.iter().all(|(_, n)| *n == 3), "{top:?}");
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_warmer_loads_seeded_and_most_requested_symbols() {
+    use technic::cluster::{warm_once, PipelineContext};
+    let s = settings(200, &[]);
+    let target = "memory".parse().expect("target");
+    let cache = technic::cache::build(&s.cache, &target)
+        .await
+        .expect("cache")
+        .expect("memory");
+    let provider: Arc<dyn MarketData> = Arc::new(SyntheticProvider::new(&s.data.synthetic));
+    let universe = provider.universe().await.expect("universe");
+    let seeds: Vec<String> = universe[..5].iter().map(|e| e.symbol.clone()).collect();
+    // Two symbols were requested before (learned from requests).
+    cache
+        .record_requests(&[universe[10].symbol.clone(), universe[11].symbol.clone()])
+        .await;
+    let mut warm = s.cache.warm.clone();
+    warm.symbols = seeds.clone();
+    let ctx = PipelineContext {
+        node_id: "t".into(),
+        provider: provider.clone(),
+        cache: Some(cache.clone()),
+        queue: None,
+    };
+    let cfg = ScanConfig::from_settings(&s.scan);
+    let first = warm_once(&ctx, &warm, &cfg).await;
+    assert_eq!(
+        (first.candidates, first.loaded, first.fresh, first.failed),
+        (7, 7, 0, 0)
+    );
+    // Fresh keys are not loaded again.
+    let second = warm_once(&ctx, &warm, &cfg).await;
+    assert_eq!((second.loaded, second.fresh), (0, 7));
+    // A scan of exactly the warmed symbols is served entirely from the cache.
+    let cluster = LocalCluster::start(&s, provider, Some(cache), 2)
+        .await
+        .expect("starts");
+    let mut symbols = seeds;
+    symbols.extend([universe[10].symbol.clone(), universe[11].symbol.clone()]);
+    let report = cluster
+        .submit(ScanConfig { symbols, ..cfg })
+        .await
+        .expect("valid")
+        .report()
+        .await
+        .expect("done");
+    assert_eq!(report.timing.cache_hit_rate, Some(1.0));
+    cluster.shutdown().await;
+}

@@ -12,10 +12,10 @@ use tokio::sync::{oneshot, watch};
 use tracing::{info, warn};
 
 use super::error::ScanError;
+use super::pipeline::{ShardReport, SymbolOutcome};
 use super::progress::{analyzing, Progress, Stage};
 use super::queue::WorkQueue;
 use super::shard::{plan_shards, shard_size, Shard};
-use super::worker::{ShardReport, SymbolOutcome};
 use crate::cache::CacheReport;
 use crate::data::{DataError, MarketData};
 use crate::market::UniverseEntry;
