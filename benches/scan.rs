@@ -88,16 +88,33 @@ fn benches(c: &mut Criterion) {
     });
     let warm = rt.block_on(async {
         let target = "memory".parse().expect("target");
-        let cache = technic::cache::build(&settings.cache, &target).await.expect("cache");
-        let provider: Arc<dyn MarketData> = Arc::new(SyntheticProvider::new(&settings.data.synthetic));
-        let cluster = LocalCluster::start(&settings, provider, cache, settings.local_workers()).await.expect("start");
-        cluster.submit(cfg.clone()).await.expect("submit").report().await.expect("report");
+        let cache = technic::cache::build(&settings.cache, &target)
+            .await
+            .expect("cache");
+        let provider: Arc<dyn MarketData> =
+            Arc::new(SyntheticProvider::new(&settings.data.synthetic));
+        let cluster = LocalCluster::start(&settings, provider, cache, settings.local_workers())
+            .await
+            .expect("start");
+        cluster
+            .submit(cfg.clone())
+            .await
+            .expect("submit")
+            .report()
+            .await
+            .expect("report");
         cluster
     });
     g.bench_function("warm_memory_cache_5000x500", |b| {
         b.iter(|| {
             rt.block_on(async {
-                let report = warm.submit(cfg.clone()).await.expect("submit").report().await.expect("report");
+                let report = warm
+                    .submit(cfg.clone())
+                    .await
+                    .expect("submit")
+                    .report()
+                    .await
+                    .expect("report");
                 assert_eq!(report.timing.cache_hit_rate, Some(1.0));
                 report.results.len()
             })

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use assert_cmd::Command;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/talib").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/talib")
+        .join(name)
 }
 
 const CASES: [&str; 5] = ["gbm_long", "penny", "volatile", "flat", "short"];
@@ -29,10 +31,19 @@ fn the_indicators_command_matches_talib_on_every_bar() {
             .arg(fixture(&format!("{case}.input.csv")))
             .output()
             .expect("runs");
-        assert!(out.status.success(), "{case}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{case}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let got = String::from_utf8(out.stdout).expect("utf8");
-        let want = std::fs::read_to_string(fixture(&format!("{case}.expected.csv"))).expect("fixture");
-        assert_eq!(got.lines().count(), want.lines().count(), "{case}: row count");
+        let want =
+            std::fs::read_to_string(fixture(&format!("{case}.expected.csv"))).expect("fixture");
+        assert_eq!(
+            got.lines().count(),
+            want.lines().count(),
+            "{case}: row count"
+        );
         assert_eq!(got.lines().next(), want.lines().next(), "{case}: header");
         for (row, (g, w)) in got.lines().zip(want.lines()).enumerate().skip(1) {
             let (g, w): (Vec<&str>, Vec<&str>) = (g.split(',').collect(), w.split(',').collect());
@@ -40,8 +51,12 @@ fn the_indicators_command_matches_talib_on_every_bar() {
             for col in 1..w.len() {
                 match (parse_cell(g[col]), parse_cell(w[col])) {
                     (None, None) => {}
-                    (Some(a), Some(b)) => assert!(close(a, b), "{case} row {row} col {col}: {a} vs TA-Lib {b}"),
-                    (a, b) => panic!("{case} row {row} col {col}: {a:?} vs TA-Lib {b:?} (NaN placement)"),
+                    (Some(a), Some(b)) => {
+                        assert!(close(a, b), "{case} row {row} col {col}: {a} vs TA-Lib {b}")
+                    }
+                    (a, b) => {
+                        panic!("{case} row {row} col {col}: {a:?} vs TA-Lib {b:?} (NaN placement)")
+                    }
                 }
             }
         }
@@ -53,8 +68,10 @@ fn the_scan_uses_talib_values_at_the_last_bar() {
     use technic::data::csvdir::{read_bars_csv, Columns};
     use technic::scan::compute_features;
     for case in ["gbm_long", "penny", "volatile"] {
-        let bars = read_bars_csv(&fixture(&format!("{case}.input.csv")), Columns::Ohlcv).expect("input");
-        let want = std::fs::read_to_string(fixture(&format!("{case}.expected.csv"))).expect("fixture");
+        let bars =
+            read_bars_csv(&fixture(&format!("{case}.input.csv")), Columns::Ohlcv).expect("input");
+        let want =
+            std::fs::read_to_string(fixture(&format!("{case}.expected.csv"))).expect("fixture");
         let header: Vec<&str> = want.lines().next().expect("header").split(',').collect();
         let last: Vec<&str> = want.lines().last().expect("rows").split(',').collect();
         let col = |name: &str| -> f64 {
@@ -74,7 +91,11 @@ fn the_scan_uses_talib_values_at_the_last_bar() {
                 ("macd_hist", f.macd_hist),
                 ("atr_14", sf.atr_14),
             ] {
-                assert!(close(got, col(name)), "{case} lookback {lookback} {name}: {got} vs TA-Lib {}", col(name));
+                assert!(
+                    close(got, col(name)),
+                    "{case} lookback {lookback} {name}: {got} vs TA-Lib {}",
+                    col(name)
+                );
             }
         }
     }
