@@ -19,7 +19,30 @@ pub struct Settings {
     pub data: DataSettings,
     pub cluster: ClusterSettings,
     pub scan: ScanSettings,
+    pub cache: CacheSettings,
     pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSettings {
+    pub url: String,
+    pub memory_max_bytes: u64,
+    pub retry_after_ms: u64,
+    pub connect_timeout_ms: u64,
+    pub response_timeout_ms: u64,
+    pub warm: WarmSettings,
+    pub ttl: crate::cache::TtlSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WarmSettings {
+    pub symbols: Vec<String>,
+    pub top_requested: usize,
+    pub max_symbols_per_second: usize,
+    pub refresh_before_secs: u64,
+    pub interval_secs: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -113,8 +136,10 @@ impl Settings {
     /// Loads the layered settings. `env` holds the process environment (only `TECHNIC_*`
     /// keys are read); `file` is an optional user TOML file.
     pub fn load(file: Option<&Path>, env: &HashMap<String, String>) -> Result<Self, SettingsError> {
-        let mut builder = config::Config::builder()
-            .add_source(config::File::from_str(DEFAULT_TOML, config::FileFormat::Toml));
+        let mut builder = config::Config::builder().add_source(config::File::from_str(
+            DEFAULT_TOML,
+            config::FileFormat::Toml,
+        ));
         if let Some(path) = file {
             if !path.exists() {
                 return Err(SettingsError::one(format!(
@@ -136,6 +161,7 @@ impl Settings {
                 .try_parsing(true)
                 .list_separator(",")
                 .with_list_parse_key("data.synthetic.poison_symbols")
+                .with_list_parse_key("cache.warm.symbols")
                 .source(Some(technic_env)),
         );
         let settings: Settings = builder
@@ -170,13 +196,22 @@ impl Settings {
         }
         let s = &self.scan;
         if !(s.risk_pct > 0.0 && s.risk_pct <= 100.0) {
-            p.push(format!("scan.risk_pct must be in (0, 100], got {}", s.risk_pct));
+            p.push(format!(
+                "scan.risk_pct must be in (0, 100], got {}",
+                s.risk_pct
+            ));
         }
         if s.account_size.is_nan() || s.account_size <= 0.0 {
-            p.push(format!("scan.account_size must be positive, got {}", s.account_size));
+            p.push(format!(
+                "scan.account_size must be positive, got {}",
+                s.account_size
+            ));
         }
         if s.target_rr.is_nan() || s.target_rr <= 0.0 {
-            p.push(format!("scan.target_rr must be positive, got {}", s.target_rr));
+            p.push(format!(
+                "scan.target_rr must be positive, got {}",
+                s.target_rr
+            ));
         }
         if !(0.5..=3.0).contains(&s.stop_atr_multiple) {
             p.push(format!(
@@ -186,6 +221,18 @@ impl Settings {
         }
         if s.max_universe_size == 0 {
             p.push("scan.max_universe_size must be at least 1".to_string());
+        }
+        if self.cache.warm.max_symbols_per_second == 0 {
+            p.push("cache.warm.max_symbols_per_second must be at least 1".to_string());
+        }
+        if let Err(e) = self.cache.url.parse::<crate::cache::CacheTarget>() {
+            p.push(format!("cache.url: {e}"));
+        }
+        if let Err(problems) = crate::cache::SmartTtl::new(
+            self.cache.ttl.clone(),
+            std::sync::Arc::new(crate::cache::SystemClock),
+        ) {
+            p.extend(problems);
         }
         if p.is_empty() {
             Ok(())
@@ -221,8 +268,14 @@ mod tests {
         let env = HashMap::from([
             ("TECHNIC_CLUSTER__WORKERS".to_string(), "3".to_string()),
             ("TECHNIC_DATA__SYNTHETIC__SEED".to_string(), "7".to_string()),
-            ("TECHNIC_SCAN__WEIGHTS__TREND".to_string(), "2.5".to_string()),
-            ("TECHNIC_DATA__SYNTHETIC__POISON_SYMBOLS".to_string(), "AAA,BBB".to_string()),
+            (
+                "TECHNIC_SCAN__WEIGHTS__TREND".to_string(),
+                "2.5".to_string(),
+            ),
+            (
+                "TECHNIC_DATA__SYNTHETIC__POISON_SYMBOLS".to_string(),
+                "AAA,BBB".to_string(),
+            ),
             ("UNRELATED".to_string(), "x".to_string()),
         ]);
         let s = Settings::load(None, &env).expect("valid env");
@@ -252,7 +305,10 @@ mod tests {
         let env = HashMap::from([
             ("TECHNIC_CLUSTER__SHARD_SIZE".to_string(), "0".to_string()),
             ("TECHNIC_SCAN__RISK_PCT".to_string(), "0".to_string()),
-            ("TECHNIC_SCAN__STOP_ATR_MULTIPLE".to_string(), "9".to_string()),
+            (
+                "TECHNIC_SCAN__STOP_ATR_MULTIPLE".to_string(),
+                "9".to_string(),
+            ),
         ]);
         let err = Settings::load(None, &env).expect_err("invalid");
         assert_eq!(err.problems.len(), 3, "{err}");

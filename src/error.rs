@@ -15,6 +15,7 @@ pub enum ErrorCode {
     DataProviderUnavailable,
     WorkersUnavailable,
     QueueUnavailable,
+    CacheUnavailable,
     Internal,
 }
 
@@ -27,6 +28,7 @@ impl ErrorCode {
             ErrorCode::DataProviderUnavailable => "DATA_PROVIDER_UNAVAILABLE",
             ErrorCode::WorkersUnavailable => "WORKERS_UNAVAILABLE",
             ErrorCode::QueueUnavailable => "QUEUE_UNAVAILABLE",
+            ErrorCode::CacheUnavailable => "CACHE_UNAVAILABLE",
             ErrorCode::Internal => "INTERNAL",
         }
     }
@@ -36,7 +38,10 @@ impl ErrorCode {
     pub fn exit_code(self) -> i32 {
         match self {
             ErrorCode::InvalidConfig | ErrorCode::InvalidInput | ErrorCode::EmptyUniverse => 2,
-            ErrorCode::DataProviderUnavailable | ErrorCode::WorkersUnavailable | ErrorCode::QueueUnavailable => 3,
+            ErrorCode::DataProviderUnavailable
+            | ErrorCode::WorkersUnavailable
+            | ErrorCode::QueueUnavailable
+            | ErrorCode::CacheUnavailable => 3,
             ErrorCode::Internal => 1,
         }
     }
@@ -44,7 +49,9 @@ impl ErrorCode {
     pub fn retryable(self) -> bool {
         matches!(
             self,
-            ErrorCode::DataProviderUnavailable | ErrorCode::WorkersUnavailable | ErrorCode::QueueUnavailable
+            ErrorCode::DataProviderUnavailable
+                | ErrorCode::WorkersUnavailable
+                | ErrorCode::QueueUnavailable
         )
     }
 }

@@ -32,7 +32,9 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     match bytes.split_first() {
         None => Err(CodecError::Empty),
-        Some((&CODEC_VERSION, body)) => bitcode::deserialize(body).map_err(|e| CodecError::Corrupt(e.to_string())),
+        Some((&CODEC_VERSION, body)) => {
+            bitcode::deserialize(body).map_err(|e| CodecError::Corrupt(e.to_string()))
+        }
         Some((&found, _)) => Err(CodecError::Version { found }),
     }
 }
@@ -63,8 +65,17 @@ mod tests {
         assert_eq!(decode::<Vec<f64>>(&[]), Err(CodecError::Empty));
         let mut other = bytes.clone();
         other[0] = 99;
-        assert_eq!(decode::<Vec<f64>>(&other), Err(CodecError::Version { found: 99 }));
-        assert!(matches!(decode::<Vec<f64>>(&bytes[..bytes.len() - 3]), Err(CodecError::Corrupt(_))));
-        assert!(matches!(decode::<Bars>(b"\x01garbage"), Err(CodecError::Corrupt(_))));
+        assert_eq!(
+            decode::<Vec<f64>>(&other),
+            Err(CodecError::Version { found: 99 })
+        );
+        assert!(matches!(
+            decode::<Vec<f64>>(&bytes[..bytes.len() - 3]),
+            Err(CodecError::Corrupt(_))
+        ));
+        assert!(matches!(
+            decode::<Bars>(b"\x01garbage"),
+            Err(CodecError::Corrupt(_))
+        ));
     }
 }

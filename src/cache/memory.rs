@@ -21,7 +21,12 @@ struct Entry {
 struct PerEntryTtl;
 
 impl Expiry<String, Entry> for PerEntryTtl {
-    fn expire_after_create(&self, _key: &String, value: &Entry, _created_at: Instant) -> Option<Duration> {
+    fn expire_after_create(
+        &self,
+        _key: &String,
+        value: &Entry,
+        _created_at: Instant,
+    ) -> Option<Duration> {
         Some(value.ttl)
     }
 
@@ -51,7 +56,9 @@ impl MemoryCache {
         MemoryCache {
             inner: Moka::builder()
                 .max_capacity(max_bytes)
-                .weigher(|k: &String, v: &Entry| (k.len() + v.bytes.len()).try_into().unwrap_or(u32::MAX))
+                .weigher(|k: &String, v: &Entry| {
+                    (k.len() + v.bytes.len()).try_into().unwrap_or(u32::MAX)
+                })
                 .expire_after(PerEntryTtl)
                 .build(),
             requests: Mutex::new(HashMap::new()),
@@ -90,12 +97,17 @@ impl Cache for MemoryCache {
         }
         self.inner.run_pending_tasks().await;
         let used = self.inner.weighted_size();
-        self.peak.fetch_max(used, std::sync::atomic::Ordering::Relaxed);
+        self.peak
+            .fetch_max(used, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 
     async fn ttl(&self, key: &str) -> Result<Option<Duration>, CacheError> {
-        Ok(self.inner.get(key).await.map(|e| e.ttl.saturating_sub(e.stored.elapsed())))
+        Ok(self
+            .inner
+            .get(key)
+            .await
+            .map(|e| e.ttl.saturating_sub(e.stored.elapsed())))
     }
 
     async fn clear(&self) -> Result<u64, CacheError> {
@@ -129,7 +141,10 @@ impl Cache for MemoryCache {
         let used = self.inner.weighted_size();
         Ok(MemoryInfo {
             used_bytes: used,
-            peak_bytes: self.peak.load(std::sync::atomic::Ordering::Relaxed).max(used),
+            peak_bytes: self
+                .peak
+                .load(std::sync::atomic::Ordering::Relaxed)
+                .max(used),
         })
     }
 
@@ -144,7 +159,11 @@ impl Cache for MemoryCache {
     }
 
     async fn most_requested(&self, n: usize) -> Result<Vec<(String, u64)>, CacheError> {
-        let mut all: Vec<(String, u64)> = self.requests().iter().map(|(k, v)| (k.clone(), *v)).collect();
+        let mut all: Vec<(String, u64)> = self
+            .requests()
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
         all.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         all.truncate(n);
         Ok(all)

@@ -7,6 +7,7 @@
 //! fails a scan: [`ScanCache`] turns it into a miss, marks itself degraded (visible in the
 //! report and health), and tries the backend again after a short pause.
 
+mod build;
 pub mod codec;
 pub mod memory;
 pub mod redis;
@@ -20,9 +21,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+pub use self::redis::{RedisCache, RedisClusterCache, RedisOptions};
+pub use build::build;
 pub use codec::{decode, encode, CodecError, CODEC_VERSION};
 pub use memory::MemoryCache;
-pub use self::redis::{RedisCache, RedisClusterCache, RedisOptions};
+pub use scan_cache::{Analytics, CacheReport, CacheStatus, HitSample, KindStats, ScanCache};
+pub use ttl::{Clock, SmartTtl, SystemClock, TtlRule, TtlSettings};
 
 /// Prefix of every key technic writes; `clear` removes exactly these.
 pub const KEY_PREFIX: &str = "technic:v1:";
@@ -181,7 +185,10 @@ mod tests {
 
     #[test]
     fn keys_and_targets() {
-        assert_eq!(Kind::Bars.key("AAPL:latest:500"), "technic:v1:bars:AAPL:latest:500");
+        assert_eq!(
+            Kind::Bars.key("AAPL:latest:500"),
+            "technic:v1:bars:AAPL:latest:500"
+        );
         assert_eq!("memory".parse::<CacheTarget>(), Ok(CacheTarget::Memory));
         assert_eq!("none".parse::<CacheTarget>(), Ok(CacheTarget::None));
         assert_eq!(
@@ -190,7 +197,10 @@ mod tests {
         );
         assert_eq!(
             "redis-cluster://a:1, b:2".parse::<CacheTarget>(),
-            Ok(CacheTarget::RedisCluster(vec!["redis://a:1".into(), "redis://b:2".into()]))
+            Ok(CacheTarget::RedisCluster(vec![
+                "redis://a:1".into(),
+                "redis://b:2".into()
+            ]))
         );
         assert!("memcached://x".parse::<CacheTarget>().is_err());
         assert!("redis-cluster://".parse::<CacheTarget>().is_err());

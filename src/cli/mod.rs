@@ -4,6 +4,7 @@
 //! their code and hints. `main` stays thin: it parses, loads settings, starts tracing and
 //! calls [`run`].
 
+mod cache;
 mod indicators;
 mod output;
 mod scan;
@@ -20,7 +21,11 @@ use crate::error::UserError;
 pub use output::{format_number, OutputFormat};
 
 #[derive(Debug, Parser)]
-#[command(name = "technic", version, about = "Stock technical scanner on an actor cluster")]
+#[command(
+    name = "technic",
+    version,
+    about = "Stock technical scanner on an actor cluster"
+)]
 pub struct Cli {
     /// A TOML file layered over the embedded defaults (configs/default.toml).
     #[arg(long, global = true, value_name = "FILE")]
@@ -42,10 +47,15 @@ pub enum Command {
     Indicators(indicators::IndicatorsArgs),
     /// Write a data source's bars as a CSV directory (`SYMBOL.csv` + `universe.csv`).
     Snapshot(snapshot::SnapshotArgs),
+    /// Inspect, clear or warm the cache.
+    Cache(cache::CacheArgs),
 }
 
 /// Loads settings from the file and environment, applying `--log-format`.
-pub fn load_settings(cli: &Cli, env: &HashMap<String, String>) -> Result<Settings, crate::config::SettingsError> {
+pub fn load_settings(
+    cli: &Cli,
+    env: &HashMap<String, String>,
+) -> Result<Settings, crate::config::SettingsError> {
     let mut settings = Settings::load(cli.config.as_deref(), env)?;
     if let Some(f) = cli.log_format {
         settings.log.format = f;
@@ -59,6 +69,7 @@ pub async fn run(cli: Cli, settings: Settings) -> i32 {
         Command::Scan(args) => scan::run(args, &settings).await,
         Command::Indicators(args) => indicators::run(&args),
         Command::Snapshot(args) => snapshot::run(&args, &settings).await,
+        Command::Cache(args) => cache::run(&args, &settings).await,
     };
     match result {
         Ok(code) => code,

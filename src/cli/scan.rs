@@ -11,6 +11,7 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::output::{emit, json_rows_to_csv, OutputFormat};
+use crate::cache::CacheTarget;
 use crate::cluster::{thousands, LocalCluster, Progress, ScanHandle};
 use crate::config::Settings;
 use crate::data::{self, DataSource};
@@ -76,6 +77,13 @@ pub struct ScanArgs {
     /// Write the output to FILE instead of stdout.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Cache: none | memory | redis://HOST:PORT | redis-cluster://HOST:PORT[,HOST:PORT...]
+    /// (default: settings cache.url, memory).
+    #[arg(long, value_name = "URL")]
+    pub cache: Option<String>,
+    /// Redis for the cache (and, later, the work queue): same as --cache redis://….
+    #[arg(long, value_name = "URL", conflicts_with = "cache")]
+    pub redis: Option<String>,
     /// Local worker actors (default: one per core; settings cluster.workers).
     #[arg(long, value_name = "N")]
     pub workers: Option<String>,
@@ -87,13 +95,20 @@ pub struct ScanArgs {
 /// The scan config and the other run options, or every problem found.
 struct Plan {
     source: DataSource,
+    cache: CacheTarget,
     config: ScanConfig,
     workers: usize,
 }
 
 fn list(s: &Option<String>) -> Vec<String> {
     s.as_deref()
-        .map(|s| s.split(',').map(str::trim).filter(|x| !x.is_empty()).map(String::from).collect())
+        .map(|s| {
+            s.split(',')
+                .map(str::trim)
+                .filter(|x| !x.is_empty())
+                .map(String::from)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -101,7 +116,11 @@ fn plan(args: &ScanArgs, settings: &Settings) -> Result<Plan, UserError> {
     let mut problems = Vec::new();
     let mut config = ScanConfig::from_settings(&settings.scan);
 
-    fn num<T: std::str::FromStr>(name: &str, v: &Option<String>, problems: &mut Vec<String>) -> Option<T> {
+    fn num<T: std::str::FromStr>(
+        name: &str,
+        v: &Option<String>,
+        problems: &mut Vec<String>,
+    ) -> Option<T> {
         let s = v.as_deref()?;
         match s.trim().parse::<T>() {
             Ok(x) => Some(x),
@@ -111,15 +130,35 @@ fn plan(args: &ScanArgs, settings: &Settings) -> Result<Plan, UserError> {
             }
         }
     }
-    let source = match args.data.as_deref().unwrap_or(&settings.data.source).parse::<DataSource>() {
+    let source = match args
+        .data
+        .as_deref()
+        .unwrap_or(&settings.data.source)
+        .parse::<DataSource>()
+    {
         Ok(s) => s,
         Err(e) => {
             problems.push(format!("--data: {e}"));
             DataSource::Synthetic
         }
     };
+    let cache_url = args
+        .cache
+        .as_deref()
+        .or(args.redis.as_deref())
+        .unwrap_or(&settings.cache.url);
+    let cache = match cache_url.parse::<CacheTarget>() {
+        Ok(t) => t,
+        Err(e) => {
+            problems.push(format!("--cache: {e}"));
+            CacheTarget::None
+        }
+    };
     config.universe_size = num("universe-size", &args.universe_size, &mut problems);
-    config.symbols = list(&args.symbols).into_iter().map(|s| s.to_ascii_uppercase()).collect();
+    config.symbols = list(&args.symbols)
+        .into_iter()
+        .map(|s| s.to_ascii_uppercase())
+        .collect();
     config.sectors = list(&args.sectors);
     config.industries = list(&args.industries);
     config.min_market_cap = num("min-market-cap", &args.min_market_cap, &mut problems);
@@ -171,11 +210,20 @@ fn plan(args: &ScanArgs, settings: &Settings) -> Result<Plan, UserError> {
         }));
     }
     if problems.is_empty() {
-        Ok(Plan { source, config, workers })
+        Ok(Plan {
+            source,
+            cache,
+            config,
+            workers,
+        })
     } else {
         Err(UserError::new(
             ErrorCode::InvalidConfig,
-            format!("invalid scan options ({} problems):\n  - {}", problems.len(), problems.join("\n  - ")),
+            format!(
+                "invalid scan options ({} problems):\n  - {}",
+                problems.len(),
+                problems.join("\n  - ")
+            ),
             vec!["run `technic scan --help` for the options and their forms".into()],
         ))
     }
@@ -183,9 +231,28 @@ fn plan(args: &ScanArgs, settings: &Settings) -> Result<Plan, UserError> {
 
 pub async fn run(args: ScanArgs, settings: &Settings) -> Result<i32, UserError> {
     let plan = plan(&args, settings)?;
-    let provider = data::open(&plan.source, &settings.data.synthetic, plan.config.universe_size)
-        .map_err(|e| UserError::new(ErrorCode::DataProviderUnavailable, e.to_string(), vec![e.suggestion().into()]))?;
-    let cluster = LocalCluster::start(settings, provider, plan.workers).await?;
+    let provider = data::open(
+        &plan.source,
+        &settings.data.synthetic,
+        plan.config.universe_size,
+    )
+    .map_err(|e| {
+        UserError::new(
+            ErrorCode::DataProviderUnavailable,
+            e.to_string(),
+            vec![e.suggestion().into()],
+        )
+    })?;
+    let cache = crate::cache::build(&settings.cache, &plan.cache)
+        .await
+        .map_err(|e| {
+            UserError::new(
+                ErrorCode::CacheUnavailable,
+                e.to_string(),
+                vec!["use --cache memory or --cache none".into()],
+            )
+        })?;
+    let cluster = LocalCluster::start(settings, provider, cache, plan.workers).await?;
     let table_rows = plan.config.top.unwrap_or(settings.scan.table_rows);
     let handle = cluster.submit(plan.config).await?;
     let view = match (args.quiet, std::io::stderr().is_terminal()) {
@@ -224,7 +291,8 @@ impl Interrupts {
         #[cfg(unix)]
         {
             Interrupts {
-                inner: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok(),
+                inner: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+                    .ok(),
             }
         }
         #[cfg(not(unix))]
@@ -250,13 +318,18 @@ impl Interrupts {
 
 /// Shows progress from the coordinator's progress events until the report arrives;
 /// Ctrl-C cancels the scan (the report then comes back partial).
-async fn await_with_progress(handle: ScanHandle, view: ProgressView) -> Result<ScanReport, UserError> {
+async fn await_with_progress(
+    handle: ScanHandle,
+    view: ProgressView,
+) -> Result<ScanReport, UserError> {
     let mut interrupts = Interrupts::register();
     let bar = (view == ProgressView::Bar).then(|| {
         let bar = ProgressBar::new(0);
         bar.set_style(
-            ProgressStyle::with_template("{spinner:.green} [{elapsed_precise}] {bar:30.cyan/blue} {percent:>3}% {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ProgressStyle::with_template(
+                "{spinner:.green} [{elapsed_precise}] {bar:30.cyan/blue} {percent:>3}% {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         bar.enable_steady_tick(Duration::from_millis(100));
         bar
@@ -296,12 +369,21 @@ async fn await_with_progress(handle: ScanHandle, view: ProgressView) -> Result<S
 fn draw(bar: &ProgressBar, p: &Progress) {
     bar.set_length(p.total.max(1) as u64);
     bar.set_position(p.done as u64);
-    let eta = p.eta_seconds.map(|s| format!(" · ETA {s:.1}s")).unwrap_or_default();
+    let eta = p
+        .eta_seconds
+        .map(|s| format!(" · ETA {s:.1}s"))
+        .unwrap_or_default();
     bar.set_message(format!("{} · {}{eta}", p.stage.as_str(), p.message));
 }
 
-fn print_report(report: &ScanReport, format: OutputFormat, out: Option<&std::path::Path>, table_rows: usize) -> Result<(), UserError> {
-    let ser = |e: serde_json::Error| UserError::internal(&format!("cannot serialise the report: {e}"));
+fn print_report(
+    report: &ScanReport,
+    format: OutputFormat,
+    out: Option<&std::path::Path>,
+    table_rows: usize,
+) -> Result<(), UserError> {
+    let ser =
+        |e: serde_json::Error| UserError::internal(&format!("cannot serialise the report: {e}"));
     match format {
         OutputFormat::Json => {
             let mut text = serde_json::to_string_pretty(report).map_err(ser)?;
@@ -309,8 +391,12 @@ fn print_report(report: &ScanReport, format: OutputFormat, out: Option<&std::pat
             emit(&text, out)?;
         }
         OutputFormat::Csv => {
-            let rows: Vec<serde_json::Value> =
-                report.results.iter().map(serde_json::to_value).collect::<Result<_, _>>().map_err(ser)?;
+            let rows: Vec<serde_json::Value> = report
+                .results
+                .iter()
+                .map(serde_json::to_value)
+                .collect::<Result<_, _>>()
+                .map_err(ser)?;
             emit(&json_rows_to_csv(&rows), out)?;
         }
         OutputFormat::Table => {
@@ -336,10 +422,33 @@ fn table(report: &ScanReport, rows: usize) -> Table {
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED);
     t.set_header([
-        "#", "Symbol", "Sector", "Close", "RSI", "MACD h", "ATR%", "Trd", "Mom", "Vol", "Vlt", "Osc", "Brk",
-        "TechRating", "Signal", "Entry", "Stop", "Target", "Size",
+        "#",
+        "Symbol",
+        "Sector",
+        "Close",
+        "RSI",
+        "MACD h",
+        "ATR%",
+        "Trd",
+        "Mom",
+        "Vol",
+        "Vlt",
+        "Osc",
+        "Brk",
+        "TechRating",
+        "Signal",
+        "Entry",
+        "Stop",
+        "Target",
+        "Size",
     ]);
-    let f2 = |x: f64| if x.is_finite() { format!("{x:.2}") } else { "–".into() };
+    let f2 = |x: f64| {
+        if x.is_finite() {
+            format!("{x:.2}")
+        } else {
+            "–".into()
+        }
+    };
     for (i, r) in report.results.iter().take(rows).enumerate() {
         let right = |s: String| Cell::new(s).set_alignment(CellAlignment::Right);
         t.add_row(vec![
@@ -372,7 +481,12 @@ fn summary_line(r: &ScanReport) -> String {
         ScanStatus::Completed => "",
         ScanStatus::Cancelled => " · CANCELLED (partial results)",
     };
-    let cache = r.timing.cache_hit_rate.map_or("cache off".to_string(), |h| format!("cache hit rate {:.1}%", h * 100.0));
+    let cache = r
+        .timing
+        .cache_hit_rate
+        .map_or("cache off".to_string(), |h| {
+            format!("cache hit rate {:.1}%", h * 100.0)
+        });
     let mut line = format!(
         "{} symbols scanned in {:.3} s ({} symbols/s) · {} results · {} failed · {}{}",
         thousands(r.scanned),
@@ -384,20 +498,31 @@ fn summary_line(r: &ScanReport) -> String {
         status
     );
     for f in r.failures.iter().take(5) {
-        line.push_str(&format!("\n  failed {} [{}]: {}", f.symbol, f.code, f.message));
+        line.push_str(&format!(
+            "\n  failed {} [{}]: {}",
+            f.symbol, f.code, f.message
+        ));
     }
     if r.failures.len() > 5 {
-        line.push_str(&format!("\n  … and {} more failures (see --format json)", r.failures.len() - 5));
+        line.push_str(&format!(
+            "\n  … and {} more failures (see --format json)",
+            r.failures.len() - 5
+        ));
     }
     line
 }
 
 fn empty_message(r: &ScanReport) -> String {
-    let mut msg = format!("no symbols passed the filters ({} scanned)", thousands(r.scanned));
+    let mut msg = format!(
+        "no symbols passed the filters ({} scanned)",
+        thousands(r.scanned)
+    );
     for (reason, n) in &r.filtered {
         msg.push_str(&format!("\n  {}: {}", thousands(*n), reason.describe()));
     }
-    msg.push_str("\n  hint: lower --min-price, --min-dollar-volume or --min-tech-rating, or widen --signals");
+    msg.push_str(
+        "\n  hint: lower --min-price, --min-dollar-volume or --min-tech-rating, or widen --signals",
+    );
     msg
 }
 
@@ -416,13 +541,36 @@ mod tests {
     #[test]
     fn every_bad_option_is_reported_at_once() {
         let args = parse(&[
-            "technic", "scan", "--min-price", "abc", "--top", "0", "--signals", "long,sideways", "--as-of", "2024-13-01",
-            "--data", "ftp:x", "--min-dollar-volume", "-1",
+            "technic",
+            "scan",
+            "--min-price",
+            "abc",
+            "--top",
+            "0",
+            "--signals",
+            "long,sideways",
+            "--as-of",
+            "2024-13-01",
+            "--data",
+            "ftp:x",
+            "--min-dollar-volume",
+            "-1",
         ]);
         let err = plan(&args, &Settings::defaults()).err().expect("invalid");
         assert_eq!(err.code, ErrorCode::InvalidConfig);
-        for needle in ["--min-price", "--top", "sideways", "--as-of", "--data", "--min-dollar-volume"] {
-            assert!(err.message.contains(needle), "{needle} missing in {}", err.message);
+        for needle in [
+            "--min-price",
+            "--top",
+            "sideways",
+            "--as-of",
+            "--data",
+            "--min-dollar-volume",
+        ] {
+            assert!(
+                err.message.contains(needle),
+                "{needle} missing in {}",
+                err.message
+            );
         }
         assert!(err.message.contains("(6 problems)"), "{}", err.message);
         assert_eq!(err.code.exit_code(), 2);
@@ -431,10 +579,28 @@ mod tests {
     #[test]
     fn options_map_onto_the_scan_config() {
         let args = parse(&[
-            "technic", "scan", "--symbols", "aapl, msft", "--sectors", "Energy", "--min-price", "5", "--top", "3",
-            "--signals", "strong_long,long", "--as-of", "2025-06-30", "--lookback-days", "300", "--workers", "2",
+            "technic",
+            "scan",
+            "--symbols",
+            "aapl, msft",
+            "--sectors",
+            "Energy",
+            "--min-price",
+            "5",
+            "--top",
+            "3",
+            "--signals",
+            "strong_long,long",
+            "--as-of",
+            "2025-06-30",
+            "--lookback-days",
+            "300",
+            "--workers",
+            "2",
         ]);
-        let p = plan(&args, &Settings::defaults()).map_err(|e| e.render()).expect("valid");
+        let p = plan(&args, &Settings::defaults())
+            .map_err(|e| e.render())
+            .expect("valid");
         assert_eq!(p.config.symbols, ["AAPL", "MSFT"]);
         assert_eq!(p.config.sectors, ["Energy"]);
         assert_eq!(p.config.min_price, 5.0);

@@ -29,25 +29,40 @@ pub struct SnapshotArgs {
 pub async fn run(args: &SnapshotArgs, settings: &Settings) -> Result<i32, UserError> {
     let bad = |m: String| UserError::new(ErrorCode::InvalidInput, m, vec![]);
     let source: DataSource = args.data.parse().map_err(bad)?;
-    let provider = data::open(&source, &settings.data.synthetic, args.universe_size)
-        .map_err(|e| UserError::new(ErrorCode::DataProviderUnavailable, e.to_string(), vec![e.suggestion().into()]))?;
-    let mut universe = provider
-        .universe()
-        .await
-        .map_err(|e| UserError::new(ErrorCode::DataProviderUnavailable, e.to_string(), vec![e.suggestion().into()]))?;
+    let provider =
+        data::open(&source, &settings.data.synthetic, args.universe_size).map_err(|e| {
+            UserError::new(
+                ErrorCode::DataProviderUnavailable,
+                e.to_string(),
+                vec![e.suggestion().into()],
+            )
+        })?;
+    let mut universe = provider.universe().await.map_err(|e| {
+        UserError::new(
+            ErrorCode::DataProviderUnavailable,
+            e.to_string(),
+            vec![e.suggestion().into()],
+        )
+    })?;
     if let Some(n) = args.universe_size {
         universe.truncate(n);
     }
     std::fs::create_dir_all(&args.out).map_err(|e| bad(format!("{}: {e}", args.out.display())))?;
     let symbols: Vec<String> = universe.iter().map(|e| e.symbol.clone()).collect();
-    let range = BarRange { as_of: None, lookback: usize::MAX };
+    let range = BarRange {
+        as_of: None,
+        lookback: usize::MAX,
+    };
     let loaded = provider.load_many(&symbols, range).await;
     let dir = args.out.clone();
     let written: Result<Vec<()>, String> = crate::cpu::run(move || {
         symbols
             .par_iter()
             .zip(loaded)
-            .filter_map(|(s, bars)| bars.ok().map(|b| write_bars(&dir.join(format!("{s}.csv")), &b)))
+            .filter_map(|(s, bars)| {
+                bars.ok()
+                    .map(|b| write_bars(&dir.join(format!("{s}.csv")), &b))
+            })
             .collect()
     })
     .await;
@@ -78,10 +93,12 @@ fn write_bars(path: &Path, b: &Bars) -> Result<(), String> {
 fn write_universe(path: &Path, universe: &[UniverseEntry]) -> Result<(), String> {
     let mut w = csv::Writer::from_path(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let err = |e: csv::Error| format!("{}: {e}", path.display());
-    w.write_record(["symbol", "name", "sector", "industry", "market_cap"]).map_err(err)?;
+    w.write_record(["symbol", "name", "sector", "industry", "market_cap"])
+        .map_err(err)?;
     for e in universe {
         let cap = e.market_cap.map(format_number).unwrap_or_default();
-        w.write_record([&e.symbol, &e.name, &e.sector, &e.industry, &cap]).map_err(err)?;
+        w.write_record([&e.symbol, &e.name, &e.sector, &e.industry, &cap])
+            .map_err(err)?;
     }
     w.flush().map_err(|e| format!("{}: {e}", path.display()))
 }

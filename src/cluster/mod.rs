@@ -8,10 +8,12 @@
 
 mod coordinator;
 mod error;
+mod pipeline;
 mod progress;
 mod queue;
 mod shard;
 mod supervision;
+mod warmer;
 mod worker;
 
 use std::sync::Arc;
@@ -20,12 +22,15 @@ use ractor::{Actor, ActorRef};
 
 pub use coordinator::{select_universe, CoordinatorMsg, ScanHandle};
 pub use error::ScanError;
+pub use pipeline::{process_shard, CacheMode, PipelineContext, ShardReport, SymbolOutcome};
 pub use progress::{analyzing, thousands, Progress, Stage};
 pub use queue::{Delivery, InProcessQueue, QueueError, WorkQueue};
 pub use shard::{plan_shards, shard_size, Shard};
 pub use supervision::{Decision, RestartPolicy};
-pub use worker::{process_shard, ShardReport, SymbolOutcome, WorkerContext};
+pub use warmer::{run_warmer, warm_once, WarmReport};
+pub use worker::WorkerContext;
 
+use crate::cache::ScanCache;
 use crate::config::Settings;
 use crate::data::MarketData;
 use crate::error::{ErrorCode, UserError};
@@ -42,11 +47,20 @@ pub struct LocalCluster {
 
 impl LocalCluster {
     /// Starts the actors. `workers` worker actors pull shards (at least one).
-    pub async fn start(settings: &Settings, provider: Arc<dyn MarketData>, workers: usize) -> Result<Self, UserError> {
+    pub async fn start(
+        settings: &Settings,
+        provider: Arc<dyn MarketData>,
+        cache: Option<Arc<ScanCache>>,
+        workers: usize,
+    ) -> Result<Self, UserError> {
         let workers = workers.max(1);
         let queue = Arc::new(InProcessQueue::new(settings.cluster.queue_capacity));
         let spawn_err = |e: ractor::SpawnErr| {
-            UserError::new(ErrorCode::Internal, format!("cannot start the cluster actors: {e}"), vec![])
+            UserError::new(
+                ErrorCode::Internal,
+                format!("cannot start the cluster actors: {e}"),
+                vec![],
+            )
         };
         let (coordinator, _) = Actor::spawn(
             None,
@@ -66,6 +80,7 @@ impl LocalCluster {
             queue: queue.clone(),
             provider,
             coordinator: coordinator.clone(),
+            cache,
         };
         let (pool, _) = Actor::spawn(
             None,
@@ -79,14 +94,20 @@ impl LocalCluster {
         )
         .await
         .map_err(spawn_err)?;
-        Ok(LocalCluster { coordinator, pool, queue })
+        Ok(LocalCluster {
+            coordinator,
+            pool,
+            queue,
+        })
     }
 
     /// Submits a scan; invalid configs are rejected here, with every problem listed.
     pub async fn submit(&self, config: ScanConfig) -> Result<ScanHandle, ScanError> {
         match ractor::call!(self.coordinator, CoordinatorMsg::Submit, Box::new(config)) {
             Ok(result) => result,
-            Err(e) => Err(ScanError::internal(&format!("coordinator unreachable: {e}"))),
+            Err(e) => Err(ScanError::internal(&format!(
+                "coordinator unreachable: {e}"
+            ))),
         }
     }
 

@@ -67,6 +67,12 @@ pub trait MarketData: Send + Sync + 'static {
     /// Short provider name for logs and reports (`synthetic`, `csv`).
     fn name(&self) -> &'static str;
 
+    /// Identifies the data behind this provider in cache keys, so two sources never share
+    /// an entry (e.g. `synthetic-42-500-2026-11-27`, `csv-<dir>`).
+    fn cache_namespace(&self) -> String {
+        self.name().to_string()
+    }
+
     /// Every symbol the provider knows, with metadata.
     async fn universe(&self) -> Result<Vec<UniverseEntry>, DataError>;
 
@@ -131,7 +137,10 @@ mod tests {
     #[test]
     fn data_source_parses() {
         assert_eq!("synthetic".parse::<DataSource>(), Ok(DataSource::Synthetic));
-        assert_eq!("csv:/d".parse::<DataSource>(), Ok(DataSource::Csv("/d".into())));
+        assert_eq!(
+            "csv:/d".parse::<DataSource>(),
+            Ok(DataSource::Csv("/d".into()))
+        );
         assert!("csv:".parse::<DataSource>().is_err());
         assert!("polygonx".parse::<DataSource>().is_err());
     }

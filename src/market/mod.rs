@@ -58,7 +58,15 @@ impl Bars {
         self.dates.is_empty()
     }
 
-    pub fn push(&mut self, date: NaiveDate, open: f64, high: f64, low: f64, close: f64, volume: f64) {
+    pub fn push(
+        &mut self,
+        date: NaiveDate,
+        open: f64,
+        high: f64,
+        low: f64,
+        close: f64,
+        volume: f64,
+    ) {
         self.dates.push(date);
         self.open.push(open);
         self.high.push(high);
@@ -102,7 +110,10 @@ impl Bars {
             }
             let volume = self.volume[i];
             if !(volume.is_finite() && volume >= 0.0) {
-                return Err(BarsError::BadVolume { date, value: volume });
+                return Err(BarsError::BadVolume {
+                    date,
+                    value: volume,
+                });
             }
             if self.high[i] < self.low[i] {
                 return Err(BarsError::HighBelowLow {
@@ -150,6 +161,18 @@ pub struct BarsView<'a> {
 }
 
 impl BarsView<'_> {
+    /// An owned copy of the window (what the cache stores).
+    pub fn to_bars(&self) -> Bars {
+        Bars {
+            dates: self.dates.to_vec(),
+            open: self.open.to_vec(),
+            high: self.high.to_vec(),
+            low: self.low.to_vec(),
+            close: self.close.to_vec(),
+            volume: self.volume.to_vec(),
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.dates.len()
     }
@@ -220,7 +243,9 @@ mod tests {
         assert_eq!(w.dates, &[d(3), d(4)]);
         assert_eq!(w.close, &[3.5, 4.5]);
         assert_eq!(b.window(None, 100).len(), 5);
-        assert!(b.window(Some(NaiveDate::from_ymd_opt(2023, 1, 1).expect("date")), 10).is_empty());
+        assert!(b
+            .window(Some(NaiveDate::from_ymd_opt(2023, 1, 1).expect("date")), 10)
+            .is_empty());
     }
 
     #[test]
@@ -228,10 +253,16 @@ mod tests {
         let mut b = sample();
         assert!(b.validate().is_ok());
         b.close[2] = f64::NAN;
-        assert!(matches!(b.validate(), Err(BarsError::BadPrice { field: "close", .. })));
+        assert!(matches!(
+            b.validate(),
+            Err(BarsError::BadPrice { field: "close", .. })
+        ));
         b.close[2] = 1.0;
         b.low[0] = -1.0;
-        assert!(matches!(b.validate(), Err(BarsError::BadPrice { field: "low", .. })));
+        assert!(matches!(
+            b.validate(),
+            Err(BarsError::BadPrice { field: "low", .. })
+        ));
         b.low[0] = 1.0;
         b.volume[1] = -5.0;
         assert!(matches!(b.validate(), Err(BarsError::BadVolume { .. })));
