@@ -224,6 +224,11 @@ async fn conformance(cache: &dyn Cache) {
         pairs(&[("AAPL", 3), ("MSFT", 2), ("NVDA", 1), ("TSLA", 1)]),
         "{b}: ties by symbol"
     );
+    assert_eq!(
+        cache.most_requested(3).await.unwrap(),
+        pairs(&[("AAPL", 3), ("MSFT", 2), ("NVDA", 1)]),
+        "{b}: a tie at the cut goes to the first symbol"
+    );
     assert_eq!(cache.most_requested(0).await.unwrap(), vec![]);
     assert_eq!(
         cache.keys_per_kind().await.unwrap(),

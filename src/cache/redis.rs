@@ -17,7 +17,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use ::redis::{Client, ConnectionInfo, IntoConnectionInfo, RedisError};
+use ::redis::{Client, ConnectionInfo, IntoConnectionInfo, RedisError, RedisResult};
 use async_trait::async_trait;
 
 pub use cluster::RedisClusterCache;
@@ -252,16 +252,39 @@ fn record_pipeline(symbols: &[String]) -> ::redis::Pipeline {
     pipe
 }
 
-fn most_requested_cmd(n: usize) -> ::redis::Cmd {
-    let mut cmd = ::redis::cmd("ZREVRANGE");
-    cmd.arg(REQUESTED_KEY)
+/// The `n` most requested, most first, ties by symbol (as the memory backend orders them).
+/// ZREVRANGE orders equal scores by descending symbol, so the members tied at the cut are
+/// fetched again with ZRANGEBYSCORE, which orders them by ascending symbol.
+async fn most_requested_on<C: ConnectionLike + Send>(
+    conn: &mut C,
+    n: usize,
+) -> RedisResult<Vec<(String, u64)>> {
+    let top: Vec<(String, f64)> = ::redis::cmd("ZREVRANGE")
+        .arg(REQUESTED_KEY)
         .arg(0)
         .arg(n.saturating_sub(1))
-        .arg("WITHSCORES");
-    cmd
+        .arg("WITHSCORES")
+        .query_async(conn)
+        .await?;
+    let Some(cut) = top.last().map(|(_, score)| *score) else {
+        return Ok(Vec::new());
+    };
+    let mut out: Vec<(String, f64)> = top.into_iter().filter(|(_, c)| *c > cut).collect();
+    let tied: Vec<(String, f64)> = ::redis::cmd("ZRANGEBYSCORE")
+        .arg(REQUESTED_KEY)
+        .arg(cut)
+        .arg(cut)
+        .arg("WITHSCORES")
+        .arg("LIMIT")
+        .arg(0)
+        .arg(n - out.len())
+        .query_async(conn)
+        .await?;
+    out.extend(tied);
+    Ok(ranked(out))
 }
 
-/// Scores → counts, most first, ties by symbol (as the memory backend orders them).
+/// Scores → counts, most first, ties by symbol.
 fn ranked(raw: Vec<(String, f64)>) -> Vec<(String, u64)> {
     let mut out: Vec<(String, u64)> = raw
         .into_iter()
@@ -396,13 +419,12 @@ impl Cache for RedisCache {
         if n == 0 {
             return Ok(Vec::new());
         }
-        let raw: Vec<(String, f64)> = bounded(
-            "zrevrange",
+        bounded(
+            "most requested",
             self.opts.deadline(),
-            most_requested_cmd(n).query_async(&mut self.conn()),
+            most_requested_on(&mut self.conn(), n),
         )
-        .await?;
-        Ok(ranked(raw))
+        .await
     }
 }
 

@@ -22,8 +22,8 @@ use async_trait::async_trait;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 
 use super::{
-    bounded, clamp_ttl_ms, clear_node, count_node, empty_counts, memory_node, most_requested_cmd,
-    parse_url, pttl_to_duration, ranked, record_pipeline, unavailable, RedisOptions,
+    bounded, clamp_ttl_ms, clear_node, count_node, empty_counts, memory_node, most_requested_on,
+    parse_url, pttl_to_duration, record_pipeline, unavailable, RedisOptions,
 };
 use crate::cache::{Cache, CacheError, Kind, MemoryInfo};
 
@@ -373,12 +373,10 @@ impl Cache for RedisClusterCache {
         if n == 0 {
             return Ok(Vec::new());
         }
-        let raw: Vec<(String, f64)> = self
-            .call("zrevrange", self.opts.deadline(), |mut c| async move {
-                most_requested_cmd(n).query_async(&mut c).await
-            })
-            .await?;
-        Ok(ranked(raw))
+        self.call("most requested", self.opts.deadline(), |mut c| async move {
+            most_requested_on(&mut c, n).await
+        })
+        .await
     }
 }
 
