@@ -94,3 +94,57 @@ fn scan_with_redis_down_completes_uncached_with_a_warning() {
     server.restart();
     assert_cold_then_warm(&server.url());
 }
+
+#[test]
+fn redis_killed_mid_scan_the_scan_completes_uncached() {
+    use std::time::{Duration, Instant};
+    let mut server = RedisServer::start();
+    // 10 ms per symbol load: the scan takes seconds, long enough to lose Redis in the middle.
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("technic"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("TECHNIC_DATA__SYNTHETIC__LATENCY_MS", "10")
+        .args([
+            "scan",
+            "--format",
+            "json",
+            "--quiet",
+            "--universe-size",
+            UNIVERSE,
+        ])
+        .args(["--cache", &server.url()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs");
+
+    // Kill Redis once the scan has written its first shard to it.
+    let start = Instant::now();
+    loop {
+        let keys: u64 = support::redis::query(server.port(), &::redis::cmd("DBSIZE"));
+        if keys > 0 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the scan never wrote to Redis"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    server.kill();
+
+    let out = child.wait_with_output().expect("scan finishes");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(report["status"], "completed");
+    assert_eq!(report["scanned"], 300);
+    assert_eq!(report["failures"].as_array().map(Vec::len), Some(0));
+    assert_eq!(
+        warning_codes(&report),
+        vec!["CACHE_UNAVAILABLE".to_string()]
+    );
+}
