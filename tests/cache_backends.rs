@@ -524,6 +524,36 @@ async fn cluster_hung_times_out_and_recovers() {
     assert_recovers(&cache).await;
 }
 
+/// Reads are batched per master from a cached slot map; after a reshard the map is stale,
+/// and reads must still return every value (through the fallback) and then the new map.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_reads_survive_a_reshard() {
+    let cluster = RedisCluster::start();
+    let cache = RedisClusterCache::new(&cluster.urls(), opts()).unwrap();
+    let keys: Vec<String> = (0..2_000).map(bars_key).collect();
+    let value = |i: usize| format!("v{i}").into_bytes();
+    let entries = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (k.clone(), value(i), Duration::from_secs(600)))
+        .collect();
+    cache.set_many(entries).await.unwrap();
+    let want: Vec<Option<Vec<u8>>> = (0..keys.len()).map(|i| Some(value(i))).collect();
+    assert_eq!(cache.get_many(&keys).await.unwrap(), want);
+
+    let before: Vec<u16> = keys.iter().map(|k| cluster.master_of(k)).collect();
+    cluster.reshard(300);
+    let moved = keys
+        .iter()
+        .zip(&before)
+        .filter(|(k, port)| cluster.master_of(k) != **port)
+        .count();
+    assert!(moved > 0, "the reshard moved none of our keys");
+
+    assert_eq!(cache.get_many(&keys).await.unwrap(), want, "stale map");
+    assert_eq!(cache.get_many(&keys).await.unwrap(), want, "refreshed map");
+}
+
 type Variant<'a> = (
     &'static str,
     Box<dyn Fn() -> Pin<Box<dyn Future<Output = usize> + Send + 'a>> + 'a>,

@@ -11,6 +11,7 @@
 //! the same Redis belong to someone else.
 
 mod cluster;
+mod slots;
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -34,7 +35,7 @@ const MAX_TRACKED_SYMBOLS: usize = 100_000;
 /// Keys per SCAN step and per UNLINK pipeline.
 const SCAN_COUNT: usize = 1_000;
 /// Keys per MGET: see `RedisCache::get_many`.
-const GET_BATCH: usize = 250;
+pub(crate) const GET_BATCH: usize = 250;
 /// Entries per SET pipeline, so one response stays small enough for the response timeout.
 const SET_BATCH: usize = 1_000;
 

@@ -316,6 +316,27 @@ impl RedisCluster {
         self.wait_ok();
     }
 
+    /// Moves `slots` slots (and their keys) from the first node to the second with
+    /// `redis-cli --cluster reshard`, then waits for `cluster_state:ok`.
+    pub fn reshard(&self, slots: u32) {
+        let id = |port: u16| -> String { query(port, ::redis::cmd("CLUSTER").arg("MYID")) };
+        let (from, to) = (self.nodes[0].port(), self.nodes[1].port());
+        let out = Command::new("redis-cli")
+            .args(["--cluster", "reshard", &format!("127.0.0.1:{from}")])
+            .args(["--cluster-from", &id(from), "--cluster-to", &id(to)])
+            .args(["--cluster-slots", &slots.to_string(), "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run redis-cli --cluster reshard");
+        assert!(
+            out.status.success(),
+            "reshard failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.wait_ok();
+    }
+
     /// The port of the master serving `key` (`CLUSTER KEYSLOT` + `CLUSTER SHARDS`/`NODES`).
     pub fn master_of(&self, key: &str) -> u16 {
         let port = self.nodes[0].port();
