@@ -25,12 +25,15 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 use super::slots::SlotOwners;
 use super::{
     bounded, clamp_ttl_ms, clear_node, count_node, empty_counts, memory_node, most_requested_on,
-    parse_url, pttl_to_duration, record_pipeline, unavailable, RedisOptions, GET_BATCH,
+    parse_url, pttl_to_duration, record_pipeline, unavailable, RedisOptions,
 };
 use crate::cache::{Cache, CacheError, Kind, MemoryInfo};
 
 /// Commands in flight at once on the cluster connection (its request queue holds 100).
 const IN_FLIGHT: usize = 64;
+
+/// GETs per pipeline sent to one master.
+const PIPELINE_GETS: usize = 64;
 
 /// After a failed connect, how long callers get that failure instead of trying again.
 const RECONNECT_PAUSE: Duration = Duration::from_millis(100);
@@ -208,7 +211,7 @@ impl RedisClusterCache {
             let mut c = conn.clone();
             async move {
                 let mut got = Vec::with_capacity(idx.len());
-                for chunk in idx.chunks(GET_BATCH) {
+                for chunk in idx.chunks(PIPELINE_GETS) {
                     let mut pipe = ::redis::pipe();
                     for &i in chunk {
                         pipe.get(&keys[i]);
