@@ -340,13 +340,13 @@ impl Cache for RedisCache {
         "redis"
     }
 
-    /// MGETs of [`GET_BATCH`] keys, one after another. Measured on a local redis-server with
-    /// 5,000 values of 20 KB (ignored test `mget_vs_pipelined_get`; medians of 9 runs, two
-    /// runs on a busy 2-core machine): MGET and pipelined GETs cost the same at equal batch
-    /// sizes (one MGET of 5,000: 106–154 ms, one pipeline of 5,000 GETs: 135–150 ms; batches
-    /// of 250: 45–59 ms vs 45–46 ms; of 100: 39–44 ms vs 36–45 ms). The batch size is what
-    /// matters (big replies are slow to read); 250 rather than 100 keeps the number of round
-    /// trips low for a Redis across a network. This method: 57–62 ms.
+    /// MGETs of [`GET_BATCH`] keys, one after another. Measured with 5,000 values of 20 KB
+    /// on a local redis-server (ignored test `mget_vs_pipelined_get`, medians of 9 runs; full
+    /// table in ARCHITECTURE.md): MGET and pipelined GETs cost the same at equal batch sizes
+    /// (all 5,000 in one command: 105 ms vs 86 ms; batches of 100: 30 vs 30 ms; of 250: 32
+    /// vs 30 ms; of 1,000: 74 vs 76 ms). The batch size is what matters (big replies are
+    /// slow to read); 250 rather than 100 keeps round trips few for a Redis across a network,
+    /// and MGET is one command per batch. This method: 35 ms.
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, CacheError> {
         let mut conn = self.conn();
         let mut out = Vec::with_capacity(keys.len());
