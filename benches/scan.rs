@@ -22,18 +22,23 @@ fn load(settings: &Settings, rt: &tokio::runtime::Runtime) -> Vec<(UniverseEntry
     rt.block_on(async {
         let universe = provider.universe().await.expect("universe");
         let symbols: Vec<String> = universe.iter().map(|e| e.symbol.clone()).collect();
-        let bars = provider.load_many(&symbols, BarRange { as_of: None, lookback: 500 }).await;
-        universe.into_iter().zip(bars.into_iter().map(|b| b.expect("synthetic bars"))).collect()
+        let bars = provider.load_many(&symbols, BarRange::new(None, 500)).await;
+        universe
+            .into_iter()
+            .zip(bars.into_iter().map(|b| b.expect("synthetic bars")))
+            .collect()
     })
 }
 
 fn compute(loaded: &[(UniverseEntry, Bars)], cfg: &ScanConfig) -> usize {
     let mut results: Vec<_> = loaded
         .par_iter()
-        .filter_map(|(e, b)| match evaluate(e, b.window(cfg.as_of, cfg.lookback_days), cfg) {
-            Evaluation::Passed(r) => Some(*r),
-            Evaluation::Filtered(_) => None,
-        })
+        .filter_map(
+            |(e, b)| match evaluate(e, b.window(cfg.as_of, cfg.lookback_days), cfg) {
+                Evaluation::Passed(r) => Some(*r),
+                Evaluation::Filtered(_) => None,
+            },
+        )
         .collect();
     rank(&mut results, cfg);
     results.len()
@@ -41,7 +46,10 @@ fn compute(loaded: &[(UniverseEntry, Bars)], cfg: &ScanConfig) -> usize {
 
 fn benches(c: &mut Criterion) {
     let settings = Settings::defaults();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let loaded = load(&settings, &rt);
     let cfg = ScanConfig::from_settings(&settings.scan);
     let mut g = c.benchmark_group("scan");
@@ -50,9 +58,18 @@ fn benches(c: &mut Criterion) {
     g.bench_function("local_cluster_5000x500", |b| {
         b.iter(|| {
             rt.block_on(async {
-                let provider: Arc<dyn MarketData> = Arc::new(SyntheticProvider::new(&settings.data.synthetic));
-                let cluster = LocalCluster::start(&settings, provider, settings.local_workers()).await.expect("start");
-                let report = cluster.submit(cfg.clone()).await.expect("submit").report().await.expect("report");
+                let provider: Arc<dyn MarketData> =
+                    Arc::new(SyntheticProvider::new(&settings.data.synthetic));
+                let cluster = LocalCluster::start(&settings, provider, settings.local_workers())
+                    .await
+                    .expect("start");
+                let report = cluster
+                    .submit(cfg.clone())
+                    .await
+                    .expect("submit")
+                    .report()
+                    .await
+                    .expect("report");
                 cluster.shutdown().await;
                 report.results.len()
             })

@@ -36,7 +36,9 @@ impl ErrorCode {
     pub fn exit_code(self) -> i32 {
         match self {
             ErrorCode::InvalidConfig | ErrorCode::InvalidInput | ErrorCode::EmptyUniverse => 2,
-            ErrorCode::DataProviderUnavailable | ErrorCode::WorkersUnavailable | ErrorCode::QueueUnavailable => 3,
+            ErrorCode::DataProviderUnavailable
+            | ErrorCode::WorkersUnavailable
+            | ErrorCode::QueueUnavailable => 3,
             ErrorCode::Internal => 1,
         }
     }
@@ -44,7 +46,9 @@ impl ErrorCode {
     pub fn retryable(self) -> bool {
         matches!(
             self,
-            ErrorCode::DataProviderUnavailable | ErrorCode::WorkersUnavailable | ErrorCode::QueueUnavailable
+            ErrorCode::DataProviderUnavailable
+                | ErrorCode::WorkersUnavailable
+                | ErrorCode::QueueUnavailable
         )
     }
 }

@@ -15,8 +15,15 @@ fn main() {
             std::process::exit(2);
         }
     };
-    technic::telemetry::init_tracing(settings.log.format, &settings.log.level, env.get("RUST_LOG").map(String::as_str));
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    technic::telemetry::init_tracing(
+        settings.log.format,
+        &settings.log.level,
+        env.get("RUST_LOG").map(String::as_str),
+    );
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error[INTERNAL]: cannot start the async runtime: {e}");

@@ -18,7 +18,9 @@ use crate::config::LogFormat;
 pub fn init_tracing(format: LogFormat, level: &str, env_filter: Option<&str>) {
     let filter = tracing_subscriber::EnvFilter::try_new(env_filter.unwrap_or(level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     // A second init (tests) keeps the first subscriber.
     let _ = match format {
         LogFormat::Human => builder.try_init(),
@@ -51,7 +53,8 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     let mut registry = Registry::with_prefix("technic");
     let scan_requests = Counter::default();
     registry.register("scan_requests", "Scans submitted", scan_requests.clone());
-    let scan_duration = Histogram::new([0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0]);
+    let scan_duration =
+        Histogram::new([0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0]);
     registry.register_with_unit(
         "scan_duration",
         "Wall-clock duration of finished scans",
@@ -61,11 +64,23 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     let active_scans = Gauge::default();
     registry.register("active_scans", "Scans in progress", active_scans.clone());
     let symbols_processed = Family::<OutcomeLabel, Counter>::default();
-    registry.register("symbols_processed", "Symbols evaluated, by outcome", symbols_processed.clone());
+    registry.register(
+        "symbols_processed",
+        "Symbols evaluated, by outcome",
+        symbols_processed.clone(),
+    );
     let worker_restarts = Counter::default();
-    registry.register("worker_restarts", "Worker actors restarted after a failure", worker_restarts.clone());
+    registry.register(
+        "worker_restarts",
+        "Worker actors restarted after a failure",
+        worker_restarts.clone(),
+    );
     let build_info = Family::<BuildLabels, Gauge>::default();
-    build_info.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION") }).set(1);
+    build_info
+        .get_or_create(&BuildLabels {
+            version: env!("CARGO_PKG_VERSION"),
+        })
+        .set(1);
     registry.register("build_info", "Build information", build_info);
     Metrics {
         registry,

@@ -9,7 +9,8 @@ use serde_json::Value;
 fn technic() -> Command {
     let mut c = Command::cargo_bin("technic").expect("binary built");
     // Isolate from the developer's environment.
-    c.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+    c.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
     c
 }
 
@@ -18,7 +19,11 @@ fn run(args: &[&str]) -> Output {
 }
 
 fn json(out: &Output) -> Value {
-    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("stdout is one JSON document")
 }
 
@@ -35,47 +40,117 @@ fn default_scan_prints_a_table_and_a_timing_line() {
     let out = run(&["scan", "--universe-size", "300"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let table = String::from_utf8_lossy(&out.stdout);
-    assert!(table.contains("TechRating") && table.contains("Signal"), "{table}");
+    assert!(
+        table.contains("TechRating") && table.contains("Signal"),
+        "{table}"
+    );
     // Header + 25 rows by default (the table has box lines around them).
     let rows = table.lines().filter(|l| l.starts_with('│')).count();
     assert_eq!(rows, 26, "{table}");
-    assert!(stderr(&out).contains("300 symbols scanned in"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("300 symbols scanned in"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
 fn json_report_has_the_documented_shape_sorted_results_and_is_deterministic() {
-    let a = json(&run(&["scan", "--universe-size", "400", "--format", "json", "-q"]));
+    let a = json(&run(&[
+        "scan",
+        "--universe-size",
+        "400",
+        "--format",
+        "json",
+        "-q",
+    ]));
     for key in ["results", "failures", "universe_size", "scanned", "timing"] {
         assert!(a.get(key).is_some(), "missing {key}");
     }
-    for key in ["total_seconds", "symbols_per_second", "cache_hit_rate", "stages"] {
+    for key in [
+        "total_seconds",
+        "symbols_per_second",
+        "cache_hit_rate",
+        "stages",
+    ] {
         assert!(a["timing"].get(key).is_some(), "missing timing.{key}");
     }
     for key in ["universe", "fetch", "compute", "rank"] {
-        assert!(a["timing"]["stages"][key].is_number(), "missing stage {key}");
+        assert!(
+            a["timing"]["stages"][key].is_number(),
+            "missing stage {key}"
+        );
     }
     assert_eq!(a["universe_size"], 400);
     let results = a["results"].as_array().expect("array");
     assert!(results.len() > 300);
     let first = &results[0];
     for key in [
-        "symbol", "sector", "close", "rsi_14", "macd_hist", "atr_pct_14", "trend", "momentum", "volume", "volatility",
-        "oscillator", "breakout", "tech_rating", "signal", "entry", "stop", "target", "reward_risk", "position_size",
+        "symbol",
+        "sector",
+        "close",
+        "rsi_14",
+        "macd_hist",
+        "atr_pct_14",
+        "trend",
+        "momentum",
+        "volume",
+        "volatility",
+        "oscillator",
+        "breakout",
+        "tech_rating",
+        "signal",
+        "entry",
+        "stop",
+        "target",
+        "reward_risk",
+        "position_size",
     ] {
         assert!(first.get(key).is_some(), "result misses {key}");
     }
-    let tr: Vec<f64> = results.iter().map(|r| r["tech_rating"].as_f64().expect("number")).collect();
-    assert!(tr.windows(2).all(|w| w[0] >= w[1]), "sorted by TechRating descending");
+    let tr: Vec<f64> = results
+        .iter()
+        .map(|r| r["tech_rating"].as_f64().expect("number"))
+        .collect();
+    assert!(
+        tr.windows(2).all(|w| w[0] >= w[1]),
+        "sorted by TechRating descending"
+    );
 
-    let b = json(&run(&["scan", "--universe-size", "400", "--format", "json", "-q", "--workers", "1"]));
-    assert_eq!(results_without_timing(&a), results_without_timing(&b), "same seed, same results, any worker count");
+    let b = json(&run(&[
+        "scan",
+        "--universe-size",
+        "400",
+        "--format",
+        "json",
+        "-q",
+        "--workers",
+        "1",
+    ]));
+    assert_eq!(
+        results_without_timing(&a),
+        results_without_timing(&b),
+        "same seed, same results, any worker count"
+    );
 }
 
 #[test]
 fn filters_and_top_apply() {
     let v = json(&run(&[
-        "scan", "--universe-size", "500", "--format", "json", "-q", "--min-price", "20", "--sectors", "energy,utilities",
-        "--top", "7", "--signals", "long,avoid",
+        "scan",
+        "--universe-size",
+        "500",
+        "--format",
+        "json",
+        "-q",
+        "--min-price",
+        "20",
+        "--sectors",
+        "energy,utilities",
+        "--top",
+        "7",
+        "--signals",
+        "long,avoid",
     ]));
     let results = v["results"].as_array().expect("array");
     assert!(!results.is_empty() && results.len() <= 7);
@@ -90,22 +165,51 @@ fn filters_and_top_apply() {
 fn csv_output_to_a_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("out.csv");
-    let out = run(&["scan", "--universe-size", "200", "--format", "csv", "--top", "5", "-q", "--out", path.to_str().expect("utf8")]);
+    let out = run(&[
+        "scan",
+        "--universe-size",
+        "200",
+        "--format",
+        "csv",
+        "--top",
+        "5",
+        "-q",
+        "--out",
+        path.to_str().expect("utf8"),
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(out.stdout.is_empty(), "output went to the file");
     let text = std::fs::read_to_string(&path).expect("written");
     let mut lines = text.lines();
     let header = lines.next().expect("header");
-    assert!(header.starts_with("symbol,sector,industry,close,rsi_14,"), "{header}");
+    assert!(
+        header.starts_with("symbol,sector,industry,close,rsi_14,"),
+        "{header}"
+    );
     assert_eq!(lines.count(), 5);
 }
 
 #[test]
 fn invalid_options_are_all_listed_with_exit_status_2() {
-    let out = run(&["scan", "--min-price", "cheap", "--top", "0", "--as-of", "yesterday", "--signals", "moon", "--lookback-days", "-3"]);
+    let out = run(&[
+        "scan",
+        "--min-price",
+        "cheap",
+        "--top",
+        "0",
+        "--as-of",
+        "yesterday",
+        "--signals",
+        "moon",
+        "--lookback-days",
+        "-3",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
-    assert!(err.contains("INVALID_CONFIG") && err.contains("(5 problems)"), "{err}");
+    assert!(
+        err.contains("INVALID_CONFIG") && err.contains("(5 problems)"),
+        "{err}"
+    );
     for needle in ["--min-price", "--top", "--as-of", "moon", "--lookback-days"] {
         assert!(err.contains(needle), "{needle} not reported: {err}");
     }
@@ -116,12 +220,18 @@ fn an_empty_universe_is_a_clear_message() {
     let out = run(&["scan", "--universe-size", "100", "--sectors", "Crypto"]);
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
-    assert!(err.contains("EMPTY_UNIVERSE") && err.contains("sectors in this universe: "), "{err}");
+    assert!(
+        err.contains("EMPTY_UNIVERSE") && err.contains("sectors in this universe: "),
+        "{err}"
+    );
     // Everything filtered after compute: a message with the reasons, not an empty table.
     let out = run(&["scan", "--universe-size", "100", "--min-tech-rating", "999"]);
     assert!(out.status.success());
     assert!(out.stdout.is_empty());
-    assert!(stderr(&out).contains("no symbols passed the filters") && stderr(&out).contains("below min_tech_rating"));
+    assert!(
+        stderr(&out).contains("no symbols passed the filters")
+            && stderr(&out).contains("below min_tech_rating")
+    );
 }
 
 fn write(path: &Path, text: &str) {
@@ -134,9 +244,26 @@ fn csv_universe_round_trips_and_bad_files_fail_per_symbol() {
     let d = dir.path().to_str().expect("utf8");
     let snap = run(&["snapshot", "--universe-size", "60", "--out", d]);
     assert!(snap.status.success(), "{}", stderr(&snap));
-    let synthetic = json(&run(&["scan", "--universe-size", "60", "--format", "json", "-q"]));
-    let from_csv = json(&run(&["scan", "--data", &format!("csv:{d}"), "--format", "json", "-q"]));
-    assert_eq!(synthetic["results"], from_csv["results"], "CSV snapshot scans exactly like its source");
+    let synthetic = json(&run(&[
+        "scan",
+        "--universe-size",
+        "60",
+        "--format",
+        "json",
+        "-q",
+    ]));
+    let from_csv = json(&run(&[
+        "scan",
+        "--data",
+        &format!("csv:{d}"),
+        "--format",
+        "json",
+        "-q",
+    ]));
+    assert_eq!(
+        synthetic["results"], from_csv["results"],
+        "CSV snapshot scans exactly like its source"
+    );
 
     // Break three files in three ways; the scan goes on and names file and line.
     let names: Vec<String> = from_csv["results"].as_array().expect("results")[..3]
@@ -145,20 +272,60 @@ fn csv_universe_round_trips_and_bad_files_fail_per_symbol() {
         .collect();
     let path = |s: &str| dir.path().join(format!("{s}.csv"));
     let text = std::fs::read_to_string(path(&names[0])).expect("read");
-    let broken: Vec<String> = text.lines().enumerate().map(|(i, l)| if i == 6 { l.replacen(',', ",oops", 2) } else { l.to_string() }).collect();
+    let broken: Vec<String> = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            if i == 6 {
+                l.replacen(',', ",oops", 2)
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
     write(&path(&names[0]), &broken.join("\n"));
-    write(&path(&names[1]), "date,open,high,low,close,volume\n2024-01-02,1,2,0.5,-1.5,10\n");
-    write(&path(&names[2]), "date,open,high,low,close,volume\n2024-01-02,1,2,0.5,NaN,10\n");
-    let v = json(&run(&["scan", "--data", &format!("csv:{d}"), "--format", "json", "-q"]));
+    write(
+        &path(&names[1]),
+        "date,open,high,low,close,volume\n2024-01-02,1,2,0.5,-1.5,10\n",
+    );
+    write(
+        &path(&names[2]),
+        "date,open,high,low,close,volume\n2024-01-02,1,2,0.5,NaN,10\n",
+    );
+    let v = json(&run(&[
+        "scan",
+        "--data",
+        &format!("csv:{d}"),
+        "--format",
+        "json",
+        "-q",
+    ]));
     let failures = v["failures"].as_array().expect("failures");
     assert_eq!(failures.len(), 3, "{failures:?}");
     for f in failures {
         assert_eq!(f["code"], "DATA_INVALID");
     }
-    let msg = |s: &str| failures.iter().find(|f| f["symbol"] == s).expect("failure")["message"].as_str().expect("text").to_string();
-    assert!(msg(&names[0]).contains(&format!("{}.csv:7:", names[0])), "{}", msg(&names[0]));
-    assert!(msg(&names[1]).contains("close is -1.5"), "{}", msg(&names[1]));
-    assert!(msg(&names[2]).contains("close is NaN"), "{}", msg(&names[2]));
+    let msg = |s: &str| {
+        failures.iter().find(|f| f["symbol"] == s).expect("failure")["message"]
+            .as_str()
+            .expect("text")
+            .to_string()
+    };
+    assert!(
+        msg(&names[0]).contains(&format!("{}.csv:7:", names[0])),
+        "{}",
+        msg(&names[0])
+    );
+    assert!(
+        msg(&names[1]).contains("close is -1.5"),
+        "{}",
+        msg(&names[1])
+    );
+    assert!(
+        msg(&names[2]).contains("close is NaN"),
+        "{}",
+        msg(&names[2])
+    );
     assert_eq!(v["scanned"], 57);
 }
 
@@ -171,7 +338,8 @@ fn indicators_reads_messy_files_like_clean_ones() {
     let mut p = 50.0f64;
     for i in 0..260 {
         p *= 1.0 + 0.013 * ((i as f64 * 0.7).sin() + 0.3 * (i as f64 * 1.3).cos());
-        let date = chrono::NaiveDate::from_ymd_opt(2023, 1, 2).expect("date") + chrono::Days::new(i);
+        let date =
+            chrono::NaiveDate::from_ymd_opt(2023, 1, 2).expect("date") + chrono::Days::new(i);
         let (h, l) = (p * 1.01, p * 0.985);
         clean.push_str(&format!("{date},{p},{h},{l},{p},1000\n"));
         rows.push(format!("XYZ,1000,{},{p},{l},{h},{p},{date}", p * 0.9));
@@ -180,8 +348,16 @@ fn indicators_reads_messy_files_like_clean_ones() {
     messy.push_str(&rows.join("\n"));
     write(&dir.path().join("clean.csv"), &clean);
     write(&dir.path().join("messy.csv"), &messy);
-    let a = run(&["indicators", "--csv", dir.path().join("clean.csv").to_str().expect("utf8")]);
-    let b = run(&["indicators", "--csv", dir.path().join("messy.csv").to_str().expect("utf8")]);
+    let a = run(&[
+        "indicators",
+        "--csv",
+        dir.path().join("clean.csv").to_str().expect("utf8"),
+    ]);
+    let b = run(&[
+        "indicators",
+        "--csv",
+        dir.path().join("messy.csv").to_str().expect("utf8"),
+    ]);
     assert!(a.status.success() && b.status.success(), "{}", stderr(&b));
     assert_eq!(a.stdout, b.stdout);
     let text = String::from_utf8_lossy(&a.stdout);
@@ -190,9 +366,21 @@ fn indicators_reads_messy_files_like_clean_ones() {
         Some("date,sma_20,sma_50,sma_200,ema_20,rsi_14,macd,macd_signal,macd_hist,atr_14,bb_upper,bb_middle,bb_lower,adx_14")
     );
     assert_eq!(text.lines().count(), 261);
-    assert!(text.lines().nth(1).expect("row").starts_with("2023-01-02,,,"), "NaN cells are empty");
+    assert!(
+        text.lines()
+            .nth(1)
+            .expect("row")
+            .starts_with("2023-01-02,,,"),
+        "NaN cells are empty"
+    );
 
-    let j = run(&["indicators", "--csv", dir.path().join("messy.csv").to_str().expect("utf8"), "--format", "json"]);
+    let j = run(&[
+        "indicators",
+        "--csv",
+        dir.path().join("messy.csv").to_str().expect("utf8"),
+        "--format",
+        "json",
+    ]);
     let rows: Value = serde_json::from_slice(&j.stdout).expect("json");
     assert_eq!(rows.as_array().expect("rows").len(), 260);
     assert!(rows[0]["sma_20"].is_null());
@@ -206,11 +394,22 @@ fn indicators_errors_name_the_file_and_line() {
     write(&f, "Date,Close,Adj Close\n2024-01-02,1,1\n");
     let out = run(&["indicators", "--csv", f.to_str().expect("utf8")]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("bad.csv: missing column(s) high, low"), "{}", stderr(&out));
-    write(&f, "date,high,low,close\n2024-01-02,2,1,1.5\n2024-01-03,2,x,1.5\n");
+    assert!(
+        stderr(&out).contains("bad.csv: missing column(s) high, low"),
+        "{}",
+        stderr(&out)
+    );
+    write(
+        &f,
+        "date,high,low,close\n2024-01-02,2,1,1.5\n2024-01-03,2,x,1.5\n",
+    );
     let out = run(&["indicators", "--csv", f.to_str().expect("utf8")]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("bad.csv:3: low is not a number"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("bad.csv:3: low is not a number"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -220,7 +419,15 @@ fn ctrl_c_cancels_and_prints_the_partial_report() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out_path = dir.path().join("partial.json");
     let mut child = Std::new(assert_cmd::cargo::cargo_bin("technic"))
-        .args(["scan", "--universe-size", "3000", "--format", "json", "--out", out_path.to_str().expect("utf8")])
+        .args([
+            "scan",
+            "--universe-size",
+            "3000",
+            "--format",
+            "json",
+            "--out",
+            out_path.to_str().expect("utf8"),
+        ])
         // 3 ms per symbol: about 5 s of work on 2 workers, so the interrupt lands mid-scan.
         .env("TECHNIC_DATA__SYNTHETIC__LATENCY_MS", "3")
         .stderr(Stdio::piped())
@@ -234,13 +441,21 @@ fn ctrl_c_cancels_and_prints_the_partial_report() {
             break;
         }
     }
-    let status = Std::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill");
+    let status = Std::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
     assert!(status.success());
     let rest: Vec<String> = lines.map(|l| l.expect("utf8")).collect();
     let code = child.wait().expect("exits").code();
     assert_eq!(code, Some(130), "stderr after interrupt: {rest:?}");
-    assert!(rest.iter().any(|l| l.starts_with("[cancelled]")), "{rest:?}");
-    let report: Value = serde_json::from_slice(&std::fs::read(&out_path).expect("partial report written")).expect("json");
+    assert!(
+        rest.iter().any(|l| l.starts_with("[cancelled]")),
+        "{rest:?}"
+    );
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(&out_path).expect("partial report written"))
+            .expect("json");
     assert_eq!(report["status"], "cancelled");
     let scanned = report["scanned"].as_u64().expect("count");
     assert!(scanned > 0 && scanned < 3000, "partial: {scanned}");

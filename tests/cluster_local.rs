@@ -10,7 +10,10 @@ use technic::data::{MarketData, SyntheticProvider};
 use technic::scan::{ScanConfig, ScanReport, ScanStatus};
 
 fn settings(symbols: usize, env: &[(&str, &str)]) -> Settings {
-    let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let env: HashMap<String, String> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     let mut s = Settings::load(None, &env).expect("valid settings");
     s.data.synthetic.symbols = symbols;
     s
@@ -18,7 +21,9 @@ fn settings(symbols: usize, env: &[(&str, &str)]) -> Settings {
 
 async fn scan(settings: &Settings, workers: usize, config: ScanConfig) -> ScanReport {
     let provider: Arc<dyn MarketData> = Arc::new(SyntheticProvider::new(&settings.data.synthetic));
-    let cluster = LocalCluster::start(settings, provider, workers).await.expect("cluster starts");
+    let cluster = LocalCluster::start(settings, provider, workers)
+        .await
+        .expect("cluster starts");
     let handle = cluster.submit(config).await.expect("valid scan");
     let report = handle.report().await.expect("scan completes");
     cluster.shutdown().await;
@@ -26,7 +31,10 @@ async fn scan(settings: &Settings, workers: usize, config: ScanConfig) -> ScanRe
 }
 
 fn ratings(r: &ScanReport) -> Vec<(String, f64)> {
-    r.results.iter().map(|x| (x.symbol.clone(), x.tech_rating)).collect()
+    r.results
+        .iter()
+        .map(|x| (x.symbol.clone(), x.tech_rating))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -39,12 +47,18 @@ async fn sharding_and_worker_count_do_not_change_results() {
     assert_eq!(a.status, ScanStatus::Completed);
     assert_eq!(a.universe_size, 400);
     assert_eq!(a.scanned + a.failures.len(), 400);
-    assert!(a.results.len() > 300, "most synthetic symbols pass the default filters");
+    assert!(
+        a.results.len() > 300,
+        "most synthetic symbols pass the default filters"
+    );
     assert_eq!(ratings(&a), ratings(&b));
     assert_eq!(a.results, b.results);
     // Ranked by TechRating descending, ties by symbol ascending.
-    assert!(a.results.windows(2).all(|w| w[0].tech_rating > w[1].tech_rating
-        || (w[0].tech_rating == w[1].tech_rating && w[0].symbol < w[1].symbol)));
+    assert!(a
+        .results
+        .windows(2)
+        .all(|w| w[0].tech_rating > w[1].tech_rating
+            || (w[0].tech_rating == w[1].tech_rating && w[0].symbol < w[1].symbol)));
     let filtered: usize = a.filtered.values().sum();
     assert_eq!(a.results.len() + filtered, a.scanned);
 }
@@ -53,8 +67,13 @@ async fn sharding_and_worker_count_do_not_change_results() {
 async fn progress_is_published_until_done() {
     let s = settings(300, &[("TECHNIC_CLUSTER__SHARD_SIZE", "10")]);
     let provider: Arc<dyn MarketData> = Arc::new(SyntheticProvider::new(&s.data.synthetic));
-    let cluster = LocalCluster::start(&s, provider, 2).await.expect("cluster starts");
-    let handle = cluster.submit(ScanConfig::from_settings(&s.scan)).await.expect("valid");
+    let cluster = LocalCluster::start(&s, provider, 2)
+        .await
+        .expect("cluster starts");
+    let handle = cluster
+        .submit(ScanConfig::from_settings(&s.scan))
+        .await
+        .expect("valid");
     let mut rx = handle.progress.clone();
     let mut stages = vec![rx.borrow().stage];
     while !rx.borrow().stage.is_terminal() {
@@ -77,10 +96,21 @@ async fn progress_is_published_until_done() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_mid_scan_returns_a_partial_report() {
     // 20 ms per symbol, 4 symbols per shard, 2 workers: 400 symbols would take ~2 s.
-    let s = settings(400, &[("TECHNIC_DATA__SYNTHETIC__LATENCY_MS", "20"), ("TECHNIC_CLUSTER__SHARD_SIZE", "4")]);
+    let s = settings(
+        400,
+        &[
+            ("TECHNIC_DATA__SYNTHETIC__LATENCY_MS", "20"),
+            ("TECHNIC_CLUSTER__SHARD_SIZE", "4"),
+        ],
+    );
     let provider: Arc<dyn MarketData> = Arc::new(SyntheticProvider::new(&s.data.synthetic));
-    let cluster = LocalCluster::start(&s, provider, 2).await.expect("cluster starts");
-    let handle = cluster.submit(ScanConfig::from_settings(&s.scan)).await.expect("valid");
+    let cluster = LocalCluster::start(&s, provider, 2)
+        .await
+        .expect("cluster starts");
+    let handle = cluster
+        .submit(ScanConfig::from_settings(&s.scan))
+        .await
+        .expect("valid");
     let mut rx = handle.progress.clone();
     while rx.borrow().done == 0 {
         rx.changed().await.expect("progress flows");
@@ -88,7 +118,11 @@ async fn cancel_mid_scan_returns_a_partial_report() {
     handle.cancel();
     let report = handle.report().await.expect("partial report");
     assert_eq!(report.status, ScanStatus::Cancelled);
-    assert!(report.scanned > 0 && report.scanned < 400, "partial: {}", report.scanned);
+    assert!(
+        report.scanned > 0 && report.scanned < 400,
+        "partial: {}",
+        report.scanned
+    );
     assert_eq!(rx.borrow().stage, Stage::Cancelled);
     cluster.shutdown().await;
 }
@@ -122,17 +156,35 @@ async fn unknown_symbols_fail_per_symbol_and_invalid_configs_are_rejected() {
     let s = settings(50, &[]);
     let probe = SyntheticProvider::new(&s.data.synthetic);
     let known = probe.universe().await.expect("universe")[3].symbol.clone();
-    let cfg = ScanConfig { symbols: vec![known.clone(), "NOPE".into()], ..ScanConfig::from_settings(&s.scan) };
+    let cfg = ScanConfig {
+        symbols: vec![known.clone(), "NOPE".into()],
+        ..ScanConfig::from_settings(&s.scan)
+    };
     let report = scan(&s, 2, cfg).await;
     assert_eq!(report.universe_size, 2);
     assert_eq!(report.failures.len(), 1);
-    assert_eq!((report.failures[0].symbol.as_str(), report.failures[0].code.as_str()), ("NOPE", "DATA_NOT_FOUND"));
+    assert_eq!(
+        (
+            report.failures[0].symbol.as_str(),
+            report.failures[0].code.as_str()
+        ),
+        ("NOPE", "DATA_NOT_FOUND")
+    );
 
     let provider: Arc<dyn MarketData> = Arc::new(probe);
     let cluster = LocalCluster::start(&s, provider, 1).await.expect("starts");
-    let bad = ScanConfig { min_price: -1.0, top: Some(0), ..ScanConfig::from_settings(&s.scan) };
+    let bad = ScanConfig {
+        min_price: -1.0,
+        top: Some(0),
+        ..ScanConfig::from_settings(&s.scan)
+    };
     let err = cluster.submit(bad).await.err().expect("rejected");
     assert_eq!(err.code, technic::error::ErrorCode::InvalidConfig);
-    assert_eq!(err.suggestions.len(), 2, "one fix per problem: {:?}", err.suggestions);
+    assert_eq!(
+        err.suggestions.len(),
+        2,
+        "one fix per problem: {:?}",
+        err.suggestions
+    );
     cluster.shutdown().await;
 }

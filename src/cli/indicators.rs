@@ -33,10 +33,18 @@ pub struct IndicatorsArgs {
 
 pub fn run(args: &IndicatorsArgs) -> Result<i32, UserError> {
     let bars = read_bars_csv(&args.csv, Columns::Hlc).map_err(|e| {
-        UserError::new(ErrorCode::InvalidInput, e.to_string(), vec!["fix the file; the message names the line or the columns".into()])
+        UserError::new(
+            ErrorCode::InvalidInput,
+            e.to_string(),
+            vec!["fix the file; the message names the line or the columns".into()],
+        )
     })?;
     check_prices(&bars).map_err(|m| {
-        UserError::new(ErrorCode::InvalidInput, format!("{}: {m}", args.csv.display()), vec!["fix or remove that row".into()])
+        UserError::new(
+            ErrorCode::InvalidInput,
+            format!("{}: {m}", args.csv.display()),
+            vec!["fix or remove that row".into()],
+        )
     })?;
     emit(&render(&bars, args.format), args.out.as_deref())?;
     Ok(0)
@@ -45,7 +53,11 @@ pub fn run(args: &IndicatorsArgs) -> Result<i32, UserError> {
 /// High, low and close must be finite numbers for the indicators to mean anything.
 fn check_prices(bars: &Bars) -> Result<(), String> {
     for i in 0..bars.len() {
-        for (name, v) in [("high", bars.high[i]), ("low", bars.low[i]), ("close", bars.close[i])] {
+        for (name, v) in [
+            ("high", bars.high[i]),
+            ("low", bars.low[i]),
+            ("close", bars.close[i]),
+        ] {
             if !v.is_finite() {
                 return Err(format!("bar {}: {name} is {v}", bars.dates[i]));
             }
@@ -85,7 +97,11 @@ pub fn render(bars: &Bars, format: TableFormat) -> String {
                 let _ = write!(out, "\n{{\"date\":\"{}\"", bars.dates[i]);
                 for (name, col) in TABLE_COLUMNS.iter().zip(&cols) {
                     let v = format_number(col[i]);
-                    let _ = write!(out, ",\"{name}\":{}", if v.is_empty() { "null" } else { &v });
+                    let _ = write!(
+                        out,
+                        ",\"{name}\":{}",
+                        if v.is_empty() { "null" } else { &v }
+                    );
                 }
                 out.push('}');
             }

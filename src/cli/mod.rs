@@ -20,7 +20,11 @@ use crate::error::UserError;
 pub use output::{format_number, OutputFormat};
 
 #[derive(Debug, Parser)]
-#[command(name = "technic", version, about = "Stock technical scanner on an actor cluster")]
+#[command(
+    name = "technic",
+    version,
+    about = "Stock technical scanner on an actor cluster"
+)]
 pub struct Cli {
     /// A TOML file layered over the embedded defaults (configs/default.toml).
     #[arg(long, global = true, value_name = "FILE")]
@@ -45,7 +49,10 @@ pub enum Command {
 }
 
 /// Loads settings from the file and environment, applying `--log-format`.
-pub fn load_settings(cli: &Cli, env: &HashMap<String, String>) -> Result<Settings, crate::config::SettingsError> {
+pub fn load_settings(
+    cli: &Cli,
+    env: &HashMap<String, String>,
+) -> Result<Settings, crate::config::SettingsError> {
     let mut settings = Settings::load(cli.config.as_deref(), env)?;
     if let Some(f) = cli.log_format {
         settings.log.format = f;

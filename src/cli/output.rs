@@ -22,7 +22,9 @@ pub fn format_number(x: f64) -> String {
     let mut b = ryu::Buffer::new();
     let s = b.format_finite(x);
     match s.find('e') {
-        Some(i) if s.as_bytes().get(i + 1) != Some(&b'-') => format!("{}e+{}", &s[..i], &s[i + 1..]),
+        Some(i) if s.as_bytes().get(i + 1) != Some(&b'-') => {
+            format!("{}e+{}", &s[..i], &s[i + 1..])
+        }
         _ => s.to_string(),
     }
 }
@@ -30,13 +32,22 @@ pub fn format_number(x: f64) -> String {
 /// Writes `text` to `out` or stdout.
 pub fn emit(text: &str, out: Option<&Path>) -> Result<(), UserError> {
     let io_err = |e: std::io::Error, what: &str| {
-        UserError::new(ErrorCode::InvalidInput, format!("cannot write {what}: {e}"), vec!["check the path and its permissions".into()])
+        UserError::new(
+            ErrorCode::InvalidInput,
+            format!("cannot write {what}: {e}"),
+            vec!["check the path and its permissions".into()],
+        )
     };
     match out {
-        Some(path) => std::fs::write(path, text).map_err(|e| io_err(e, &path.display().to_string())),
+        Some(path) => {
+            std::fs::write(path, text).map_err(|e| io_err(e, &path.display().to_string()))
+        }
         None => {
             let mut stdout = std::io::stdout().lock();
-            match stdout.write_all(text.as_bytes()).and_then(|_| stdout.flush()) {
+            match stdout
+                .write_all(text.as_bytes())
+                .and_then(|_| stdout.flush())
+            {
                 // A closed pipe (`| head`) is the reader's choice, not an error.
                 Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
                 r => r.map_err(|e| io_err(e, "stdout")),
@@ -49,14 +60,26 @@ pub fn emit(text: &str, out: Option<&Path>) -> Result<(), UserError> {
 /// in shortest round-trip form, null as an empty cell.
 pub fn json_rows_to_csv(rows: &[serde_json::Value]) -> String {
     let mut w = csv::Writer::from_writer(Vec::new());
-    if let Some(serde_json::Value::Object(first)) = rows.first() {
-        let _ = w.write_record(first.keys());
+    // Columns: the first row's keys, then keys only some rows have (e.g. fallback_source),
+    // in first-seen order; a row without a column gets an empty cell.
+    let mut header: Vec<&str> = Vec::new();
+    for row in rows {
+        if let serde_json::Value::Object(m) = row {
+            for k in m.keys() {
+                if !header.contains(&k.as_str()) {
+                    header.push(k);
+                }
+            }
+        }
+    }
+    if !header.is_empty() {
+        let _ = w.write_record(&header);
         for row in rows {
             if let serde_json::Value::Object(m) = row {
-                let _ = w.write_record(m.values().map(|v| match v {
-                    serde_json::Value::Null => String::new(),
-                    serde_json::Value::String(s) => s.clone(),
-                    other => other.to_string(),
+                let _ = w.write_record(header.iter().map(|k| match m.get(*k) {
+                    None | Some(serde_json::Value::Null) => String::new(),
+                    Some(serde_json::Value::String(s)) => s.clone(),
+                    Some(other) => other.to_string(),
                 }));
             }
         }
@@ -70,11 +93,37 @@ mod tests {
     use super::*;
 
     #[test]
+    fn csv_columns_are_the_union_of_row_keys() {
+        let rows = vec![
+            serde_json::json!({"symbol": "A", "close": 1.5}),
+            serde_json::json!({"symbol": "B", "close": 2, "fallback_source": "csv"}),
+        ];
+        assert_eq!(
+            json_rows_to_csv(&rows),
+            "symbol,close,fallback_source\nA,1.5,\nB,2,csv\n"
+        );
+    }
+
+    #[test]
     fn numbers_round_trip_in_shortest_form() {
-        for x in [0.1, 1.0 / 3.0, 123456.789, 1e-10, 2.5e20, -0.0, 100.0, 1e16, 7e-7] {
+        for x in [
+            0.1,
+            1.0 / 3.0,
+            123456.789,
+            1e-10,
+            2.5e20,
+            -0.0,
+            100.0,
+            1e16,
+            7e-7,
+        ] {
             let s = format_number(x);
             assert_eq!(s.parse::<f64>().expect("parses"), x, "{s}");
-            assert_eq!(s, serde_json::to_string(&x).expect("json"), "CSV and JSON agree");
+            assert_eq!(
+                s,
+                serde_json::to_string(&x).expect("json"),
+                "CSV and JSON agree"
+            );
         }
         assert_eq!(format_number(f64::NAN), "");
     }

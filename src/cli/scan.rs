@@ -22,7 +22,8 @@ use crate::scan::{ScanConfig, ScanReport, ScanStatus, Signal, SortKey};
 #[derive(Debug, Args)]
 #[command(allow_negative_numbers = true)]
 pub struct ScanArgs {
-    /// `synthetic` (default) or `csv:DIR`.
+    /// `synthetic` (default), `polygon` or `csv:DIR`; a chain such as `polygon,csv:DIR`
+    /// serves what the first cannot from the next (data.fallback is appended).
     #[arg(long, value_name = "SOURCE")]
     pub data: Option<String>,
     /// Number of symbols in the universe (synthetic: generated; csv: the first N).
@@ -86,14 +87,20 @@ pub struct ScanArgs {
 
 /// The scan config and the other run options, or every problem found.
 struct Plan {
-    source: DataSource,
+    source: Vec<DataSource>,
     config: ScanConfig,
     workers: usize,
 }
 
 fn list(s: &Option<String>) -> Vec<String> {
     s.as_deref()
-        .map(|s| s.split(',').map(str::trim).filter(|x| !x.is_empty()).map(String::from).collect())
+        .map(|s| {
+            s.split(',')
+                .map(str::trim)
+                .filter(|x| !x.is_empty())
+                .map(String::from)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -101,7 +108,11 @@ fn plan(args: &ScanArgs, settings: &Settings) -> Result<Plan, UserError> {
     let mut problems = Vec::new();
     let mut config = ScanConfig::from_settings(&settings.scan);
 
-    fn num<T: std::str::FromStr>(name: &str, v: &Option<String>, problems: &mut Vec<String>) -> Option<T> {
+    fn num<T: std::str::FromStr>(
+        name: &str,
+        v: &Option<String>,
+        problems: &mut Vec<String>,
+    ) -> Option<T> {
         let s = v.as_deref()?;
         match s.trim().parse::<T>() {
             Ok(x) => Some(x),
@@ -111,15 +122,19 @@ fn plan(args: &ScanArgs, settings: &Settings) -> Result<Plan, UserError> {
             }
         }
     }
-    let source = match args.data.as_deref().unwrap_or(&settings.data.source).parse::<DataSource>() {
+    let spec = args.data.as_deref().unwrap_or(&settings.data.source);
+    let source = match DataSource::parse_chain(spec, &settings.data.fallback) {
         Ok(s) => s,
         Err(e) => {
             problems.push(format!("--data: {e}"));
-            DataSource::Synthetic
+            vec![DataSource::Synthetic]
         }
     };
     config.universe_size = num("universe-size", &args.universe_size, &mut problems);
-    config.symbols = list(&args.symbols).into_iter().map(|s| s.to_ascii_uppercase()).collect();
+    config.symbols = list(&args.symbols)
+        .into_iter()
+        .map(|s| s.to_ascii_uppercase())
+        .collect();
     config.sectors = list(&args.sectors);
     config.industries = list(&args.industries);
     config.min_market_cap = num("min-market-cap", &args.min_market_cap, &mut problems);
@@ -171,11 +186,19 @@ fn plan(args: &ScanArgs, settings: &Settings) -> Result<Plan, UserError> {
         }));
     }
     if problems.is_empty() {
-        Ok(Plan { source, config, workers })
+        Ok(Plan {
+            source,
+            config,
+            workers,
+        })
     } else {
         Err(UserError::new(
             ErrorCode::InvalidConfig,
-            format!("invalid scan options ({} problems):\n  - {}", problems.len(), problems.join("\n  - ")),
+            format!(
+                "invalid scan options ({} problems):\n  - {}",
+                problems.len(),
+                problems.join("\n  - ")
+            ),
             vec!["run `technic scan --help` for the options and their forms".into()],
         ))
     }
@@ -183,8 +206,14 @@ fn plan(args: &ScanArgs, settings: &Settings) -> Result<Plan, UserError> {
 
 pub async fn run(args: ScanArgs, settings: &Settings) -> Result<i32, UserError> {
     let plan = plan(&args, settings)?;
-    let provider = data::open(&plan.source, &settings.data.synthetic, plan.config.universe_size)
-        .map_err(|e| UserError::new(ErrorCode::DataProviderUnavailable, e.to_string(), vec![e.suggestion().into()]))?;
+    let provider = data::open_chain(&plan.source, &settings.data, plan.config.universe_size)
+        .map_err(|e| {
+            UserError::new(
+                ErrorCode::DataProviderUnavailable,
+                e.to_string(),
+                vec![e.suggestion().into()],
+            )
+        })?;
     let cluster = LocalCluster::start(settings, provider, plan.workers).await?;
     let table_rows = plan.config.top.unwrap_or(settings.scan.table_rows);
     let handle = cluster.submit(plan.config).await?;
@@ -224,7 +253,8 @@ impl Interrupts {
         #[cfg(unix)]
         {
             Interrupts {
-                inner: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok(),
+                inner: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+                    .ok(),
             }
         }
         #[cfg(not(unix))]
@@ -250,13 +280,18 @@ impl Interrupts {
 
 /// Shows progress from the coordinator's progress events until the report arrives;
 /// Ctrl-C cancels the scan (the report then comes back partial).
-async fn await_with_progress(handle: ScanHandle, view: ProgressView) -> Result<ScanReport, UserError> {
+async fn await_with_progress(
+    handle: ScanHandle,
+    view: ProgressView,
+) -> Result<ScanReport, UserError> {
     let mut interrupts = Interrupts::register();
     let bar = (view == ProgressView::Bar).then(|| {
         let bar = ProgressBar::new(0);
         bar.set_style(
-            ProgressStyle::with_template("{spinner:.green} [{elapsed_precise}] {bar:30.cyan/blue} {percent:>3}% {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ProgressStyle::with_template(
+                "{spinner:.green} [{elapsed_precise}] {bar:30.cyan/blue} {percent:>3}% {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         bar.enable_steady_tick(Duration::from_millis(100));
         bar
@@ -296,12 +331,21 @@ async fn await_with_progress(handle: ScanHandle, view: ProgressView) -> Result<S
 fn draw(bar: &ProgressBar, p: &Progress) {
     bar.set_length(p.total.max(1) as u64);
     bar.set_position(p.done as u64);
-    let eta = p.eta_seconds.map(|s| format!(" · ETA {s:.1}s")).unwrap_or_default();
+    let eta = p
+        .eta_seconds
+        .map(|s| format!(" · ETA {s:.1}s"))
+        .unwrap_or_default();
     bar.set_message(format!("{} · {}{eta}", p.stage.as_str(), p.message));
 }
 
-fn print_report(report: &ScanReport, format: OutputFormat, out: Option<&std::path::Path>, table_rows: usize) -> Result<(), UserError> {
-    let ser = |e: serde_json::Error| UserError::internal(&format!("cannot serialise the report: {e}"));
+fn print_report(
+    report: &ScanReport,
+    format: OutputFormat,
+    out: Option<&std::path::Path>,
+    table_rows: usize,
+) -> Result<(), UserError> {
+    let ser =
+        |e: serde_json::Error| UserError::internal(&format!("cannot serialise the report: {e}"));
     match format {
         OutputFormat::Json => {
             let mut text = serde_json::to_string_pretty(report).map_err(ser)?;
@@ -309,8 +353,12 @@ fn print_report(report: &ScanReport, format: OutputFormat, out: Option<&std::pat
             emit(&text, out)?;
         }
         OutputFormat::Csv => {
-            let rows: Vec<serde_json::Value> =
-                report.results.iter().map(serde_json::to_value).collect::<Result<_, _>>().map_err(ser)?;
+            let rows: Vec<serde_json::Value> = report
+                .results
+                .iter()
+                .map(serde_json::to_value)
+                .collect::<Result<_, _>>()
+                .map_err(ser)?;
             emit(&json_rows_to_csv(&rows), out)?;
         }
         OutputFormat::Table => {
@@ -336,10 +384,33 @@ fn table(report: &ScanReport, rows: usize) -> Table {
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED);
     t.set_header([
-        "#", "Symbol", "Sector", "Close", "RSI", "MACD h", "ATR%", "Trd", "Mom", "Vol", "Vlt", "Osc", "Brk",
-        "TechRating", "Signal", "Entry", "Stop", "Target", "Size",
+        "#",
+        "Symbol",
+        "Sector",
+        "Close",
+        "RSI",
+        "MACD h",
+        "ATR%",
+        "Trd",
+        "Mom",
+        "Vol",
+        "Vlt",
+        "Osc",
+        "Brk",
+        "TechRating",
+        "Signal",
+        "Entry",
+        "Stop",
+        "Target",
+        "Size",
     ]);
-    let f2 = |x: f64| if x.is_finite() { format!("{x:.2}") } else { "–".into() };
+    let f2 = |x: f64| {
+        if x.is_finite() {
+            format!("{x:.2}")
+        } else {
+            "–".into()
+        }
+    };
     for (i, r) in report.results.iter().take(rows).enumerate() {
         let right = |s: String| Cell::new(s).set_alignment(CellAlignment::Right);
         t.add_row(vec![
@@ -372,7 +443,12 @@ fn summary_line(r: &ScanReport) -> String {
         ScanStatus::Completed => "",
         ScanStatus::Cancelled => " · CANCELLED (partial results)",
     };
-    let cache = r.timing.cache_hit_rate.map_or("cache off".to_string(), |h| format!("cache hit rate {:.1}%", h * 100.0));
+    let cache = r
+        .timing
+        .cache_hit_rate
+        .map_or("cache off".to_string(), |h| {
+            format!("cache hit rate {:.1}%", h * 100.0)
+        });
     let mut line = format!(
         "{} symbols scanned in {:.3} s ({} symbols/s) · {} results · {} failed · {}{}",
         thousands(r.scanned),
@@ -383,21 +459,42 @@ fn summary_line(r: &ScanReport) -> String {
         cache,
         status
     );
+    let st = &r.timing.stages;
+    if st.bulk_symbols > 0 {
+        line.push_str(&format!(" · {} bulk-loaded", thousands(st.bulk_symbols)));
+    }
+    if st.fallback_symbols > 0 {
+        line.push_str(&format!(
+            " · {} from a fallback source",
+            thousands(st.fallback_symbols)
+        ));
+    }
     for f in r.failures.iter().take(5) {
-        line.push_str(&format!("\n  failed {} [{}]: {}", f.symbol, f.code, f.message));
+        line.push_str(&format!(
+            "\n  failed {} [{}]: {}",
+            f.symbol, f.code, f.message
+        ));
     }
     if r.failures.len() > 5 {
-        line.push_str(&format!("\n  … and {} more failures (see --format json)", r.failures.len() - 5));
+        line.push_str(&format!(
+            "\n  … and {} more failures (see --format json)",
+            r.failures.len() - 5
+        ));
     }
     line
 }
 
 fn empty_message(r: &ScanReport) -> String {
-    let mut msg = format!("no symbols passed the filters ({} scanned)", thousands(r.scanned));
+    let mut msg = format!(
+        "no symbols passed the filters ({} scanned)",
+        thousands(r.scanned)
+    );
     for (reason, n) in &r.filtered {
         msg.push_str(&format!("\n  {}: {}", thousands(*n), reason.describe()));
     }
-    msg.push_str("\n  hint: lower --min-price, --min-dollar-volume or --min-tech-rating, or widen --signals");
+    msg.push_str(
+        "\n  hint: lower --min-price, --min-dollar-volume or --min-tech-rating, or widen --signals",
+    );
     msg
 }
 
@@ -416,13 +513,36 @@ mod tests {
     #[test]
     fn every_bad_option_is_reported_at_once() {
         let args = parse(&[
-            "technic", "scan", "--min-price", "abc", "--top", "0", "--signals", "long,sideways", "--as-of", "2024-13-01",
-            "--data", "ftp:x", "--min-dollar-volume", "-1",
+            "technic",
+            "scan",
+            "--min-price",
+            "abc",
+            "--top",
+            "0",
+            "--signals",
+            "long,sideways",
+            "--as-of",
+            "2024-13-01",
+            "--data",
+            "ftp:x",
+            "--min-dollar-volume",
+            "-1",
         ]);
         let err = plan(&args, &Settings::defaults()).err().expect("invalid");
         assert_eq!(err.code, ErrorCode::InvalidConfig);
-        for needle in ["--min-price", "--top", "sideways", "--as-of", "--data", "--min-dollar-volume"] {
-            assert!(err.message.contains(needle), "{needle} missing in {}", err.message);
+        for needle in [
+            "--min-price",
+            "--top",
+            "sideways",
+            "--as-of",
+            "--data",
+            "--min-dollar-volume",
+        ] {
+            assert!(
+                err.message.contains(needle),
+                "{needle} missing in {}",
+                err.message
+            );
         }
         assert!(err.message.contains("(6 problems)"), "{}", err.message);
         assert_eq!(err.code.exit_code(), 2);
@@ -431,10 +551,28 @@ mod tests {
     #[test]
     fn options_map_onto_the_scan_config() {
         let args = parse(&[
-            "technic", "scan", "--symbols", "aapl, msft", "--sectors", "Energy", "--min-price", "5", "--top", "3",
-            "--signals", "strong_long,long", "--as-of", "2025-06-30", "--lookback-days", "300", "--workers", "2",
+            "technic",
+            "scan",
+            "--symbols",
+            "aapl, msft",
+            "--sectors",
+            "Energy",
+            "--min-price",
+            "5",
+            "--top",
+            "3",
+            "--signals",
+            "strong_long,long",
+            "--as-of",
+            "2025-06-30",
+            "--lookback-days",
+            "300",
+            "--workers",
+            "2",
         ]);
-        let p = plan(&args, &Settings::defaults()).map_err(|e| e.render()).expect("valid");
+        let p = plan(&args, &Settings::defaults())
+            .map_err(|e| e.render())
+            .expect("valid");
         assert_eq!(p.config.symbols, ["AAPL", "MSFT"]);
         assert_eq!(p.config.sectors, ["Energy"]);
         assert_eq!(p.config.min_price, 5.0);
@@ -442,6 +580,6 @@ mod tests {
         assert_eq!(p.config.signals, [Signal::StrongLong, Signal::Long]);
         assert_eq!(p.config.lookback_days, 300);
         assert_eq!(p.workers, 2);
-        assert_eq!(p.source, DataSource::Synthetic);
+        assert_eq!(p.source, [DataSource::Synthetic]);
     }
 }

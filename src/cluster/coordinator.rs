@@ -18,7 +18,9 @@ use super::shard::{plan_shards, shard_size, Shard};
 use super::worker::{ShardReport, SymbolOutcome};
 use crate::data::{DataError, MarketData};
 use crate::market::UniverseEntry;
-use crate::scan::{rank, Failure, FilterReason, ScanConfig, ScanReport, ScanStatus, Stages, Timing};
+use crate::scan::{
+    rank, Failure, FilterReason, ScanConfig, ScanReport, ScanStatus, Stages, Timing,
+};
 use crate::telemetry::{metrics, OutcomeLabel};
 
 /// What a submitter gets back: live progress, the final report, and a way to cancel.
@@ -32,13 +34,17 @@ pub struct ScanHandle {
 impl ScanHandle {
     /// Asks the coordinator to cancel; the report then comes back partial and `cancelled`.
     pub fn cancel(&self) {
-        let _ = self.coordinator.send_message(CoordinatorMsg::Cancel(self.id.clone()));
+        let _ = self
+            .coordinator
+            .send_message(CoordinatorMsg::Cancel(self.id.clone()));
     }
 
     /// Waits for the final report.
     pub async fn report(self) -> Result<ScanReport, ScanError> {
         self.report.await.unwrap_or_else(|_| {
-            Err(ScanError::internal("the coordinator stopped before the scan finished"))
+            Err(ScanError::internal(
+                "the coordinator stopped before the scan finished",
+            ))
         })
     }
 }
@@ -97,18 +103,27 @@ pub fn select_universe(mut all: Vec<UniverseEntry>, cfg: &ScanConfig) -> Vec<Uni
         all.truncate(n);
     }
     if !cfg.symbols.is_empty() {
-        let by_symbol: HashMap<String, UniverseEntry> =
-            all.into_iter().map(|e| (e.symbol.to_ascii_uppercase(), e)).collect();
+        let by_symbol: HashMap<String, UniverseEntry> = all
+            .into_iter()
+            .map(|e| (e.symbol.to_ascii_uppercase(), e))
+            .collect();
         let mut seen = std::collections::HashSet::new();
         all = cfg
             .symbols
             .iter()
             .map(|s| s.to_ascii_uppercase())
             .filter(|s| seen.insert(s.clone()))
-            .map(|s| by_symbol.get(&s).cloned().unwrap_or_else(|| UniverseEntry::bare(s)))
+            .map(|s| {
+                by_symbol
+                    .get(&s)
+                    .cloned()
+                    .unwrap_or_else(|| UniverseEntry::bare(s))
+            })
             .collect();
     }
-    let matches = |list: &[String], v: &str| list.is_empty() || list.iter().any(|x| x.eq_ignore_ascii_case(v));
+    let matches = |list: &[String], v: &str| {
+        list.is_empty() || list.iter().any(|x| x.eq_ignore_ascii_case(v))
+    };
     all.retain(|e| {
         matches(&cfg.sectors, &e.sector)
             && matches(&cfg.industries, &e.industry)
@@ -131,7 +146,11 @@ impl ActiveScan {
         self.progress.send_replace(Progress {
             scan_id: id.to_string(),
             stage,
-            fraction: if self.total == 0 { 0.0 } else { done as f64 / self.total as f64 },
+            fraction: if self.total == 0 {
+                0.0
+            } else {
+                done as f64 / self.total as f64
+            },
             message,
             done,
             total: self.total,
@@ -163,8 +182,14 @@ impl ActiveScan {
             }
         }
         let m = metrics();
-        for (outcome, n) in [("passed", results.len()), ("filtered", filtered.values().sum()), ("failed", failures.len())] {
-            m.symbols_processed.get_or_create(&OutcomeLabel { outcome }).inc_by(n as u64);
+        for (outcome, n) in [
+            ("passed", results.len()),
+            ("filtered", filtered.values().sum()),
+            ("failed", failures.len()),
+        ] {
+            m.symbols_processed
+                .get_or_create(&OutcomeLabel { outcome })
+                .inc_by(n as u64);
         }
         failures.sort_by(|a, b| a.symbol.cmp(&b.symbol));
         let scanned = results.len() + filtered.values().sum::<usize>();
@@ -181,7 +206,11 @@ impl ActiveScan {
             filtered,
             timing: Timing {
                 total_seconds,
-                symbols_per_second: if total_seconds > 0.0 { (scanned as f64) / total_seconds } else { 0.0 },
+                symbols_per_second: if total_seconds > 0.0 {
+                    (scanned as f64) / total_seconds
+                } else {
+                    0.0
+                },
                 cache_hit_rate: None,
                 stages: self.stages,
             },
@@ -189,20 +218,34 @@ impl ActiveScan {
         // The outcomes were drained into the report; the final progress keeps the count.
         let done = report.scanned + report.failures.len();
         let (stage, message) = match status {
-            ScanStatus::Completed => (Stage::Done, format!("Done: {} results", report.results.len())),
+            ScanStatus::Completed => (
+                Stage::Done,
+                format!("Done: {} results", report.results.len()),
+            ),
             ScanStatus::Cancelled => (Stage::Cancelled, format!("Cancelled after {done} symbols")),
         };
         self.progress.send_modify(|p| {
             p.stage = stage;
             p.message = message;
             p.done = done;
-            p.fraction = if self.total == 0 { 1.0 } else { done as f64 / self.total as f64 };
+            p.fraction = if self.total == 0 {
+                1.0
+            } else {
+                done as f64 / self.total as f64
+            };
             p.eta_seconds = None;
             p.elapsed_seconds = total_seconds;
         });
         m.scan_duration.observe(total_seconds);
         m.active_scans.dec();
-        info!(scan_id = id, ?status, total_seconds, results = report.results.len(), failures = report.failures.len(), "scan finished");
+        info!(
+            scan_id = id,
+            ?status,
+            total_seconds,
+            results = report.results.len(),
+            failures = report.failures.len(),
+            "scan finished"
+        );
         if let Some(tx) = self.report.take() {
             let _ = tx.send(Ok(report));
         }
@@ -235,11 +278,15 @@ impl Actor for Coordinator {
             CoordinatorMsg::Submit(config, reply) => {
                 let _ = reply.send(submit(myself, state, *config));
             }
-            CoordinatorMsg::UniverseReady(id, universe, secs) => on_universe(state, id, universe, secs).await,
+            CoordinatorMsg::UniverseReady(id, universe, secs) => {
+                on_universe(state, id, universe, secs).await
+            }
             CoordinatorMsg::ShardDone(report) => on_shard_done(state, report),
             CoordinatorMsg::ShardsExhausted(shards, reason) => {
                 for shard in shards {
-                    let Some(scan) = state.scans.get_mut(&shard.scan_id) else { continue };
+                    let Some(scan) = state.scans.get_mut(&shard.scan_id) else {
+                        continue;
+                    };
                     for e in shard.entries {
                         scan.outcomes.entry(e.symbol.clone()).or_insert_with(|| {
                             SymbolOutcome::Failed(Failure {
@@ -277,7 +324,9 @@ fn submit(
     state: &mut CoordinatorState,
     config: ScanConfig,
 ) -> Result<ScanHandle, ScanError> {
-    config.validate(state.args.max_universe_size).map_err(ScanError::invalid_config)?;
+    config
+        .validate(state.args.max_universe_size)
+        .map_err(ScanError::invalid_config)?;
     let id = new_scan_id();
     metrics().scan_requests.inc();
     metrics().active_scans.inc();
@@ -303,7 +352,11 @@ fn submit(
     tokio::spawn(async move {
         let t = Instant::now();
         let universe = provider.universe().await;
-        let _ = me.send_message(CoordinatorMsg::UniverseReady(scan_id, universe, t.elapsed().as_secs_f64()));
+        let _ = me.send_message(CoordinatorMsg::UniverseReady(
+            scan_id,
+            universe,
+            t.elapsed().as_secs_f64(),
+        ));
     });
     Ok(ScanHandle {
         id,
@@ -313,8 +366,15 @@ fn submit(
     })
 }
 
-async fn on_universe(state: &mut CoordinatorState, id: String, universe: Result<Vec<UniverseEntry>, DataError>, secs: f64) {
-    let Some(scan) = state.scans.get_mut(&id) else { return };
+async fn on_universe(
+    state: &mut CoordinatorState,
+    id: String,
+    universe: Result<Vec<UniverseEntry>, DataError>,
+    secs: f64,
+) {
+    let Some(scan) = state.scans.get_mut(&id) else {
+        return;
+    };
     scan.stages.universe = secs;
     let all = match universe {
         Ok(all) => all,
@@ -327,7 +387,11 @@ async fn on_universe(state: &mut CoordinatorState, id: String, universe: Result<
         }
     };
     let sectors: Vec<String> = {
-        let mut s: Vec<String> = all.iter().map(|e| e.sector.clone()).filter(|s| !s.is_empty()).collect();
+        let mut s: Vec<String> = all
+            .iter()
+            .map(|e| e.sector.clone())
+            .filter(|s| !s.is_empty())
+            .collect();
         s.sort();
         s.dedup();
         s
@@ -340,7 +404,11 @@ async fn on_universe(state: &mut CoordinatorState, id: String, universe: Result<
         return;
     }
     scan.total = selected.len();
-    let size = shard_size(selected.len(), state.args.workers, state.args.max_shard_size);
+    let size = shard_size(
+        selected.len(),
+        state.args.workers,
+        state.args.max_shard_size,
+    );
     let shards = plan_shards(&id, &selected, size, &scan.config);
     info!(scan_id = %id, symbols = selected.len(), shards = shards.len(), "dispatching shards");
     scan.dispatched = Some(Instant::now());
@@ -353,9 +421,13 @@ async fn on_universe(state: &mut CoordinatorState, id: String, universe: Result<
 }
 
 fn on_shard_done(state: &mut CoordinatorState, report: ShardReport) {
-    let Some(scan) = state.scans.get_mut(&report.scan_id) else { return };
+    let Some(scan) = state.scans.get_mut(&report.scan_id) else {
+        return;
+    };
     scan.stages.fetch += report.fetch_seconds;
     scan.stages.compute += report.compute_seconds;
+    scan.stages.bulk_symbols += report.bulk_symbols;
+    scan.stages.fallback_symbols += report.fallback_symbols;
     let mut fresh = 0;
     for (symbol, outcome) in report.outcomes {
         if let std::collections::hash_map::Entry::Vacant(v) = scan.outcomes.entry(symbol) {
@@ -364,12 +436,20 @@ fn on_shard_done(state: &mut CoordinatorState, report: ShardReport) {
         }
     }
     *scan.per_node.entry(report.node_id).or_default() += fresh;
-    scan.publish(&report.scan_id, Stage::Computing, analyzing(scan.outcomes.len(), scan.total));
+    scan.publish(
+        &report.scan_id,
+        Stage::Computing,
+        analyzing(scan.outcomes.len(), scan.total),
+    );
     finish_if_complete(state, &report.scan_id);
 }
 
 fn finish_if_complete(state: &mut CoordinatorState, id: &str) {
-    if state.scans.get(id).is_some_and(|s| s.outcomes.len() >= s.total) {
+    if state
+        .scans
+        .get(id)
+        .is_some_and(|s| s.outcomes.len() >= s.total)
+    {
         if let Some(scan) = state.scans.remove(id) {
             scan.finish(id, ScanStatus::Completed);
         }
@@ -399,17 +479,41 @@ mod tests {
             entry("CCC", "energy", None),
         ];
         let base = ScanConfig::from_settings(&Settings::defaults().scan);
-        let cfg = ScanConfig { sectors: vec!["ENERGY".into()], ..base.clone() };
-        let got: Vec<String> = select_universe(all.clone(), &cfg).into_iter().map(|e| e.symbol).collect();
+        let cfg = ScanConfig {
+            sectors: vec!["ENERGY".into()],
+            ..base.clone()
+        };
+        let got: Vec<String> = select_universe(all.clone(), &cfg)
+            .into_iter()
+            .map(|e| e.symbol)
+            .collect();
         assert_eq!(got, ["AAA", "CCC"]);
-        let cfg = ScanConfig { min_market_cap: Some(7e8), ..base.clone() };
-        let got: Vec<String> = select_universe(all.clone(), &cfg).into_iter().map(|e| e.symbol).collect();
+        let cfg = ScanConfig {
+            min_market_cap: Some(7e8),
+            ..base.clone()
+        };
+        let got: Vec<String> = select_universe(all.clone(), &cfg)
+            .into_iter()
+            .map(|e| e.symbol)
+            .collect();
         assert_eq!(got, ["AAA", "CCC"], "unknown caps are kept");
-        let cfg = ScanConfig { symbols: vec!["bbb".into(), "ZZZ".into(), "BBB".into()], ..base.clone() };
+        let cfg = ScanConfig {
+            symbols: vec!["bbb".into(), "ZZZ".into(), "BBB".into()],
+            ..base.clone()
+        };
         let got = select_universe(all.clone(), &cfg);
-        assert_eq!(got.iter().map(|e| e.symbol.as_str()).collect::<Vec<_>>(), ["BBB", "ZZZ"]);
-        assert_eq!(got[0].sector, "Technology", "metadata kept for listed symbols");
-        let cfg = ScanConfig { universe_size: Some(1), ..base };
+        assert_eq!(
+            got.iter().map(|e| e.symbol.as_str()).collect::<Vec<_>>(),
+            ["BBB", "ZZZ"]
+        );
+        assert_eq!(
+            got[0].sector, "Technology",
+            "metadata kept for listed symbols"
+        );
+        let cfg = ScanConfig {
+            universe_size: Some(1),
+            ..base
+        };
         assert_eq!(select_universe(all, &cfg).len(), 1);
     }
 }

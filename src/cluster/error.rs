@@ -19,11 +19,21 @@ impl UserError {
     }
 
     pub fn empty_universe(known_sectors: &[String]) -> Self {
-        let mut suggestions = vec!["loosen the universe filters (--symbols, --sectors, --industries, --min-market-cap)".to_string()];
+        let mut suggestions = vec![
+            "loosen the universe filters (--symbols, --sectors, --industries, --min-market-cap)"
+                .to_string(),
+        ];
         if !known_sectors.is_empty() {
-            suggestions.push(format!("sectors in this universe: {}", known_sectors.join(", ")));
+            suggestions.push(format!(
+                "sectors in this universe: {}",
+                known_sectors.join(", ")
+            ));
         }
-        UserError::new(ErrorCode::EmptyUniverse, "no symbols match the universe filters", suggestions)
+        UserError::new(
+            ErrorCode::EmptyUniverse,
+            "no symbols match the universe filters",
+            suggestions,
+        )
     }
 
     pub fn provider_unavailable(e: &DataError) -> Self {
@@ -51,6 +61,10 @@ impl UserError {
     }
 
     pub fn internal(message: &str) -> Self {
-        UserError::new(ErrorCode::Internal, message, vec!["retry; if it persists, report it with the logs".into()])
+        UserError::new(
+            ErrorCode::Internal,
+            message,
+            vec!["retry; if it persists, report it with the logs".into()],
+        )
     }
 }

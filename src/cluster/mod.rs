@@ -42,11 +42,19 @@ pub struct LocalCluster {
 
 impl LocalCluster {
     /// Starts the actors. `workers` worker actors pull shards (at least one).
-    pub async fn start(settings: &Settings, provider: Arc<dyn MarketData>, workers: usize) -> Result<Self, UserError> {
+    pub async fn start(
+        settings: &Settings,
+        provider: Arc<dyn MarketData>,
+        workers: usize,
+    ) -> Result<Self, UserError> {
         let workers = workers.max(1);
         let queue = Arc::new(InProcessQueue::new(settings.cluster.queue_capacity));
         let spawn_err = |e: ractor::SpawnErr| {
-            UserError::new(ErrorCode::Internal, format!("cannot start the cluster actors: {e}"), vec![])
+            UserError::new(
+                ErrorCode::Internal,
+                format!("cannot start the cluster actors: {e}"),
+                vec![],
+            )
         };
         let (coordinator, _) = Actor::spawn(
             None,
@@ -79,14 +87,20 @@ impl LocalCluster {
         )
         .await
         .map_err(spawn_err)?;
-        Ok(LocalCluster { coordinator, pool, queue })
+        Ok(LocalCluster {
+            coordinator,
+            pool,
+            queue,
+        })
     }
 
     /// Submits a scan; invalid configs are rejected here, with every problem listed.
     pub async fn submit(&self, config: ScanConfig) -> Result<ScanHandle, ScanError> {
         match ractor::call!(self.coordinator, CoordinatorMsg::Submit, Box::new(config)) {
             Ok(result) => result,
-            Err(e) => Err(ScanError::internal(&format!("coordinator unreachable: {e}"))),
+            Err(e) => Err(ScanError::internal(&format!(
+                "coordinator unreachable: {e}"
+            ))),
         }
     }
 

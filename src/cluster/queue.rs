@@ -118,7 +118,8 @@ impl WorkQueue for InProcessQueue {
                     }
                     s.next_id += 1;
                     let id = s.next_id;
-                    s.in_flight.insert(id, (consumer.to_string(), shard.clone()));
+                    s.in_flight
+                        .insert(id, (consumer.to_string(), shard.clone()));
                     return Some(Delivery { id, shard });
                 }
             }
@@ -141,7 +142,9 @@ impl WorkQueue for InProcessQueue {
                 .map(|(id, _)| *id)
                 .collect();
             for id in ids {
-                let Some((_, mut shard)) = s.in_flight.remove(&id) else { continue };
+                let Some((_, mut shard)) = s.in_flight.remove(&id) else {
+                    continue;
+                };
                 if s.cancelled.contains(&shard.scan_id) {
                     continue;
                 }
@@ -184,7 +187,9 @@ mod tests {
     use std::sync::Arc;
 
     fn shards(scan: &str, n: usize) -> Vec<Shard> {
-        let entries: Vec<UniverseEntry> = (0..n).map(|i| UniverseEntry::bare(format!("{scan}{i}"))).collect();
+        let entries: Vec<UniverseEntry> = (0..n)
+            .map(|i| UniverseEntry::bare(format!("{scan}{i}")))
+            .collect();
         let cfg = Arc::new(ScanConfig::from_settings(&Settings::defaults().scan));
         plan_shards(scan, &entries, 1, &cfg)
     }
@@ -226,7 +231,10 @@ mod tests {
         let got = got.expect("woken by push");
         assert!(got.shard.scan_id == "b" || got.shard.scan_id == "c");
         q.close();
-        assert!(q.pull("w5").await.is_none(), "closed queue hands out nothing");
+        assert!(
+            q.pull("w5").await.is_none(),
+            "closed queue hands out nothing"
+        );
         assert_eq!(q.push(shards("d", 1)).await, Err(QueueError::Closed));
     }
 
@@ -238,6 +246,9 @@ mod tests {
     #[tokio::test]
     async fn in_process_queue_is_bounded() {
         let q = InProcessQueue::new(2);
-        assert_eq!(q.push(shards("a", 3)).await, Err(QueueError::Full { capacity: 2 }));
+        assert_eq!(
+            q.push(shards("a", 3)).await,
+            Err(QueueError::Full { capacity: 2 })
+        );
     }
 }

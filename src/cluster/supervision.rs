@@ -35,7 +35,11 @@ impl RestartPolicy {
 
     /// Records a failure at `now` and decides what to do.
     pub fn on_failure(&mut self, now: Instant) -> Decision {
-        while self.recent.front().is_some_and(|t| now.duration_since(*t) > self.window) {
+        while self
+            .recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > self.window)
+        {
             self.recent.pop_front();
         }
         if self.recent.len() as u32 >= self.max_restarts {
@@ -61,11 +65,23 @@ mod tests {
         c.restart_backoff_max_ms = 250;
         let mut p = RestartPolicy::new(&c);
         let t0 = Instant::now();
-        assert_eq!(p.on_failure(t0), Decision::RestartAfter(Duration::from_millis(100)));
-        assert_eq!(p.on_failure(t0), Decision::RestartAfter(Duration::from_millis(200)));
-        assert_eq!(p.on_failure(t0), Decision::RestartAfter(Duration::from_millis(250)));
+        assert_eq!(
+            p.on_failure(t0),
+            Decision::RestartAfter(Duration::from_millis(100))
+        );
+        assert_eq!(
+            p.on_failure(t0),
+            Decision::RestartAfter(Duration::from_millis(200))
+        );
+        assert_eq!(
+            p.on_failure(t0),
+            Decision::RestartAfter(Duration::from_millis(250))
+        );
         assert_eq!(p.on_failure(t0), Decision::GiveUp);
         // Once the window has passed, failures are forgiven.
-        assert_eq!(p.on_failure(t0 + Duration::from_secs(11)), Decision::RestartAfter(Duration::from_millis(100)));
+        assert_eq!(
+            p.on_failure(t0 + Duration::from_secs(11)),
+            Decision::RestartAfter(Duration::from_millis(100))
+        );
     }
 }

@@ -18,8 +18,9 @@ use super::queue::WorkQueue;
 use super::shard::Shard;
 use super::supervision::{Decision, RestartPolicy};
 use crate::data::{BarRange, MarketData};
-use crate::scan::{evaluate, Evaluation, Failure, ScanResult};
+use crate::market::Origin;
 use crate::scan::FilterReason;
+use crate::scan::{evaluate, Evaluation, Failure, ScanResult};
 
 /// What one symbol came to.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,6 +38,9 @@ pub struct ShardReport {
     pub outcomes: Vec<(String, SymbolOutcome)>,
     pub fetch_seconds: f64,
     pub compute_seconds: f64,
+    /// Symbols of the shard loaded through a provider's bulk path / from a fallback source.
+    pub bulk_symbols: usize,
+    pub fallback_symbols: usize,
 }
 
 /// Everything a worker needs; shared by all workers of a node.
@@ -89,7 +93,12 @@ impl Actor for Worker {
             let span = info_span!("shard", scan_id = %shard.scan_id, shard = shard.index, attempt = shard.attempt, worker = %state.id);
             let report = process_shard(&state.ctx, &shard).instrument(span).await;
             state.ctx.queue.ack(delivery.id).await;
-            if state.ctx.coordinator.send_message(CoordinatorMsg::ShardDone(report)).is_err() {
+            if state
+                .ctx
+                .coordinator
+                .send_message(CoordinatorMsg::ShardDone(report))
+                .is_err()
+            {
                 myself.stop(Some("coordinator gone".into()));
                 return Ok(());
             }
@@ -104,14 +113,19 @@ impl Actor for Worker {
 /// Loads and evaluates one shard. Symbols after a cancellation are left out.
 pub async fn process_shard(ctx: &WorkerContext, shard: &Shard) -> ShardReport {
     let cfg = Arc::clone(&shard.config);
-    let range = BarRange {
-        as_of: cfg.as_of,
-        lookback: cfg.lookback_days,
-    };
+    let range = BarRange::new(cfg.as_of, cfg.lookback_days).with_scan_symbols(shard.scan_symbols);
     let symbols: Vec<String> = shard.entries.iter().map(|e| e.symbol.clone()).collect();
     let t0 = Instant::now();
     let loaded = ctx.provider.load_many(&symbols, range).await;
     let fetch_seconds = t0.elapsed().as_secs_f64();
+    let origin_count = |o: fn(&Origin) -> bool| {
+        loaded
+            .iter()
+            .filter(|r| r.as_ref().is_ok_and(|b| o(&b.origin)))
+            .count()
+    };
+    let bulk_symbols = origin_count(|o| *o == Origin::Bulk);
+    let fallback_symbols = origin_count(|o| matches!(o, Origin::Fallback(_)));
 
     let t1 = Instant::now();
     let entries = shard.entries.clone();
@@ -126,10 +140,12 @@ pub async fn process_shard(ctx: &WorkerContext, shard: &Shard) -> ShardReport {
                     return None;
                 }
                 let outcome = match bars {
-                    Ok(bars) => match evaluate(entry, bars.window(cfg.as_of, cfg.lookback_days), &cfg) {
-                        Evaluation::Passed(r) => SymbolOutcome::Passed(r),
-                        Evaluation::Filtered(f) => SymbolOutcome::Filtered(f),
-                    },
+                    Ok(bars) => {
+                        match evaluate(entry, bars.window(cfg.as_of, cfg.lookback_days), &cfg) {
+                            Evaluation::Passed(r) => SymbolOutcome::Passed(r),
+                            Evaluation::Filtered(f) => SymbolOutcome::Filtered(f),
+                        }
+                    }
                     Err(e) => SymbolOutcome::Failed(Failure {
                         symbol: entry.symbol.clone(),
                         code: e.code().to_string(),
@@ -147,6 +163,8 @@ pub async fn process_shard(ctx: &WorkerContext, shard: &Shard) -> ShardReport {
         outcomes,
         fetch_seconds,
         compute_seconds: t1.elapsed().as_secs_f64(),
+        bulk_symbols,
+        fallback_symbols,
     }
 }
 
@@ -173,7 +191,11 @@ pub struct PoolState {
     ids: std::collections::HashMap<ractor::ActorId, String>,
 }
 
-async fn spawn_worker(id: String, ctx: WorkerContext, supervisor: ActorCell) -> Result<(ractor::ActorId, String), ActorProcessingErr> {
+async fn spawn_worker(
+    id: String,
+    ctx: WorkerContext,
+    supervisor: ActorCell,
+) -> Result<(ractor::ActorId, String), ActorProcessingErr> {
     let (w, _) = Actor::spawn_linked(None, Worker, (id.clone(), ctx), supervisor).await?;
     Ok((w.get_id(), id))
 }
@@ -222,13 +244,22 @@ impl Actor for Pool {
     ) -> Result<(), ActorProcessingErr> {
         match event {
             SupervisionEvent::ActorFailed(cell, err) => {
-                let Some(id) = state.ids.remove(&cell.get_id()) else { return Ok(()) };
+                let Some(id) = state.ids.remove(&cell.get_id()) else {
+                    return Ok(());
+                };
                 error!(worker = %id, error = %err, "worker actor failed");
                 crate::telemetry::metrics().worker_restarts.inc();
-                let exhausted = state.ctx.queue.requeue_consumer(&id, state.max_attempts).await;
+                let exhausted = state
+                    .ctx
+                    .queue
+                    .requeue_consumer(&id, state.max_attempts)
+                    .await;
                 if !exhausted.is_empty() {
                     let reason = format!("worker {id} failed: {err}");
-                    let _ = state.ctx.coordinator.send_message(CoordinatorMsg::ShardsExhausted(exhausted, reason));
+                    let _ = state
+                        .ctx
+                        .coordinator
+                        .send_message(CoordinatorMsg::ShardsExhausted(exhausted, reason));
                 }
                 match state.policy.on_failure(Instant::now()) {
                     Decision::RestartAfter(delay) => {
@@ -238,9 +269,14 @@ impl Actor for Pool {
                     Decision::GiveUp => {
                         error!(worker = %id, "restart limit reached; not restarting");
                         if state.ids.is_empty() {
-                            let _ = state.ctx.coordinator.send_message(CoordinatorMsg::WorkersLost(
-                                "every worker failed and the restart limit was reached".into(),
-                            ));
+                            let _ =
+                                state
+                                    .ctx
+                                    .coordinator
+                                    .send_message(CoordinatorMsg::WorkersLost(
+                                        "every worker failed and the restart limit was reached"
+                                            .into(),
+                                    ));
                         }
                     }
                 }

@@ -63,7 +63,10 @@ pub fn read_bars_csv(path: &Path, columns: Columns) -> Result<Bars, CsvError> {
 pub fn parse_bars_csv(bytes: &[u8], path: &str, columns: Columns) -> Result<Bars, CsvError> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let quoted = memchr::memchr(b'"', bytes).is_some();
-    let mut lines = Lines { rest: bytes, line: 0 };
+    let mut lines = Lines {
+        rest: bytes,
+        line: 0,
+    };
     let header = loop {
         match lines.next() {
             Some((_, l)) if l.iter().all(u8::is_ascii_whitespace) => continue,
@@ -75,12 +78,26 @@ pub fn parse_bars_csv(bytes: &[u8], path: &str, columns: Columns) -> Result<Bars
     split(header, quoted, &mut fields);
     let found: Vec<String> = fields
         .iter()
-        .map(|f| String::from_utf8_lossy(f).trim().trim_matches('"').to_string())
+        .map(|f| {
+            String::from_utf8_lossy(f)
+                .trim()
+                .trim_matches('"')
+                .to_string()
+        })
         .collect();
     let lower: Vec<String> = found.iter().map(|f| f.to_ascii_lowercase()).collect();
     let find = |name: &str| lower.iter().position(|c| c == name);
-    let date_col = find("date").or_else(|| find("timestamp")).or_else(|| find("datetime"));
-    let idx = [date_col, find("open"), find("high"), find("low"), find("close"), find("volume")];
+    let date_col = find("date")
+        .or_else(|| find("timestamp"))
+        .or_else(|| find("datetime"));
+    let idx = [
+        date_col,
+        find("open"),
+        find("high"),
+        find("low"),
+        find("close"),
+        find("volume"),
+    ];
     let required: &[usize] = match columns {
         Columns::Hlc => &[0, 2, 3, 4],
         Columns::Ohlcv => &[0, 1, 2, 3, 4, 5],
@@ -88,7 +105,13 @@ pub fn parse_bars_csv(bytes: &[u8], path: &str, columns: Columns) -> Result<Bars
     let missing: Vec<String> = required
         .iter()
         .filter(|&&k| idx[k].is_none())
-        .map(|&k| if k == 0 { "date (or timestamp)".to_string() } else { NAMES[k].to_string() })
+        .map(|&k| {
+            if k == 0 {
+                "date (or timestamp)".to_string()
+            } else {
+                NAMES[k].to_string()
+            }
+        })
         .collect();
     if !missing.is_empty() {
         return Err(CsvError::MissingColumns {
@@ -118,7 +141,10 @@ pub fn parse_bars_csv(bytes: &[u8], path: &str, columns: Columns) -> Result<Bars
         }
         let date_field = fields[idx[0].unwrap_or(0)];
         let date = parse_date(date_field).ok_or_else(|| {
-            bad(format!("cannot read date {:?}", String::from_utf8_lossy(date_field)))
+            bad(format!(
+                "cannot read date {:?}",
+                String::from_utf8_lossy(date_field)
+            ))
         })?;
         let mut v = [f64::NAN; 6];
         for k in 1..6 {
@@ -209,9 +235,15 @@ fn parse_number(f: &[u8]) -> Option<f64> {
 /// `YYYYMMDD`, or a Unix timestamp in seconds or milliseconds.
 fn parse_date(f: &[u8]) -> Option<NaiveDate> {
     let f = f.trim_ascii();
-    if f.len() >= 10 && f[4] == b'-' && f[7] == b'-' && (f.len() == 10 || matches!(f[10], b' ' | b'T')) {
+    if f.len() >= 10
+        && f[4] == b'-'
+        && f[7] == b'-'
+        && (f.len() == 10 || matches!(f[10], b' ' | b'T'))
+    {
         let num = |s: &[u8]| -> Option<u32> {
-            s.iter().try_fold(0u32, |acc, &b| b.is_ascii_digit().then(|| acc * 10 + u32::from(b - b'0')))
+            s.iter().try_fold(0u32, |acc, &b| {
+                b.is_ascii_digit().then(|| acc * 10 + u32::from(b - b'0'))
+            })
         };
         return NaiveDate::from_ymd_opt(num(&f[0..4])? as i32, num(&f[5..7])?, num(&f[8..10])?);
     }
@@ -257,7 +289,8 @@ impl CsvProvider {
                 .filter_map(|e| e.ok())
                 .filter_map(|e| {
                     let p = e.path();
-                    (p.extension()? == "csv").then(|| p.file_stem()?.to_str().map(UniverseEntry::bare))?
+                    (p.extension()? == "csv")
+                        .then(|| p.file_stem()?.to_str().map(UniverseEntry::bare))?
                 })
                 .collect();
             syms.sort_by(|a, b| a.symbol.cmp(&b.symbol));
@@ -285,7 +318,12 @@ fn read_universe(path: &Path) -> Result<Vec<UniverseEntry>, String> {
         .collect::<Vec<_>>();
     let col = |n: &str| headers.iter().position(|h| h == n);
     let sym = col("symbol").ok_or_else(|| format!("{}: missing column symbol", path.display()))?;
-    let (name, sector, industry, cap) = (col("name"), col("sector"), col("industry"), col("market_cap"));
+    let (name, sector, industry, cap) = (
+        col("name"),
+        col("sector"),
+        col("industry"),
+        col("market_cap"),
+    );
     let mut out = Vec::new();
     for (i, rec) in rdr.records().enumerate() {
         let rec = rec.map_err(|e| format!("{}:{}: {e}", path.display(), i + 2))?;
@@ -297,7 +335,11 @@ fn read_universe(path: &Path) -> Result<Vec<UniverseEntry>, String> {
         let market_cap = match get(cap).as_str() {
             "" => None,
             s => Some(s.parse::<f64>().map_err(|_| {
-                format!("{}:{}: market_cap is not a number: {s:?}", path.display(), i + 2)
+                format!(
+                    "{}:{}: market_cap is not a number: {s:?}",
+                    path.display(),
+                    i + 2
+                )
             })?),
         };
         out.push(UniverseEntry {
@@ -347,7 +389,11 @@ impl MarketData for CsvProvider {
         crate::cpu::run(move || inner.bars(&symbol)).await
     }
 
-    async fn load_many(&self, symbols: &[String], _range: BarRange) -> Vec<Result<Bars, DataError>> {
+    async fn load_many(
+        &self,
+        symbols: &[String],
+        _range: BarRange,
+    ) -> Vec<Result<Bars, DataError>> {
         let inner = Arc::clone(&self.inner);
         let symbols = symbols.to_vec();
         crate::cpu::run(move || symbols.par_iter().map(|s| inner.bars(s)).collect()).await
@@ -368,8 +414,15 @@ mod tests {
                  AAPL,2024-01-03,2,3,1,2.5,9.9,100\r\n\
                  AAPL,2024-01-02,1,2,0.5,1.5,9.9,200\r\n";
         let b = parse(s, Columns::Ohlcv).expect("valid");
-        assert_eq!(b.dates[0], NaiveDate::from_ymd_opt(2024, 1, 2).expect("date"));
-        assert_eq!(b.close, vec![1.5, 2.5], "Close, not Adj Close, sorted by date");
+        assert_eq!(
+            b.dates[0],
+            NaiveDate::from_ymd_opt(2024, 1, 2).expect("date")
+        );
+        assert_eq!(
+            b.close,
+            vec![1.5, 2.5],
+            "Close, not Adj Close, sorted by date"
+        );
         assert_eq!(b.volume, vec![200.0, 100.0]);
     }
 
@@ -383,9 +436,13 @@ mod tests {
 
     #[test]
     fn missing_columns_are_all_listed() {
-        let err = parse("Date,Close,Adj Close\n2024-01-02,1,1\n", Columns::Ohlcv).expect_err("missing");
+        let err =
+            parse("Date,Close,Adj Close\n2024-01-02,1,1\n", Columns::Ohlcv).expect_err("missing");
         let msg = err.to_string();
-        assert!(msg.contains("t.csv") && msg.contains("open, high, low, volume"), "{msg}");
+        assert!(
+            msg.contains("t.csv") && msg.contains("open, high, low, volume"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -393,30 +450,82 @@ mod tests {
         let s = "date,open,high,low,close,volume\n2024-01-02,1,2,0.5,1.5,10\n2024-01-03,1,2,abc,1.5,10\n";
         let err = parse(s, Columns::Ohlcv).expect_err("bad number");
         assert_eq!(err.to_string(), "t.csv:3: low is not a number: \"abc\"");
-        let err = parse("date,open,high,low,close,volume\n2024-13-02,1,2,0.5,1.5,10\n", Columns::Ohlcv)
-            .expect_err("bad date");
-        assert!(err.to_string().starts_with("t.csv:2: cannot read date"), "{err}");
-        let err = parse("date,open,high,low,close,volume\n2024-01-02,1,2\n", Columns::Ohlcv).expect_err("short");
-        assert!(err.to_string().starts_with("t.csv:2: expected at least 6 fields"), "{err}");
-        assert!(matches!(parse("date,close\n", Columns::Hlc), Err(CsvError::MissingColumns { .. })));
-        assert!(matches!(parse("", Columns::Hlc), Err(CsvError::Empty { .. })));
+        let err = parse(
+            "date,open,high,low,close,volume\n2024-13-02,1,2,0.5,1.5,10\n",
+            Columns::Ohlcv,
+        )
+        .expect_err("bad date");
+        assert!(
+            err.to_string().starts_with("t.csv:2: cannot read date"),
+            "{err}"
+        );
+        let err = parse(
+            "date,open,high,low,close,volume\n2024-01-02,1,2\n",
+            Columns::Ohlcv,
+        )
+        .expect_err("short");
+        assert!(
+            err.to_string()
+                .starts_with("t.csv:2: expected at least 6 fields"),
+            "{err}"
+        );
+        assert!(matches!(
+            parse("date,close\n", Columns::Hlc),
+            Err(CsvError::MissingColumns { .. })
+        ));
+        assert!(matches!(
+            parse("", Columns::Hlc),
+            Err(CsvError::Empty { .. })
+        ));
     }
 
     #[tokio::test]
     async fn provider_reports_invalid_and_missing_symbols_per_symbol() {
         let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join("GOOD.csv"), "date,open,high,low,close,volume\n2024-01-02,1,2,0.5,1.5,10\n").expect("write");
-        std::fs::write(dir.path().join("NEG.csv"), "date,open,high,low,close,volume\n2024-01-02,1,2,0.5,-1.5,10\n").expect("write");
-        std::fs::write(dir.path().join("NAN.csv"), "date,open,high,low,close,volume\n2024-01-02,1,2,0.5,NaN,10\n").expect("write");
+        std::fs::write(
+            dir.path().join("GOOD.csv"),
+            "date,open,high,low,close,volume\n2024-01-02,1,2,0.5,1.5,10\n",
+        )
+        .expect("write");
+        std::fs::write(
+            dir.path().join("NEG.csv"),
+            "date,open,high,low,close,volume\n2024-01-02,1,2,0.5,-1.5,10\n",
+        )
+        .expect("write");
+        std::fs::write(
+            dir.path().join("NAN.csv"),
+            "date,open,high,low,close,volume\n2024-01-02,1,2,0.5,NaN,10\n",
+        )
+        .expect("write");
         let p = CsvProvider::open(dir.path()).expect("dir");
-        let syms: Vec<String> = p.universe().await.expect("universe").into_iter().map(|e| e.symbol).collect();
+        let syms: Vec<String> = p
+            .universe()
+            .await
+            .expect("universe")
+            .into_iter()
+            .map(|e| e.symbol)
+            .collect();
         assert_eq!(syms, ["GOOD", "NAN", "NEG"]);
-        let range = BarRange { as_of: None, lookback: 10 };
-        let all = p.load_many(&["GOOD".into(), "NEG".into(), "NAN".into(), "GONE".into()], range).await;
+        let range = BarRange::new(None, 10);
+        let all = p
+            .load_many(
+                &["GOOD".into(), "NEG".into(), "NAN".into(), "GONE".into()],
+                range,
+            )
+            .await;
         assert!(all[0].is_ok());
-        assert_eq!(all[1].as_ref().map_err(DataError::code).err(), Some("DATA_INVALID"));
-        assert_eq!(all[2].as_ref().map_err(DataError::code).err(), Some("DATA_INVALID"));
-        assert_eq!(all[3].as_ref().map_err(DataError::code).err(), Some("DATA_NOT_FOUND"));
+        assert_eq!(
+            all[1].as_ref().map_err(DataError::code).err(),
+            Some("DATA_INVALID")
+        );
+        assert_eq!(
+            all[2].as_ref().map_err(DataError::code).err(),
+            Some("DATA_INVALID")
+        );
+        assert_eq!(
+            all[3].as_ref().map_err(DataError::code).err(),
+            Some("DATA_NOT_FOUND")
+        );
     }
 
     #[test]

@@ -23,16 +23,37 @@ use crate::market::{Bars, UniverseEntry};
 
 const SECTORS: [(&str, [&str; 3]); 11] = [
     ("Technology", ["Software", "Semiconductors", "IT Services"]),
-    ("Health Care", ["Biotechnology", "Pharmaceuticals", "Medical Devices"]),
+    (
+        "Health Care",
+        ["Biotechnology", "Pharmaceuticals", "Medical Devices"],
+    ),
     ("Financials", ["Banks", "Insurance", "Capital Markets"]),
-    ("Consumer Discretionary", ["Retail", "Automobiles", "Hotels & Leisure"]),
-    ("Consumer Staples", ["Food Products", "Beverages", "Household Products"]),
-    ("Industrials", ["Aerospace & Defense", "Machinery", "Transportation"]),
+    (
+        "Consumer Discretionary",
+        ["Retail", "Automobiles", "Hotels & Leisure"],
+    ),
+    (
+        "Consumer Staples",
+        ["Food Products", "Beverages", "Household Products"],
+    ),
+    (
+        "Industrials",
+        ["Aerospace & Defense", "Machinery", "Transportation"],
+    ),
     ("Energy", ["Oil & Gas", "Energy Equipment", "Renewables"]),
     ("Materials", ["Chemicals", "Metals & Mining", "Packaging"]),
-    ("Utilities", ["Electric Utilities", "Gas Utilities", "Water Utilities"]),
-    ("Real Estate", ["REITs", "Real Estate Services", "Homebuilders"]),
-    ("Communication Services", ["Media", "Telecom", "Interactive Media"]),
+    (
+        "Utilities",
+        ["Electric Utilities", "Gas Utilities", "Water Utilities"],
+    ),
+    (
+        "Real Estate",
+        ["REITs", "Real Estate Services", "Homebuilders"],
+    ),
+    (
+        "Communication Services",
+        ["Media", "Telecom", "Interactive Media"],
+    ),
 ];
 
 /// Deterministic synthetic provider (see the module doc).
@@ -47,6 +68,7 @@ struct Inner {
     universe: Vec<UniverseEntry>,
     index: HashMap<String, usize>,
     latency: std::time::Duration,
+    failure_rate: f64,
     poison: std::collections::HashSet<String>,
 }
 
@@ -69,7 +91,12 @@ impl SyntheticProvider {
                 universe,
                 index,
                 latency: std::time::Duration::from_millis(settings.latency_ms),
-                poison: settings.poison_symbols.iter().map(|s| s.to_ascii_uppercase()).collect(),
+                failure_rate: settings.failure_rate,
+                poison: settings
+                    .poison_symbols
+                    .iter()
+                    .map(|s| s.to_ascii_uppercase())
+                    .collect(),
             }),
         }
     }
@@ -81,7 +108,16 @@ impl Inner {
             symbol: symbol.to_string(),
         })?;
         // Fault injection for supervision tests: the worker processing this symbol dies.
-        assert!(!self.poison.contains(symbol), "poison symbol {symbol} (data.synthetic.poison_symbols)");
+        assert!(
+            !self.poison.contains(symbol),
+            "poison symbol {symbol} (data.synthetic.poison_symbols)"
+        );
+        // Injected upstream failures: the same symbols fail for the same seed.
+        if self.failure_rate > 0.0 && rng_for(self.seed, i, 3).random::<f64>() < self.failure_rate {
+            return Err(DataError::Unavailable {
+                message: format!("injected failure for {symbol} (data.synthetic.failure_rate)"),
+            });
+        }
         Ok(generate_bars(self.seed, i, &self.dates, self.days))
     }
 }
@@ -101,7 +137,11 @@ impl MarketData for SyntheticProvider {
         self.inner.bars(symbol)
     }
 
-    async fn load_many(&self, symbols: &[String], _range: BarRange) -> Vec<Result<Bars, DataError>> {
+    async fn load_many(
+        &self,
+        symbols: &[String],
+        _range: BarRange,
+    ) -> Vec<Result<Bars, DataError>> {
         if !self.inner.latency.is_zero() {
             // Injected latency: one sequential request per symbol, like a naive remote fetch.
             tokio::time::sleep(self.inner.latency * symbols.len() as u32).await;
@@ -197,7 +237,11 @@ fn generate_bars(seed: u64, i: usize, dates: &[NaiveDate], days: usize) -> Bars 
         let wick_down = sigma * 0.5 * rng.sample::<f64, _>(StandardNormal).abs();
         let high = open.max(next_close) * (1.0 + wick_up);
         let low = open.min(next_close) * (1.0 - wick_down).max(0.5);
-        let spike = if rng.random::<f64>() < 0.03 { 2.0 + 3.0 * rng.random::<f64>() } else { 1.0 };
+        let spike = if rng.random::<f64>() < 0.03 {
+            2.0 + 3.0 * rng.random::<f64>()
+        } else {
+            1.0
+        };
         let noise: f64 = 0.35 * rng.sample::<f64, _>(StandardNormal);
         let volume = (base_volume * noise.exp() * spike * (1.0 + 20.0 * body.abs())).round();
         // Quoted like an exchange would: cents, or 1/100 cent under $1. Rounding is
@@ -225,8 +269,36 @@ mod tests {
             days: 500,
             end_date: NaiveDate::from_ymd_opt(2026, 11, 27).expect("date"),
             latency_ms: 0,
+            failure_rate: 0.0,
             poison_symbols: vec![],
         }
+    }
+
+    #[test]
+    fn failure_rate_fails_a_reproducible_share_as_unavailable() {
+        let mut s = settings(2000);
+        s.failure_rate = 0.1;
+        let p = SyntheticProvider::new(&s);
+        let failed: Vec<&str> = p
+            .inner
+            .universe
+            .iter()
+            .filter(|e| match p.inner.bars(&e.symbol) {
+                Err(err) => err.code() == "DATA_UNAVAILABLE",
+                Ok(_) => false,
+            })
+            .map(|e| e.symbol.as_str())
+            .collect();
+        assert!(
+            (150..250).contains(&failed.len()),
+            "{} of 2000",
+            failed.len()
+        );
+        let again = SyntheticProvider::new(&s);
+        assert!(
+            failed.iter().all(|sym| again.inner.bars(sym).is_err()),
+            "same symbols fail for the same seed"
+        );
     }
 
     #[test]
@@ -245,8 +317,14 @@ mod tests {
             assert_eq!(a.len(), 500);
             a.validate().expect("synthetic bars are valid");
             assert!(a.dates.windows(2).all(|w| w[0] < w[1]));
-            assert!(a.dates.iter().all(|d| !matches!(d.weekday(), Weekday::Sat | Weekday::Sun)));
-            assert_eq!(*a.dates.last().expect("non-empty"), NaiveDate::from_ymd_opt(2026, 11, 27).expect("date"));
+            assert!(a
+                .dates
+                .iter()
+                .all(|d| !matches!(d.weekday(), Weekday::Sat | Weekday::Sun)));
+            assert_eq!(
+                *a.dates.last().expect("non-empty"),
+                NaiveDate::from_ymd_opt(2026, 11, 27).expect("date")
+            );
         }
     }
 
@@ -261,6 +339,11 @@ mod tests {
     #[test]
     fn unknown_symbol_is_not_found() {
         let p = SyntheticProvider::new(&settings(5));
-        assert_eq!(p.inner.bars("NOPE").map(|_| ()), Err(DataError::NotFound { symbol: "NOPE".into() }));
+        assert_eq!(
+            p.inner.bars("NOPE").map(|_| ()),
+            Err(DataError::NotFound {
+                symbol: "NOPE".into()
+            })
+        );
     }
 }

@@ -112,7 +112,11 @@ mod tests {
         let out = adx(&high, &low, &close, 14);
         assert!(out[..27].iter().all(|v| v.is_nan()));
         // Only +DM is ever non-zero, so every DX is 100.
-        assert!(out[27..].iter().all(|&v| (v - 100.0).abs() < 1e-9), "{:?}", &out[27..]);
+        assert!(
+            out[27..].iter().all(|&v| (v - 100.0).abs() < 1e-9),
+            "{:?}",
+            &out[27..]
+        );
     }
 
     #[test]

@@ -96,8 +96,14 @@ mod tests {
 
     #[test]
     fn degenerate_inputs_are_all_nan() {
-        assert!(bollinger(&[1.0, 2.0], 0, 2.0).middle.iter().all(|v| v.is_nan()));
-        assert!(bollinger(&[1.0, 2.0], 3, 2.0).upper.iter().all(|v| v.is_nan()));
+        assert!(bollinger(&[1.0, 2.0], 0, 2.0)
+            .middle
+            .iter()
+            .all(|v| v.is_nan()));
+        assert!(bollinger(&[1.0, 2.0], 3, 2.0)
+            .upper
+            .iter()
+            .all(|v| v.is_nan()));
         assert!(bollinger(&[], 20, 2.0).lower.is_empty());
     }
 

@@ -152,7 +152,13 @@ fn window_features(open: &[f64], close: &[f64], volume: &[f64], out: &mut Latest
     let len = close.len();
     let last = len - 1;
     out.close = close[last];
-    let ret = |k: usize| if last >= k { simple_return(close[last], close[last - k]) } else { f64::NAN };
+    let ret = |k: usize| {
+        if last >= k {
+            simple_return(close[last], close[last - k])
+        } else {
+            f64::NAN
+        }
+    };
     out.ret_1d = ret(1);
     out.ret_5d = ret(5);
     out.ret_21d = ret(21);
@@ -196,7 +202,13 @@ mod tests {
         v.last().copied().unwrap_or(f64::NAN)
     }
 
-    fn expected(o: &[f64], h: &[f64], l: &[f64], c: &[f64], v: &[f64]) -> [(&'static str, f64); 17] {
+    fn expected(
+        o: &[f64],
+        h: &[f64],
+        l: &[f64],
+        c: &[f64],
+        v: &[f64],
+    ) -> [(&'static str, f64); 17] {
         [
             ("close", c.last().copied().unwrap_or(f64::NAN)),
             ("sma_20", last(sma(c, 20))),
@@ -242,7 +254,9 @@ mod tests {
 
     #[test]
     fn empty_series_is_all_nan() {
-        assert!(fields(&latest(&[], &[], &[], &[], &[])).iter().all(|v| v.is_nan()));
+        assert!(fields(&latest(&[], &[], &[], &[], &[]))
+            .iter()
+            .all(|v| v.is_nan()));
         let one = latest(&[1.0], &[1.0], &[1.0], &[1.0, 2.0], &[1.0]);
         assert_eq!(one.close, 1.0);
         assert!(one.sma_20.is_nan());

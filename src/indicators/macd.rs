@@ -32,7 +32,11 @@ pub fn macd(close: &[f64], fast: usize, slow: usize, signal: usize) -> Macd {
         signal: vec![f64::NAN; len],
         hist: vec![f64::NAN; len],
     };
-    let (fast, slow) = if slow < fast { (slow, fast) } else { (fast, slow) };
+    let (fast, slow) = if slow < fast {
+        (slow, fast)
+    } else {
+        (fast, slow)
+    };
     if fast < 2 || signal == 0 || slow + signal - 1 > len {
         return out;
     }
@@ -128,7 +132,9 @@ mod tests {
 
     #[test]
     fn first_output_is_at_slow_plus_signal_minus_two() {
-        let x: Vec<f64> = (0..60).map(|i| 100.0 + (i as f64 * 0.7).sin() * 5.0).collect();
+        let x: Vec<f64> = (0..60)
+            .map(|i| 100.0 + (i as f64 * 0.7).sin() * 5.0)
+            .collect();
         let out = macd(&x, 12, 26, 9);
         assert!(out.macd[..33].iter().all(|v| v.is_nan()));
         assert!(out.signal[..33].iter().all(|v| v.is_nan()));
@@ -138,7 +144,9 @@ mod tests {
 
     #[test]
     fn slow_line_is_the_plain_ema_and_fast_seed_ends_at_slow_minus_one() {
-        let x: Vec<f64> = (0..80).map(|i| 50.0 + (i as f64 * 0.3).cos() * 3.0 + i as f64 * 0.1).collect();
+        let x: Vec<f64> = (0..80)
+            .map(|i| 50.0 + (i as f64 * 0.3).cos() * 3.0 + i as f64 * 0.1)
+            .collect();
         let out = macd(&x, 12, 26, 9);
         let slow = ema(&x, 26);
         // Fast EMA seeded by the SMA of x[14..26] at bar 25.

@@ -70,7 +70,9 @@ mod tests {
 
     fn nan_eq(a: &[f64], b: &[f64]) -> bool {
         a.len() == b.len()
-            && a.iter().zip(b).all(|(x, y)| (x.is_nan() && y.is_nan()) || x == y)
+            && a.iter()
+                .zip(b)
+                .all(|(x, y)| (x.is_nan() && y.is_nan()) || x == y)
     }
 
     #[test]

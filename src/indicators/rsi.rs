@@ -39,7 +39,13 @@ pub(super) struct RsiState {
 
 impl RsiState {
     pub(super) fn new(n: usize) -> Self {
-        Self { n, nf: n as f64, n1: (n - 1) as f64, gain: 0.0, loss: 0.0 }
+        Self {
+            n,
+            nf: n as f64,
+            n1: (n - 1) as f64,
+            gain: 0.0,
+            loss: 0.0,
+        }
     }
 
     /// Feeds the change `diff = close[i] - close[i-1]` of bar `i >= 1` and returns
@@ -49,7 +55,11 @@ impl RsiState {
         // A `+ 0.0` leaves the sums bit-identical to TA-Lib's branchy form
         // (they are never -0.0) while letting the compiler avoid a branch on
         // the sign of a random price change.
-        let (up, down) = if diff < 0.0 { (0.0, -diff) } else { (diff, 0.0) };
+        let (up, down) = if diff < 0.0 {
+            (0.0, -diff)
+        } else {
+            (diff, 0.0)
+        };
         if i < self.n {
             self.gain += up;
             self.loss += down;

@@ -49,7 +49,12 @@ pub(super) struct AtrState {
 
 impl AtrState {
     pub(super) fn new(n: usize) -> Self {
-        Self { n, nf: n as f64, n1: (n - 1) as f64, value: 0.0 }
+        Self {
+            n,
+            nf: n as f64,
+            n1: (n - 1) as f64,
+            value: 0.0,
+        }
     }
 
     /// Feeds the true range of bar `i >= 1`; the result is the ATR once `i >= n`.
@@ -88,7 +93,9 @@ mod tests {
     #[test]
     fn degenerate_inputs_never_panic() {
         assert!(atr(&[1.0], &[1.0], &[1.0], 14).iter().all(|v| v.is_nan()));
-        assert!(atr(&[1.0, 2.0], &[1.0, 2.0], &[1.0, 2.0], 0).iter().all(|v| v.is_nan()));
+        assert!(atr(&[1.0, 2.0], &[1.0, 2.0], &[1.0, 2.0], 0)
+            .iter()
+            .all(|v| v.is_nan()));
         assert_eq!(true_range(&[1.0, 2.0, 3.0], &[1.0], &[1.0, 2.0]).len(), 1);
         assert!(true_range(&[], &[], &[]).is_empty());
         let h = [3.0, 4.0, 5.0];

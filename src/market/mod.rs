@@ -17,6 +17,23 @@ pub struct Bars {
     pub low: Vec<f64>,
     pub close: Vec<f64>,
     pub volume: Vec<f64>,
+    /// How the provider obtained the series (not price data; reported per scan).
+    #[serde(default)]
+    pub origin: Origin,
+}
+
+/// How a provider obtained a series of bars. It travels with the bars so a scan can say
+/// which symbols came from a bulk (grouped-daily) load or from a fallback source, without
+/// the scan knowing anything about providers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Origin {
+    /// The primary source, one series per request (or a local file / generator).
+    #[default]
+    Primary,
+    /// The primary source, assembled from whole-market daily snapshots.
+    Bulk,
+    /// A fallback source (named), used because the primary could not serve the symbol.
+    Fallback(String),
 }
 
 /// Why a series of bars cannot be used.
@@ -47,6 +64,7 @@ impl Bars {
             low: Vec::with_capacity(n),
             close: Vec::with_capacity(n),
             volume: Vec::with_capacity(n),
+            origin: Origin::Primary,
         }
     }
 
@@ -58,7 +76,15 @@ impl Bars {
         self.dates.is_empty()
     }
 
-    pub fn push(&mut self, date: NaiveDate, open: f64, high: f64, low: f64, close: f64, volume: f64) {
+    pub fn push(
+        &mut self,
+        date: NaiveDate,
+        open: f64,
+        high: f64,
+        low: f64,
+        close: f64,
+        volume: f64,
+    ) {
         self.dates.push(date);
         self.open.push(open);
         self.high.push(high);
@@ -82,6 +108,7 @@ impl Bars {
             low: pick(&self.low),
             close: pick(&self.close),
             volume: pick(&self.volume),
+            origin: std::mem::take(&mut self.origin),
         };
     }
 
@@ -102,7 +129,10 @@ impl Bars {
             }
             let volume = self.volume[i];
             if !(volume.is_finite() && volume >= 0.0) {
-                return Err(BarsError::BadVolume { date, value: volume });
+                return Err(BarsError::BadVolume {
+                    date,
+                    value: volume,
+                });
             }
             if self.high[i] < self.low[i] {
                 return Err(BarsError::HighBelowLow {
@@ -130,6 +160,7 @@ impl Bars {
             low: &self.low[start..end],
             close: &self.close[start..end],
             volume: &self.volume[start..end],
+            origin: &self.origin,
         }
     }
 
@@ -147,6 +178,7 @@ pub struct BarsView<'a> {
     pub low: &'a [f64],
     pub close: &'a [f64],
     pub volume: &'a [f64],
+    pub origin: &'a Origin,
 }
 
 impl BarsView<'_> {
@@ -220,7 +252,9 @@ mod tests {
         assert_eq!(w.dates, &[d(3), d(4)]);
         assert_eq!(w.close, &[3.5, 4.5]);
         assert_eq!(b.window(None, 100).len(), 5);
-        assert!(b.window(Some(NaiveDate::from_ymd_opt(2023, 1, 1).expect("date")), 10).is_empty());
+        assert!(b
+            .window(Some(NaiveDate::from_ymd_opt(2023, 1, 1).expect("date")), 10)
+            .is_empty());
     }
 
     #[test]
@@ -228,10 +262,16 @@ mod tests {
         let mut b = sample();
         assert!(b.validate().is_ok());
         b.close[2] = f64::NAN;
-        assert!(matches!(b.validate(), Err(BarsError::BadPrice { field: "close", .. })));
+        assert!(matches!(
+            b.validate(),
+            Err(BarsError::BadPrice { field: "close", .. })
+        ));
         b.close[2] = 1.0;
         b.low[0] = -1.0;
-        assert!(matches!(b.validate(), Err(BarsError::BadPrice { field: "low", .. })));
+        assert!(matches!(
+            b.validate(),
+            Err(BarsError::BadPrice { field: "low", .. })
+        ));
         b.low[0] = 1.0;
         b.volume[1] = -5.0;
         assert!(matches!(b.validate(), Err(BarsError::BadVolume { .. })));

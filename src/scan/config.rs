@@ -132,7 +132,10 @@ impl ScanConfig {
             ));
         }
         if self.lookback_days == 0 || self.lookback_days > 20_000 {
-            p.push(format!("lookback_days must be within 1..=20000, got {}", self.lookback_days));
+            p.push(format!(
+                "lookback_days must be within 1..=20000, got {}",
+                self.lookback_days
+            ));
         }
         if self.min_bars > self.lookback_days {
             p.push(format!(
@@ -147,13 +150,22 @@ impl ScanConfig {
             p.push("sector_cap must be at least 1".into());
         }
         if !(self.account_size.is_finite() && self.account_size > 0.0) {
-            p.push(format!("account_size must be positive, got {}", self.account_size));
+            p.push(format!(
+                "account_size must be positive, got {}",
+                self.account_size
+            ));
         }
         if !(self.risk_pct > 0.0 && self.risk_pct <= 100.0) {
-            p.push(format!("risk_pct must be in (0, 100], got {}", self.risk_pct));
+            p.push(format!(
+                "risk_pct must be in (0, 100], got {}",
+                self.risk_pct
+            ));
         }
         if !(self.target_rr.is_finite() && self.target_rr > 0.0) {
-            p.push(format!("target_rr must be positive, got {}", self.target_rr));
+            p.push(format!(
+                "target_rr must be positive, got {}",
+                self.target_rr
+            ));
         }
         if !(0.5..=3.0).contains(&self.stop_atr_multiple) {
             p.push(format!(
@@ -170,7 +182,9 @@ impl ScanConfig {
 }
 
 fn valid_symbol(s: &str) -> bool {
-    (1..=16).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+    (1..=16).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
 }
 
 #[cfg(test)]
@@ -185,7 +199,10 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         let c = defaults();
-        assert_eq!((c.min_bars, c.min_price, c.min_dollar_volume), (20, 1.0, 250_000.0));
+        assert_eq!(
+            (c.min_bars, c.min_price, c.min_dollar_volume),
+            (20, 1.0, 250_000.0)
+        );
         assert!(c.validate(20_000).is_ok());
     }
 

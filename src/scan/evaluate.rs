@@ -7,7 +7,7 @@ use super::plan::trade_plan;
 use super::report::{FilterReason, ScanResult};
 use super::score::{signal, sub_scores, tech_rating};
 use crate::indicators::latest;
-use crate::market::{BarsView, UniverseEntry};
+use crate::market::{BarsView, Origin, UniverseEntry};
 
 /// The outcome for one symbol whose bars were loaded.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,5 +80,9 @@ pub fn evaluate(entry: &UniverseEntry, bars: BarsView<'_>, cfg: &ScanConfig) -> 
         gap_mean_10: f.gap_mean_10,
         as_of,
         bars: bars.len(),
+        fallback_source: match bars.origin {
+            Origin::Fallback(source) => Some(source.clone()),
+            Origin::Primary | Origin::Bulk => None,
+        },
     }))
 }

@@ -54,7 +54,10 @@ mod tests {
         assert_eq!(long.position_size, 333); // 1,000 risk / 3 per share
         assert_eq!(long.reward_risk, 2.0);
         let short = trade_plan(100.0, 2.0, Signal::StrongShort, &cfg);
-        assert_eq!((short.stop, short.target, short.position_size), (103.0, 94.0, 333));
+        assert_eq!(
+            (short.stop, short.target, short.position_size),
+            (103.0, 94.0, 333)
+        );
         let none = trade_plan(100.0, f64::NAN, Signal::Long, &cfg);
         assert!(none.stop.is_nan() && none.position_size == 0);
     }

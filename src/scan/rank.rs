@@ -34,7 +34,9 @@ fn desc_nan_last(a: f64, b: f64) -> Ordering {
 
 /// Ranks results in place per the config.
 pub fn rank(results: &mut Vec<ScanResult>, cfg: &ScanConfig) {
-    results.sort_by(|a, b| desc_nan_last(key(a, cfg.sort), key(b, cfg.sort)).then_with(|| a.symbol.cmp(&b.symbol)));
+    results.sort_by(|a, b| {
+        desc_nan_last(key(a, cfg.sort), key(b, cfg.sort)).then_with(|| a.symbol.cmp(&b.symbol))
+    });
     if let Some(cap) = cfg.sector_cap {
         let mut per_sector: HashMap<String, usize> = HashMap::new();
         results.retain(|r| {

@@ -99,7 +99,8 @@ pub fn sub_scores(f: &Features) -> SubScores {
     let trend = sign(f.sma_20, f.sma_50) + sign(f.sma_50, f.sma_200) + sign(f.close, f.sma_20);
 
     let rsi = f.rsi_14;
-    let mut momentum = i8::from(rsi > 55.0) + i8::from(rsi > 65.0) - i8::from(rsi < 45.0) - i8::from(rsi < 35.0);
+    let mut momentum =
+        i8::from(rsi > 55.0) + i8::from(rsi > 65.0) - i8::from(rsi < 45.0) - i8::from(rsi < 35.0);
     momentum = (momentum + sign(f.macd_hist, 0.0)).clamp(-3, 3);
 
     let spike = f.vol_spike_ratio;
@@ -207,7 +208,17 @@ mod tests {
     #[test]
     fn neutral_features_score_zero() {
         let s = sub_scores(&features());
-        assert_eq!(s, SubScores { trend: 0, momentum: 0, volume: 0, volatility: 0, oscillator: 0, breakout: 0 });
+        assert_eq!(
+            s,
+            SubScores {
+                trend: 0,
+                momentum: 0,
+                volume: 0,
+                volatility: 0,
+                oscillator: 0,
+                breakout: 0
+            }
+        );
         assert_eq!(tech_rating(&s, 0.02, &weights()), 0.0);
         assert_eq!(signal(0.0, &s), Signal::Avoid);
     }
@@ -228,7 +239,17 @@ mod tests {
             ..features()
         };
         let s = sub_scores(&f);
-        assert_eq!(s, SubScores { trend: 3, momentum: 3, volume: 2, volatility: 1, oscillator: 0, breakout: 2 });
+        assert_eq!(
+            s,
+            SubScores {
+                trend: 3,
+                momentum: 3,
+                volume: 2,
+                volatility: 1,
+                oscillator: 0,
+                breakout: 2
+            }
+        );
         // raw = 9 + 9 + 4 + 1 + 0 + 2 = 25; risk = 1 − 0.25 = 0.75; TR = 25 · 0.925
         let tr = tech_rating(&s, 0.005, &weights());
         assert!((tr - 25.0 * (0.7 + 0.3 * 0.75)).abs() < 1e-12);
@@ -240,20 +261,44 @@ mod tests {
 
     #[test]
     fn momentum_is_clipped_and_nan_scores_zero() {
-        let f = Features { rsi_14: 80.0, macd_hist: 1.0, ..features() };
+        let f = Features {
+            rsi_14: 80.0,
+            macd_hist: 1.0,
+            ..features()
+        };
         assert_eq!(sub_scores(&f).momentum, 3);
-        let f = Features { rsi_14: 20.0, macd_hist: -1.0, ..features() };
+        let f = Features {
+            rsi_14: 20.0,
+            macd_hist: -1.0,
+            ..features()
+        };
         assert_eq!(sub_scores(&f).momentum, -3);
         assert_eq!(sub_scores(&f).oscillator, -1);
-        let f = Features { rsi_14: f64::NAN, macd_hist: f64::NAN, sma_200: f64::NAN, atr_pct_14: f64::NAN, ..features() };
+        let f = Features {
+            rsi_14: f64::NAN,
+            macd_hist: f64::NAN,
+            sma_200: f64::NAN,
+            atr_pct_14: f64::NAN,
+            ..features()
+        };
         let s = sub_scores(&f);
-        assert_eq!((s.momentum, s.oscillator, s.trend, s.volatility), (0, 0, 0, 0));
+        assert_eq!(
+            (s.momentum, s.oscillator, s.trend, s.volatility),
+            (0, 0, 0, 0)
+        );
         assert_eq!(sign(f64::NAN, 1.0), 0);
     }
 
     #[test]
     fn signal_thresholds() {
-        let s = |trend, momentum| SubScores { trend, momentum, volume: 0, volatility: 0, oscillator: 0, breakout: 0 };
+        let s = |trend, momentum| SubScores {
+            trend,
+            momentum,
+            volume: 0,
+            volatility: 0,
+            oscillator: 0,
+            breakout: 0,
+        };
         assert_eq!(signal(22.0, &s(2, 1)), Signal::StrongLong);
         assert_eq!(signal(22.0, &s(1, 1)), Signal::Long);
         assert_eq!(signal(15.9, &s(3, 3)), Signal::Avoid);
