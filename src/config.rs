@@ -19,7 +19,19 @@ pub struct Settings {
     pub data: DataSettings,
     pub cluster: ClusterSettings,
     pub scan: ScanSettings,
+    pub cache: CacheSettings,
     pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSettings {
+    pub url: String,
+    pub memory_max_bytes: u64,
+    pub retry_after_ms: u64,
+    pub connect_timeout_ms: u64,
+    pub response_timeout_ms: u64,
+    pub ttl: crate::cache::TtlSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -325,6 +337,15 @@ impl Settings {
         }
         if s.max_universe_size == 0 {
             p.push("scan.max_universe_size must be at least 1".to_string());
+        }
+        if let Err(e) = self.cache.url.parse::<crate::cache::CacheTarget>() {
+            p.push(format!("cache.url: {e}"));
+        }
+        if let Err(problems) = crate::cache::SmartTtl::new(
+            self.cache.ttl.clone(),
+            std::sync::Arc::new(crate::cache::SystemClock),
+        ) {
+            p.extend(problems);
         }
         if p.is_empty() {
             Ok(())

@@ -14,6 +14,7 @@
 //! - [`cli`]: the `technic` commands and their output formats.
 //! - [`telemetry`]: tracing init and the Prometheus metric definitions.
 
+pub mod cache;
 pub mod cli;
 pub mod cluster;
 pub mod config;

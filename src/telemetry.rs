@@ -34,6 +34,11 @@ pub struct OutcomeLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BuildLabels {
     pub version: &'static str,
 }
@@ -47,6 +52,11 @@ pub struct Metrics {
     /// outcome: passed | filtered | failed
     pub symbols_processed: Family<OutcomeLabel, Counter>,
     pub worker_restarts: Counter,
+    /// kind: bars | features | ml | scan | meta
+    pub cache_hits: Family<KindLabel, Counter>,
+    pub cache_misses: Family<KindLabel, Counter>,
+    pub cache_decode_errors: Counter,
+    pub cache_errors: Counter,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -75,6 +85,30 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "Worker actors restarted after a failure",
         worker_restarts.clone(),
     );
+    let cache_hits = Family::<KindLabel, Counter>::default();
+    registry.register(
+        "cache_hits",
+        "Cache lookups served, by kind",
+        cache_hits.clone(),
+    );
+    let cache_misses = Family::<KindLabel, Counter>::default();
+    registry.register(
+        "cache_misses",
+        "Cache lookups missed (absent, undecodable or cache unavailable), by kind",
+        cache_misses.clone(),
+    );
+    let cache_decode_errors = Counter::default();
+    registry.register(
+        "cache_decode_errors",
+        "Cached values that failed to decode",
+        cache_decode_errors.clone(),
+    );
+    let cache_errors = Counter::default();
+    registry.register(
+        "cache_errors",
+        "Cache backend operations that failed",
+        cache_errors.clone(),
+    );
     let build_info = Family::<BuildLabels, Gauge>::default();
     build_info
         .get_or_create(&BuildLabels {
@@ -89,6 +123,10 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         active_scans,
         symbols_processed,
         worker_restarts,
+        cache_hits,
+        cache_misses,
+        cache_decode_errors,
+        cache_errors,
     }
 });
 

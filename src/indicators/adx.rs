@@ -63,40 +63,69 @@ impl AdxState {
     /// and its true range. Returns the ADX, meaningful once `i >= 2n − 1`.
     #[inline(always)]
     pub(super) fn step(&mut self, up: f64, down: f64, tr: f64, i: usize) -> f64 {
-        // Adding 0.0 instead of branching keeps the sums bit-identical (they are
-        // never -0.0) and spares a mispredicted branch per bar.
-        let minus = down > 0.0 && up < down;
-        let plus = !minus && up > 0.0 && up > down;
-        let dm_minus = if minus { down } else { 0.0 };
-        let dm_plus = if plus { up } else { 0.0 };
+        if i >= 2 * self.n {
+            return self.step_steady(up, down, tr);
+        }
+        let (dm_minus, dm_plus) = directional_movement(up, down);
         if i < self.n {
             self.minus_dm += dm_minus;
             self.plus_dm += dm_plus;
             self.tr += tr;
             return self.adx;
         }
-        self.minus_dm = self.minus_dm - self.minus_dm / self.nf + dm_minus;
-        self.plus_dm = self.plus_dm - self.plus_dm / self.nf + dm_plus;
-        self.tr = self.tr - self.tr / self.nf + tr;
-        let seeding = i < 2 * self.n - 1;
-        if !is_zero(self.tr) {
-            let minus_di = 100.0 * (self.minus_dm / self.tr);
-            let plus_di = 100.0 * (self.plus_dm / self.tr);
-            let sum = minus_di + plus_di;
-            if !is_zero(sum) {
-                let dx = 100.0 * ((minus_di - plus_di).abs() / sum);
-                self.adx = if seeding || i + 1 == 2 * self.n {
-                    self.adx + dx
-                } else {
-                    (self.adx * self.n1 + dx) / self.nf
-                };
-            }
+        self.smooth(dm_minus, dm_plus, tr);
+        if let Some(dx) = self.dx() {
+            self.adx += dx;
         }
         if i + 1 == 2 * self.n {
             self.adx /= self.nf;
         }
         self.adx
     }
+
+    /// [`step`](Self::step) for a bar `i >= 2n`, without the index tests.
+    #[inline(always)]
+    pub(super) fn step_steady(&mut self, up: f64, down: f64, tr: f64) -> f64 {
+        let (dm_minus, dm_plus) = directional_movement(up, down);
+        self.smooth(dm_minus, dm_plus, tr);
+        if let Some(dx) = self.dx() {
+            self.adx = (self.adx * self.n1 + dx) / self.nf;
+        }
+        self.adx
+    }
+
+    /// Wilder's running sums: `s − s/n + today`.
+    #[inline(always)]
+    fn smooth(&mut self, dm_minus: f64, dm_plus: f64, tr: f64) {
+        self.minus_dm = self.minus_dm - self.minus_dm / self.nf + dm_minus;
+        self.plus_dm = self.plus_dm - self.plus_dm / self.nf + dm_plus;
+        self.tr = self.tr - self.tr / self.nf + tr;
+    }
+
+    /// Today's DX, or `None` where TA-Lib skips it (TR or +DI + −DI ~ 0).
+    #[inline(always)]
+    fn dx(&self) -> Option<f64> {
+        if is_zero(self.tr) {
+            return None;
+        }
+        let minus_di = 100.0 * (self.minus_dm / self.tr);
+        let plus_di = 100.0 * (self.plus_dm / self.tr);
+        let sum = minus_di + plus_di;
+        if is_zero(sum) {
+            return None;
+        }
+        Some(100.0 * ((minus_di - plus_di).abs() / sum))
+    }
+}
+
+/// (−DM, +DM) of one bar, TA-Lib's cases: the larger move wins if positive, a tie
+/// counts as neither. Zeros are added rather than branched on: the sums are never
+/// −0.0, so `s + 0.0` is `s` bit for bit, and no branch on random data is needed.
+#[inline(always)]
+fn directional_movement(up: f64, down: f64) -> (f64, f64) {
+    let minus = down > 0.0 && up < down;
+    let plus = !minus && up > 0.0 && up > down;
+    (if minus { down } else { 0.0 }, if plus { up } else { 0.0 })
 }
 
 #[cfg(test)]

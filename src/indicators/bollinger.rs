@@ -1,10 +1,11 @@
 //! Bollinger Bands (TA-Lib `BBANDS` with `matype = 0`, equal up/down deviations).
 //!
 //! Owns the band arithmetic: the middle band is exactly [`sma`](super::sma) (same
-//! running total), and the deviation is TA-Lib's population standard deviation
-//! from a running sum of squares, `sqrt(Σx²/n − middle²)`. TA-Lib treats a
-//! variance below `1e-8` (not just a negative one) as zero, so bands collapse onto
-//! the middle when the standard deviation is under `1e-4`; this is kept for parity.
+//! running total) and the bands are `middle ± k·σ` with σ the population standard
+//! deviation of the window. σ follows TA-Lib 0.8's shifted-data algorithm (see
+//! [`Deviation`]), so bands agree with TA-Lib to the last bit, including its
+//! cancellation guards: σ is exactly 0 on a constant window and for variances
+//! below `1e-12` of the mean square after a re-anchor.
 
 /// Upper, middle and lower band, each as long as the input.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,43 +34,150 @@ pub fn bollinger(close: &[f64], n: usize, k: f64) -> Bollinger {
     }
     let nf = n as f64;
     let mut total = 0.0;
-    let mut squares = 0.0;
+    let mut dev = Deviation::new(n, close[0]);
     for (i, &x) in close.iter().enumerate() {
         total += x;
-        squares += x * x;
-        if i + 1 >= n {
-            let old = close[i + 1 - n];
-            let middle = total / nf;
-            total -= old;
-            let sd = band_step(&mut squares, old, middle, nf);
-            let (upper, lower) = bands(middle, sd, k);
-            out.upper[i] = upper;
-            out.middle[i] = middle;
-            out.lower[i] = lower;
+        if i + 1 < n {
+            dev.warm_up(x);
+            continue;
         }
+        let window = &close[i + 1 - n..=i];
+        let middle = total / nf;
+        total -= window[0];
+        let sd = dev.step(window);
+        let (upper, lower) = bands(middle, sd, k);
+        out.upper[i] = upper;
+        out.middle[i] = middle;
+        out.lower[i] = lower;
     }
     out
 }
 
-/// TA-Lib's `TA_INT_stddev_using_precalc_ma` step for a window whose squares sum
-/// (including the newest value) is `squares`: returns σ and drops `old²` from it.
-#[inline(always)]
-pub(super) fn band_step(squares: &mut f64, old: f64, middle: f64, nf: f64) -> f64 {
-    let mut variance = *squares / nf;
-    *squares -= old * old;
-    variance -= middle * middle;
-    if variance < 1e-8 {
-        0.0
-    } else {
-        variance.sqrt()
-    }
-}
-
-/// Upper and lower band from the middle band and σ.
+/// Upper and lower band from the middle band and σ (TA-Lib's equal-deviation path).
 #[inline(always)]
 pub(super) fn bands(middle: f64, sd: f64, k: f64) -> (f64, f64) {
     let width = sd * k;
     (middle + width, middle - width)
+}
+
+/// TA-Lib 0.8's rolling population standard deviation.
+///
+/// It keeps `S1 = Σ(x − K)` and `S2 = Σ(x − K)²` for a shift `K` (first the first
+/// value, later the window mean) and takes `σ² = S2/n − (S1/n)²`. It "re-anchors"
+/// (recomputes `K` as the window mean and both sums from scratch) when that
+/// difference has cancelled (`σ² < 1e-6 · S2/n`), when the value leaving the
+/// window dominates `S2`, and every `32·n` bars regardless. Divisions are
+/// multiplications by `1/n`, as in TA-Lib.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Deviation {
+    inv_n: f64,
+    shift: f64,
+    s1: f64,
+    s2: f64,
+    countdown: usize,
+    period: usize,
+}
+
+impl Deviation {
+    /// A deviation over windows of `n >= 1` values, shifted by the series' first value.
+    pub(super) fn new(n: usize, first: f64) -> Self {
+        Self {
+            inv_n: 1.0 / n as f64,
+            shift: first,
+            s1: 0.0,
+            s2: 0.0,
+            countdown: 32 * n,
+            period: 32 * n,
+        }
+    }
+
+    /// Adds one of the first `n − 1` values.
+    #[inline(always)]
+    pub(super) fn warm_up(&mut self, x: f64) {
+        let d = x - self.shift;
+        self.s1 += d;
+        self.s2 += d * d;
+    }
+
+    /// σ of `window` (exactly `n` values, the newest last), then drops the oldest.
+    #[inline(always)]
+    pub(super) fn step(&mut self, window: &[f64]) -> f64 {
+        let (Some(&old), Some(&new)) = (window.first(), window.last()) else {
+            return f64::NAN;
+        };
+        let d = new - self.shift;
+        self.s1 += d;
+        self.s2 += d * d;
+        let m1 = self.inv_n * self.s1;
+        let variance = self.inv_n * self.s2 - m1 * m1;
+        let d_old = old - self.shift;
+        let d_old2 = d_old * d_old;
+        self.s2 -= d_old2;
+        let cancelled = self.inv_n * self.s2 * 1e-6 > variance || d_old2 > self.s2 * 1e6 || {
+            self.countdown -= 1;
+            self.countdown == 0
+        };
+        if cancelled {
+            let fresh = reanchor(window, self.inv_n);
+            self.shift = fresh.shift;
+            self.s1 = fresh.s1;
+            self.s2 = fresh.s2;
+            self.countdown = self.period;
+            return fresh.sd;
+        }
+        self.s1 -= d_old;
+        sqrt_or_zero(variance)
+    }
+}
+
+/// Result of a re-anchor: the new shift, sums without the oldest value, and σ.
+struct Fresh {
+    shift: f64,
+    s1: f64,
+    s2: f64,
+    sd: f64,
+}
+
+/// Recomputes the shift and sums from the window itself. Cold, and by value (no
+/// `&mut self`), so the hot loop can keep its state in registers.
+#[cold]
+#[inline(never)]
+fn reanchor(window: &[f64], inv_n: f64) -> Fresh {
+    let mut total = 0.0;
+    for &v in window {
+        total += v;
+    }
+    let shift = inv_n * total;
+    let (mut s1, mut s2) = (0.0, 0.0);
+    for &v in window {
+        let d = v - shift;
+        s1 += d;
+        s2 += d * d;
+    }
+    let m1 = inv_n * s1;
+    let m2 = inv_n * s2;
+    let variance = m2 - m1 * m1;
+    let d_old = window.first().map_or(f64::NAN, |&v| v - shift);
+    let sd = if m2 * 1e-12 > variance {
+        0.0
+    } else {
+        sqrt_or_zero(variance)
+    };
+    Fresh {
+        shift,
+        s1: s1 - d_old,
+        s2: s2 - d_old * d_old,
+        sd,
+    }
+}
+
+#[inline(always)]
+fn sqrt_or_zero(variance: f64) -> f64 {
+    if variance == 0.0 {
+        0.0
+    } else {
+        variance.sqrt()
+    }
 }
 
 #[cfg(test)]
@@ -88,10 +196,19 @@ mod tests {
     }
 
     #[test]
-    fn tiny_deviation_collapses_like_talib() {
+    fn constant_window_has_zero_width() {
+        let mut x = vec![3.0, 7.0, 1.0];
+        x.extend([20.23; 30]);
+        let out = bollinger(&x, 20, 2.0);
+        assert_eq!(out.upper[32], out.middle[32]);
+        assert_eq!(out.lower[32], out.middle[32]);
+    }
+
+    #[test]
+    fn tiny_deviation_is_kept_not_collapsed() {
+        // Unlike TA-Lib 0.4's 1e-8 variance floor, σ = 2.5e-5 survives.
         let out = bollinger(&[100.0, 100.00005, 100.0, 100.00005], 2, 2.0);
-        assert_eq!(out.upper[3], out.middle[3]);
-        assert_eq!(out.lower[3], out.middle[3]);
+        assert!(out.upper[3] > out.middle[3]);
     }
 
     #[test]
@@ -105,6 +222,8 @@ mod tests {
             .iter()
             .all(|v| v.is_nan()));
         assert!(bollinger(&[], 20, 2.0).lower.is_empty());
+        let one = bollinger(&[4.0, 5.0], 1, 2.0);
+        assert_eq!((one.upper[1], one.lower[1]), (5.0, 5.0));
     }
 
     proptest! {
@@ -115,10 +234,11 @@ mod tests {
         ) {
             let b = bollinger(&x, n, 2.0);
             let s = sma(&x, n);
-            for i in 0..x.len() {
-                prop_assert_eq!(b.middle[i].to_bits(), s[i].to_bits());
-                if !b.middle[i].is_nan() {
-                    prop_assert!(b.upper[i] >= b.middle[i] && b.middle[i] >= b.lower[i]);
+            for (i, want) in s.iter().enumerate() {
+                let (upper, middle, lower) = (b.upper[i], b.middle[i], b.lower[i]);
+                prop_assert_eq!(middle.to_bits(), want.to_bits());
+                if !middle.is_nan() {
+                    prop_assert!(upper >= middle && middle >= lower);
                 }
             }
         }

@@ -77,6 +77,7 @@ impl Latest {
     };
 }
 
+fma_dispatch! {
 /// Computes [`Latest`] for one series in a single pass. All five columns are cut
 /// to their shortest common length first; an empty series gives all-NaN fields.
 pub fn latest(open: &[f64], high: &[f64], low: &[f64], close: &[f64], volume: &[f64]) -> Latest {
@@ -91,43 +92,53 @@ pub fn latest(open: &[f64], high: &[f64], low: &[f64], close: &[f64], volume: &[
     window_features(open, close, volume, &mut out);
     out
 }
+}
 
 /// SMA running totals and the EMA/RSI/MACD/ATR recursions, advanced over every bar
-/// exactly as the per-bar functions advance them.
+/// exactly as the per-bar functions advance them. Nothing is divided per bar: the
+/// SMA quotients and the RSI ratio are taken once, at the end.
+#[inline(always)]
 fn recursive_features(high: &[f64], low: &[f64], close: &[f64], out: &mut Latest) {
     let len = close.len();
     let k20 = ema_k(20);
+    // `s*` are the running totals; `t*` hold them at the last bar, before the
+    // oldest value is dropped (the SMA's numerator).
     let (mut s20, mut s50, mut s200, mut e20) = (0.0, 0.0, 0.0, 0.0);
-    let (mut v20, mut v50, mut v200) = (f64::NAN, f64::NAN, f64::NAN);
+    let (mut t20, mut t50, mut t200) = (0.0, 0.0, 0.0);
     let mut rsi = RsiState::new(14);
     let mut atr = AtrState::new(14);
+    let mut atr_v = f64::NAN;
     let mut macd: Option<MacdState> = None;
-    let (mut rsi_v, mut atr_v, mut hist) = (f64::NAN, f64::NAN, f64::NAN);
-    for i in 0..len {
+    let mut hist = f64::NAN;
+    let warm = len.min(STEADY_FROM);
+    for i in 0..warm {
         let x = close[i];
         s20 += x;
         s50 += x;
         s200 += x;
         if i >= 19 {
-            v20 = s20 / 20.0;
+            t20 = s20;
             s20 -= close[i - 19];
-            e20 = if i == 19 { v20 } else { ema_step(e20, x, k20) };
+            e20 = if i == 19 {
+                t20 / 20.0
+            } else {
+                ema_step(e20, x, k20)
+            };
         }
         if i >= 49 {
-            v50 = s50 / 50.0;
+            t50 = s50;
             s50 -= close[i - 49];
         }
         if i >= 199 {
-            v200 = s200 / 200.0;
+            t200 = s200;
             s200 -= close[i - 199];
         }
         if i == 0 {
             continue;
         }
-        let r = rsi.step(x - close[i - 1], i);
+        rsi.step(x - close[i - 1], i);
         let a = atr.step(tr_at(high[i], low[i], close[i - 1]), i);
         if i >= 14 {
-            rsi_v = r;
             atr_v = a;
         }
         if let Some(state) = macd.as_mut() {
@@ -138,14 +149,36 @@ fn recursive_features(high: &[f64], low: &[f64], close: &[f64], out: &mut Latest
             macd = Some(MacdState::new(close, 12, 26, 9).0);
         }
     }
-    out.sma_20 = v20;
-    out.sma_50 = v50;
-    out.sma_200 = v200;
-    out.ema_20 = if len >= 20 { e20 } else { f64::NAN };
-    out.rsi_14 = rsi_v;
+    if let (true, Some(state)) = (warm == STEADY_FROM, macd.as_mut()) {
+        for i in STEADY_FROM..len {
+            let (x, prev) = (close[i], close[i - 1]);
+            s20 += x;
+            t20 = s20;
+            s20 -= close[i - 19];
+            s50 += x;
+            t50 = s50;
+            s50 -= close[i - 49];
+            s200 += x;
+            t200 = s200;
+            s200 -= close[i - 199];
+            e20 = ema_step(e20, x, k20);
+            rsi.step_steady(x - prev);
+            atr_v = atr.step_steady(tr_at(high[i], low[i], prev));
+            hist = state.step_steady(x).2;
+        }
+    }
+    let nan_unless = |ready: bool, v: f64| if ready { v } else { f64::NAN };
+    out.sma_20 = nan_unless(len >= 20, t20 / 20.0);
+    out.sma_50 = nan_unless(len >= 50, t50 / 50.0);
+    out.sma_200 = nan_unless(len >= 200, t200 / 200.0);
+    out.ema_20 = nan_unless(len >= 20, e20);
+    out.rsi_14 = nan_unless(len > 14, rsi.value());
     out.atr_14 = atr_v;
     out.macd_hist = hist;
 }
+
+/// First bar at which every recursion is in its steady state.
+const STEADY_FROM: usize = 200;
 
 /// Features that depend only on the last few bars.
 fn window_features(open: &[f64], close: &[f64], volume: &[f64], out: &mut Latest) {

@@ -21,6 +21,7 @@ pub struct Macd {
     pub hist: Vec<f64>,
 }
 
+fma_dispatch! {
 /// MACD of `close`. Like TA-Lib, `fast` and `slow` are swapped if `slow < fast`.
 ///
 /// `fast < 2`, `slow < 2`, `signal == 0`, or fewer than `slow + signal - 1` bars
@@ -47,14 +48,15 @@ pub fn macd(close: &[f64], fast: usize, slow: usize, signal: usize) -> Macd {
         out.signal[slow - 1] = s;
         out.hist[slow - 1] = h;
     }
-    for i in slow..len {
-        if let Some((m, s, h)) = state.step(close[i], i) {
+    for (i, &x) in close.iter().enumerate().skip(slow) {
+        if let Some((m, s, h)) = state.step(x, i) {
             out.macd[i] = m;
             out.signal[i] = s;
             out.hist[i] = h;
         }
     }
     out
+}
 }
 
 /// Running MACD state from bar `slow - 1` on; shared with the fused passes.
@@ -102,10 +104,27 @@ impl MacdState {
     /// once the signal line exists.
     #[inline(always)]
     pub(super) fn step(&mut self, x: f64, i: usize) -> Option<(f64, f64, f64)> {
+        if i > self.signal_start {
+            return Some(self.step_steady(x));
+        }
+        let m = self.advance_lines(x);
+        self.feed_signal(m, i)
+    }
+
+    /// [`step`](Self::step) for a bar past the signal seed, without the index tests.
+    #[inline(always)]
+    pub(super) fn step_steady(&mut self, x: f64) -> (f64, f64, f64) {
+        let m = self.advance_lines(x);
+        self.signal_value = ema_step(self.signal_value, m, self.k_signal);
+        (m, self.signal_value, m - self.signal_value)
+    }
+
+    /// Steps both EMAs and returns the MACD line.
+    #[inline(always)]
+    fn advance_lines(&mut self, x: f64) -> f64 {
         self.slow_ema = ema_step(self.slow_ema, x, self.k_slow);
         self.fast_ema = ema_step(self.fast_ema, x, self.k_fast);
-        let m = self.fast_ema - self.slow_ema;
-        self.feed_signal(m, i)
+        self.fast_ema - self.slow_ema
     }
 
     #[inline(always)]

@@ -14,9 +14,40 @@
 //!   than the input give all-NaN output, never a panic;
 //! - functions that take several columns use their shortest common length: the
 //!   output has that length and trailing extra elements of longer inputs are ignored;
-//! - [`table`] computes the 13-column per-bar table in one fused pass, and
-//!   [`latest`] computes only the last value of each scanner feature in one pass;
+//! - [`table()`] computes the 13-column per-bar table in one fused pass, and
+//!   [`latest()`] computes only the last value of each scanner feature in one pass;
 //!   both are tested to equal the per-bar functions.
+
+/// Runs `$body` compiled with the x86-64 FMA instruction set when the CPU has it.
+///
+/// Without `-C target-feature=+fma`, `f64::mul_add` is a call into libm; this
+/// recompiles the (inlined) kernel with FMA enabled behind a runtime check, which
+/// makes the recursions several times faster. Results are identical either way:
+/// `mul_add` is always a correctly rounded fused multiply-add, and Rust never
+/// contracts other multiply-adds on its own.
+macro_rules! fma_dispatch {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty $body:block) => {
+        $(#[$meta])*
+        $vis fn $name($($arg: $ty),*) -> $ret {
+            #[inline(always)]
+            fn kernel($($arg: $ty),*) -> $ret $body
+
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "fma")]
+                unsafe fn with_fma($($arg: $ty),*) -> $ret {
+                    kernel($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("fma") {
+                    // SAFETY: `with_fma` only requires the FMA extension, which the
+                    // CPU was just checked to support.
+                    return unsafe { with_fma($($arg),*) };
+                }
+            }
+            kernel($($arg),*)
+        }
+    };
+}
 
 mod adx;
 mod bollinger;
@@ -48,17 +79,14 @@ fn is_zero(v: f64) -> bool {
     -1e-8 < v && v < 1e-8
 }
 
-/// One step of an exponential moving average, in TA-Lib's operation order.
+/// One step of an exponential moving average as TA-Lib 0.8 computes it (EMA and
+/// MACD): `fma(k, x − prev, prev)`, a single rounding for the multiply-add.
+///
+/// `mul_add` is an exact fused multiply-add on every target: one instruction where
+/// the CPU has FMA, a correctly rounded libm call otherwise (see [`fma_dispatch`]).
 #[inline(always)]
 fn ema_step(prev: f64, x: f64, k: f64) -> f64 {
-    (x - prev) * k + prev
-}
-
-/// One step of Wilder smoothing as TA-Lib writes it for RSI, ATR and ADX:
-/// multiply by `n - 1`, add today's value, divide by `n` (three roundings).
-#[inline(always)]
-fn wilder_step(prev: f64, x: f64, n: f64, n_minus_1: f64) -> f64 {
-    (prev * n_minus_1 + x) / n
+    k.mul_add(x - prev, prev)
 }
 
 /// True range of bar `i >= 1`, with TA-Lib's comparison order (the result is the

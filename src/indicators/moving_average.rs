@@ -4,7 +4,7 @@
 //! running total (`total += new; out = total / n; total -= old`), so its rounding
 //! drifts exactly like TA-Lib's does; a fresh per-window sum would differ in the
 //! last bits. EMA is seeded with the SMA of its first `n` values and then steps
-//! `prev = (x - prev) * k + prev` with `k = 2 / (n + 1)`.
+//! `prev = fma(k, x − prev, prev)` with `k = 2 / (n + 1)` (TA-Lib 0.8's fused form).
 
 use super::ema_step;
 
@@ -28,6 +28,7 @@ pub fn sma(x: &[f64], n: usize) -> Vec<f64> {
     out
 }
 
+fma_dispatch! {
 /// Exponential moving average with `k = 2 / (n + 1)`, seeded at bar `n - 1` by the
 /// SMA of the first `n` values; NaN before that.
 ///
@@ -45,6 +46,7 @@ pub fn ema(x: &[f64], n: usize) -> Vec<f64> {
         out[i] = prev;
     }
     out
+}
 }
 
 /// TA-Lib's `PER_TO_K`: the EMA smoothing factor of an `n`-period EMA.

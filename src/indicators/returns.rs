@@ -2,7 +2,7 @@
 //!
 //! Owns the simple-return arithmetic (`c / p − 1`) and the window statistics built
 //! on it. Each value is computed fresh from its window (no running sums), so the
-//! fused [`latest`](super::latest) pass, which only sees the tail, reproduces the
+//! fused [`latest()`](super::latest()) pass, which only sees the tail, reproduces the
 //! last per-bar value bit for bit. These are not TA-Lib functions.
 
 use super::common_len;
@@ -47,8 +47,8 @@ pub fn gap_mean(open: &[f64], close: &[f64], n: usize) -> Vec<f64> {
     if n == 0 {
         return out;
     }
-    for i in n..len {
-        out[i] = gap_mean_at(open, close, i, n);
+    for (i, v) in out.iter_mut().enumerate().skip(n) {
+        *v = gap_mean_at(open, close, i, n);
     }
     out
 }

@@ -2,11 +2,12 @@
 //!
 //! Owns the gain/loss recursion: average gain and loss are seeded with the simple
 //! means of the first `n` changes and then Wilder-smoothed (`α = 1/n`), which is
-//! what TA-Lib and TradingView do. A plain EMA here is the classic bug. When
-//! `gain + loss` is inside TA-Lib's zero band (a flat stretch) the value is 0,
-//! not 50 and not NaN: that is TA-Lib's choice and it is kept for parity.
-
-use super::{is_zero, wilder_step};
+//! what TA-Lib and TradingView do. A plain EMA here is the classic bug.
+//!
+//! The arithmetic is TA-Lib 0.8's: means are taken by multiplying with `1/n`
+//! (not dividing by `n`), each step is `(avg · (n − 1) + today) · (1/n)`, and the
+//! RSI is 0 only when `gain + loss` is exactly 0 (a series flat since its start);
+//! after any movement a flat stretch holds the last RSI instead of dropping to 0.
 
 /// Wilder RSI of `close` over `n` bars; NaN for the first `n` bars.
 ///
@@ -18,9 +19,9 @@ pub fn rsi(close: &[f64], n: usize) -> Vec<f64> {
     }
     let mut state = RsiState::new(n);
     for i in 1..close.len() {
-        let v = state.step(close[i] - close[i - 1], i);
+        state.step(close[i] - close[i - 1], i);
         if i >= n {
-            out[i] = v;
+            out[i] = state.value();
         }
     }
     out
@@ -31,7 +32,7 @@ pub fn rsi(close: &[f64], n: usize) -> Vec<f64> {
 #[derive(Debug, Clone, Copy)]
 pub(super) struct RsiState {
     n: usize,
-    nf: f64,
+    inv_n: f64,
     n1: f64,
     gain: f64,
     loss: f64,
@@ -41,48 +42,56 @@ impl RsiState {
     pub(super) fn new(n: usize) -> Self {
         Self {
             n,
-            nf: n as f64,
+            inv_n: 1.0 / n as f64,
             n1: (n - 1) as f64,
             gain: 0.0,
             loss: 0.0,
         }
     }
 
-    /// Feeds the change `diff = close[i] - close[i-1]` of bar `i >= 1` and returns
-    /// the RSI at bar `i` (meaningful only once `i >= n`).
+    /// Feeds the change `diff = close[i] - close[i-1]` of bar `i >= 1`; the RSI
+    /// at bar `i` is [`value`](Self::value) once `i >= n`.
     #[inline(always)]
-    pub(super) fn step(&mut self, diff: f64, i: usize) -> f64 {
-        // A `+ 0.0` leaves the sums bit-identical to TA-Lib's branchy form
-        // (they are never -0.0) while letting the compiler avoid a branch on
-        // the sign of a random price change.
-        let (up, down) = if diff < 0.0 {
-            (0.0, -diff)
-        } else {
-            (diff, 0.0)
-        };
-        if i < self.n {
-            self.gain += up;
-            self.loss += down;
-        } else if i == self.n {
-            self.gain = (self.gain + up) / self.nf;
-            self.loss = (self.loss + down) / self.nf;
-        } else {
-            self.loss = wilder_step(self.loss, down, self.nf, self.n1);
-            self.gain = wilder_step(self.gain, up, self.nf, self.n1);
+    pub(super) fn step(&mut self, diff: f64, i: usize) {
+        if i > self.n {
+            self.step_steady(diff);
+            return;
         }
-        self.value()
+        let (up, down) = split(diff);
+        self.gain += up;
+        self.loss += down;
+        if i == self.n {
+            self.gain *= self.inv_n;
+            self.loss *= self.inv_n;
+        }
     }
 
-    /// RSI from the current averages, `100 · gain / (gain + loss)`.
+    /// [`step`](Self::step) for a bar `i > n` (past the seed), without the index test.
+    #[inline(always)]
+    pub(super) fn step_steady(&mut self, diff: f64) {
+        let (up, down) = split(diff);
+        self.gain = (self.gain * self.n1 + up) * self.inv_n;
+        self.loss = (self.loss * self.n1 + down) * self.inv_n;
+    }
+
+    /// RSI from the current averages, `100 · gain / (gain + loss)`, 0 when both are 0.
     #[inline(always)]
     pub(super) fn value(&self) -> f64 {
         let total = self.gain + self.loss;
-        if is_zero(total) {
-            0.0
-        } else {
+        if total > 0.0 {
             100.0 * (self.gain / total)
+        } else {
+            0.0
         }
     }
+}
+
+/// TA-Lib's branch-free split of a change into (gain, loss); `up − diff` is
+/// exactly 0 for a gain.
+#[inline(always)]
+fn split(diff: f64) -> (f64, f64) {
+    let up = if 0.0 < diff { diff } else { 0.0 };
+    (up, up - diff)
 }
 
 #[cfg(test)]
@@ -101,10 +110,20 @@ mod tests {
     }
 
     #[test]
-    fn flat_series_is_zero_like_talib() {
+    fn flat_series_is_zero_and_a_flat_stretch_holds_like_talib() {
         let out = rsi(&[5.0; 30], 14);
         assert!(out[..14].iter().all(|v| v.is_nan()));
         assert!(out[14..].iter().all(|&v| v == 0.0));
+        // After movement, gains and losses decay together: the RSI holds.
+        let mut x: Vec<f64> = (0..20).map(|i| 10.0 + (i % 3) as f64).collect();
+        x.extend(std::iter::repeat_n(11.0, 300));
+        let out = rsi(&x, 14);
+        let held = out[x.len() - 1];
+        assert!(
+            held > 0.0 && (held - out[25]).abs() < 1e-9,
+            "{held} vs {}",
+            out[25]
+        );
     }
 
     #[test]

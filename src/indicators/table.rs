@@ -12,8 +12,9 @@
 //! the fused loop reuses those functions' state machines and step helpers.
 
 use super::adx::AdxState;
-use super::bollinger::{band_step, bands};
+use super::bollinger::{bands, Deviation};
 use super::macd::MacdState;
+use super::moving_average::ema_k;
 use super::rsi::RsiState;
 use super::true_range::AtrState;
 use super::{common_len, ema_step, tr_at};
@@ -108,74 +109,213 @@ impl IndicatorTable {
     }
 }
 
+fma_dispatch! {
 /// Computes the whole table in one pass over the bars. Uses the shortest common
 /// length of the three inputs for every column (close-only columns included), so
 /// all columns always have the same length.
 pub fn table(high: &[f64], low: &[f64], close: &[f64]) -> IndicatorTable {
     let len = common_len(&[high, low, close]);
-    let (high, low, close) = (&high[..len], &low[..len], &close[..len]);
     let mut t = IndicatorTable::nan(len);
-    let k20 = super::moving_average::ema_k(20);
-    let (mut s20, mut s50, mut s200, mut sq20, mut e20) = (0.0, 0.0, 0.0, 0.0, 0.0);
-    let mut rsi = RsiState::new(14);
-    let mut atr = AtrState::new(14);
-    let mut adx = AdxState::new(14);
-    let mut macd: Option<MacdState> = None;
-    for i in 0..len {
-        let x = close[i];
-        s20 += x;
-        s50 += x;
-        s200 += x;
-        sq20 += x * x;
-        if i >= 19 {
-            let old = close[i - 19];
-            let mid = s20 / 20.0;
-            s20 -= old;
-            let sd = band_step(&mut sq20, old, mid, 20.0);
-            let (upper, lower) = bands(mid, sd, 2.0);
-            t.sma_20[i] = mid;
-            t.bb_middle[i] = mid;
-            t.bb_upper[i] = upper;
-            t.bb_lower[i] = lower;
-            // EMA(20) is seeded by the same sum of the first 20 closes.
-            e20 = if i == 19 { mid } else { ema_step(e20, x, k20) };
-            t.ema_20[i] = e20;
-        }
-        if i >= 49 {
-            t.sma_50[i] = s50 / 50.0;
-            s50 -= close[i - 49];
-        }
-        if i >= 199 {
-            t.sma_200[i] = s200 / 200.0;
-            s200 -= close[i - 199];
-        }
-        if i == 0 {
-            continue;
-        }
-        let r = rsi.step(x - close[i - 1], i);
-        if i >= 14 {
-            t.rsi_14[i] = r;
-        }
-        let tr = tr_at(high[i], low[i], close[i - 1]);
-        let a = atr.step(tr, i);
-        if i >= 14 {
-            t.atr_14[i] = a;
-        }
-        let d = adx.step(high[i] - high[i - 1], low[i - 1] - low[i], tr, i);
-        if i >= 27 {
-            t.adx_14[i] = d;
-        }
-        if let Some(state) = macd.as_mut() {
-            if let Some((m, s, h)) = state.step(x, i) {
-                t.macd[i] = m;
-                t.macd_signal[i] = s;
-                t.macd_hist[i] = h;
+    let mut pass = Pass::new(&high[..len], &low[..len], &close[..len]);
+    let mut out = Columns::of(&mut t, len);
+    // Every indicator is past its warm-up from bar 200 on (SMA(200) is the last),
+    // so the steady loop runs without any per-indicator index tests.
+    let warm = len.min(STEADY_FROM);
+    for i in 0..warm {
+        pass.warm_up_bar(i, &mut out);
+    }
+    if warm == STEADY_FROM {
+        if let Some(mut macd) = pass.macd.take() {
+            for i in STEADY_FROM..len {
+                pass.steady_bar(i, &mut macd, &mut out);
             }
-        } else if i == 25 {
-            macd = Some(MacdState::new(close, 12, 26, 9).0);
         }
     }
     t
+}
+}
+
+/// First bar at which every column is in its steady state.
+const STEADY_FROM: usize = 200;
+
+/// The output columns, borrowed as slices of the series length.
+struct Columns<'a> {
+    sma_20: &'a mut [f64],
+    sma_50: &'a mut [f64],
+    sma_200: &'a mut [f64],
+    ema_20: &'a mut [f64],
+    rsi_14: &'a mut [f64],
+    macd: &'a mut [f64],
+    macd_signal: &'a mut [f64],
+    macd_hist: &'a mut [f64],
+    atr_14: &'a mut [f64],
+    bb_upper: &'a mut [f64],
+    bb_middle: &'a mut [f64],
+    bb_lower: &'a mut [f64],
+    adx_14: &'a mut [f64],
+}
+
+impl<'a> Columns<'a> {
+    fn of(t: &'a mut IndicatorTable, len: usize) -> Self {
+        Self {
+            sma_20: &mut t.sma_20[..len],
+            sma_50: &mut t.sma_50[..len],
+            sma_200: &mut t.sma_200[..len],
+            ema_20: &mut t.ema_20[..len],
+            rsi_14: &mut t.rsi_14[..len],
+            macd: &mut t.macd[..len],
+            macd_signal: &mut t.macd_signal[..len],
+            macd_hist: &mut t.macd_hist[..len],
+            atr_14: &mut t.atr_14[..len],
+            bb_upper: &mut t.bb_upper[..len],
+            bb_middle: &mut t.bb_middle[..len],
+            bb_lower: &mut t.bb_lower[..len],
+            adx_14: &mut t.adx_14[..len],
+        }
+    }
+}
+
+/// Inputs and running state of the fused pass.
+struct Pass<'a> {
+    high: &'a [f64],
+    low: &'a [f64],
+    close: &'a [f64],
+    k20: f64,
+    s20: f64,
+    s50: f64,
+    s200: f64,
+    e20: f64,
+    dev: Deviation,
+    rsi: RsiState,
+    atr: AtrState,
+    adx: AdxState,
+    macd: Option<MacdState>,
+}
+
+impl<'a> Pass<'a> {
+    fn new(high: &'a [f64], low: &'a [f64], close: &'a [f64]) -> Self {
+        Self {
+            high,
+            low,
+            close,
+            k20: ema_k(20),
+            s20: 0.0,
+            s50: 0.0,
+            s200: 0.0,
+            e20: 0.0,
+            dev: Deviation::new(20, close.first().copied().unwrap_or(0.0)),
+            rsi: RsiState::new(14),
+            atr: AtrState::new(14),
+            adx: AdxState::new(14),
+            macd: None,
+        }
+    }
+
+    /// Bar `i < 200`: every indicator checks whether it is still warming up.
+    #[inline(always)]
+    fn warm_up_bar(&mut self, i: usize, out: &mut Columns<'_>) {
+        let close = self.close;
+        let x = close[i];
+        self.s20 += x;
+        self.s50 += x;
+        self.s200 += x;
+        if i < 19 {
+            self.dev.warm_up(x);
+        } else {
+            let mid = self.bollinger(i, out);
+            // EMA(20) is seeded by the same sum of the first 20 closes.
+            self.e20 = if i == 19 {
+                mid
+            } else {
+                ema_step(self.e20, x, self.k20)
+            };
+            out.ema_20[i] = self.e20;
+        }
+        if i >= 49 {
+            out.sma_50[i] = self.s50 / 50.0;
+            self.s50 -= close[i - 49];
+        }
+        if i >= 199 {
+            out.sma_200[i] = self.s200 / 200.0;
+            self.s200 -= close[i - 199];
+        }
+        if i == 0 {
+            return;
+        }
+        self.rsi.step(x - close[i - 1], i);
+        if i >= 14 {
+            out.rsi_14[i] = self.rsi.value();
+        }
+        let tr = tr_at(self.high[i], self.low[i], close[i - 1]);
+        let a = self.atr.step(tr, i);
+        if i >= 14 {
+            out.atr_14[i] = a;
+        }
+        let d = self.adx.step(
+            self.high[i] - self.high[i - 1],
+            self.low[i - 1] - self.low[i],
+            tr,
+            i,
+        );
+        if i >= 27 {
+            out.adx_14[i] = d;
+        }
+        if let Some(state) = self.macd.as_mut() {
+            if let Some((m, s, h)) = state.step(x, i) {
+                out.macd[i] = m;
+                out.macd_signal[i] = s;
+                out.macd_hist[i] = h;
+            }
+        } else if i == 25 {
+            self.macd = Some(MacdState::new(close, 12, 26, 9).0);
+        }
+    }
+
+    /// Bar `i >= 200`: the same arithmetic as [`warm_up_bar`](Self::warm_up_bar)
+    /// through the states' steady-state steps.
+    #[inline(always)]
+    fn steady_bar(&mut self, i: usize, macd: &mut MacdState, out: &mut Columns<'_>) {
+        let close = self.close;
+        let (x, prev) = (close[i], close[i - 1]);
+        self.s20 += x;
+        self.s50 += x;
+        self.s200 += x;
+        self.bollinger(i, out);
+        self.e20 = ema_step(self.e20, x, self.k20);
+        out.ema_20[i] = self.e20;
+        out.sma_50[i] = self.s50 / 50.0;
+        self.s50 -= close[i - 49];
+        out.sma_200[i] = self.s200 / 200.0;
+        self.s200 -= close[i - 199];
+        self.rsi.step_steady(x - prev);
+        out.rsi_14[i] = self.rsi.value();
+        let tr = tr_at(self.high[i], self.low[i], prev);
+        out.atr_14[i] = self.atr.step_steady(tr);
+        let (up, down) = (
+            self.high[i] - self.high[i - 1],
+            self.low[i - 1] - self.low[i],
+        );
+        out.adx_14[i] = self.adx.step_steady(up, down, tr);
+        let (m, s, h) = macd.step_steady(x);
+        out.macd[i] = m;
+        out.macd_signal[i] = s;
+        out.macd_hist[i] = h;
+    }
+
+    /// SMA(20) and the bands at bar `i >= 19`, sharing one running total.
+    #[inline(always)]
+    fn bollinger(&mut self, i: usize, out: &mut Columns<'_>) -> f64 {
+        let window = &self.close[i - 19..=i];
+        let mid = self.s20 / 20.0;
+        self.s20 -= window[0];
+        let sd = self.dev.step(window);
+        let (upper, lower) = bands(mid, sd, 2.0);
+        out.sma_20[i] = mid;
+        out.bb_middle[i] = mid;
+        out.bb_upper[i] = upper;
+        out.bb_lower[i] = lower;
+        mid
+    }
 }
 
 #[cfg(test)]

@@ -1,11 +1,11 @@
 //! True range and Average True Range (TA-Lib `TRANGE`, `ATR`).
 //!
 //! Owns the Wilder-smoothed ATR: seeded at bar `n` by the mean of `TR[1..=n]`
-//! (bar 0 has no previous close, so no true range), then
-//! `atr = (atr · (n − 1) + TR) / n`. The true range itself lives in the parent
-//! module so ADX and the fused passes compute it once, identically.
+//! (bar 0 has no previous close, so no true range), then, as TA-Lib 0.8 writes it,
+//! `atr = fma(a, atr, TR · (1 − a))` with `a = (n − 1) / n`. The true range itself
+//! lives in the parent module so ADX and the fused passes compute it once.
 
-use super::{common_len, tr_at, wilder_step};
+use super::{common_len, tr_at};
 
 /// True range per bar: `max(high − low, |high − prev close|, |low − prev close|)`;
 /// NaN at bar 0. Uses the shortest common length of the inputs.
@@ -18,6 +18,7 @@ pub fn true_range(high: &[f64], low: &[f64], close: &[f64]) -> Vec<f64> {
     out
 }
 
+fma_dispatch! {
 /// Wilder ATR over `n` bars; NaN for the first `n` bars. Uses the shortest common
 /// length of the inputs.
 ///
@@ -37,22 +38,28 @@ pub fn atr(high: &[f64], low: &[f64], close: &[f64], n: usize) -> Vec<f64> {
     }
     out
 }
+}
 
 /// Running ATR; shared with the fused passes.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct AtrState {
     n: usize,
     nf: f64,
-    n1: f64,
+    /// `(n − 1) / n`, the weight of the previous ATR.
+    keep: f64,
+    /// `1 − keep`, the weight of today's true range.
+    take: f64,
     value: f64,
 }
 
 impl AtrState {
     pub(super) fn new(n: usize) -> Self {
+        let keep = (n - 1) as f64 / n as f64;
         Self {
             n,
             nf: n as f64,
-            n1: (n - 1) as f64,
+            keep,
+            take: 1.0 - keep,
             value: 0.0,
         }
     }
@@ -65,8 +72,15 @@ impl AtrState {
         } else if i == self.n {
             self.value = (self.value + tr) / self.nf;
         } else {
-            self.value = wilder_step(self.value, tr, self.nf, self.n1);
+            return self.step_steady(tr);
         }
+        self.value
+    }
+
+    /// [`step`](Self::step) for a bar `i > n`, without the index test.
+    #[inline(always)]
+    pub(super) fn step_steady(&mut self, tr: f64) -> f64 {
+        self.value = self.keep.mul_add(self.value, tr * self.take);
         self.value
     }
 }
@@ -87,7 +101,7 @@ mod tests {
         let a = atr(&h, &l, &c, 2);
         assert!(a[0].is_nan() && a[1].is_nan());
         assert_eq!(a[2], 1.5);
-        assert_eq!(a[3], (1.5 * 1.0 + 2.0) / 2.0);
+        assert_eq!(a[3], 0.5f64.mul_add(1.5, 2.0 * 0.5));
     }
 
     #[test]

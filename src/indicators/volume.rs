@@ -1,7 +1,7 @@
 //! Volume features: mean dollar volume and the volume-spike ratio.
 //!
 //! Owns the liquidity arithmetic the scan filters and scores on. Each value is
-//! computed fresh from its window, so the fused [`latest`](super::latest) pass
+//! computed fresh from its window, so the fused [`latest()`](super::latest()) pass
 //! reproduces the last per-bar value bit for bit. These are not TA-Lib functions.
 
 use super::common_len;
@@ -14,8 +14,8 @@ pub fn dollar_volume(close: &[f64], volume: &[f64], n: usize) -> Vec<f64> {
     if n == 0 {
         return out;
     }
-    for i in n.saturating_sub(1)..len {
-        out[i] = dollar_volume_at(close, volume, i, n);
+    for (i, v) in out.iter_mut().enumerate().skip(n - 1) {
+        *v = dollar_volume_at(close, volume, i, n);
     }
     out
 }
@@ -27,8 +27,8 @@ pub fn volume_spike(volume: &[f64], n: usize) -> Vec<f64> {
     if n == 0 {
         return out;
     }
-    for i in n..volume.len() {
-        out[i] = volume_spike_at(volume, i, n);
+    for (i, v) in out.iter_mut().enumerate().skip(n) {
+        *v = volume_spike_at(volume, i, n);
     }
     out
 }

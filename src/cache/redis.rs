@@ -1,0 +1,1 @@
+//! Redis backends (standalone and Cluster). Not built yet.

@@ -1,0 +1,479 @@
+//! The typed cache layer the workers use: encode/decode with the versioned codec, SmartTtl
+//! on writes, hit/miss stats per kind, and degraded mode.
+//!
+//! Degraded mode: a backend error turns the operation into misses, is logged once, counted,
+//! and makes the layer skip the backend for `retry_after`; after that the next operation
+//! tries again, and a success clears the degraded state, so caching resumes without a
+//! restart. A value that fails to decode is a miss and is counted, never a crash.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+use super::{codec, Cache, CacheError, Kind, MemoryInfo, SmartTtl, TtlRule};
+use crate::telemetry::{metrics, KindLabel};
+
+/// Samples kept for the hit-rate-over-time view, and the spacing between them.
+const HISTORY_LEN: usize = 360;
+const SAMPLE_EVERY: Duration = Duration::from_secs(10);
+
+#[derive(Default)]
+struct KindCounters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    decode_errors: AtomicU64,
+}
+
+#[derive(Default)]
+struct Health {
+    skip_until: Option<Instant>,
+    last_error: Option<String>,
+    degraded_since: Option<DateTime<Utc>>,
+}
+
+/// One point of the hit rate over time (cumulative counters at `at`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct HitSample {
+    pub at: DateTime<Utc>,
+    pub hits: u64,
+    pub misses: u64,
+}
+
+/// Whether the backend answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CacheStatus {
+    pub backend: String,
+    pub available: bool,
+    pub last_error: Option<String>,
+    pub degraded_since: Option<DateTime<Utc>>,
+}
+
+/// Counters per kind since this process started.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct KindStats {
+    pub hits: u64,
+    pub misses: u64,
+    pub hit_rate: Option<f64>,
+    pub decode_errors: u64,
+}
+
+/// The cache as a scan saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct CacheReport {
+    /// Symbols looked up.
+    pub lookups: u64,
+    /// Symbols served from the cache (features, or bars).
+    pub hits: u64,
+    /// Whether the backend failed during the scan.
+    pub unavailable: bool,
+}
+
+/// Everything `cache stats` / analytics show.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Analytics {
+    pub status: CacheStatus,
+    pub per_kind: BTreeMap<Kind, KindStats>,
+    pub keys_per_kind: Option<BTreeMap<Kind, u64>>,
+    pub memory: Option<MemoryInfo>,
+    pub most_requested: Vec<(String, u64)>,
+    pub hit_rate_history: Vec<HitSample>,
+    /// Base TTL per kind, seconds.
+    pub ttl_secs: BTreeMap<Kind, u64>,
+}
+
+pub struct ScanCache {
+    backend: Arc<dyn Cache>,
+    ttl: SmartTtl,
+    retry_after: Duration,
+    counters: [KindCounters; 5],
+    health: Mutex<Health>,
+    history: Mutex<(Option<Instant>, VecDeque<HitSample>)>,
+}
+
+fn idx(kind: Kind) -> usize {
+    kind as usize
+}
+
+impl ScanCache {
+    pub fn new(backend: Arc<dyn Cache>, ttl: SmartTtl, retry_after: Duration) -> Self {
+        ScanCache {
+            backend,
+            ttl,
+            retry_after,
+            counters: Default::default(),
+            health: Mutex::new(Health::default()),
+            history: Mutex::new((None, VecDeque::with_capacity(HISTORY_LEN))),
+        }
+    }
+
+    pub fn backend(&self) -> &Arc<dyn Cache> {
+        &self.backend
+    }
+
+    pub fn smart_ttl(&self) -> &SmartTtl {
+        &self.ttl
+    }
+
+    fn health(&self) -> std::sync::MutexGuard<'_, Health> {
+        // Plain fields, each written whole: a poisoned lock still holds a usable state.
+        self.health.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// False while the backend is being skipped after an error.
+    fn should_try(&self) -> bool {
+        self.health().skip_until.is_none_or(|t| Instant::now() >= t)
+    }
+
+    fn note_error(&self, e: &CacheError) {
+        metrics().cache_errors.inc();
+        let mut h = self.health();
+        if h.degraded_since.is_none() {
+            warn!(backend = self.backend.backend(), error = %e, "cache unavailable; scans continue uncached");
+            h.degraded_since = Some(Utc::now());
+        }
+        h.last_error = Some(e.to_string());
+        h.skip_until = Some(Instant::now() + self.retry_after);
+    }
+
+    fn note_success(&self) {
+        let mut h = self.health();
+        if h.degraded_since.is_some() {
+            info!(backend = self.backend.backend(), "cache available again");
+        }
+        *h = Health::default();
+    }
+
+    pub fn status(&self) -> CacheStatus {
+        let h = self.health();
+        CacheStatus {
+            backend: self.backend.backend().to_string(),
+            available: h.degraded_since.is_none(),
+            last_error: h.last_error.clone(),
+            degraded_since: h.degraded_since,
+        }
+    }
+
+    /// Looks up typed values; `None` for misses, undecodable values and an unavailable
+    /// backend. The flag says whether the backend answered.
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        kind: Kind,
+        keys: &[String],
+    ) -> (Vec<Option<T>>, bool) {
+        let raw = if self.should_try() {
+            match self.backend.get_many(keys).await {
+                Ok(v) => {
+                    self.note_success();
+                    Some(v)
+                }
+                Err(e) => {
+                    self.note_error(&e);
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let available = raw.is_some();
+        let c = &self.counters[idx(kind)];
+        let values: Vec<Option<T>> = match raw {
+            Some(raw) => raw
+                .into_iter()
+                .map(|v| {
+                    v.and_then(|bytes| match codec::decode(&bytes) {
+                        Ok(t) => Some(t),
+                        Err(_) => {
+                            c.decode_errors.fetch_add(1, Ordering::Relaxed);
+                            metrics().cache_decode_errors.inc();
+                            None
+                        }
+                    })
+                })
+                .collect(),
+            None => keys.iter().map(|_| None).collect(),
+        };
+        let hits = values.iter().filter(|v| v.is_some()).count() as u64;
+        let misses = keys.len() as u64 - hits;
+        c.hits.fetch_add(hits, Ordering::Relaxed);
+        c.misses.fetch_add(misses, Ordering::Relaxed);
+        let label = KindLabel {
+            kind: kind.as_str(),
+        };
+        metrics().cache_hits.get_or_create(&label).inc_by(hits);
+        metrics().cache_misses.get_or_create(&label).inc_by(misses);
+        self.sample();
+        (values, available)
+    }
+
+    /// Stores typed values; each entry gives the symbol's daily volatility and last bar
+    /// date for SmartTtl. Returns whether the backend took them.
+    pub async fn put<T: Serialize>(
+        &self,
+        kind: Kind,
+        items: &[(String, &T, Option<f64>, Option<NaiveDate>)],
+    ) -> bool {
+        if items.is_empty() || !self.should_try() {
+            return items.is_empty();
+        }
+        let entries: Vec<(String, Vec<u8>, Duration)> = items
+            .iter()
+            .filter_map(|(key, value, vol, last)| {
+                let bytes = codec::encode(*value).ok()?;
+                let (ttl, _rule) = self.ttl.ttl(kind, *vol, *last);
+                Some((key.clone(), bytes, ttl))
+            })
+            .collect();
+        match self.backend.set_many(entries).await {
+            Ok(()) => {
+                self.note_success();
+                true
+            }
+            Err(e) => {
+                self.note_error(&e);
+                false
+            }
+        }
+    }
+
+    /// The effective TTL the policy would give, and why (for analytics).
+    pub fn effective_ttl(
+        &self,
+        kind: Kind,
+        daily_vol: Option<f64>,
+        last_bar: Option<NaiveDate>,
+    ) -> (Duration, TtlRule) {
+        self.ttl.ttl(kind, daily_vol, last_bar)
+    }
+
+    /// Counts requests for the most-requested ranking; a failure only degrades.
+    pub async fn record_requests(&self, symbols: &[String]) {
+        if self.should_try() {
+            if let Err(e) = self.backend.record_requests(symbols).await {
+                self.note_error(&e);
+            }
+        }
+    }
+
+    pub async fn clear(&self) -> Result<u64, CacheError> {
+        let n = self.backend.clear().await;
+        match &n {
+            Ok(_) => self.note_success(),
+            Err(e) => self.note_error(e),
+        }
+        n
+    }
+
+    pub fn kind_stats(&self) -> BTreeMap<Kind, KindStats> {
+        Kind::ALL
+            .iter()
+            .map(|k| {
+                let c = &self.counters[idx(*k)];
+                let (hits, misses) = (
+                    c.hits.load(Ordering::Relaxed),
+                    c.misses.load(Ordering::Relaxed),
+                );
+                let total = hits + misses;
+                (
+                    *k,
+                    KindStats {
+                        hits,
+                        misses,
+                        hit_rate: (total > 0).then(|| hits as f64 / total as f64),
+                        decode_errors: c.decode_errors.load(Ordering::Relaxed),
+                    },
+                )
+            })
+            .collect()
+    }
+
+    fn totals(&self) -> (u64, u64) {
+        self.counters.iter().fold((0, 0), |(h, m), c| {
+            (
+                h + c.hits.load(Ordering::Relaxed),
+                m + c.misses.load(Ordering::Relaxed),
+            )
+        })
+    }
+
+    /// Appends a hit-rate sample when the last one is older than `SAMPLE_EVERY`.
+    fn sample(&self) {
+        let mut guard = self.history.lock().unwrap_or_else(|p| p.into_inner());
+        let (last, ring) = &mut *guard;
+        if last.is_some_and(|t| t.elapsed() < SAMPLE_EVERY) {
+            return;
+        }
+        *last = Some(Instant::now());
+        let (hits, misses) = self.totals();
+        if ring.len() == HISTORY_LEN {
+            ring.pop_front();
+        }
+        ring.push_back(HitSample {
+            at: Utc::now(),
+            hits,
+            misses,
+        });
+    }
+
+    /// Stats and analytics; backend queries that fail leave their field `None`.
+    pub async fn analytics(&self, top: usize) -> Analytics {
+        let keys_per_kind = self.backend.keys_per_kind().await.ok();
+        let memory = self.backend.memory().await.ok();
+        let most_requested = self.backend.most_requested(top).await.unwrap_or_default();
+        let mut history: Vec<HitSample> = self
+            .history
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .1
+            .iter()
+            .copied()
+            .collect();
+        let (hits, misses) = self.totals();
+        history.push(HitSample {
+            at: Utc::now(),
+            hits,
+            misses,
+        });
+        Analytics {
+            status: self.status(),
+            per_kind: self.kind_stats(),
+            keys_per_kind,
+            memory,
+            most_requested,
+            hit_rate_history: history,
+            ttl_secs: Kind::ALL
+                .iter()
+                .map(|k| (*k, self.ttl.base(*k).as_secs()))
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::{MemoryCache, SystemClock};
+    use async_trait::async_trait;
+    use std::sync::atomic::AtomicBool;
+
+    fn ttl() -> SmartTtl {
+        let s: crate::config::Settings = crate::config::Settings::defaults();
+        SmartTtl::new(s.cache.ttl, Arc::new(SystemClock)).expect("valid")
+    }
+
+    /// A backend that can be switched off, to exercise degraded mode in unit tests (the
+    /// real Redis outage is covered in tests/cache_backends.rs).
+    struct Switchable {
+        inner: MemoryCache,
+        down: AtomicBool,
+    }
+
+    #[async_trait]
+    impl Cache for Switchable {
+        fn backend(&self) -> &'static str {
+            "switchable"
+        }
+        async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, CacheError> {
+            if self.down.load(Ordering::Relaxed) {
+                return Err(CacheError::Unavailable("down".into()));
+            }
+            self.inner.get_many(keys).await
+        }
+        async fn set_many(&self, e: Vec<(String, Vec<u8>, Duration)>) -> Result<(), CacheError> {
+            if self.down.load(Ordering::Relaxed) {
+                return Err(CacheError::Unavailable("down".into()));
+            }
+            self.inner.set_many(e).await
+        }
+        async fn ttl(&self, key: &str) -> Result<Option<Duration>, CacheError> {
+            self.inner.ttl(key).await
+        }
+        async fn clear(&self) -> Result<u64, CacheError> {
+            self.inner.clear().await
+        }
+        async fn keys_per_kind(&self) -> Result<BTreeMap<Kind, u64>, CacheError> {
+            self.inner.keys_per_kind().await
+        }
+        async fn memory(&self) -> Result<MemoryInfo, CacheError> {
+            self.inner.memory().await
+        }
+        async fn record_requests(&self, s: &[String]) -> Result<(), CacheError> {
+            self.inner.record_requests(s).await
+        }
+        async fn most_requested(&self, n: usize) -> Result<Vec<(String, u64)>, CacheError> {
+            self.inner.most_requested(n).await
+        }
+    }
+
+    #[tokio::test]
+    async fn typed_round_trip_stats_and_corrupt_values() {
+        let backend = Arc::new(MemoryCache::new(1 << 20));
+        let c = ScanCache::new(backend.clone(), ttl(), Duration::from_millis(10));
+        let keys = vec![
+            Kind::Features.key("A"),
+            Kind::Features.key("B"),
+            Kind::Features.key("C"),
+        ];
+        assert!(
+            c.put(
+                Kind::Features,
+                &[(keys[0].clone(), &vec![1.5f64], Some(0.03), None)]
+            )
+            .await
+        );
+        backend
+            .set_many(vec![(
+                keys[1].clone(),
+                b"\x01garbage".to_vec(),
+                Duration::from_secs(60),
+            )])
+            .await
+            .expect("raw set");
+        let (got, available) = c.get::<Vec<f64>>(Kind::Features, &keys).await;
+        assert!(available);
+        assert_eq!(got, vec![Some(vec![1.5]), None, None]);
+        let s = c.kind_stats()[&Kind::Features];
+        assert_eq!((s.hits, s.misses, s.decode_errors), (1, 2, 1));
+        assert_eq!(s.hit_rate, Some(1.0 / 3.0));
+        // SmartTtl applied on write: a 3 % daily vol keeps the 5 min base.
+        let t = backend.ttl(&keys[0]).await.expect("ttl").expect("present");
+        assert!(
+            t <= Duration::from_secs(300) && t > Duration::from_secs(290),
+            "{t:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_outage_degrades_then_recovers_without_restart() {
+        let backend = Arc::new(Switchable {
+            inner: MemoryCache::new(1 << 20),
+            down: AtomicBool::new(false),
+        });
+        let c = ScanCache::new(backend.clone(), ttl(), Duration::from_millis(20));
+        let key = vec![Kind::Bars.key("X")];
+        assert!(
+            c.put(Kind::Bars, &[(key[0].clone(), &7u32, None, None)])
+                .await
+        );
+        backend.down.store(true, Ordering::Relaxed);
+        let (got, available) = c.get::<u32>(Kind::Bars, &key).await;
+        assert_eq!((got, available), (vec![None], false));
+        let status = c.status();
+        assert!(
+            !status.available
+                && status.last_error.as_deref() == Some("cache backend unavailable: down")
+        );
+        // While skipping, the backend is not even asked.
+        backend.down.store(false, Ordering::Relaxed);
+        assert!(!c.get::<u32>(Kind::Bars, &key).await.1);
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        let (got, available) = c.get::<u32>(Kind::Bars, &key).await;
+        assert_eq!((got, available), (vec![Some(7)], true));
+        assert!(c.status().available);
+    }
+}
