@@ -206,7 +206,12 @@ fn plan(args: &ScanArgs, settings: &Settings) -> Result<Plan, UserError> {
 
 pub async fn run(args: ScanArgs, settings: &Settings) -> Result<i32, UserError> {
     let plan = plan(&args, settings)?;
-    let provider = data::open_chain(&plan.source, &settings.data, plan.config.universe_size)
+    // A scan of listed symbols needs no universe listing from Polygon: they are its universe.
+    let mut data_settings = settings.data.clone();
+    if data_settings.polygon.symbols.is_empty() {
+        data_settings.polygon.symbols = plan.config.symbols.clone();
+    }
+    let provider = data::open_chain(&plan.source, &data_settings, plan.config.universe_size)
         .map_err(|e| {
             UserError::new(
                 ErrorCode::DataProviderUnavailable,

@@ -63,7 +63,7 @@ impl GroupedDay {
                 Some((k, [b.o?, b.h?, b.l?, b.c?, b.v.unwrap_or(0.0)]))
             })
             .collect();
-        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        rows.sort_unstable_by_key(|a| a.0);
         rows.dedup_by(|a, b| a.0 == b.0);
         let (keys, ohlcv) = rows.into_iter().unzip();
         GroupedDay { keys, ohlcv }
