@@ -79,7 +79,7 @@ pub enum DataError {
     Invalid { symbol: String, message: String },
     #[error("data source unavailable: {message}")]
     Unavailable { message: String },
-    #[error("data source refused the credentials: {message}")]
+    #[error("data source authentication failed: {message}")]
     Auth { message: String },
     #[error("data source rate limit exceeded: {message}")]
     RateLimited { message: String },

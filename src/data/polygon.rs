@@ -47,6 +47,7 @@ pub struct PolygonProvider {
 struct Inner {
     client: Client,
     grouped: GroupedDays,
+    grouped_capacity: u64,
     bulk: BulkMode,
     max_in_flight: usize,
     symbols: Vec<String>,
@@ -123,6 +124,7 @@ impl PolygonProvider {
                     settings.grouped_cache_days.max(1),
                     Duration::from_secs(settings.grouped_ttl_secs.max(1)),
                 ),
+                grouped_capacity: settings.grouped_cache_days.max(1),
                 bulk: settings.bulk,
                 max_in_flight: settings.max_in_flight.max(1),
                 symbols: settings
@@ -390,7 +392,11 @@ impl MarketData for PolygonProvider {
         let bulk = match inner.bulk {
             BulkMode::Always => true,
             BulkMode::Never => false,
-            BulkMode::Auto => inner.grouped.missing(&days) < wanted,
+            // Fewer requests, and the window fits the memo (else shards would evict
+            // each other's days and refetch them).
+            BulkMode::Auto => {
+                days.len() as u64 <= inner.grouped_capacity && inner.grouped.missing(&days) < wanted
+            }
         };
         debug!(
             symbols = symbols.len(),

@@ -88,6 +88,14 @@ impl FakePolygon {
         self.inner.bars.get(symbol)
     }
 
+    /// Builds the grouped-daily bodies of `from..=to` ahead of time (benches: so the fake's
+    /// own work is not measured).
+    pub fn warm_grouped(&self, from: NaiveDate, to: NaiveDate) {
+        for d in from.iter_days().take_while(|d| *d <= to) {
+            let _ = self.grouped(d);
+        }
+    }
+
     /// Request paths (with query) in arrival order, with arrival times.
     pub fn hits(&self) -> Vec<(Instant, String)> {
         self.inner.hits.lock().expect("hits lock").clone()
