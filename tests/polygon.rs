@@ -347,6 +347,16 @@ async fn a_401_is_not_retried_and_says_to_check_the_key() {
     assert!(text.contains("check the API key"), "{text}");
     assert!(!text.contains(KEY));
     assert_eq!(received(&server).await.len(), 1, "never retried");
+    let rest = p.load_many(&["MSFT".into(), "NVDA".into()], range(5)).await;
+    assert!(
+        rest.iter().all(|r| code(r) == "DATA_AUTH"),
+        "a bad key fails every symbol"
+    );
+    assert_eq!(
+        received(&server).await.len(),
+        1,
+        "and costs no further request"
+    );
 }
 
 #[tokio::test]
@@ -479,7 +489,7 @@ async fn the_rate_limit_spaces_requests() {
     }
     let span = times[5] - times[0];
     assert!(
-        span < Duration::from_millis(800),
+        span < Duration::from_millis(1000),
         "the limit is used, not undershot: {span:?}"
     );
     assert!(t.elapsed() < Duration::from_secs(2));
@@ -862,6 +872,23 @@ async fn the_key_is_absent_from_logs_errors_and_debug_output() {
         "the capture sees this crate's logs"
     );
     assert!(!text.contains(KEY), "the key leaked into the logs");
+}
+
+#[test]
+fn a_polygon_scan_without_a_key_says_how_to_set_one() {
+    let out = assert_cmd::Command::cargo_bin("technic")
+        .expect("binary built")
+        .args(["scan", "--data", "polygon", "--symbols", "AAPL"])
+        .env_remove("POLYGON_API_KEY")
+        .env("TECHNIC_DATA__POLYGON__API_KEY", "")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no Polygon API key is configured") && err.contains("POLYGON_API_KEY"),
+        "{err}"
+    );
 }
 
 fn technic(server: &MockServer, args: &[&str]) -> std::process::Output {

@@ -102,7 +102,13 @@ impl MarketData for FallbackChain {
                 break;
             }
             let asked: Vec<String> = failed.iter().map(|&i| symbols[i].clone()).collect();
-            let got = source.load_many(&asked, range).await;
+            // The fallback sees only the failed share of the scan: scale the size hint so a
+            // remote fallback does not choose a whole-market load for a few symbols.
+            let mut sub = range;
+            sub.scan_symbols = range
+                .scan_symbols
+                .map(|n| (n * asked.len()).div_ceil(symbols.len().max(1)));
+            let got = source.load_many(&asked, sub).await;
             let mut served = 0usize;
             for (i, r) in failed.into_iter().zip(got) {
                 let before = std::mem::replace(

@@ -6,12 +6,14 @@
 //! URL, so no URL, log line or error message can carry it; every text that came from the
 //! upstream is also scrubbed of it before it goes anywhere.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use reqwest::header::{HeaderValue, AUTHORIZATION, RETRY_AFTER};
 use reqwest::Url;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use tracing::warn;
 
 use crate::config::{PolygonSettings, Secret};
 use crate::data::resilience::{
@@ -47,6 +49,9 @@ pub(super) struct Client {
     resilience: Resilience,
     max_pages: usize,
     max_response_bytes: usize,
+    /// Set by the first 401: the key is wrong for every request, so later ones fail at
+    /// once instead of each waiting for the rate limiter to be refused again.
+    unauthorized: AtomicBool,
 }
 
 impl std::fmt::Debug for Client {
@@ -92,6 +97,7 @@ impl Client {
             resilience: Resilience::new(Policy::from_polygon(s)),
             max_pages: s.max_pages.max(1),
             max_response_bytes: s.max_response_bytes.max(1),
+            unauthorized: AtomicBool::new(false),
         })
     }
 
@@ -173,7 +179,14 @@ impl Client {
     where
         R: DeserializeOwned + Send + 'static,
     {
-        self.resilience
+        if self.unauthorized.load(Ordering::Relaxed) {
+            return Err(self.status_error(
+                401,
+                Some("the API key was refused earlier in this run; not retried".into()),
+            ));
+        }
+        let result = self
+            .resilience
             .call(what, || async {
                 let response = self
                     .http
@@ -205,7 +218,13 @@ impl Client {
                 let body = self.read(response, self.max_response_bytes, false).await?;
                 parse(body).await
             })
-            .await
+            .await;
+        if let Err(AttemptError::Status { status: 401, .. }) = &result {
+            if !self.unauthorized.swap(true, Ordering::Relaxed) {
+                warn!("polygon refused the API key (HTTP 401); failing further requests at once");
+            }
+        }
+        result
     }
 
     /// Reads a body up to `max` bytes; past it, an error (or, for error bodies, the prefix).
