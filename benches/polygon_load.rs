@@ -124,7 +124,7 @@ async fn cold_scan(
     cfg.lookback_days = o.days;
     let before = fake.hits().len();
     let t = Instant::now();
-    let cluster = LocalCluster::start(&settings, provider, settings.local_workers())
+    let cluster = LocalCluster::start(&settings, provider, None, settings.local_workers())
         .await
         .expect("cluster");
     let report = cluster

@@ -31,7 +31,18 @@ pub struct CacheSettings {
     pub retry_after_ms: u64,
     pub connect_timeout_ms: u64,
     pub response_timeout_ms: u64,
+    pub warm: WarmSettings,
     pub ttl: crate::cache::TtlSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WarmSettings {
+    pub symbols: Vec<String>,
+    pub top_requested: usize,
+    pub max_symbols_per_second: usize,
+    pub refresh_before_secs: u64,
+    pub interval_secs: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -238,6 +249,7 @@ impl Settings {
                 .with_list_parse_key("data.synthetic.poison_symbols")
                 .with_list_parse_key("data.fallback")
                 .with_list_parse_key("data.polygon.symbols")
+                .with_list_parse_key("cache.warm.symbols")
                 .source(Some(technic_env)),
         );
         let mut settings: Settings = builder
@@ -337,6 +349,9 @@ impl Settings {
         }
         if s.max_universe_size == 0 {
             p.push("scan.max_universe_size must be at least 1".to_string());
+        }
+        if self.cache.warm.max_symbols_per_second == 0 {
+            p.push("cache.warm.max_symbols_per_second must be at least 1".to_string());
         }
         if let Err(e) = self.cache.url.parse::<crate::cache::CacheTarget>() {
             p.push(format!("cache.url: {e}"));

@@ -15,6 +15,7 @@ pub enum ErrorCode {
     DataProviderUnavailable,
     WorkersUnavailable,
     QueueUnavailable,
+    CacheUnavailable,
     Internal,
 }
 
@@ -27,6 +28,7 @@ impl ErrorCode {
             ErrorCode::DataProviderUnavailable => "DATA_PROVIDER_UNAVAILABLE",
             ErrorCode::WorkersUnavailable => "WORKERS_UNAVAILABLE",
             ErrorCode::QueueUnavailable => "QUEUE_UNAVAILABLE",
+            ErrorCode::CacheUnavailable => "CACHE_UNAVAILABLE",
             ErrorCode::Internal => "INTERNAL",
         }
     }
@@ -38,7 +40,8 @@ impl ErrorCode {
             ErrorCode::InvalidConfig | ErrorCode::InvalidInput | ErrorCode::EmptyUniverse => 2,
             ErrorCode::DataProviderUnavailable
             | ErrorCode::WorkersUnavailable
-            | ErrorCode::QueueUnavailable => 3,
+            | ErrorCode::QueueUnavailable
+            | ErrorCode::CacheUnavailable => 3,
             ErrorCode::Internal => 1,
         }
     }

@@ -21,7 +21,7 @@ fn settings(symbols: usize, env: &[(&str, &str)]) -> Settings {
 
 async fn scan(settings: &Settings, workers: usize, config: ScanConfig) -> ScanReport {
     let provider: Arc<dyn MarketData> = Arc::new(SyntheticProvider::new(&settings.data.synthetic));
-    let cluster = LocalCluster::start(settings, provider, workers)
+    let cluster = LocalCluster::start(settings, provider, None, workers)
         .await
         .expect("cluster starts");
     let handle = cluster.submit(config).await.expect("valid scan");
@@ -67,7 +67,7 @@ async fn sharding_and_worker_count_do_not_change_results() {
 async fn progress_is_published_until_done() {
     let s = settings(300, &[("TECHNIC_CLUSTER__SHARD_SIZE", "10")]);
     let provider: Arc<dyn MarketData> = Arc::new(SyntheticProvider::new(&s.data.synthetic));
-    let cluster = LocalCluster::start(&s, provider, 2)
+    let cluster = LocalCluster::start(&s, provider, None, 2)
         .await
         .expect("cluster starts");
     let handle = cluster
@@ -104,7 +104,7 @@ async fn cancel_mid_scan_returns_a_partial_report() {
         ],
     );
     let provider: Arc<dyn MarketData> = Arc::new(SyntheticProvider::new(&s.data.synthetic));
-    let cluster = LocalCluster::start(&s, provider, 2)
+    let cluster = LocalCluster::start(&s, provider, None, 2)
         .await
         .expect("cluster starts");
     let handle = cluster
@@ -172,7 +172,9 @@ async fn unknown_symbols_fail_per_symbol_and_invalid_configs_are_rejected() {
     );
 
     let provider: Arc<dyn MarketData> = Arc::new(probe);
-    let cluster = LocalCluster::start(&s, provider, 1).await.expect("starts");
+    let cluster = LocalCluster::start(&s, provider, None, 1)
+        .await
+        .expect("starts");
     let bad = ScanConfig {
         min_price: -1.0,
         top: Some(0),
@@ -186,5 +188,126 @@ async fn unknown_symbols_fail_per_symbol_and_invalid_configs_are_rejected() {
         "one fix per problem: {:?}",
         err.suggestions
     );
+    cluster.shutdown().await;
+}
+
+async fn cached_cluster(s: &Settings) -> (LocalCluster, Arc<technic::cache::ScanCache>) {
+    let target = "memory".parse().expect("target");
+    let cache = technic::cache::build(&s.cache, &target)
+        .await
+        .expect("cache")
+        .expect("memory cache");
+    let provider: Arc<dyn MarketData> = Arc::new(SyntheticProvider::new(&s.data.synthetic));
+    let cluster = LocalCluster::start(s, provider, Some(cache.clone()), 2)
+        .await
+        .expect("starts");
+    (cluster, cache)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_scan_is_served_from_cached_features_with_identical_results() {
+    let s = settings(300, &[]);
+    let (cluster, cache) = cached_cluster(&s).await;
+    let cfg = ScanConfig::from_settings(&s.scan);
+    let cold = cluster
+        .submit(cfg.clone())
+        .await
+        .expect("valid")
+        .report()
+        .await
+        .expect("done");
+    assert_eq!(cold.timing.cache_hit_rate, Some(0.0));
+    let warm = cluster
+        .submit(cfg.clone())
+        .await
+        .expect("valid")
+        .report()
+        .await
+        .expect("done");
+    assert_eq!(warm.timing.cache_hit_rate, Some(1.0));
+    assert_eq!(
+        cold.results, warm.results,
+        "cached features score exactly like fresh ones"
+    );
+    assert!(warm.warnings.is_empty());
+
+    // Other weights and filters reuse the cached features: no bar is loaded again.
+    let bars_misses = cache.kind_stats()[&technic::cache::Kind::Bars].misses;
+    let reweighted = ScanConfig {
+        min_price: 5.0,
+        weights: technic::config::WeightSettings {
+            trend: 1.0,
+            ..cfg.weights
+        },
+        ..cfg
+    };
+    let r = cluster
+        .submit(reweighted)
+        .await
+        .expect("valid")
+        .report()
+        .await
+        .expect("done");
+    assert_eq!(r.timing.cache_hit_rate, Some(1.0));
+    assert_eq!(
+        cache.kind_stats()[&technic::cache::Kind::Bars].misses,
+        bars_misses
+    );
+    assert_ne!(ratings(&r), ratings(&warm));
+    let stats = cache.kind_stats()[&technic::cache::Kind::Features];
+    assert_eq!((stats.hits, stats.misses), (600, 300));
+    // The most-requested ranking saw every symbol three times.
+    let top = cache.analytics(3).await.most_requested;
+    assert!(top.iter().all(|(_, n)| *n == 3), "{top:?}");
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_warmer_loads_seeded_and_most_requested_symbols() {
+    use technic::cluster::{warm_once, PipelineContext};
+    let s = settings(200, &[]);
+    let target = "memory".parse().expect("target");
+    let cache = technic::cache::build(&s.cache, &target)
+        .await
+        .expect("cache")
+        .expect("memory");
+    let provider: Arc<dyn MarketData> = Arc::new(SyntheticProvider::new(&s.data.synthetic));
+    let universe = provider.universe().await.expect("universe");
+    let seeds: Vec<String> = universe[..5].iter().map(|e| e.symbol.clone()).collect();
+    // Two symbols were requested before (learned from requests).
+    cache
+        .record_requests(&[universe[10].symbol.clone(), universe[11].symbol.clone()])
+        .await;
+    let mut warm = s.cache.warm.clone();
+    warm.symbols = seeds.clone();
+    let ctx = PipelineContext {
+        node_id: "t".into(),
+        provider: provider.clone(),
+        cache: Some(cache.clone()),
+        queue: None,
+    };
+    let cfg = ScanConfig::from_settings(&s.scan);
+    let first = warm_once(&ctx, &warm, &cfg).await;
+    assert_eq!(
+        (first.candidates, first.loaded, first.fresh, first.failed),
+        (7, 7, 0, 0)
+    );
+    // Fresh keys are not loaded again.
+    let second = warm_once(&ctx, &warm, &cfg).await;
+    assert_eq!((second.loaded, second.fresh), (0, 7));
+    // A scan of exactly the warmed symbols is served entirely from the cache.
+    let cluster = LocalCluster::start(&s, provider, Some(cache), 2)
+        .await
+        .expect("starts");
+    let mut symbols = seeds;
+    symbols.extend([universe[10].symbol.clone(), universe[11].symbol.clone()]);
+    let report = cluster
+        .submit(ScanConfig { symbols, ..cfg })
+        .await
+        .expect("valid")
+        .report()
+        .await
+        .expect("done");
+    assert_eq!(report.timing.cache_hit_rate, Some(1.0));
     cluster.shutdown().await;
 }

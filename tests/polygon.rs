@@ -726,7 +726,7 @@ async fn scan(settings: &Settings, provider: Arc<dyn MarketData>, lookback: usiz
     cfg.lookback_days = lookback;
     cfg.min_price = 0.0;
     cfg.min_dollar_volume = 0.0;
-    let cluster = LocalCluster::start(settings, provider, 2)
+    let cluster = LocalCluster::start(settings, provider, None, 2)
         .await
         .expect("cluster starts");
     let report = cluster

@@ -7,6 +7,7 @@
 //! fails a scan: [`ScanCache`] turns it into a miss, marks itself degraded (visible in the
 //! report and health), and tries the backend again after a short pause.
 
+mod build;
 pub mod codec;
 pub mod memory;
 pub mod redis;
@@ -19,6 +20,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+pub use build::build;
 pub use codec::{decode, encode, CodecError, CODEC_VERSION};
 pub use memory::MemoryCache;
 pub use scan_cache::{Analytics, CacheReport, CacheStatus, HitSample, KindStats, ScanCache};

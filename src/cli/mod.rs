@@ -4,6 +4,7 @@
 //! their code and hints. `main` stays thin: it parses, loads settings, starts tracing and
 //! calls [`run`].
 
+mod cache;
 mod indicators;
 mod output;
 mod scan;
@@ -46,6 +47,8 @@ pub enum Command {
     Indicators(indicators::IndicatorsArgs),
     /// Write a data source's bars as a CSV directory (`SYMBOL.csv` + `universe.csv`).
     Snapshot(snapshot::SnapshotArgs),
+    /// Inspect, clear or warm the cache.
+    Cache(cache::CacheArgs),
 }
 
 /// Loads settings from the file and environment, applying `--log-format`.
@@ -66,6 +69,7 @@ pub async fn run(cli: Cli, settings: Settings) -> i32 {
         Command::Scan(args) => scan::run(args, &settings).await,
         Command::Indicators(args) => indicators::run(&args),
         Command::Snapshot(args) => snapshot::run(&args, &settings).await,
+        Command::Cache(args) => cache::run(&args, &settings).await,
     };
     match result {
         Ok(code) => code,

@@ -11,6 +11,7 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::output::{emit, json_rows_to_csv, OutputFormat};
+use crate::cache::CacheTarget;
 use crate::cluster::{thousands, LocalCluster, Progress, ScanHandle};
 use crate::config::Settings;
 use crate::data::{self, DataSource};
@@ -77,6 +78,13 @@ pub struct ScanArgs {
     /// Write the output to FILE instead of stdout.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Cache: none | memory | redis://HOST:PORT | redis-cluster://HOST:PORT[,HOST:PORT...]
+    /// (default: settings cache.url, memory).
+    #[arg(long, value_name = "URL")]
+    pub cache: Option<String>,
+    /// Redis for the cache (and, later, the work queue): same as --cache redis://….
+    #[arg(long, value_name = "URL", conflicts_with = "cache")]
+    pub redis: Option<String>,
     /// Local worker actors (default: one per core; settings cluster.workers).
     #[arg(long, value_name = "N")]
     pub workers: Option<String>,
@@ -88,6 +96,7 @@ pub struct ScanArgs {
 /// The scan config and the other run options, or every problem found.
 struct Plan {
     source: Vec<DataSource>,
+    cache: CacheTarget,
     config: ScanConfig,
     workers: usize,
 }
@@ -128,6 +137,18 @@ fn plan(args: &ScanArgs, settings: &Settings) -> Result<Plan, UserError> {
         Err(e) => {
             problems.push(format!("--data: {e}"));
             vec![DataSource::Synthetic]
+        }
+    };
+    let cache_url = args
+        .cache
+        .as_deref()
+        .or(args.redis.as_deref())
+        .unwrap_or(&settings.cache.url);
+    let cache = match cache_url.parse::<CacheTarget>() {
+        Ok(t) => t,
+        Err(e) => {
+            problems.push(format!("--cache: {e}"));
+            CacheTarget::None
         }
     };
     config.universe_size = num("universe-size", &args.universe_size, &mut problems);
@@ -188,6 +209,7 @@ fn plan(args: &ScanArgs, settings: &Settings) -> Result<Plan, UserError> {
     if problems.is_empty() {
         Ok(Plan {
             source,
+            cache,
             config,
             workers,
         })
@@ -219,7 +241,16 @@ pub async fn run(args: ScanArgs, settings: &Settings) -> Result<i32, UserError> 
                 vec![e.suggestion().into()],
             )
         })?;
-    let cluster = LocalCluster::start(settings, provider, plan.workers).await?;
+    let cache = crate::cache::build(&settings.cache, &plan.cache)
+        .await
+        .map_err(|e| {
+            UserError::new(
+                ErrorCode::CacheUnavailable,
+                e.to_string(),
+                vec!["use --cache memory or --cache none".into()],
+            )
+        })?;
+    let cluster = LocalCluster::start(settings, provider, cache, plan.workers).await?;
     let table_rows = plan.config.top.unwrap_or(settings.scan.table_rows);
     let handle = cluster.submit(plan.config).await?;
     let view = match (args.quiet, std::io::stderr().is_terminal()) {

@@ -12,10 +12,11 @@ use tokio::sync::{oneshot, watch};
 use tracing::{info, warn};
 
 use super::error::ScanError;
+use super::pipeline::{ShardReport, SymbolOutcome};
 use super::progress::{analyzing, Progress, Stage};
 use super::queue::WorkQueue;
 use super::shard::{plan_shards, shard_size, Shard};
-use super::worker::{ShardReport, SymbolOutcome};
+use crate::cache::CacheReport;
 use crate::data::{DataError, MarketData};
 use crate::market::UniverseEntry;
 use crate::scan::{
@@ -83,6 +84,8 @@ struct ActiveScan {
     outcomes: HashMap<String, SymbolOutcome>,
     per_node: BTreeMap<String, usize>,
     stages: Stages,
+    /// Cache lookups/hits summed over shards; `None` while no shard used a cache.
+    cache: Option<CacheReport>,
     progress: watch::Sender<Progress>,
     report: Option<oneshot::Sender<Result<ScanReport, ScanError>>>,
 }
@@ -196,6 +199,11 @@ impl ActiveScan {
         rank(&mut results, &self.config);
         self.stages.rank = t.elapsed().as_secs_f64();
         let total_seconds = self.started.elapsed().as_secs_f64();
+        let mut warnings = Vec::new();
+        if self.cache.is_some_and(|c| c.unavailable) {
+            warn!(scan_id = id, "scan ran with the cache unavailable");
+            warnings.push(ScanError::cache_unavailable());
+        }
         let report = ScanReport {
             id: id.to_string(),
             status,
@@ -204,6 +212,7 @@ impl ActiveScan {
             results,
             failures,
             filtered,
+            warnings,
             timing: Timing {
                 total_seconds,
                 symbols_per_second: if total_seconds > 0.0 {
@@ -211,7 +220,10 @@ impl ActiveScan {
                 } else {
                     0.0
                 },
-                cache_hit_rate: None,
+                cache_hit_rate: self
+                    .cache
+                    .filter(|c| c.lookups > 0)
+                    .map(|c| c.hits as f64 / c.lookups as f64),
                 stages: self.stages,
             },
         };
@@ -340,6 +352,7 @@ fn submit(
         outcomes: HashMap::new(),
         per_node: BTreeMap::new(),
         stages: Stages::default(),
+        cache: None,
         progress: progress_tx,
         report: Some(report_tx),
     };
@@ -428,6 +441,12 @@ fn on_shard_done(state: &mut CoordinatorState, report: ShardReport) {
     scan.stages.compute += report.compute_seconds;
     scan.stages.bulk_symbols += report.bulk_symbols;
     scan.stages.fallback_symbols += report.fallback_symbols;
+    if let Some(c) = report.cache {
+        let acc = scan.cache.get_or_insert_with(CacheReport::default);
+        acc.lookups += c.lookups;
+        acc.hits += c.hits;
+        acc.unavailable |= c.unavailable;
+    }
     let mut fresh = 0;
     for (symbol, outcome) in report.outcomes {
         if let std::collections::hash_map::Entry::Vacant(v) = scan.outcomes.entry(symbol) {

@@ -60,6 +60,17 @@ impl UserError {
         )
     }
 
+    pub fn cache_unavailable() -> Self {
+        UserError::new(
+            ErrorCode::CacheUnavailable,
+            "the cache was unavailable during the scan; it ran uncached from the data provider",
+            vec![
+                "check that Redis is running and reachable at the configured cache.url".into(),
+                "caching resumes by itself once the cache answers again".into(),
+            ],
+        )
+    }
+
     pub fn internal(message: &str) -> Self {
         UserError::new(
             ErrorCode::Internal,

@@ -8,10 +8,12 @@
 
 mod coordinator;
 mod error;
+mod pipeline;
 mod progress;
 mod queue;
 mod shard;
 mod supervision;
+mod warmer;
 mod worker;
 
 use std::sync::Arc;
@@ -20,12 +22,15 @@ use ractor::{Actor, ActorRef};
 
 pub use coordinator::{select_universe, CoordinatorMsg, ScanHandle};
 pub use error::ScanError;
+pub use pipeline::{process_shard, CacheMode, PipelineContext, ShardReport, SymbolOutcome};
 pub use progress::{analyzing, thousands, Progress, Stage};
 pub use queue::{Delivery, InProcessQueue, QueueError, WorkQueue};
 pub use shard::{plan_shards, shard_size, Shard};
 pub use supervision::{Decision, RestartPolicy};
-pub use worker::{process_shard, ShardReport, SymbolOutcome, WorkerContext};
+pub use warmer::{run_warmer, warm_once, WarmReport};
+pub use worker::WorkerContext;
 
+use crate::cache::ScanCache;
 use crate::config::Settings;
 use crate::data::MarketData;
 use crate::error::{ErrorCode, UserError};
@@ -45,6 +50,7 @@ impl LocalCluster {
     pub async fn start(
         settings: &Settings,
         provider: Arc<dyn MarketData>,
+        cache: Option<Arc<ScanCache>>,
         workers: usize,
     ) -> Result<Self, UserError> {
         let workers = workers.max(1);
@@ -74,6 +80,7 @@ impl LocalCluster {
             queue: queue.clone(),
             provider,
             coordinator: coordinator.clone(),
+            cache,
         };
         let (pool, _) = Actor::spawn(
             None,

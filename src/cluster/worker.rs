@@ -10,38 +10,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
-use rayon::prelude::*;
 use tracing::{debug, error, info_span, warn, Instrument};
 
 use super::coordinator::CoordinatorMsg;
+use super::pipeline::{process_shard, CacheMode, PipelineContext};
 use super::queue::WorkQueue;
-use super::shard::Shard;
 use super::supervision::{Decision, RestartPolicy};
-use crate::data::{BarRange, MarketData};
-use crate::market::Origin;
-use crate::scan::FilterReason;
-use crate::scan::{evaluate, Evaluation, Failure, ScanResult};
-
-/// What one symbol came to.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SymbolOutcome {
-    Passed(Box<ScanResult>),
-    Filtered(FilterReason),
-    Failed(Failure),
-}
-
-/// A worker's report for one shard.
-#[derive(Debug, Clone)]
-pub struct ShardReport {
-    pub scan_id: String,
-    pub node_id: String,
-    pub outcomes: Vec<(String, SymbolOutcome)>,
-    pub fetch_seconds: f64,
-    pub compute_seconds: f64,
-    /// Symbols of the shard loaded through a provider's bulk path / from a fallback source.
-    pub bulk_symbols: usize,
-    pub fallback_symbols: usize,
-}
+use crate::cache::ScanCache;
+use crate::data::MarketData;
 
 /// Everything a worker needs; shared by all workers of a node.
 #[derive(Clone)]
@@ -50,6 +26,18 @@ pub struct WorkerContext {
     pub queue: Arc<dyn WorkQueue>,
     pub provider: Arc<dyn MarketData>,
     pub coordinator: ActorRef<CoordinatorMsg>,
+    pub cache: Option<Arc<ScanCache>>,
+}
+
+impl WorkerContext {
+    pub fn pipeline(&self) -> PipelineContext {
+        PipelineContext {
+            node_id: self.node_id.clone(),
+            provider: Arc::clone(&self.provider),
+            cache: self.cache.clone(),
+            queue: Some(Arc::clone(&self.queue)),
+        }
+    }
 }
 
 pub struct Worker;
@@ -91,7 +79,9 @@ impl Actor for Worker {
         let shard = delivery.shard;
         if !state.ctx.queue.is_cancelled(&shard.scan_id) {
             let span = info_span!("shard", scan_id = %shard.scan_id, shard = shard.index, attempt = shard.attempt, worker = %state.id);
-            let report = process_shard(&state.ctx, &shard).instrument(span).await;
+            let report = process_shard(&state.ctx.pipeline(), &shard, CacheMode::Use)
+                .instrument(span)
+                .await;
             state.ctx.queue.ack(delivery.id).await;
             if state
                 .ctx
@@ -107,64 +97,6 @@ impl Actor for Worker {
         }
         myself.send_message(WorkerMsg::Pull)?;
         Ok(())
-    }
-}
-
-/// Loads and evaluates one shard. Symbols after a cancellation are left out.
-pub async fn process_shard(ctx: &WorkerContext, shard: &Shard) -> ShardReport {
-    let cfg = Arc::clone(&shard.config);
-    let range = BarRange::new(cfg.as_of, cfg.lookback_days).with_scan_symbols(shard.scan_symbols);
-    let symbols: Vec<String> = shard.entries.iter().map(|e| e.symbol.clone()).collect();
-    let t0 = Instant::now();
-    let loaded = ctx.provider.load_many(&symbols, range).await;
-    let fetch_seconds = t0.elapsed().as_secs_f64();
-    let origin_count = |o: fn(&Origin) -> bool| {
-        loaded
-            .iter()
-            .filter(|r| r.as_ref().is_ok_and(|b| o(&b.origin)))
-            .count()
-    };
-    let bulk_symbols = origin_count(|o| *o == Origin::Bulk);
-    let fallback_symbols = origin_count(|o| matches!(o, Origin::Fallback(_)));
-
-    let t1 = Instant::now();
-    let entries = shard.entries.clone();
-    let queue = Arc::clone(&ctx.queue);
-    let scan_id = shard.scan_id.clone();
-    let outcomes = crate::cpu::run(move || {
-        entries
-            .par_iter()
-            .zip(loaded)
-            .filter_map(|(entry, bars)| {
-                if queue.is_cancelled(&scan_id) {
-                    return None;
-                }
-                let outcome = match bars {
-                    Ok(bars) => {
-                        match evaluate(entry, bars.window(cfg.as_of, cfg.lookback_days), &cfg) {
-                            Evaluation::Passed(r) => SymbolOutcome::Passed(r),
-                            Evaluation::Filtered(f) => SymbolOutcome::Filtered(f),
-                        }
-                    }
-                    Err(e) => SymbolOutcome::Failed(Failure {
-                        symbol: entry.symbol.clone(),
-                        code: e.code().to_string(),
-                        message: format!("{e}; {}", e.suggestion()),
-                    }),
-                };
-                Some((entry.symbol.clone(), outcome))
-            })
-            .collect()
-    })
-    .await;
-    ShardReport {
-        scan_id: shard.scan_id.clone(),
-        node_id: ctx.node_id.clone(),
-        outcomes,
-        fetch_seconds,
-        compute_seconds: t1.elapsed().as_secs_f64(),
-        bulk_symbols,
-        fallback_symbols,
     }
 }
 

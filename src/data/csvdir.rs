@@ -379,6 +379,18 @@ impl MarketData for CsvProvider {
         "csv"
     }
 
+    fn cache_namespace(&self) -> String {
+        let dir = std::fs::canonicalize(&self.inner.dir).unwrap_or_else(|_| self.inner.dir.clone());
+        // Hash tags and separators must not leak into keys from a path.
+        let clean: String = dir
+            .display()
+            .to_string()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        format!("csv-{clean}")
+    }
+
     async fn universe(&self) -> Result<Vec<UniverseEntry>, DataError> {
         Ok(self.inner.universe.clone())
     }

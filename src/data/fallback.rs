@@ -54,6 +54,12 @@ impl MarketData for FallbackChain {
         self.sources.first().map_or("none", |s| s.name())
     }
 
+    /// Every source's namespace: cached bars of a chain may come from any of them.
+    fn cache_namespace(&self) -> String {
+        let parts: Vec<String> = self.sources.iter().map(|s| s.cache_namespace()).collect();
+        parts.join("+")
+    }
+
     /// The first source's universe that can be listed.
     async fn universe(&self) -> Result<Vec<UniverseEntry>, DataError> {
         let mut first_error = None;

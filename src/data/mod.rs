@@ -122,6 +122,12 @@ pub trait MarketData: Send + Sync + 'static {
     /// Short provider name for logs and reports (`synthetic`, `csv`).
     fn name(&self) -> &'static str;
 
+    /// Identifies the data behind this provider in cache keys, so two sources never share
+    /// an entry (e.g. `synthetic-42-500-2026-11-27`, `csv-<dir>`).
+    fn cache_namespace(&self) -> String {
+        self.name().to_string()
+    }
+
     /// Every symbol the provider knows, with metadata.
     async fn universe(&self) -> Result<Vec<UniverseEntry>, DataError>;
 

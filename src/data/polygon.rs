@@ -333,6 +333,11 @@ impl MarketData for PolygonProvider {
         "polygon"
     }
 
+    /// `polygon-HOST[:PORT]`: adjusted daily bars of one upstream.
+    fn cache_namespace(&self) -> String {
+        format!("polygon-{}", self.inner.client.origin())
+    }
+
     async fn universe(&self) -> Result<Vec<UniverseEntry>, DataError> {
         let inner = &self.inner;
         if !inner.symbols.is_empty() {

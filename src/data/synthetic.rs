@@ -128,6 +128,16 @@ impl MarketData for SyntheticProvider {
         "synthetic"
     }
 
+    fn cache_namespace(&self) -> String {
+        let i = &self.inner;
+        format!(
+            "synthetic-{}-{}-{}",
+            i.seed,
+            i.days,
+            i.dates.last().map(|d| d.to_string()).unwrap_or_default()
+        )
+    }
+
     async fn universe(&self) -> Result<Vec<UniverseEntry>, DataError> {
         Ok(self.inner.universe.clone())
     }

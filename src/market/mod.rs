@@ -182,6 +182,19 @@ pub struct BarsView<'a> {
 }
 
 impl BarsView<'_> {
+    /// An owned copy of the window (what the cache stores).
+    pub fn to_bars(&self) -> Bars {
+        Bars {
+            dates: self.dates.to_vec(),
+            open: self.open.to_vec(),
+            high: self.high.to_vec(),
+            low: self.low.to_vec(),
+            close: self.close.to_vec(),
+            volume: self.volume.to_vec(),
+            origin: self.origin.clone(),
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.dates.len()
     }

@@ -1,5 +1,6 @@
-//! The per-symbol pipeline: bars → fused indicators → features → sub-scores →
-//! TechRating → signal → trade plan, with the post-compute filters applied.
+//! The per-symbol pipeline: bars → fused indicators → features ([`compute_features`],
+//! the expensive half, cacheable) → sub-scores → TechRating → signal → trade plan, with
+//! the post-compute filters applied ([`score`], cheap, depends on the scan config).
 
 use super::config::ScanConfig;
 use super::features::Features;
@@ -7,7 +8,42 @@ use super::plan::trade_plan;
 use super::report::{FilterReason, ScanResult};
 use super::score::{signal, sub_scores, tech_rating};
 use crate::indicators::latest;
-use crate::market::{BarsView, Origin, UniverseEntry};
+use crate::market::{BarsView, UniverseEntry};
+
+/// Bumped whenever a feature's definition changes, so cached features of another
+/// definition are never read (it is part of their cache key).
+pub const FEATURES_VERSION: u32 = 1;
+
+/// Everything about one symbol the scan config does not change: what the cache keeps.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SymbolFeatures {
+    pub features: Features,
+    pub atr_14: f64,
+    /// Date of the last bar.
+    pub as_of: chrono::NaiveDate,
+    /// Bars the features were computed from.
+    pub bars: usize,
+}
+
+impl SymbolFeatures {
+    /// Daily volatility (std of daily returns), for SmartTtl.
+    pub fn daily_vol(&self) -> Option<f64> {
+        let v = self.features.vol_realized_20 / 252f64.sqrt();
+        v.is_finite().then_some(v)
+    }
+}
+
+/// Runs the fused indicator pass over (already windowed) bars; `None` without bars.
+pub fn compute_features(bars: BarsView<'_>) -> Option<SymbolFeatures> {
+    let as_of = *bars.dates.last()?;
+    let l = latest(bars.open, bars.high, bars.low, bars.close, bars.volume);
+    Some(SymbolFeatures {
+        features: Features::from(&l),
+        atr_14: l.atr_14,
+        as_of,
+        bars: bars.len(),
+    })
+}
 
 /// The outcome for one symbol whose bars were loaded.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,14 +54,20 @@ pub enum Evaluation {
 
 /// Evaluates one symbol on its (already windowed) bars.
 pub fn evaluate(entry: &UniverseEntry, bars: BarsView<'_>, cfg: &ScanConfig) -> Evaluation {
-    let Some(&as_of) = bars.dates.last() else {
-        return Evaluation::Filtered(FilterReason::TooFewBars);
-    };
-    if bars.len() < cfg.min_bars {
+    match compute_features(bars) {
+        Some(sf) => score(entry, &sf, cfg),
+        None => Evaluation::Filtered(FilterReason::TooFewBars),
+    }
+}
+
+/// Scores one symbol's features under a scan config: filters, sub-scores, TechRating,
+/// signal and trade plan.
+pub fn score(entry: &UniverseEntry, sf: &SymbolFeatures, cfg: &ScanConfig) -> Evaluation {
+    if sf.bars < cfg.min_bars {
         return Evaluation::Filtered(FilterReason::TooFewBars);
     }
-    let l = latest(bars.open, bars.high, bars.low, bars.close, bars.volume);
-    let f = Features::from(&l);
+    let f = sf.features;
+    let as_of = sf.as_of;
     // NaN fails the floor on purpose: a symbol whose liquidity is unknown is not tradable.
     if f.close.is_nan() || f.close < cfg.min_price {
         return Evaluation::Filtered(FilterReason::BelowMinPrice);
@@ -44,7 +86,7 @@ pub fn evaluate(entry: &UniverseEntry, bars: BarsView<'_>, cfg: &ScanConfig) -> 
     if !cfg.signals.is_empty() && !cfg.signals.contains(&sig) {
         return Evaluation::Filtered(FilterReason::SignalNotSelected);
     }
-    let plan = trade_plan(f.close, l.atr_14, sig, cfg);
+    let plan = trade_plan(f.close, sf.atr_14, sig, cfg);
     Evaluation::Passed(Box::new(ScanResult {
         symbol: entry.symbol.clone(),
         sector: entry.sector.clone(),
@@ -79,10 +121,8 @@ pub fn evaluate(entry: &UniverseEntry, bars: BarsView<'_>, cfg: &ScanConfig) -> 
         vol_spike_ratio: f.vol_spike_ratio,
         gap_mean_10: f.gap_mean_10,
         as_of,
-        bars: bars.len(),
-        fallback_source: match bars.origin {
-            Origin::Fallback(source) => Some(source.clone()),
-            Origin::Primary | Origin::Bulk => None,
-        },
+        bars: sf.bars,
+        // Set by the pipeline, which knows where the bars came from.
+        fallback_source: None,
     }))
 }

@@ -13,7 +13,9 @@ mod report;
 mod score;
 
 pub use config::{InvalidConfig, ScanConfig, SortKey};
-pub use evaluate::{evaluate, Evaluation};
+pub use evaluate::{
+    compute_features, evaluate, score, Evaluation, SymbolFeatures, FEATURES_VERSION,
+};
 pub use features::Features;
 pub use plan::{trade_plan, TradePlan};
 pub use rank::rank;

@@ -152,4 +152,7 @@ pub struct ScanReport {
     /// How many evaluated symbols each post-compute filter removed.
     pub filtered: BTreeMap<FilterReason, usize>,
     pub timing: Timing,
+    /// Degraded paths the scan took (e.g. `CACHE_UNAVAILABLE`): it completed, but slower
+    /// or with less than usual.
+    pub warnings: Vec<crate::error::UserError>,
 }

@@ -101,6 +101,15 @@ impl Client {
         })
     }
 
+    /// `host[:port]` of `base_url`, for cache namespaces.
+    pub fn origin(&self) -> String {
+        match (self.base.host_str(), self.base.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_string(),
+            _ => "unknown".to_string(),
+        }
+    }
+
     pub fn resilience(&self) -> &Resilience {
         &self.resilience
     }

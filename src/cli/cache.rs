@@ -1,0 +1,198 @@
+//! `technic cache stats|clear|warm`: look at and act on a shared cache (Redis, Redis
+//! Cluster). With the default memory cache these see only this short-lived process.
+
+use clap::{Args, Subcommand};
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+
+use super::output::emit;
+use crate::cache::{CacheTarget, Kind};
+use crate::cluster::{warm_once, PipelineContext};
+use crate::config::Settings;
+use crate::data::{self, DataSource};
+use crate::error::{ErrorCode, UserError};
+use crate::scan::ScanConfig;
+
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    #[command(subcommand)]
+    pub action: CacheAction,
+    /// none | memory | redis://HOST:PORT | redis-cluster://HOST:PORT[,HOST:PORT...]
+    #[arg(long, global = true, value_name = "URL")]
+    pub cache: Option<String>,
+    /// Same as --cache redis://….
+    #[arg(long, global = true, value_name = "URL", conflicts_with = "cache")]
+    pub redis: Option<String>,
+    /// Output as JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheAction {
+    /// Hit rates, keys per kind, memory, most-requested symbols, TTLs.
+    Stats,
+    /// Remove every technic key (technic:*), and nothing else.
+    Clear,
+    /// Load the most-requested (and configured) symbols into the cache now.
+    Warm {
+        /// Extra symbols to warm (comma-separated).
+        #[arg(long, value_name = "LIST")]
+        symbols: Option<String>,
+        /// Data source to load from (default: settings data.source).
+        #[arg(long, value_name = "SOURCE")]
+        data: Option<String>,
+    },
+}
+
+pub async fn run(args: &CacheArgs, settings: &Settings) -> Result<i32, UserError> {
+    let url = args
+        .cache
+        .as_deref()
+        .or(args.redis.as_deref())
+        .unwrap_or(&settings.cache.url);
+    let invalid = |m: String| {
+        UserError::new(
+            ErrorCode::InvalidInput,
+            m,
+            vec!["see `technic cache --help`".into()],
+        )
+    };
+    let target: CacheTarget = url
+        .parse()
+        .map_err(|e: crate::cache::CacheError| invalid(e.to_string()))?;
+    if target == CacheTarget::Memory {
+        eprintln!("note: the memory cache lives inside one process; point --cache at Redis to see a shared cache");
+    }
+    let unavailable = |m: String| {
+        UserError::new(
+            ErrorCode::CacheUnavailable,
+            m,
+            vec!["check that Redis is running and reachable".into()],
+        )
+    };
+    let Some(cache) = crate::cache::build(&settings.cache, &target)
+        .await
+        .map_err(|e| unavailable(e.to_string()))?
+    else {
+        return Err(invalid("no cache configured (--cache none)".into()));
+    };
+    let out = match &args.action {
+        CacheAction::Stats => {
+            let a = cache.analytics(20).await;
+            if !a.status.available || a.keys_per_kind.is_none() {
+                return Err(unavailable(format!(
+                    "cannot read the cache: {}",
+                    a.status.last_error.unwrap_or_else(|| "no answer".into())
+                )));
+            }
+            if args.json {
+                serde_json::to_string_pretty(&a).unwrap_or_default()
+            } else {
+                let mut t = Table::new();
+                t.load_preset(UTF8_FULL_CONDENSED);
+                t.set_header(["kind", "keys", "base TTL (s)"]);
+                for k in Kind::ALL {
+                    let keys = a
+                        .keys_per_kind
+                        .as_ref()
+                        .and_then(|m| m.get(&k))
+                        .copied()
+                        .unwrap_or(0);
+                    t.add_row([
+                        k.as_str().to_string(),
+                        keys.to_string(),
+                        a.ttl_secs[&k].to_string(),
+                    ]);
+                }
+                let mem = a.memory.unwrap_or_default();
+                let top: Vec<String> = a
+                    .most_requested
+                    .iter()
+                    .take(10)
+                    .map(|(s, n)| format!("{s} ({n})"))
+                    .collect();
+                format!(
+                    "cache: {} · available\n{t}\nmemory: {} used, {} peak\nmost requested: {}",
+                    a.status.backend,
+                    human_bytes(mem.used_bytes),
+                    human_bytes(mem.peak_bytes),
+                    if top.is_empty() {
+                        "none yet".into()
+                    } else {
+                        top.join(", ")
+                    }
+                )
+            }
+        }
+        CacheAction::Clear => {
+            let n = cache
+                .clear()
+                .await
+                .map_err(|e| unavailable(e.to_string()))?;
+            if args.json {
+                format!("{{\"removed\":{n}}}")
+            } else {
+                format!("removed {n} technic keys")
+            }
+        }
+        CacheAction::Warm { symbols, data } => {
+            let source: DataSource = data
+                .as_deref()
+                .unwrap_or(&settings.data.source)
+                .parse()
+                .map_err(invalid)?;
+            let provider = data::open(&source, &settings.data.synthetic, None).map_err(|e| {
+                UserError::new(
+                    ErrorCode::DataProviderUnavailable,
+                    e.to_string(),
+                    vec![e.suggestion().into()],
+                )
+            })?;
+            let mut warm = settings.cache.warm.clone();
+            warm.symbols.extend(
+                symbols
+                    .iter()
+                    .flat_map(|s| s.split(','))
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty()),
+            );
+            let ctx = PipelineContext {
+                node_id: "cli".into(),
+                provider,
+                cache: Some(cache.clone()),
+                queue: None,
+            };
+            let r = warm_once(&ctx, &warm, &ScanConfig::from_settings(&settings.scan)).await;
+            if !cache.status().available {
+                return Err(unavailable(
+                    "the cache became unavailable while warming".into(),
+                ));
+            }
+            if args.json {
+                serde_json::to_string(&r).unwrap_or_default()
+            } else {
+                format!(
+                    "warmed {} symbols ({} already fresh, {} failed) of {} candidates",
+                    r.loaded, r.fresh, r.failed, r.candidates
+                )
+            }
+        }
+    };
+    emit(&format!("{out}\n"), None)?;
+    Ok(0)
+}
+
+fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
