@@ -6,7 +6,8 @@
 //! mode: `bulk = "auto"` (grouped daily) and `bulk = "never"` (one request per symbol).
 //! It prints requests, wall time and the fraction of the configured rate limit the client
 //! sustained while requests flowed. Options (after `--`): `--symbols N` (5000),
-//! `--days N` (250), `--rpm N` (30000), `--latency-ms N` (20), `--in-flight N` (16).
+//! `--days N` (250), `--rpm N` (30000), `--latency-ms N` (20), `--in-flight N`
+//! (`data.polygon.max_in_flight`, 32).
 
 #[path = "../tests/support/fake_polygon.rs"]
 mod fake_polygon;
@@ -39,7 +40,7 @@ fn options() -> Options {
         days: 250,
         rpm: 30_000,
         latency_ms: 20,
-        in_flight: 16,
+        in_flight: Settings::defaults().data.polygon.max_in_flight,
     };
     let args: Vec<String> = std::env::args().collect();
     let get = |name: &str| {
