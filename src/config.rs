@@ -474,6 +474,17 @@ mod tests {
     }
 
     #[test]
+    fn the_polygon_example_config_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/polygon.toml");
+        let s =
+            Settings::load(Some(&path), &HashMap::new()).expect("configs/polygon.toml is valid");
+        assert_eq!(s.data.source, "polygon");
+        assert_eq!(s.data.fallback, ["csv:./snapshot"]);
+        assert_eq!(s.data.polygon.requests_per_minute, 6000);
+        assert_eq!(s.scan.lookback_days, 250);
+    }
+
+    #[test]
     fn fallback_list_and_failure_rate_from_env() {
         let env = HashMap::from([
             (
