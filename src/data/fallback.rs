@@ -149,3 +149,41 @@ impl MarketData for FallbackChain {
         self.sources.iter().flat_map(|s| s.circuits()).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_primary_code_is_kept_with_the_fallbacks_reason_unless_it_only_said_no_data() {
+        let csv_missing = || DataError::NotFound { symbol: "X".into() };
+        let auth = combine(
+            DataError::Auth {
+                message: "polygon: HTTP 401".into(),
+            },
+            "csv",
+            csv_missing(),
+        );
+        assert_eq!(auth.code(), "DATA_AUTH");
+        assert!(
+            auth.to_string().contains("csv fallback: no data for X"),
+            "{auth}"
+        );
+        let bad_file = DataError::Invalid {
+            symbol: "X".into(),
+            message: "X.csv:3: bad".into(),
+        };
+        assert_eq!(combine(csv_missing(), "csv", bad_file.clone()), bad_file);
+    }
+
+    #[tokio::test]
+    async fn an_empty_chain_serves_nothing() {
+        let chain = FallbackChain::new(Vec::new());
+        let got = chain.load_many(&["A".into()], BarRange::new(None, 5)).await;
+        assert_eq!(
+            got[0].as_ref().map_err(DataError::code).err(),
+            Some("DATA_NOT_FOUND")
+        );
+        assert!(chain.universe().await.is_err());
+    }
+}
