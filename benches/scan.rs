@@ -24,15 +24,7 @@ fn load(settings: &Settings, rt: &tokio::runtime::Runtime) -> Vec<(UniverseEntry
     rt.block_on(async {
         let universe = provider.universe().await.expect("universe");
         let symbols: Vec<String> = universe.iter().map(|e| e.symbol.clone()).collect();
-        let bars = provider
-            .load_many(
-                &symbols,
-                BarRange {
-                    as_of: None,
-                    lookback: 500,
-                },
-            )
-            .await;
+        let bars = provider.load_many(&symbols, BarRange::new(None, 500)).await;
         universe
             .into_iter()
             .zip(bars.into_iter().map(|b| b.expect("synthetic bars")))

@@ -49,7 +49,89 @@ pub struct WarmSettings {
 #[serde(deny_unknown_fields)]
 pub struct DataSettings {
     pub source: String,
+    /// Sources tried, in order, for symbols the primary cannot serve (e.g. `["csv:DIR"]`).
+    #[serde(default)]
+    pub fallback: Vec<String>,
     pub synthetic: SyntheticSettings,
+    pub polygon: PolygonSettings,
+}
+
+/// `[data.polygon]`: the Polygon REST client and its resilience knobs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolygonSettings {
+    pub base_url: String,
+    /// Never logged, never in an error or a report; `Debug` and `Serialize` redact it.
+    pub api_key: Secret,
+    pub requests_per_minute: u32,
+    pub rate_limit_burst: u32,
+    pub timeout_ms: u64,
+    pub max_retries: usize,
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
+    pub retry_after_max_ms: u64,
+    pub breaker_failures: u32,
+    pub breaker_open_ms: u64,
+    pub breaker_open_max_ms: u64,
+    pub max_in_flight: usize,
+    pub max_pages: usize,
+    pub max_response_bytes: usize,
+    pub bulk: BulkMode,
+    pub grouped_cache_days: u64,
+    pub grouped_ttl_secs: u64,
+    pub symbols: Vec<String>,
+    pub ticker_type: String,
+}
+
+/// When the Polygon provider builds histories from grouped-daily snapshots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BulkMode {
+    /// Grouped-daily when it needs fewer requests than per-symbol loads.
+    Auto,
+    Always,
+    Never,
+}
+
+/// A secret setting (an API key). Its `Debug` and `Serialize` forms are redacted, so it
+/// cannot leak through a logged or printed `Settings`; read it with [`Secret::expose`].
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret itself, for the one place that sends it (an HTTP header).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.trim().is_empty()
+    }
+
+    fn shown(&self) -> &'static str {
+        if self.is_empty() {
+            ""
+        } else {
+            "<redacted>"
+        }
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secret({:?})", self.shown())
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.shown())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -60,6 +142,10 @@ pub struct SyntheticSettings {
     pub days: usize,
     pub end_date: chrono::NaiveDate,
     pub latency_ms: u64,
+    /// Fraction (0..=1) of symbols whose loads fail with `DATA_UNAVAILABLE`; which ones is
+    /// decided by the seed, so a run is reproducible.
+    #[serde(default)]
+    pub failure_rate: f64,
     pub poison_symbols: Vec<String>,
 }
 
@@ -161,13 +247,21 @@ impl Settings {
                 .try_parsing(true)
                 .list_separator(",")
                 .with_list_parse_key("data.synthetic.poison_symbols")
+                .with_list_parse_key("data.fallback")
+                .with_list_parse_key("data.polygon.symbols")
                 .with_list_parse_key("cache.warm.symbols")
                 .source(Some(technic_env)),
         );
-        let settings: Settings = builder
+        let mut settings: Settings = builder
             .build()
             .and_then(|c| c.try_deserialize())
             .map_err(|e| SettingsError::one(e.to_string()))?;
+        // Polygon's own variable, for users who already export it; the setting wins.
+        if settings.data.polygon.api_key.is_empty() {
+            if let Some(key) = env.get("POLYGON_API_KEY").filter(|k| !k.trim().is_empty()) {
+                settings.data.polygon.api_key = Secret::new(key.trim());
+            }
+        }
         settings.validate()?;
         Ok(settings)
     }
@@ -193,6 +287,40 @@ impl Settings {
         }
         if self.data.synthetic.days == 0 {
             p.push("data.synthetic.days must be at least 1".to_string());
+        }
+        let rate = self.data.synthetic.failure_rate;
+        if !(0.0..=1.0).contains(&rate) {
+            p.push(format!(
+                "data.synthetic.failure_rate must be within 0..=1, got {rate}"
+            ));
+        }
+        let pg = &self.data.polygon;
+        if !(pg.base_url.starts_with("http://") || pg.base_url.starts_with("https://")) {
+            p.push(format!(
+                "data.polygon.base_url must be an http(s) URL, got {:?}",
+                pg.base_url
+            ));
+        }
+        for (name, v) in [
+            ("requests_per_minute", u64::from(pg.requests_per_minute)),
+            ("rate_limit_burst", u64::from(pg.rate_limit_burst)),
+            ("timeout_ms", pg.timeout_ms),
+            ("breaker_failures", u64::from(pg.breaker_failures)),
+            ("breaker_open_ms", pg.breaker_open_ms),
+            ("max_in_flight", pg.max_in_flight as u64),
+            ("max_pages", pg.max_pages as u64),
+            ("max_response_bytes", pg.max_response_bytes as u64),
+            ("grouped_cache_days", pg.grouped_cache_days),
+        ] {
+            if v == 0 {
+                p.push(format!("data.polygon.{name} must be at least 1"));
+            }
+        }
+        if pg.retry_max_ms < pg.retry_base_ms {
+            p.push("data.polygon.retry_max_ms must be at least retry_base_ms".to_string());
+        }
+        if pg.breaker_open_max_ms < pg.breaker_open_ms {
+            p.push("data.polygon.breaker_open_max_ms must be at least breaker_open_ms".to_string());
         }
         let s = &self.scan;
         if !(s.risk_pct > 0.0 && s.risk_pct <= 100.0) {
@@ -312,5 +440,90 @@ mod tests {
         ]);
         let err = Settings::load(None, &env).expect_err("invalid");
         assert_eq!(err.problems.len(), 3, "{err}");
+    }
+
+    #[test]
+    fn polygon_key_from_either_variable_and_never_shown() {
+        let key = "pk_live_0123456789abcdef";
+        let s = Settings::load(
+            None,
+            &HashMap::from([("POLYGON_API_KEY".to_string(), key.to_string())]),
+        )
+        .expect("valid");
+        assert_eq!(s.data.polygon.api_key.expose(), key);
+        let ours = HashMap::from([
+            ("POLYGON_API_KEY".to_string(), "other".to_string()),
+            (
+                "TECHNIC_DATA__POLYGON__API_KEY".to_string(),
+                key.to_string(),
+            ),
+        ]);
+        let s = Settings::load(None, &ours).expect("valid");
+        assert_eq!(
+            s.data.polygon.api_key.expose(),
+            key,
+            "the technic setting wins"
+        );
+        let shown = format!(
+            "{s:?} {:#?} {}",
+            s,
+            serde_json::to_string(&s).expect("json")
+        );
+        assert!(!shown.contains(key), "key leaked: {shown}");
+        assert!(shown.contains("<redacted>"));
+    }
+
+    #[test]
+    fn the_polygon_example_config_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/polygon.toml");
+        let s =
+            Settings::load(Some(&path), &HashMap::new()).expect("configs/polygon.toml is valid");
+        assert_eq!(s.data.source, "polygon");
+        assert_eq!(s.data.fallback, ["csv:./snapshot"]);
+        assert_eq!(s.data.polygon.requests_per_minute, 6000);
+        assert_eq!(s.scan.lookback_days, 250);
+    }
+
+    #[test]
+    fn fallback_list_and_failure_rate_from_env() {
+        let env = HashMap::from([
+            (
+                "TECHNIC_DATA__FALLBACK".to_string(),
+                "csv:/a,csv:/b".to_string(),
+            ),
+            (
+                "TECHNIC_DATA__SYNTHETIC__FAILURE_RATE".to_string(),
+                "0.1".to_string(),
+            ),
+            (
+                "TECHNIC_DATA__POLYGON__REQUESTS_PER_MINUTE".to_string(),
+                "100".to_string(),
+            ),
+        ]);
+        let s = Settings::load(None, &env).expect("valid");
+        assert_eq!(s.data.fallback, ["csv:/a", "csv:/b"]);
+        assert_eq!(s.data.synthetic.failure_rate, 0.1);
+        assert_eq!(s.data.polygon.requests_per_minute, 100);
+        let bad = HashMap::from([
+            (
+                "TECHNIC_DATA__SYNTHETIC__FAILURE_RATE".to_string(),
+                "1.5".to_string(),
+            ),
+            (
+                "TECHNIC_DATA__POLYGON__TIMEOUT_MS".to_string(),
+                "0".to_string(),
+            ),
+            (
+                "TECHNIC_DATA__POLYGON__BASE_URL".to_string(),
+                "ftp://x".to_string(),
+            ),
+        ]);
+        assert_eq!(
+            Settings::load(None, &bad)
+                .expect_err("invalid")
+                .problems
+                .len(),
+            3
+        );
     }
 }

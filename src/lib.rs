@@ -5,7 +5,8 @@
 //! - [`market`] and [`config`]: bars, symbols, universe entries; settings. Know nothing else.
 //! - [`indicators`]: pure functions over slices with TA-Lib conventions, plus the fused
 //!   latest-value pass the scanner uses.
-//! - [`data`]: the [`data::MarketData`] trait and its providers (synthetic, csv).
+//! - [`data`]: the [`data::MarketData`] trait and its providers (synthetic, csv, polygon),
+//!   the resilience layer for remote providers and the fallback chain.
 //! - [`scan`]: pure computation: scan config and validation, per-symbol evaluation
 //!   (features → sub-scores → TechRating → signal → trade plan), filters, ranking, report.
 //!   No I/O, no async.

@@ -136,12 +136,9 @@ pub async fn run(args: &CacheArgs, settings: &Settings) -> Result<i32, UserError
             }
         }
         CacheAction::Warm { symbols, data } => {
-            let source: DataSource = data
-                .as_deref()
-                .unwrap_or(&settings.data.source)
-                .parse()
-                .map_err(invalid)?;
-            let provider = data::open(&source, &settings.data.synthetic, None).map_err(|e| {
+            let spec = data.as_deref().unwrap_or(&settings.data.source);
+            let chain = DataSource::parse_chain(spec, &settings.data.fallback).map_err(invalid)?;
+            let provider = data::open_chain(&chain, &settings.data, None).map_err(|e| {
                 UserError::new(
                     ErrorCode::DataProviderUnavailable,
                     e.to_string(),

@@ -60,14 +60,26 @@ pub fn emit(text: &str, out: Option<&Path>) -> Result<(), UserError> {
 /// in shortest round-trip form, null as an empty cell.
 pub fn json_rows_to_csv(rows: &[serde_json::Value]) -> String {
     let mut w = csv::Writer::from_writer(Vec::new());
-    if let Some(serde_json::Value::Object(first)) = rows.first() {
-        let _ = w.write_record(first.keys());
+    // Columns: the first row's keys, then keys only some rows have (e.g. fallback_source),
+    // in first-seen order; a row without a column gets an empty cell.
+    let mut header: Vec<&str> = Vec::new();
+    for row in rows {
+        if let serde_json::Value::Object(m) = row {
+            for k in m.keys() {
+                if !header.contains(&k.as_str()) {
+                    header.push(k);
+                }
+            }
+        }
+    }
+    if !header.is_empty() {
+        let _ = w.write_record(&header);
         for row in rows {
             if let serde_json::Value::Object(m) = row {
-                let _ = w.write_record(m.values().map(|v| match v {
-                    serde_json::Value::Null => String::new(),
-                    serde_json::Value::String(s) => s.clone(),
-                    other => other.to_string(),
+                let _ = w.write_record(header.iter().map(|k| match m.get(*k) {
+                    None | Some(serde_json::Value::Null) => String::new(),
+                    Some(serde_json::Value::String(s)) => s.clone(),
+                    Some(other) => other.to_string(),
                 }));
             }
         }
@@ -79,6 +91,18 @@ pub fn json_rows_to_csv(rows: &[serde_json::Value]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn csv_columns_are_the_union_of_row_keys() {
+        let rows = vec![
+            serde_json::json!({"symbol": "A", "close": 1.5}),
+            serde_json::json!({"symbol": "B", "close": 2, "fallback_source": "csv"}),
+        ];
+        assert_eq!(
+            json_rows_to_csv(&rows),
+            "symbol,close,fallback_source\nA,1.5,\nB,2,csv\n"
+        );
+    }
 
     #[test]
     fn numbers_round_trip_in_shortest_form() {

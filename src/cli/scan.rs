@@ -23,7 +23,8 @@ use crate::scan::{ScanConfig, ScanReport, ScanStatus, Signal, SortKey};
 #[derive(Debug, Args)]
 #[command(allow_negative_numbers = true)]
 pub struct ScanArgs {
-    /// `synthetic` (default) or `csv:DIR`.
+    /// `synthetic` (default), `polygon` or `csv:DIR`; a chain such as `polygon,csv:DIR`
+    /// serves what the first cannot from the next (data.fallback is appended).
     #[arg(long, value_name = "SOURCE")]
     pub data: Option<String>,
     /// Number of symbols in the universe (synthetic: generated; csv: the first N).
@@ -94,7 +95,7 @@ pub struct ScanArgs {
 
 /// The scan config and the other run options, or every problem found.
 struct Plan {
-    source: DataSource,
+    source: Vec<DataSource>,
     cache: CacheTarget,
     config: ScanConfig,
     workers: usize,
@@ -130,16 +131,12 @@ fn plan(args: &ScanArgs, settings: &Settings) -> Result<Plan, UserError> {
             }
         }
     }
-    let source = match args
-        .data
-        .as_deref()
-        .unwrap_or(&settings.data.source)
-        .parse::<DataSource>()
-    {
+    let spec = args.data.as_deref().unwrap_or(&settings.data.source);
+    let source = match DataSource::parse_chain(spec, &settings.data.fallback) {
         Ok(s) => s,
         Err(e) => {
             problems.push(format!("--data: {e}"));
-            DataSource::Synthetic
+            vec![DataSource::Synthetic]
         }
     };
     let cache_url = args
@@ -231,18 +228,19 @@ fn plan(args: &ScanArgs, settings: &Settings) -> Result<Plan, UserError> {
 
 pub async fn run(args: ScanArgs, settings: &Settings) -> Result<i32, UserError> {
     let plan = plan(&args, settings)?;
-    let provider = data::open(
-        &plan.source,
-        &settings.data.synthetic,
-        plan.config.universe_size,
-    )
-    .map_err(|e| {
-        UserError::new(
-            ErrorCode::DataProviderUnavailable,
-            e.to_string(),
-            vec![e.suggestion().into()],
-        )
-    })?;
+    // A scan of listed symbols needs no universe listing from Polygon: they are its universe.
+    let mut data_settings = settings.data.clone();
+    if data_settings.polygon.symbols.is_empty() {
+        data_settings.polygon.symbols = plan.config.symbols.clone();
+    }
+    let provider = data::open_chain(&plan.source, &data_settings, plan.config.universe_size)
+        .map_err(|e| {
+            UserError::new(
+                ErrorCode::DataProviderUnavailable,
+                e.to_string(),
+                vec![e.suggestion().into()],
+            )
+        })?;
     let cache = crate::cache::build(&settings.cache, &plan.cache)
         .await
         .map_err(|e| {
@@ -497,6 +495,16 @@ fn summary_line(r: &ScanReport) -> String {
         cache,
         status
     );
+    let st = &r.timing.stages;
+    if st.bulk_symbols > 0 {
+        line.push_str(&format!(" · {} bulk-loaded", thousands(st.bulk_symbols)));
+    }
+    if st.fallback_symbols > 0 {
+        line.push_str(&format!(
+            " · {} from a fallback source",
+            thousands(st.fallback_symbols)
+        ));
+    }
     for f in r.failures.iter().take(5) {
         line.push_str(&format!(
             "\n  failed {} [{}]: {}",
@@ -608,6 +616,6 @@ mod tests {
         assert_eq!(p.config.signals, [Signal::StrongLong, Signal::Long]);
         assert_eq!(p.config.lookback_days, 300);
         assert_eq!(p.workers, 2);
-        assert_eq!(p.source, DataSource::Synthetic);
+        assert_eq!(p.source, [DataSource::Synthetic]);
     }
 }

@@ -439,6 +439,8 @@ fn on_shard_done(state: &mut CoordinatorState, report: ShardReport) {
     };
     scan.stages.fetch += report.fetch_seconds;
     scan.stages.compute += report.compute_seconds;
+    scan.stages.bulk_symbols += report.bulk_symbols;
+    scan.stages.fallback_symbols += report.fallback_symbols;
     if let Some(c) = report.cache {
         let acc = scan.cache.get_or_insert_with(CacheReport::default);
         acc.lookups += c.lookups;

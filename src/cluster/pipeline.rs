@@ -13,7 +13,7 @@ use crate::cache::ScanCache;
 use crate::cache::{CacheReport, Kind};
 use crate::data::MarketData;
 use crate::data::{BarRange, DataError};
-use crate::market::Bars;
+use crate::market::{Bars, Origin};
 use crate::scan::{
     compute_features, score, Evaluation, Failure, FilterReason, ScanConfig, ScanResult,
     SymbolFeatures, FEATURES_VERSION,
@@ -54,6 +54,9 @@ pub struct ShardReport {
     pub compute_seconds: f64,
     /// Cache lookups and hits for this shard; `None` without a cache.
     pub cache: Option<CacheReport>,
+    /// Symbols the provider loaded through its bulk path / from a fallback source.
+    pub bulk_symbols: usize,
+    pub fallback_symbols: usize,
 }
 
 /// Loads and evaluates one shard. With a cache: features first (a hit skips bars and
@@ -94,6 +97,7 @@ pub async fn process_shard(ctx: &PipelineContext, shard: &Shard, mode: CacheMode
             bars[i] = b.map(Ok);
         }
     }
+    let (mut bulk_symbols, mut fallback_symbols) = (0, 0);
     let fetch: Vec<usize> = need
         .iter()
         .copied()
@@ -101,11 +105,17 @@ pub async fn process_shard(ctx: &PipelineContext, shard: &Shard, mode: CacheMode
         .collect();
     if !fetch.is_empty() {
         let fetch_syms: Vec<String> = fetch.iter().map(|&i| symbols[i].clone()).collect();
-        let range = BarRange {
-            as_of: cfg.as_of,
-            lookback: cfg.lookback_days,
-        };
+        let range =
+            BarRange::new(cfg.as_of, cfg.lookback_days).with_scan_symbols(shard.scan_symbols);
         let loaded = ctx.provider.load_many(&fetch_syms, range).await;
+        let count = |o: fn(&Origin) -> bool| {
+            loaded
+                .iter()
+                .filter(|r| r.as_ref().is_ok_and(|b| o(&b.origin)))
+                .count()
+        };
+        bulk_symbols = count(|o| *o == Origin::Bulk);
+        fallback_symbols = count(|o| matches!(o, Origin::Fallback(_)));
         for (&i, b) in fetch.iter().zip(loaded) {
             bars[i] = Some(b.map(|b| b.window(cfg.as_of, cfg.lookback_days).to_bars()));
         }
@@ -139,7 +149,16 @@ pub async fn process_shard(ctx: &PipelineContext, shard: &Shard, mode: CacheMode
                 };
                 let outcome = match &sf {
                     Ok(Some(sf)) => match score(entry, sf, &cfg) {
-                        Evaluation::Passed(r) => SymbolOutcome::Passed(r),
+                        Evaluation::Passed(mut r) => {
+                            if let Some(Ok(Bars {
+                                origin: Origin::Fallback(source),
+                                ..
+                            })) = bars
+                            {
+                                r.fallback_source = Some(source.clone());
+                            }
+                            SymbolOutcome::Passed(r)
+                        }
                         Evaluation::Filtered(f) => SymbolOutcome::Filtered(f),
                     },
                     Ok(None) => SymbolOutcome::Filtered(FilterReason::TooFewBars),
@@ -209,6 +228,8 @@ pub async fn process_shard(ctx: &PipelineContext, shard: &Shard, mode: CacheMode
         fetch_seconds,
         compute_seconds,
         cache: ctx.cache.as_ref().map(|_| cache_stats),
+        bulk_symbols,
+        fallback_symbols,
     }
 }
 

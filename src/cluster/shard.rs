@@ -17,6 +17,9 @@ pub struct Shard {
     pub config: Arc<ScanConfig>,
     /// 1 on first delivery; incremented on each re-delivery.
     pub attempt: u32,
+    /// Symbols in the whole scan: lets a remote provider choose bulk loading per scan.
+    #[serde(default)]
+    pub scan_symbols: usize,
 }
 
 /// The shard size for a universe: at most `max_size`, and small enough that each of
@@ -43,6 +46,7 @@ pub fn plan_shards(
             entries: chunk.to_vec(),
             config: Arc::clone(config),
             attempt: 1,
+            scan_symbols: entries.len(),
         })
         .collect()
 }

@@ -518,10 +518,7 @@ mod tests {
             .map(|e| e.symbol)
             .collect();
         assert_eq!(syms, ["GOOD", "NAN", "NEG"]);
-        let range = BarRange {
-            as_of: None,
-            lookback: 10,
-        };
+        let range = BarRange::new(None, 10);
         let all = p
             .load_many(
                 &["GOOD".into(), "NEG".into(), "NAN".into(), "GONE".into()],

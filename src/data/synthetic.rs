@@ -68,6 +68,7 @@ struct Inner {
     universe: Vec<UniverseEntry>,
     index: HashMap<String, usize>,
     latency: std::time::Duration,
+    failure_rate: f64,
     poison: std::collections::HashSet<String>,
 }
 
@@ -90,6 +91,7 @@ impl SyntheticProvider {
                 universe,
                 index,
                 latency: std::time::Duration::from_millis(settings.latency_ms),
+                failure_rate: settings.failure_rate,
                 poison: settings
                     .poison_symbols
                     .iter()
@@ -110,6 +112,12 @@ impl Inner {
             !self.poison.contains(symbol),
             "poison symbol {symbol} (data.synthetic.poison_symbols)"
         );
+        // Injected upstream failures: the same symbols fail for the same seed.
+        if self.failure_rate > 0.0 && rng_for(self.seed, i, 3).random::<f64>() < self.failure_rate {
+            return Err(DataError::Unavailable {
+                message: format!("injected failure for {symbol} (data.synthetic.failure_rate)"),
+            });
+        }
         Ok(generate_bars(self.seed, i, &self.dates, self.days))
     }
 }
@@ -271,8 +279,36 @@ mod tests {
             days: 500,
             end_date: NaiveDate::from_ymd_opt(2026, 11, 27).expect("date"),
             latency_ms: 0,
+            failure_rate: 0.0,
             poison_symbols: vec![],
         }
+    }
+
+    #[test]
+    fn failure_rate_fails_a_reproducible_share_as_unavailable() {
+        let mut s = settings(2000);
+        s.failure_rate = 0.1;
+        let p = SyntheticProvider::new(&s);
+        let failed: Vec<&str> = p
+            .inner
+            .universe
+            .iter()
+            .filter(|e| match p.inner.bars(&e.symbol) {
+                Err(err) => err.code() == "DATA_UNAVAILABLE",
+                Ok(_) => false,
+            })
+            .map(|e| e.symbol.as_str())
+            .collect();
+        assert!(
+            (150..250).contains(&failed.len()),
+            "{} of 2000",
+            failed.len()
+        );
+        let again = SyntheticProvider::new(&s);
+        assert!(
+            failed.iter().all(|sym| again.inner.bars(sym).is_err()),
+            "same symbols fail for the same seed"
+        );
     }
 
     #[test]

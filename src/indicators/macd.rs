@@ -33,7 +33,11 @@ pub fn macd(close: &[f64], fast: usize, slow: usize, signal: usize) -> Macd {
         signal: vec![f64::NAN; len],
         hist: vec![f64::NAN; len],
     };
-    let (fast, slow) = if slow < fast { (slow, fast) } else { (fast, slow) };
+    let (fast, slow) = if slow < fast {
+        (slow, fast)
+    } else {
+        (fast, slow)
+    };
     if fast < 2 || signal == 0 || slow + signal - 1 > len {
         return out;
     }

@@ -17,6 +17,23 @@ pub struct Bars {
     pub low: Vec<f64>,
     pub close: Vec<f64>,
     pub volume: Vec<f64>,
+    /// How the provider obtained the series (not price data; reported per scan).
+    #[serde(default)]
+    pub origin: Origin,
+}
+
+/// How a provider obtained a series of bars. It travels with the bars so a scan can say
+/// which symbols came from a bulk (grouped-daily) load or from a fallback source, without
+/// the scan knowing anything about providers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Origin {
+    /// The primary source, one series per request (or a local file / generator).
+    #[default]
+    Primary,
+    /// The primary source, assembled from whole-market daily snapshots.
+    Bulk,
+    /// A fallback source (named), used because the primary could not serve the symbol.
+    Fallback(String),
 }
 
 /// Why a series of bars cannot be used.
@@ -47,6 +64,7 @@ impl Bars {
             low: Vec::with_capacity(n),
             close: Vec::with_capacity(n),
             volume: Vec::with_capacity(n),
+            origin: Origin::Primary,
         }
     }
 
@@ -90,6 +108,7 @@ impl Bars {
             low: pick(&self.low),
             close: pick(&self.close),
             volume: pick(&self.volume),
+            origin: std::mem::take(&mut self.origin),
         };
     }
 
@@ -141,6 +160,7 @@ impl Bars {
             low: &self.low[start..end],
             close: &self.close[start..end],
             volume: &self.volume[start..end],
+            origin: &self.origin,
         }
     }
 
@@ -158,6 +178,7 @@ pub struct BarsView<'a> {
     pub low: &'a [f64],
     pub close: &'a [f64],
     pub volume: &'a [f64],
+    pub origin: &'a Origin,
 }
 
 impl BarsView<'_> {
@@ -170,6 +191,7 @@ impl BarsView<'_> {
             low: self.low.to_vec(),
             close: self.close.to_vec(),
             volume: self.volume.to_vec(),
+            origin: self.origin.clone(),
         }
     }
 

@@ -122,5 +122,7 @@ pub fn score(entry: &UniverseEntry, sf: &SymbolFeatures, cfg: &ScanConfig) -> Ev
         gap_mean_10: f.gap_mean_10,
         as_of,
         bars: sf.bars,
+        // Set by the pipeline, which knows where the bars came from.
+        fallback_source: None,
     }))
 }

@@ -46,6 +46,10 @@ pub struct ScanResult {
     /// Date of the bar the result was computed at.
     pub as_of: chrono::NaiveDate,
     pub bars: usize,
+    /// The fallback source that served this symbol's bars, when the primary could not;
+    /// absent otherwise (so the usual output is unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_source: Option<String>,
 }
 
 impl ScanResult {
@@ -117,6 +121,13 @@ pub struct Stages {
     pub fetch: f64,
     pub compute: f64,
     pub rank: f64,
+    /// Symbols whose bars were assembled from whole-market daily snapshots (the bulk
+    /// path of a remote provider) rather than fetched one by one.
+    #[serde(default)]
+    pub bulk_symbols: usize,
+    /// Symbols served by a fallback source because the primary could not serve them.
+    #[serde(default)]
+    pub fallback_symbols: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
