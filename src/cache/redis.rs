@@ -341,7 +341,7 @@ impl Cache for RedisCache {
     }
 
     /// MGETs of [`GET_BATCH`] keys, one after another. Measured with 5,000 values of 20 KB
-    /// on a local redis-server (ignored test `mget_vs_pipelined_get`, medians of 9 runs; full
+    /// on a local redis-server (`tests/cache_get_many_measure.rs`, medians of 9 runs; full
     /// table in ARCHITECTURE.md): MGET and pipelined GETs cost the same at equal batch sizes
     /// (all 5,000 in one command: 105 ms vs 86 ms; batches of 100: 30 vs 30 ms; of 250: 32
     /// vs 30 ms; of 1,000: 74 vs 76 ms). The batch size is what matters (big replies are

@@ -370,10 +370,10 @@ impl Cache for RedisClusterCache {
     /// Per master, pipelines of [`PIPELINE_GETS`] GETs (the masters in parallel), routed by
     /// a `CLUSTER SLOTS` map; if the map is missing or stale (any error), one GET per key,
     /// [`IN_FLIGHT`] at once, through the crate's slot routing, and the map is refreshed.
-    /// Measured with 5,000 values of 20 KB on the local 3-master cluster (ignored test
-    /// `mget_vs_pipelined_get`, medians of 9 runs): one MGET, split per slot by the crate,
-    /// 74 ms; GETs 64 in flight 38 ms; this method 30 ms. A warm 5,000-symbol scan: 29–32 ms
-    /// (GETs 64 in flight: 41 ms), memory backend 11–15 ms.
+    /// Measured with 5,000 values of 20 KB on the local 3-master cluster
+    /// (`tests/cache_get_many_measure.rs`, medians of 9 runs): one MGET, split per slot by
+    /// the crate, 74 ms; GETs 64 in flight 38 ms; this method 30 ms. A warm 5,000-symbol
+    /// scan: 29–32 ms (GETs 64 in flight: 41 ms), memory backend 11–15 ms.
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, CacheError> {
         if keys.is_empty() {
             return Ok(Vec::new());
