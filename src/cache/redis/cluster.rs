@@ -381,7 +381,10 @@ impl Cache for RedisClusterCache {
         if let Some(owners) = self.slot_owners().await {
             match self.get_per_master(&owners, keys).await {
                 Ok(values) => return Ok(values),
-                Err(_) => *self.owners.write().unwrap_or_else(|p| p.into_inner()) = None,
+                Err(e) => {
+                    tracing::debug!(error = %e, "per-master reads failed; slot-routed GETs, new slot map");
+                    *self.owners.write().unwrap_or_else(|p| p.into_inner()) = None;
+                }
             }
         }
         self.get_concurrently(keys).await
