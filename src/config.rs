@@ -160,6 +160,10 @@ pub struct ClusterSettings {
     pub restart_backoff_base_ms: u64,
     pub restart_backoff_max_ms: u64,
     pub queue_capacity: usize,
+    pub queue_name: String,
+    pub queue_block_ms: u64,
+    pub visibility_timeout_ms: u64,
+    pub cancelled_ttl_secs: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -284,6 +288,21 @@ impl Settings {
         }
         if c.queue_capacity == 0 {
             p.push("cluster.queue_capacity must be at least 1".to_string());
+        }
+        if c.queue_name.is_empty() || c.queue_name.contains(['{', '}']) {
+            p.push(format!(
+                "cluster.queue_name must be non-empty without braces, got {:?}",
+                c.queue_name
+            ));
+        }
+        if c.queue_block_ms == 0 {
+            p.push("cluster.queue_block_ms must be at least 1".to_string());
+        }
+        if c.visibility_timeout_ms <= c.queue_block_ms {
+            p.push("cluster.visibility_timeout_ms must exceed cluster.queue_block_ms".to_string());
+        }
+        if c.cancelled_ttl_secs == 0 {
+            p.push("cluster.cancelled_ttl_secs must be at least 1".to_string());
         }
         if self.data.synthetic.days == 0 {
             p.push("data.synthetic.days must be at least 1".to_string());

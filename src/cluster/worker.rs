@@ -77,7 +77,18 @@ impl Actor for Worker {
             return Ok(());
         };
         let shard = delivery.shard;
-        if !state.ctx.queue.is_cancelled(&shard.scan_id) {
+        if delivery.exhausted {
+            let reason = format!("shard delivered {} times without an ack", shard.attempt);
+            let sent = state
+                .ctx
+                .coordinator
+                .send_message(CoordinatorMsg::ShardsExhausted(vec![shard], reason));
+            state.ctx.queue.ack(delivery.id).await;
+            if sent.is_err() {
+                myself.stop(Some("coordinator gone".into()));
+                return Ok(());
+            }
+        } else if !state.ctx.queue.is_cancelled(&shard.scan_id) {
             let span = info_span!("shard", scan_id = %shard.scan_id, shard = shard.index, attempt = shard.attempt, worker = %state.id);
             let report = process_shard(&state.ctx.pipeline(), &shard, CacheMode::Use)
                 .instrument(span)

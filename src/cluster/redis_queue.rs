@@ -1,0 +1,586 @@
+//! [`RedisStreamsQueue`]: the [`WorkQueue`] on Redis Streams, shared by every node of a
+//! cluster. It owns the queue's keys and their protocol; it must not know what a worker does
+//! with a shard, nor deduplicate results (the coordinator does, by scan id and symbol).
+//!
+//! Layout (one hash tag, so every key lives in one slot of a Redis Cluster):
+//! - `technic:v1:queue:{NAME}:shards`: the stream new shards are `XADD`ed to;
+//! - `technic:v1:queue:{NAME}:retry`: re-queued shards, read before new ones;
+//! - `technic:v1:queue:{NAME}:cancelled`: a SET of cancelled scan ids (its TTL is refreshed on
+//!   each cancel).
+//!
+//! Both streams have the consumer group `workers`. A pull is one `XREADGROUP ... COUNT 1 BLOCK
+//! block_ms STREAMS retry shards > >` on the consumer's own connection; an ack is `XACK` +
+//! `XDEL`. A shard's `attempt` field is the truth about deliveries: re-queuing (by
+//! `requeue_consumer`, or after `XAUTOCLAIM` finds an entry idle longer than the visibility
+//! timeout) writes a copy with `attempt + 1` to the retry stream and acks the old entry; a
+//! shard whose attempts are used up is handed out once more as `Delivery { exhausted: true }`
+//! for the caller to report failed and ack.
+
+mod link;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use ::redis::streams::{StreamAutoClaimReply, StreamClaimReply, StreamId, StreamReadReply};
+use async_trait::async_trait;
+use tracing::{debug, error, warn};
+
+use super::queue::{Delivery, QueueError, WorkQueue};
+use super::shard::Shard;
+use crate::cache::RedisOptions;
+use crate::config::ClusterSettings;
+use link::{Links, Use};
+
+/// The consumer group of both streams.
+const GROUP: &str = "workers";
+/// Pending entries examined per `XAUTOCLAIM` / `XPENDING` call.
+const CLAIM_COUNT: usize = 16;
+const PENDING_COUNT: usize = 1_000;
+/// Pause after a failed pull before trying again.
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
+
+/// How the queue behaves; see `[cluster]` in `configs/default.toml`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RedisQueueOptions {
+    /// The hash tag of every key: queues with different names are independent.
+    pub name: String,
+    /// Longest `XREADGROUP BLOCK`: bounds how long `close()` takes to reach a waiting pull.
+    pub block: Duration,
+    /// A pulled entry idle this long is claimed by the next live puller (its consumer is
+    /// presumed dead). Must exceed the longest time a worker holds a shard.
+    pub visibility_timeout: Duration,
+    /// Deliveries of a shard (claims included) before it comes back exhausted.
+    pub max_attempts: u32,
+    /// Bound on entries in the shard stream (queued + in flight).
+    pub capacity: usize,
+    /// How long a scan stays marked cancelled.
+    pub cancelled_ttl: Duration,
+    pub redis: RedisOptions,
+}
+
+impl RedisQueueOptions {
+    pub fn from_settings(c: &ClusterSettings) -> Self {
+        RedisQueueOptions {
+            name: c.queue_name.clone(),
+            block: Duration::from_millis(c.queue_block_ms),
+            visibility_timeout: Duration::from_millis(c.visibility_timeout_ms),
+            max_attempts: c.max_attempts,
+            capacity: c.queue_capacity,
+            cancelled_ttl: Duration::from_secs(c.cancelled_ttl_secs),
+            redis: RedisOptions::default(),
+        }
+    }
+}
+
+struct Keys {
+    shards: String,
+    retry: String,
+    cancelled: String,
+}
+
+/// Where a delivered entry lives, so `ack` can remove it.
+struct Receipt {
+    stream: String,
+    entry: String,
+    consumer: String,
+}
+
+/// An entry read or claimed from a stream.
+struct Entry {
+    stream: String,
+    id: String,
+    shard: Option<Shard>,
+}
+
+pub struct RedisStreamsQueue {
+    links: Links,
+    keys: Keys,
+    opts: RedisQueueOptions,
+    groups_ready: AtomicBool,
+    closed: AtomicBool,
+    next_id: AtomicU64,
+    /// Std locks, never held across an await.
+    receipts: Mutex<HashMap<u64, Receipt>>,
+    /// Scan ids known cancelled, refreshed from Redis on every pull round trip.
+    cancelled: Mutex<HashSet<String>>,
+    /// Claimed entries whose attempts are used up, waiting to be handed out as exhausted.
+    exhausted: Mutex<VecDeque<(Entry, Shard)>>,
+    last_claim: Mutex<Option<Instant>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Every mutation under these locks is a single insert/remove, so a panic elsewhere
+    // cannot leave them inconsistent: poisoning carries no meaning.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn encode(shard: &Shard) -> Result<Vec<u8>, QueueError> {
+    serde_json::to_vec(shard).map_err(|e| QueueError::Unavailable(format!("encode shard: {e}")))
+}
+
+fn entries_of(stream: &str, ids: Vec<StreamId>) -> Vec<Entry> {
+    ids.into_iter()
+        .map(|sid| {
+            let shard = sid
+                .get::<Vec<u8>>("shard")
+                .and_then(|b| serde_json::from_slice::<Shard>(&b).ok());
+            Entry {
+                stream: stream.to_string(),
+                id: sid.id,
+                shard,
+            }
+        })
+        .collect()
+}
+
+impl RedisStreamsQueue {
+    /// `url`: `redis://HOST:PORT[/DB]` or `redis-cluster://HOST:PORT[,HOST:PORT...]`. Never
+    /// connects (the first operation does); must be called inside a tokio runtime.
+    pub fn open(url: &str, opts: RedisQueueOptions) -> Result<Self, QueueError> {
+        let links = Links::new(url, opts.redis, opts.block)?;
+        let prefix = format!("technic:v1:queue:{{{}}}", opts.name);
+        Ok(RedisStreamsQueue {
+            links,
+            keys: Keys {
+                shards: format!("{prefix}:shards"),
+                retry: format!("{prefix}:retry"),
+                cancelled: format!("{prefix}:cancelled"),
+            },
+            opts,
+            groups_ready: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            next_id: AtomicU64::new(0),
+            receipts: Mutex::new(HashMap::new()),
+            cancelled: Mutex::new(HashSet::new()),
+            exhausted: Mutex::new(VecDeque::new()),
+            last_claim: Mutex::new(None),
+        })
+    }
+
+    /// Creates the consumer group on both streams (and the streams), once per process and
+    /// again after Redis lost them.
+    async fn ensure_groups(&self) -> Result<(), QueueError> {
+        if self.groups_ready.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        for key in [&self.keys.shards, &self.keys.retry] {
+            let made = self
+                .links
+                .call("xgroup create", Use::Shared, |mut c| async move {
+                    ::redis::cmd("XGROUP")
+                        .arg("CREATE")
+                        .arg(key)
+                        .arg(GROUP)
+                        .arg("0")
+                        .arg("MKSTREAM")
+                        .query_async::<()>(&mut c)
+                        .await
+                })
+                .await;
+            match made {
+                Ok(()) => {}
+                Err(QueueError::Unavailable(m)) if m.contains("BUSYGROUP") => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.groups_ready.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Notes a failure; a lost group is re-created on the next call.
+    fn on_error(&self, op: &str, e: &QueueError) {
+        if matches!(e, QueueError::NoGroup) {
+            self.groups_ready.store(false, Ordering::Release);
+        }
+        warn!(op, error = %e, "redis work queue call failed");
+    }
+
+    /// Removes entries from their stream: `XACK` + `XDEL`, in one pipeline.
+    async fn remove(&self, entries: &[(&str, &str)]) -> Result<(), QueueError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = ::redis::pipe();
+        for (stream, id) in entries {
+            pipe.cmd("XACK").arg(*stream).arg(GROUP).arg(*id).ignore();
+            pipe.cmd("XDEL").arg(*stream).arg(*id).ignore();
+        }
+        self.links
+            .call("xack", Use::Shared, |mut c| async move {
+                pipe.query_async::<()>(&mut c).await
+            })
+            .await
+    }
+
+    /// Moves entries to the retry stream with the given shards (their attempt already set),
+    /// then removes the originals. Not atomic: a crash in between duplicates a shard, which
+    /// at-least-once delivery allows.
+    async fn move_to_retry(&self, moves: &[(&Entry, &Shard)]) -> Result<(), QueueError> {
+        if moves.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = ::redis::pipe();
+        for (_, shard) in moves {
+            pipe.cmd("XADD")
+                .arg(&self.keys.retry)
+                .arg("*")
+                .arg("scan")
+                .arg(&shard.scan_id)
+                .arg("shard")
+                .arg(encode(shard)?)
+                .ignore();
+        }
+        for (e, _) in moves {
+            pipe.cmd("XACK").arg(&e.stream).arg(GROUP).arg(&e.id).ignore();
+            pipe.cmd("XDEL").arg(&e.stream).arg(&e.id).ignore();
+        }
+        self.links
+            .call("requeue", Use::Shared, |mut c| async move {
+                pipe.query_async::<()>(&mut c).await
+            })
+            .await
+    }
+
+    /// Sorts claimed entries (their consumer is gone): unreadable or cancelled ones are
+    /// dropped, those with attempts left are re-queued with `attempt + 1`, the rest are
+    /// returned as exhausted (still pending, for the caller to ack).
+    async fn settle(
+        &self,
+        entries: Vec<Entry>,
+        max_attempts: u32,
+    ) -> Result<Vec<(Entry, Shard)>, QueueError> {
+        let mut drop = Vec::new();
+        let mut retry = Vec::new();
+        let mut exhausted = Vec::new();
+        {
+            let cancelled = lock(&self.cancelled);
+            for e in entries {
+                match e.shard.clone() {
+                    None => drop.push(e),
+                    Some(s) if cancelled.contains(&s.scan_id) => drop.push(e),
+                    Some(s) if s.attempt >= max_attempts => exhausted.push((e, s)),
+                    Some(mut s) => {
+                        s.attempt += 1;
+                        retry.push((e, s));
+                    }
+                }
+            }
+        }
+        let ids: Vec<(&str, &str)> = drop
+            .iter()
+            .map(|e| (e.stream.as_str(), e.id.as_str()))
+            .collect();
+        self.remove(&ids).await?;
+        let moves: Vec<(&Entry, &Shard)> = retry.iter().map(|(e, s)| (e, s)).collect();
+        self.move_to_retry(&moves).await?;
+        Ok(exhausted)
+    }
+
+    /// `XAUTOCLAIM`s entries idle past the visibility timeout, at most every half timeout.
+    async fn reclaim_idle(&self, consumer: &str) -> Result<(), QueueError> {
+        let interval = (self.opts.visibility_timeout / 2).max(Duration::from_millis(10));
+        {
+            let mut last = lock(&self.last_claim);
+            if last.is_some_and(|t| t.elapsed() < interval) {
+                return Ok(());
+            }
+            *last = Some(Instant::now());
+        }
+        let idle = self.opts.visibility_timeout.as_millis() as u64;
+        let mut claimed = Vec::new();
+        for key in [&self.keys.retry, &self.keys.shards] {
+            let reply: StreamAutoClaimReply = self
+                .links
+                .call("xautoclaim", Use::Shared, |mut c| async move {
+                    ::redis::cmd("XAUTOCLAIM")
+                        .arg(key)
+                        .arg(GROUP)
+                        .arg(consumer)
+                        .arg(idle)
+                        .arg("0-0")
+                        .arg("COUNT")
+                        .arg(CLAIM_COUNT)
+                        .query_async(&mut c)
+                        .await
+                })
+                .await?;
+            claimed.extend(entries_of(key, reply.claimed));
+        }
+        if !claimed.is_empty() {
+            warn!(
+                consumer,
+                entries = claimed.len(),
+                "claimed shards idle past the visibility timeout"
+            );
+        }
+        let exhausted = self.settle(claimed, self.opts.max_attempts).await?;
+        lock(&self.exhausted).extend(exhausted);
+        Ok(())
+    }
+
+    /// One blocking read for `consumer`, refreshing the cancelled set in the same trip.
+    async fn read(&self, consumer: &str) -> Result<Vec<Entry>, QueueError> {
+        let block = self.opts.block.as_millis() as u64;
+        let keys = &self.keys;
+        let (cancelled, reply): (Vec<String>, Option<StreamReadReply>) = self
+            .links
+            .call("xreadgroup", Use::Blocking(consumer), |mut c| async move {
+                ::redis::pipe()
+                    .cmd("SMEMBERS")
+                    .arg(&keys.cancelled)
+                    .cmd("XREADGROUP")
+                    .arg("GROUP")
+                    .arg(GROUP)
+                    .arg(consumer)
+                    .arg("COUNT")
+                    .arg(1)
+                    .arg("BLOCK")
+                    .arg(block)
+                    .arg("STREAMS")
+                    .arg(&keys.retry)
+                    .arg(&keys.shards)
+                    .arg(">")
+                    .arg(">")
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        lock(&self.cancelled).extend(cancelled);
+        let mut out = Vec::new();
+        for k in reply.map(|r| r.keys).unwrap_or_default() {
+            let stream = k.key.clone();
+            out.extend(entries_of(&stream, k.ids));
+        }
+        // The retry stream first: it holds the oldest work.
+        out.sort_by_key(|e| e.stream != self.keys.retry);
+        Ok(out)
+    }
+
+    fn deliver(&self, consumer: &str, entry: Entry, shard: Shard, exhausted: bool) -> Delivery {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        lock(&self.receipts).insert(
+            id,
+            Receipt {
+                stream: entry.stream,
+                entry: entry.id,
+                consumer: consumer.to_string(),
+            },
+        );
+        Delivery {
+            id,
+            shard,
+            exhausted,
+        }
+    }
+
+    /// One pull attempt: `Ok(None)` when nothing came within the block time.
+    async fn try_pull(&self, consumer: &str) -> Result<Option<Delivery>, QueueError> {
+        if let Some((e, s)) = lock(&self.exhausted).pop_front() {
+            return Ok(Some(self.deliver(consumer, e, s, true)));
+        }
+        self.ensure_groups().await?;
+        self.reclaim_idle(consumer).await?;
+        if let Some((e, s)) = lock(&self.exhausted).pop_front() {
+            return Ok(Some(self.deliver(consumer, e, s, true)));
+        }
+        let mut entries = self.read(consumer).await?.into_iter();
+        let Some(first) = entries.next() else {
+            return Ok(None);
+        };
+        // Two entries come back when both streams had one: give the second back (same
+        // attempt) so it is not stuck pending for this consumer.
+        let mut give_back: Vec<(Entry, Shard)> = entries
+            .filter_map(|e| e.shard.clone().map(|s| (e, s)))
+            .collect();
+        let mut junk = Vec::new();
+        let keep = match first.shard.clone() {
+            None => {
+                error!(entry = %first.id, "unreadable shard entry dropped");
+                junk.push(first);
+                None
+            }
+            Some(s) if lock(&self.cancelled).contains(&s.scan_id) => {
+                junk.push(first);
+                None
+            }
+            Some(s) if self.closed.load(Ordering::Acquire) => {
+                give_back.push((first, s));
+                None
+            }
+            Some(s) => Some((first, s)),
+        };
+        let moves: Vec<(&Entry, &Shard)> = give_back.iter().map(|(e, s)| (e, s)).collect();
+        self.move_to_retry(&moves).await?;
+        let ids: Vec<(&str, &str)> = junk
+            .iter()
+            .map(|e| (e.stream.as_str(), e.id.as_str()))
+            .collect();
+        self.remove(&ids).await?;
+        Ok(keep.map(|(e, s)| self.deliver(consumer, e, s, false)))
+    }
+
+    /// Pending entries of `consumer` on `stream`, claimed away from it (idle time 0).
+    async fn claim_from(&self, stream: &str, consumer: &str) -> Result<Vec<Entry>, QueueError> {
+        let pending: Vec<(String, String, u64, u64)> = self
+            .links
+            .call("xpending", Use::Shared, |mut c| async move {
+                ::redis::cmd("XPENDING")
+                    .arg(stream)
+                    .arg(GROUP)
+                    .arg("-")
+                    .arg("+")
+                    .arg(PENDING_COUNT)
+                    .arg(consumer)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        if pending.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = pending.into_iter().map(|p| p.0).collect();
+        let reply: StreamClaimReply = self
+            .links
+            .call("xclaim", Use::Shared, |mut c| async move {
+                ::redis::cmd("XCLAIM")
+                    .arg(stream)
+                    .arg(GROUP)
+                    .arg(format!("{consumer}.requeue"))
+                    .arg(0)
+                    .arg(&ids)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(entries_of(stream, reply.ids))
+    }
+
+    async fn try_requeue(&self, consumer: &str, max_attempts: u32) -> Result<Vec<Shard>, QueueError> {
+        self.ensure_groups().await?;
+        let mut entries = self.claim_from(&self.keys.retry, consumer).await?;
+        entries.extend(self.claim_from(&self.keys.shards, consumer).await?);
+        let exhausted = self.settle(entries, max_attempts).await?;
+        let ids: Vec<(&str, &str)> = exhausted
+            .iter()
+            .map(|(e, _)| (e.stream.as_str(), e.id.as_str()))
+            .collect();
+        self.remove(&ids).await?;
+        Ok(exhausted.into_iter().map(|(_, s)| s).collect())
+    }
+}
+
+#[async_trait]
+impl WorkQueue for RedisStreamsQueue {
+    async fn push(&self, shards: Vec<Shard>) -> Result<(), QueueError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(QueueError::Closed);
+        }
+        self.ensure_groups().await?;
+        let key = &self.keys.shards;
+        let len: usize = self
+            .links
+            .call("xlen", Use::Shared, |mut c| async move {
+                ::redis::cmd("XLEN").arg(key).query_async(&mut c).await
+            })
+            .await?;
+        if len + shards.len() > self.opts.capacity {
+            return Err(QueueError::Full {
+                capacity: self.opts.capacity,
+            });
+        }
+        let mut pipe = ::redis::pipe();
+        for shard in &shards {
+            pipe.cmd("XADD")
+                .arg(key)
+                .arg("*")
+                .arg("scan")
+                .arg(&shard.scan_id)
+                .arg("shard")
+                .arg(encode(shard)?)
+                .ignore();
+        }
+        self.links
+            .call("xadd", Use::Shared, |mut c| async move {
+                pipe.query_async::<()>(&mut c).await
+            })
+            .await
+    }
+
+    async fn pull(&self, consumer: &str) -> Option<Delivery> {
+        loop {
+            if self.closed.load(Ordering::Acquire) {
+                return None;
+            }
+            match self.try_pull(consumer).await {
+                Ok(Some(d)) => return Some(d),
+                Ok(None) => {}
+                Err(e) => {
+                    self.on_error("pull", &e);
+                    tokio::time::sleep(RETRY_PAUSE.min(self.opts.block)).await;
+                }
+            }
+        }
+    }
+
+    async fn ack(&self, delivery_id: u64) {
+        let Some(r) = lock(&self.receipts).remove(&delivery_id) else {
+            return;
+        };
+        if let Err(e) = self.remove(&[(&r.stream, &r.entry)]).await {
+            // The entry stays pending: after the visibility timeout it is claimed and run
+            // again, which idempotent results allow.
+            self.on_error("ack", &e);
+        }
+    }
+
+    async fn requeue_consumer(&self, consumer: &str, max_attempts: u32) -> Vec<Shard> {
+        lock(&self.receipts).retain(|_, r| r.consumer != consumer);
+        self.links.drop_consumer(consumer).await;
+        match self.try_requeue(consumer, max_attempts).await {
+            Ok(exhausted) => exhausted,
+            Err(e) => {
+                // Whatever was not moved is claimed after the visibility timeout.
+                self.on_error("requeue", &e);
+                Vec::new()
+            }
+        }
+    }
+
+    async fn cancel(&self, scan_id: &str) {
+        lock(&self.cancelled).insert(scan_id.to_string());
+        let key = &self.keys.cancelled;
+        let ttl = self.opts.cancelled_ttl.as_millis() as u64;
+        let done = self
+            .links
+            .call("cancel", Use::Shared, |mut c| async move {
+                ::redis::pipe()
+                    .cmd("SADD")
+                    .arg(key)
+                    .arg(scan_id)
+                    .ignore()
+                    .cmd("PEXPIRE")
+                    .arg(key)
+                    .arg(ttl.max(1))
+                    .ignore()
+                    .query_async::<()>(&mut c)
+                    .await
+            })
+            .await;
+        match done {
+            Ok(()) => debug!(scan_id, "scan marked cancelled in the queue"),
+            Err(e) => self.on_error("cancel", &e),
+        }
+    }
+
+    /// From the local cache: a cancel made through this handle is seen at once, one made
+    /// elsewhere after the next pull round trip of any consumer on this handle.
+    fn is_cancelled(&self, scan_id: &str) -> bool {
+        lock(&self.cancelled).contains(scan_id)
+    }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+    }
+}
