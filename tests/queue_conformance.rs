@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 
 use support::redis::{query, RedisCluster, RedisServer};
 use technic::cluster::{
-    plan_shards, InProcessQueue, QueueError, RedisQueueOptions, RedisStreamsQueue, Shard,
-    WorkQueue,
+    plan_shards, InProcessQueue, QueueError, RedisQueueOptions, RedisStreamsQueue, Shard, WorkQueue,
 };
 use technic::config::Settings;
 use technic::market::UniverseEntry;
@@ -36,7 +35,11 @@ async fn conformance(q: &dyn WorkQueue) {
     let d1 = q.pull("w1").await.expect("shard");
     let d2 = q.pull("w2").await.expect("shard");
     assert_eq!((d1.shard.index, d2.shard.index), (0, 1));
-    assert_eq!(d1.shard, shards("a", 3)[0], "a shard arrives as it was pushed");
+    assert_eq!(
+        d1.shard,
+        shards("a", 3)[0],
+        "a shard arrives as it was pushed"
+    );
     assert!(!d1.exhausted && !d2.exhausted);
     assert_ne!(d1.id, d2.id);
     q.ack(d1.id).await;
@@ -172,7 +175,10 @@ async fn redis_shard_is_exhausted_after_max_attempts() {
         .expect("claimed")
         .expect("exhausted delivery");
     assert!(third.exhausted, "attempts used up: {third:?}");
-    assert_eq!((third.shard.scan_id.as_str(), third.shard.attempt), ("x", 2));
+    assert_eq!(
+        (third.shard.scan_id.as_str(), third.shard.attempt),
+        ("x", 2)
+    );
     q.ack(third.id).await;
 
     q.push(shards("y", 1)).await.expect("push");
@@ -180,7 +186,10 @@ async fn redis_shard_is_exhausted_after_max_attempts() {
         .await
         .expect("pull")
         .expect("y shard");
-    assert_eq!(next.shard.scan_id, "y", "the exhausted shard is not handed out again");
+    assert_eq!(
+        next.shard.scan_id, "y",
+        "the exhausted shard is not handed out again"
+    );
 }
 
 #[tokio::test]
@@ -220,7 +229,10 @@ async fn redis_cancel_reaches_other_nodes_on_their_next_pull() {
         .await
         .expect("pull")
         .expect("t shard");
-    assert_eq!(got.shard.scan_id, "t", "cancelled shards are dropped, not delivered");
+    assert_eq!(
+        got.shard.scan_id, "t",
+        "cancelled shards are dropped, not delivered"
+    );
     assert!(worker.is_cancelled("s"));
 }
 

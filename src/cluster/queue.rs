@@ -203,8 +203,9 @@ mod tests {
 
     #[tokio::test]
     async fn in_process_queue_is_bounded() {
-        let entries: Vec<UniverseEntry> =
-            (0..3).map(|i| UniverseEntry::bare(format!("a{i}"))).collect();
+        let entries: Vec<UniverseEntry> = (0..3)
+            .map(|i| UniverseEntry::bare(format!("a{i}")))
+            .collect();
         let cfg = Arc::new(ScanConfig::from_settings(&Settings::defaults().scan));
         let q = InProcessQueue::new(2);
         assert_eq!(

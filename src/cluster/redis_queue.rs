@@ -233,7 +233,11 @@ impl RedisStreamsQueue {
                 .ignore();
         }
         for (e, _) in moves {
-            pipe.cmd("XACK").arg(&e.stream).arg(GROUP).arg(&e.id).ignore();
+            pipe.cmd("XACK")
+                .arg(&e.stream)
+                .arg(GROUP)
+                .arg(&e.id)
+                .ignore();
             pipe.cmd("XDEL").arg(&e.stream).arg(&e.id).ignore();
         }
         self.links
@@ -457,7 +461,11 @@ impl RedisStreamsQueue {
         Ok(entries_of(stream, reply.ids))
     }
 
-    async fn try_requeue(&self, consumer: &str, max_attempts: u32) -> Result<Vec<Shard>, QueueError> {
+    async fn try_requeue(
+        &self,
+        consumer: &str,
+        max_attempts: u32,
+    ) -> Result<Vec<Shard>, QueueError> {
         self.ensure_groups().await?;
         let mut entries = self.claim_from(&self.keys.retry, consumer).await?;
         entries.extend(self.claim_from(&self.keys.shards, consumer).await?);

@@ -57,7 +57,7 @@ impl ConnectionLike for Conn {
 
 enum Backend {
     Single(Client),
-    Cluster(ClusterClient),
+    Cluster(Box<ClusterClient>),
 }
 
 /// Which connection a call uses.
@@ -108,7 +108,7 @@ impl Links {
                 .max_retry_wait(100)
                 .build()
                 .map_err(|e| invalid(e.to_string()))?;
-            Backend::Cluster(client)
+            Backend::Cluster(Box::new(client))
         } else {
             if tokio::runtime::Handle::try_current().is_err() {
                 return Err(QueueError::Unavailable(
