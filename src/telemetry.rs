@@ -57,6 +57,10 @@ pub struct Metrics {
     pub cache_misses: Family<KindLabel, Counter>,
     pub cache_decode_errors: Counter,
     pub cache_errors: Counter,
+    /// Shards the Redis work queue took from consumers presumed dead (idle past the
+    /// visibility timeout) or re-queued for a consumer that died.
+    pub queue_redeliveries: Counter,
+    pub queue_errors: Counter,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -109,6 +113,18 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "Cache backend operations that failed",
         cache_errors.clone(),
     );
+    let queue_redeliveries = Counter::default();
+    registry.register(
+        "queue_redeliveries",
+        "Shards re-queued or claimed from dead consumers by the Redis work queue",
+        queue_redeliveries.clone(),
+    );
+    let queue_errors = Counter::default();
+    registry.register(
+        "queue_errors",
+        "Redis work queue operations that failed",
+        queue_errors.clone(),
+    );
     let build_info = Family::<BuildLabels, Gauge>::default();
     build_info
         .get_or_create(&BuildLabels {
@@ -127,6 +143,8 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         cache_misses,
         cache_decode_errors,
         cache_errors,
+        queue_redeliveries,
+        queue_errors,
     }
 });
 
@@ -153,6 +171,8 @@ mod tests {
             "technic_scan_duration_seconds",
             "technic_active_scans",
             "technic_worker_restarts_total",
+            "technic_queue_redeliveries_total",
+            "technic_queue_errors_total",
             "technic_build_info",
         ] {
             assert!(text.contains(name), "{name} missing from:\n{text}");

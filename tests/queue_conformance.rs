@@ -6,6 +6,7 @@
 
 mod support;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -101,6 +102,25 @@ async fn in_process_queue_passes_conformance() {
 async fn redis_queue_passes_conformance() {
     let server = RedisServer::start();
     conformance(&open(&server.url(), opts(100, 30_000, 3))).await;
+    // Consumers declared dead were dropped from the group; live ones stay.
+    for stream in ["shards", "retry"] {
+        let key = format!("technic:v1:queue:{{technic}}:{stream}");
+        let consumers: Vec<HashMap<String, String>> = query(
+            server.port(),
+            ::redis::cmd("XINFO")
+                .arg("CONSUMERS")
+                .arg(&key)
+                .arg("workers"),
+        );
+        let names: Vec<&str> = consumers.iter().map(|c| c["name"].as_str()).collect();
+        assert!(
+            !names
+                .iter()
+                .any(|n| n.starts_with("w2") || n.starts_with("w3")),
+            "{key}: {names:?}"
+        );
+        assert!(names.contains(&"w1"), "{key}: {names:?}");
+    }
 }
 
 #[tokio::test]

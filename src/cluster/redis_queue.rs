@@ -194,6 +194,7 @@ impl RedisStreamsQueue {
         if matches!(e, QueueError::NoGroup) {
             self.groups_ready.store(false, Ordering::Release);
         }
+        crate::telemetry::metrics().queue_errors.inc();
         warn!(op, error = %e, "redis work queue call failed");
     }
 
@@ -279,6 +280,9 @@ impl RedisStreamsQueue {
         self.remove(&ids).await?;
         let moves: Vec<(&Entry, &Shard)> = retry.iter().map(|(e, s)| (e, s)).collect();
         self.move_to_retry(&moves).await?;
+        crate::telemetry::metrics()
+            .queue_redeliveries
+            .inc_by(moves.len() as u64);
         Ok(exhausted)
     }
 
@@ -475,6 +479,24 @@ impl RedisStreamsQueue {
             .map(|(e, _)| (e.stream.as_str(), e.id.as_str()))
             .collect();
         self.remove(&ids).await?;
+        // Nothing is pending for these names any more: drop them from the group, so
+        // consumers of dead workers do not pile up in `XINFO CONSUMERS`.
+        let mut pipe = ::redis::pipe();
+        for stream in [&self.keys.retry, &self.keys.shards] {
+            for name in [consumer.to_string(), format!("{consumer}.requeue")] {
+                pipe.cmd("XGROUP")
+                    .arg("DELCONSUMER")
+                    .arg(stream)
+                    .arg(GROUP)
+                    .arg(name)
+                    .ignore();
+            }
+        }
+        self.links
+            .call("xgroup delconsumer", Use::Shared, |mut c| async move {
+                pipe.query_async::<()>(&mut c).await
+            })
+            .await?;
         Ok(exhausted.into_iter().map(|(_, s)| s).collect())
     }
 }
