@@ -462,6 +462,26 @@ mod tests {
     }
 
     #[test]
+    fn queue_settings_are_validated() {
+        let env = HashMap::from([
+            (
+                "TECHNIC_CLUSTER__QUEUE_NAME".to_string(),
+                "a{b}".to_string(),
+            ),
+            (
+                "TECHNIC_CLUSTER__VISIBILITY_TIMEOUT_MS".to_string(),
+                "100".to_string(),
+            ),
+            (
+                "TECHNIC_CLUSTER__QUEUE_BLOCK_MS".to_string(),
+                "200".to_string(),
+            ),
+        ]);
+        let err = Settings::load(None, &env).expect_err("invalid");
+        assert_eq!(err.problems.len(), 2, "{err}");
+    }
+
+    #[test]
     fn polygon_key_from_either_variable_and_never_shown() {
         let key = "pk_live_0123456789abcdef";
         let s = Settings::load(

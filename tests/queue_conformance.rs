@@ -280,3 +280,36 @@ async fn redis_queue_is_bounded_and_reports_an_unreachable_redis() {
     }
     assert!(start.elapsed() < PROMPT);
 }
+
+/// Redis restarts empty (no persistence) under a waiting worker: the pull keeps trying,
+/// re-creates the lost consumer group (NOGROUP) and delivers the next shard pushed.
+#[tokio::test]
+async fn redis_pull_survives_a_restarted_redis() {
+    let mut server = RedisServer::start();
+    let q = Arc::new(open(&server.url(), opts(100, 30_000, 3)));
+    q.push(shards("before", 1)).await.expect("push");
+    let d = q.pull("w1").await.expect("shard");
+    q.ack(d.id).await;
+
+    server.restart();
+    let puller = tokio::spawn({
+        let q = Arc::clone(&q);
+        async move { q.pull("w1").await }
+    });
+    let pushed = tokio::time::timeout(PROMPT * 3, async {
+        loop {
+            match q.push(shards("after", 1)).await {
+                Ok(()) => break,
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    })
+    .await;
+    assert!(pushed.is_ok(), "push works again after the restart");
+    let got = tokio::time::timeout(PROMPT * 3, puller)
+        .await
+        .expect("pull recovers")
+        .expect("pull task")
+        .expect("a shard");
+    assert_eq!(got.shard.scan_id, "after");
+}

@@ -16,6 +16,7 @@
 //! shard whose attempts are used up is handed out once more as `Delivery { exhausted: true }`
 //! for the caller to report failed and ack.
 
+mod claim;
 mod link;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -23,9 +24,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use ::redis::streams::{StreamAutoClaimReply, StreamClaimReply, StreamId, StreamReadReply};
+use ::redis::streams::{StreamId, StreamReadReply};
 use async_trait::async_trait;
-use tracing::{debug, error, warn};
+use tracing::{debug, error, info, warn};
 
 use super::queue::{Delivery, QueueError, WorkQueue};
 use super::shard::Shard;
@@ -100,6 +101,8 @@ pub struct RedisStreamsQueue {
     opts: RedisQueueOptions,
     groups_ready: AtomicBool,
     closed: AtomicBool,
+    /// Whether the last call failed, so an outage is logged once.
+    failing: AtomicBool,
     next_id: AtomicU64,
     /// Std locks, never held across an await.
     receipts: Mutex<HashMap<u64, Receipt>>,
@@ -151,6 +154,7 @@ impl RedisStreamsQueue {
             opts,
             groups_ready: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            failing: AtomicBool::new(false),
             next_id: AtomicU64::new(0),
             receipts: Mutex::new(HashMap::new()),
             cancelled: Mutex::new(HashSet::new()),
@@ -189,13 +193,24 @@ impl RedisStreamsQueue {
         Ok(())
     }
 
-    /// Notes a failure; a lost group is re-created on the next call.
+    /// Notes a failure (counted; logged once per outage); a lost group is re-created on the
+    /// next call.
     fn on_error(&self, op: &str, e: &QueueError) {
         if matches!(e, QueueError::NoGroup) {
             self.groups_ready.store(false, Ordering::Release);
         }
         crate::telemetry::metrics().queue_errors.inc();
-        warn!(op, error = %e, "redis work queue call failed");
+        if self.failing.swap(true, Ordering::AcqRel) {
+            debug!(op, error = %e, "redis work queue call failed");
+        } else {
+            warn!(op, error = %e, "redis work queue unavailable; retrying");
+        }
+    }
+
+    fn on_success(&self) {
+        if self.failing.swap(false, Ordering::AcqRel) {
+            info!("redis work queue available again");
+        }
     }
 
     /// Removes entries from their stream: `XACK` + `XDEL`, in one pipeline.
@@ -213,119 +228,6 @@ impl RedisStreamsQueue {
                 pipe.query_async::<()>(&mut c).await
             })
             .await
-    }
-
-    /// Moves entries to the retry stream with the given shards (their attempt already set),
-    /// then removes the originals. Not atomic: a crash in between duplicates a shard, which
-    /// at-least-once delivery allows.
-    async fn move_to_retry(&self, moves: &[(&Entry, &Shard)]) -> Result<(), QueueError> {
-        if moves.is_empty() {
-            return Ok(());
-        }
-        let mut pipe = ::redis::pipe();
-        for (_, shard) in moves {
-            pipe.cmd("XADD")
-                .arg(&self.keys.retry)
-                .arg("*")
-                .arg("scan")
-                .arg(&shard.scan_id)
-                .arg("shard")
-                .arg(encode(shard)?)
-                .ignore();
-        }
-        for (e, _) in moves {
-            pipe.cmd("XACK")
-                .arg(&e.stream)
-                .arg(GROUP)
-                .arg(&e.id)
-                .ignore();
-            pipe.cmd("XDEL").arg(&e.stream).arg(&e.id).ignore();
-        }
-        self.links
-            .call("requeue", Use::Shared, |mut c| async move {
-                pipe.query_async::<()>(&mut c).await
-            })
-            .await
-    }
-
-    /// Sorts claimed entries (their consumer is gone): unreadable or cancelled ones are
-    /// dropped, those with attempts left are re-queued with `attempt + 1`, the rest are
-    /// returned as exhausted (still pending, for the caller to ack).
-    async fn settle(
-        &self,
-        entries: Vec<Entry>,
-        max_attempts: u32,
-    ) -> Result<Vec<(Entry, Shard)>, QueueError> {
-        let mut drop = Vec::new();
-        let mut retry = Vec::new();
-        let mut exhausted = Vec::new();
-        {
-            let cancelled = lock(&self.cancelled);
-            for e in entries {
-                match e.shard.clone() {
-                    None => drop.push(e),
-                    Some(s) if cancelled.contains(&s.scan_id) => drop.push(e),
-                    Some(s) if s.attempt >= max_attempts => exhausted.push((e, s)),
-                    Some(mut s) => {
-                        s.attempt += 1;
-                        retry.push((e, s));
-                    }
-                }
-            }
-        }
-        let ids: Vec<(&str, &str)> = drop
-            .iter()
-            .map(|e| (e.stream.as_str(), e.id.as_str()))
-            .collect();
-        self.remove(&ids).await?;
-        let moves: Vec<(&Entry, &Shard)> = retry.iter().map(|(e, s)| (e, s)).collect();
-        self.move_to_retry(&moves).await?;
-        crate::telemetry::metrics()
-            .queue_redeliveries
-            .inc_by(moves.len() as u64);
-        Ok(exhausted)
-    }
-
-    /// `XAUTOCLAIM`s entries idle past the visibility timeout, at most every half timeout.
-    async fn reclaim_idle(&self, consumer: &str) -> Result<(), QueueError> {
-        let interval = (self.opts.visibility_timeout / 2).max(Duration::from_millis(10));
-        {
-            let mut last = lock(&self.last_claim);
-            if last.is_some_and(|t| t.elapsed() < interval) {
-                return Ok(());
-            }
-            *last = Some(Instant::now());
-        }
-        let idle = self.opts.visibility_timeout.as_millis() as u64;
-        let mut claimed = Vec::new();
-        for key in [&self.keys.retry, &self.keys.shards] {
-            let reply: StreamAutoClaimReply = self
-                .links
-                .call("xautoclaim", Use::Shared, |mut c| async move {
-                    ::redis::cmd("XAUTOCLAIM")
-                        .arg(key)
-                        .arg(GROUP)
-                        .arg(consumer)
-                        .arg(idle)
-                        .arg("0-0")
-                        .arg("COUNT")
-                        .arg(CLAIM_COUNT)
-                        .query_async(&mut c)
-                        .await
-                })
-                .await?;
-            claimed.extend(entries_of(key, reply.claimed));
-        }
-        if !claimed.is_empty() {
-            warn!(
-                consumer,
-                entries = claimed.len(),
-                "claimed shards idle past the visibility timeout"
-            );
-        }
-        let exhausted = self.settle(claimed, self.opts.max_attempts).await?;
-        lock(&self.exhausted).extend(exhausted);
-        Ok(())
     }
 
     /// One blocking read for `consumer`, refreshing the cancelled set in the same trip.
@@ -428,77 +330,6 @@ impl RedisStreamsQueue {
         self.remove(&ids).await?;
         Ok(keep.map(|(e, s)| self.deliver(consumer, e, s, false)))
     }
-
-    /// Pending entries of `consumer` on `stream`, claimed away from it (idle time 0).
-    async fn claim_from(&self, stream: &str, consumer: &str) -> Result<Vec<Entry>, QueueError> {
-        let pending: Vec<(String, String, u64, u64)> = self
-            .links
-            .call("xpending", Use::Shared, |mut c| async move {
-                ::redis::cmd("XPENDING")
-                    .arg(stream)
-                    .arg(GROUP)
-                    .arg("-")
-                    .arg("+")
-                    .arg(PENDING_COUNT)
-                    .arg(consumer)
-                    .query_async(&mut c)
-                    .await
-            })
-            .await?;
-        if pending.is_empty() {
-            return Ok(Vec::new());
-        }
-        let ids: Vec<String> = pending.into_iter().map(|p| p.0).collect();
-        let reply: StreamClaimReply = self
-            .links
-            .call("xclaim", Use::Shared, |mut c| async move {
-                ::redis::cmd("XCLAIM")
-                    .arg(stream)
-                    .arg(GROUP)
-                    .arg(format!("{consumer}.requeue"))
-                    .arg(0)
-                    .arg(&ids)
-                    .query_async(&mut c)
-                    .await
-            })
-            .await?;
-        Ok(entries_of(stream, reply.ids))
-    }
-
-    async fn try_requeue(
-        &self,
-        consumer: &str,
-        max_attempts: u32,
-    ) -> Result<Vec<Shard>, QueueError> {
-        self.ensure_groups().await?;
-        let mut entries = self.claim_from(&self.keys.retry, consumer).await?;
-        entries.extend(self.claim_from(&self.keys.shards, consumer).await?);
-        let exhausted = self.settle(entries, max_attempts).await?;
-        let ids: Vec<(&str, &str)> = exhausted
-            .iter()
-            .map(|(e, _)| (e.stream.as_str(), e.id.as_str()))
-            .collect();
-        self.remove(&ids).await?;
-        // Nothing is pending for these names any more: drop them from the group, so
-        // consumers of dead workers do not pile up in `XINFO CONSUMERS`.
-        let mut pipe = ::redis::pipe();
-        for stream in [&self.keys.retry, &self.keys.shards] {
-            for name in [consumer.to_string(), format!("{consumer}.requeue")] {
-                pipe.cmd("XGROUP")
-                    .arg("DELCONSUMER")
-                    .arg(stream)
-                    .arg(GROUP)
-                    .arg(name)
-                    .ignore();
-            }
-        }
-        self.links
-            .call("xgroup delconsumer", Use::Shared, |mut c| async move {
-                pipe.query_async::<()>(&mut c).await
-            })
-            .await?;
-        Ok(exhausted.into_iter().map(|(_, s)| s).collect())
-    }
 }
 
 #[async_trait]
@@ -544,8 +375,11 @@ impl WorkQueue for RedisStreamsQueue {
                 return None;
             }
             match self.try_pull(consumer).await {
-                Ok(Some(d)) => return Some(d),
-                Ok(None) => {}
+                Ok(Some(d)) => {
+                    self.on_success();
+                    return Some(d);
+                }
+                Ok(None) => self.on_success(),
                 Err(e) => {
                     self.on_error("pull", &e);
                     tokio::time::sleep(RETRY_PAUSE.min(self.opts.block)).await;

@@ -236,8 +236,12 @@ fn is_server_reply(e: &RedisError) -> bool {
 
 /// The driver's messages name the failing node or command, never the credentials.
 fn unavailable(op: &str, e: &RedisError) -> QueueError {
-    match e.code() {
-        Some("NOGROUP") => QueueError::NoGroup,
-        _ => QueueError::Unavailable(format!("redis {op}: {e}")),
+    // A failed command inside a pipeline comes back as a "pipeline failure" without a code
+    // of its own: the command's code is only in the text.
+    let text = e.to_string();
+    if e.code() == Some("NOGROUP") || text.contains("NOGROUP") {
+        QueueError::NoGroup
+    } else {
+        QueueError::Unavailable(format!("redis {op}: {text}"))
     }
 }
