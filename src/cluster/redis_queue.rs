@@ -38,6 +38,8 @@ use link::{Links, Use};
 const GROUP: &str = "workers";
 /// Pending entries examined per `XAUTOCLAIM` / `XPENDING` call.
 const CLAIM_COUNT: usize = 16;
+/// `XAUTOCLAIM` calls per stream per claim pass.
+const CLAIM_CALLS: usize = 8;
 const PENDING_COUNT: usize = 1_000;
 /// Pause after a failed pull before trying again.
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
@@ -111,6 +113,8 @@ pub struct RedisStreamsQueue {
     /// Claimed entries whose attempts are used up, waiting to be handed out as exhausted.
     exhausted: Mutex<VecDeque<(Entry, Shard)>>,
     last_claim: Mutex<Option<Instant>>,
+    /// Where the next `XAUTOCLAIM` pass resumes, per stream (retry, shards).
+    claim_cursors: Mutex<[String; 2]>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -160,6 +164,7 @@ impl RedisStreamsQueue {
             cancelled: Mutex::new(HashSet::new()),
             exhausted: Mutex::new(VecDeque::new()),
             last_claim: Mutex::new(None),
+            claim_cursors: Mutex::new(["0-0".to_string(), "0-0".to_string()]),
         })
     }
 

@@ -9,7 +9,8 @@ use tracing::warn;
 
 use super::link::Use;
 use super::{
-    encode, entries_of, lock, Entry, RedisStreamsQueue, CLAIM_COUNT, GROUP, PENDING_COUNT,
+    encode, entries_of, lock, Entry, RedisStreamsQueue, CLAIM_CALLS, CLAIM_COUNT, GROUP,
+    PENDING_COUNT,
 };
 use crate::cluster::queue::QueueError;
 use crate::cluster::shard::Shard;
@@ -98,23 +99,39 @@ impl RedisStreamsQueue {
         }
         let idle = self.opts.visibility_timeout.as_millis() as u64;
         let mut claimed = Vec::new();
-        for key in [&self.keys.retry, &self.keys.shards] {
-            let reply: StreamAutoClaimReply = self
-                .links
-                .call("xautoclaim", Use::Shared, |mut c| async move {
-                    ::redis::cmd("XAUTOCLAIM")
-                        .arg(key)
-                        .arg(GROUP)
-                        .arg(consumer)
-                        .arg(idle)
-                        .arg("0-0")
-                        .arg("COUNT")
-                        .arg(CLAIM_COUNT)
-                        .query_async(&mut c)
-                        .await
-                })
-                .await?;
-            claimed.extend(entries_of(key, reply.claimed));
+        for (i, key) in [&self.keys.retry, &self.keys.shards]
+            .into_iter()
+            .enumerate()
+        {
+            // XAUTOCLAIM examines about COUNT × 10 pending entries per call: resume where the
+            // last pass stopped, so idle entries behind many live ones are reached too.
+            let mut cursor = lock(&self.claim_cursors)[i].clone();
+            let mut found = 0;
+            for _ in 0..CLAIM_CALLS {
+                let start = cursor.clone();
+                let reply: StreamAutoClaimReply = self
+                    .links
+                    .call("xautoclaim", Use::Shared, |mut c| async move {
+                        ::redis::cmd("XAUTOCLAIM")
+                            .arg(key)
+                            .arg(GROUP)
+                            .arg(consumer)
+                            .arg(idle)
+                            .arg(start)
+                            .arg("COUNT")
+                            .arg(CLAIM_COUNT)
+                            .query_async(&mut c)
+                            .await
+                    })
+                    .await?;
+                found += reply.claimed.len();
+                claimed.extend(entries_of(key, reply.claimed));
+                cursor = reply.next_stream_id;
+                if cursor == "0-0" || found >= CLAIM_COUNT {
+                    break;
+                }
+            }
+            lock(&self.claim_cursors)[i] = cursor;
         }
         if !claimed.is_empty() {
             warn!(
