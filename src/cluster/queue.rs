@@ -1,10 +1,12 @@
 //! The [`WorkQueue`] trait workers pull shards from, and its in-process implementation.
 //!
-//! Semantics every implementation keeps (the Redis Streams one included): at-least-once
-//! delivery; a pulled shard is in flight for its consumer until acked; a consumer that
-//! dies has its in-flight shards re-delivered with `attempt + 1`, up to a limit, after
-//! which they come back to the caller as exhausted; cancelling a scan drops its queued
-//! shards; closing wakes every waiting consumer with `None`.
+//! Semantics every implementation keeps (the Redis Streams one included, and
+//! `tests/queue_conformance.rs` checks them on both): at-least-once delivery; a pulled shard
+//! is in flight for its consumer until acked; a consumer that dies has its in-flight shards
+//! re-delivered with `attempt + 1`, up to a limit, after which they come back to the caller
+//! as exhausted (from `requeue_consumer`, or, when nobody saw the death, from `pull` as a
+//! [`Delivery`] with `exhausted` set); cancelling a scan drops its queued shards; closing
+//! wakes every waiting consumer with `None`.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
