@@ -12,13 +12,13 @@ mod redis_support;
 
 use std::sync::Arc;
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
 use redis_support::{RedisCluster, RedisServer};
 use technic::cache::CacheTarget;
 use technic::cluster::LocalCluster;
 use technic::config::Settings;
-use technic::data::{MarketData, SyntheticProvider};
+use technic::data::{BarRange, MarketData, SyntheticProvider};
 use technic::scan::ScanConfig;
 
 fn benches(c: &mut Criterion) {
@@ -74,8 +74,70 @@ fn benches(c: &mut Criterion) {
                 })
             })
         });
+        if name == "warm_redis_5000x500" {
+            // Bars cached, features not: every iteration starts with the features removed
+            // (outside the measurement), so the scan decodes bars and computes.
+            let client = redis::Client::open(server.url()).expect("client");
+            g.bench_function("bars_cached_features_cold_redis_5000x500", |b| {
+                b.iter_batched(
+                    || {
+                        let mut con = client.get_connection().expect("connection");
+                        let keys: Vec<String> = redis::cmd("KEYS")
+                            .arg("technic:v1:features:*")
+                            .query(&mut con)
+                            .expect("keys");
+                        for chunk in keys.chunks(500) {
+                            let _: () = redis::cmd("UNLINK")
+                                .arg(chunk)
+                                .query(&mut con)
+                                .expect("unlink");
+                        }
+                    },
+                    |()| {
+                        rt.block_on(async {
+                            let report = warm
+                                .submit(cfg.clone())
+                                .await
+                                .expect("submit")
+                                .report()
+                                .await
+                                .expect("report");
+                            assert_eq!(
+                                report.timing.cache_hit_rate,
+                                Some(1.0),
+                                "bars served from the cache"
+                            );
+                            report.results.len()
+                        })
+                    },
+                    BatchSize::PerIteration,
+                )
+            });
+        }
         rt.block_on(warm.shutdown());
     }
+    g.finish();
+
+    // The codec on one symbol's 500 bars (about 24 KB).
+    let provider = SyntheticProvider::new(&settings.data.synthetic);
+    let bars = rt.block_on(async {
+        let sym = provider.universe().await.expect("universe")[0]
+            .symbol
+            .clone();
+        provider
+            .daily_bars(&sym, BarRange::new(None, 500))
+            .await
+            .expect("bars")
+    });
+    let bytes = technic::cache::encode(&bars).expect("encode");
+    let mut g = c.benchmark_group("codec");
+    g.throughput(Throughput::Bytes(bytes.len() as u64));
+    g.bench_function("encode_bars_500", |b| {
+        b.iter(|| technic::cache::encode(&bars).expect("encode"))
+    });
+    g.bench_function("decode_bars_500", |b| {
+        b.iter(|| technic::cache::decode::<technic::market::Bars>(&bytes).expect("decode"))
+    });
     g.finish();
 }
 

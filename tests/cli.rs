@@ -82,6 +82,10 @@ fn json_report_has_the_documented_shape_sorted_results_and_is_deterministic() {
         );
     }
     assert_eq!(a["universe_size"], 400);
+    assert!(
+        a["timing"]["cache_hit_rate"].is_null(),
+        "a one-shot scan skips the in-process cache unless asked"
+    );
     let results = a["results"].as_array().expect("array");
     assert!(results.len() > 300);
     let first = &results[0];

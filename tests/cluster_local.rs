@@ -128,7 +128,7 @@ async fn cancel_mid_scan_returns_a_partial_report() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_panicking_worker_is_restarted_and_only_its_shard_fails() {
+async fn a_panicking_worker_is_restarted_and_only_the_poison_symbol_fails() {
     let probe = SyntheticProvider::new(&settings(200, &[]).data.synthetic);
     let victim = probe.universe().await.expect("universe")[37].symbol.clone();
     let s = settings(
@@ -143,12 +143,14 @@ async fn a_panicking_worker_is_restarted_and_only_its_shard_fails() {
     let restarts_before = technic::telemetry::metrics().worker_restarts.get();
     let report = scan(&s, 2, ScanConfig::from_settings(&s.scan)).await;
     assert_eq!(report.status, ScanStatus::Completed);
-    // The poisoned shard (symbols 30..40) is retried, then reported; the rest completes.
-    assert_eq!(report.failures.len(), 10, "{:?}", report.failures);
-    assert!(report.failures.iter().all(|f| f.code == "SHARD_FAILED"));
-    assert!(report.failures.iter().any(|f| f.symbol == victim));
-    assert_eq!(report.scanned, 190);
-    assert!(technic::telemetry::metrics().worker_restarts.get() >= restarts_before + 2);
+    // The poisoned shard (symbols 30..40) is retried, then split into one-symbol shards:
+    // only the poison symbol is reported, every other symbol completes.
+    assert_eq!(report.failures.len(), 1, "{:?}", report.failures);
+    assert_eq!(report.failures[0].symbol, victim);
+    assert_eq!(report.failures[0].code, "SHARD_FAILED");
+    assert_eq!(report.scanned, 199);
+    // Two attempts of the shard, then the last attempt of the poison symbol alone.
+    assert!(technic::telemetry::metrics().worker_restarts.get() >= restarts_before + 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

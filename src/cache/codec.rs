@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 /// Bumped whenever the encoding of any cached type changes.
-pub const CODEC_VERSION: u8 = 1;
+pub const CODEC_VERSION: u8 = 2;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CodecError {
@@ -74,7 +74,7 @@ mod tests {
             Err(CodecError::Corrupt(_))
         ));
         assert!(matches!(
-            decode::<Bars>(b"\x01garbage"),
+            decode::<Bars>(&[CODEC_VERSION, b'g', b'a', b'r', b'b']),
             Err(CodecError::Corrupt(_))
         ));
     }

@@ -429,7 +429,7 @@ mod tests {
         backend
             .set_many(vec![(
                 keys[1].clone(),
-                b"\x01garbage".to_vec(),
+                vec![crate::cache::CODEC_VERSION, b'g', b'a', b'r', b'b'],
                 Duration::from_secs(60),
             )])
             .await

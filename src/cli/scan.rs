@@ -79,7 +79,8 @@ pub struct ScanArgs {
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// Cache: none | memory | redis://HOST:PORT | redis-cluster://HOST:PORT[,HOST:PORT...]
-    /// (default: settings cache.url, memory).
+    /// (default: settings cache.url; its `memory` default is skipped by this one-shot
+    /// command, since nothing could read it again).
     #[arg(long, value_name = "URL")]
     pub cache: Option<String>,
     /// Redis for the cache (and, later, the work queue): same as --cache redis://….
@@ -144,7 +145,12 @@ fn plan(args: &ScanArgs, settings: &Settings) -> Result<Plan, UserError> {
         .as_deref()
         .or(args.redis.as_deref())
         .unwrap_or(&settings.cache.url);
+    let explicit = args.cache.is_some() || args.redis.is_some();
     let cache = match cache_url.parse::<CacheTarget>() {
+        // A one-shot process never reads its in-process cache again: filling it would only
+        // cost time. The configured memory default serves long-running processes; a memory
+        // cache here needs an explicit --cache memory.
+        Ok(CacheTarget::Memory) if !explicit => CacheTarget::None,
         Ok(t) => t,
         Err(e) => {
             problems.push(format!("--cache: {e}"));

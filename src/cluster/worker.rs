@@ -15,6 +15,7 @@ use tracing::{debug, error, info_span, warn, Instrument};
 use super::coordinator::CoordinatorMsg;
 use super::pipeline::{process_shard, CacheMode, PipelineContext};
 use super::queue::WorkQueue;
+use super::shard::Shard;
 use super::supervision::{Decision, RestartPolicy};
 use crate::cache::ScanCache;
 use crate::data::MarketData;
@@ -111,6 +112,18 @@ impl Actor for Worker {
     }
 }
 
+/// One-symbol shards of `shard`, each on its last attempt.
+fn isolate(shard: &Shard) -> Vec<Shard> {
+    shard
+        .entries
+        .iter()
+        .map(|e| Shard {
+            entries: vec![e.clone()],
+            ..shard.clone()
+        })
+        .collect()
+}
+
 /// The supervisor of a node's workers.
 pub struct Pool;
 
@@ -197,12 +210,25 @@ impl Actor for Pool {
                     .queue
                     .requeue_consumer(&id, state.max_attempts)
                     .await;
-                if !exhausted.is_empty() {
+                // A shard that keeps killing workers is split into one-symbol shards, each
+                // given one last attempt, so only the symbol at fault is reported failed.
+                let (singles, split): (Vec<Shard>, Vec<Shard>) =
+                    exhausted.into_iter().partition(|s| s.entries.len() <= 1);
+                let isolated: Vec<Shard> = split.iter().flat_map(isolate).collect();
+                if !isolated.is_empty() {
+                    warn!(worker = %id, symbols = isolated.len(), "shard exhausted its attempts; retrying its symbols one by one");
+                }
+                let mut failed = singles;
+                if let Err(e) = state.ctx.queue.push(isolated).await {
+                    warn!(error = %e, "cannot re-queue isolated symbols; reporting the shard failed");
+                    failed.extend(split);
+                }
+                if !failed.is_empty() {
                     let reason = format!("worker {id} failed: {err}");
                     let _ = state
                         .ctx
                         .coordinator
-                        .send_message(CoordinatorMsg::ShardsExhausted(exhausted, reason));
+                        .send_message(CoordinatorMsg::ShardsExhausted(failed, reason));
                 }
                 match state.policy.on_failure(Instant::now()) {
                     Decision::RestartAfter(delay) => {

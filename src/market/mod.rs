@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 /// [`Bars::validate`]: all columns have the same length and dates ascend.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Bars {
+    /// Serialized as days since 0001-01-01 (compact and fast to decode from the cache).
+    #[serde(with = "day_numbers")]
     pub dates: Vec<NaiveDate>,
     pub open: Vec<f64>,
     pub high: Vec<f64>,
@@ -34,6 +36,31 @@ pub enum Origin {
     Bulk,
     /// A fallback source (named), used because the primary could not serve the symbol.
     Fallback(String),
+}
+
+/// `Vec<NaiveDate>` as `Vec<i32>` day numbers: a date as text costs a string per bar to
+/// encode and a parse per bar to decode.
+mod day_numbers {
+    use chrono::{Datelike, NaiveDate};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(dates: &[NaiveDate], s: S) -> Result<S::Ok, S::Error> {
+        dates
+            .iter()
+            .map(|d| d.num_days_from_ce())
+            .collect::<Vec<i32>>()
+            .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<NaiveDate>, D::Error> {
+        Vec::<i32>::deserialize(d)?
+            .into_iter()
+            .map(|n| {
+                NaiveDate::from_num_days_from_ce_opt(n)
+                    .ok_or_else(|| serde::de::Error::custom(format!("day number {n} out of range")))
+            })
+            .collect()
+    }
 }
 
 /// Why a series of bars cannot be used.
