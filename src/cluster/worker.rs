@@ -80,12 +80,9 @@ impl Actor for Worker {
         let shard = delivery.shard;
         if delivery.exhausted {
             let reason = format!("shard delivered {} times without an ack", shard.attempt);
-            let sent = state
-                .ctx
-                .coordinator
-                .send_message(CoordinatorMsg::ShardsExhausted(vec![shard], reason));
+            let sent = settle_exhausted(&state.ctx, vec![shard], reason).await;
             state.ctx.queue.ack(delivery.id).await;
-            if sent.is_err() {
+            if !sent {
                 myself.stop(Some("coordinator gone".into()));
                 return Ok(());
             }
@@ -110,6 +107,30 @@ impl Actor for Worker {
         myself.send_message(WorkerMsg::Pull)?;
         Ok(())
     }
+}
+
+/// Shards that used up their attempts: a shard that keeps killing workers is split into
+/// one-symbol shards, each given one last attempt, so only the symbol at fault is reported
+/// failed; one-symbol shards (and, if the re-queue fails, the whole shard) go to the
+/// coordinator as failed. `false` when the coordinator is gone.
+async fn settle_exhausted(ctx: &WorkerContext, exhausted: Vec<Shard>, reason: String) -> bool {
+    let (singles, split): (Vec<Shard>, Vec<Shard>) =
+        exhausted.into_iter().partition(|s| s.entries.len() <= 1);
+    let isolated: Vec<Shard> = split.iter().flat_map(isolate).collect();
+    let mut failed = singles;
+    if !isolated.is_empty() {
+        warn!(symbols = isolated.len(), %reason, "shard exhausted its attempts; retrying its symbols one by one");
+        if let Err(e) = ctx.queue.push(isolated).await {
+            warn!(error = %e, "cannot re-queue isolated symbols; reporting the shard failed");
+            failed.extend(split);
+        }
+    }
+    if failed.is_empty() {
+        return true;
+    }
+    ctx.coordinator
+        .send_message(CoordinatorMsg::ShardsExhausted(failed, reason))
+        .is_ok()
 }
 
 /// One-symbol shards of `shard`, each on its last attempt.
@@ -210,26 +231,8 @@ impl Actor for Pool {
                     .queue
                     .requeue_consumer(&id, state.max_attempts)
                     .await;
-                // A shard that keeps killing workers is split into one-symbol shards, each
-                // given one last attempt, so only the symbol at fault is reported failed.
-                let (singles, split): (Vec<Shard>, Vec<Shard>) =
-                    exhausted.into_iter().partition(|s| s.entries.len() <= 1);
-                let isolated: Vec<Shard> = split.iter().flat_map(isolate).collect();
-                if !isolated.is_empty() {
-                    warn!(worker = %id, symbols = isolated.len(), "shard exhausted its attempts; retrying its symbols one by one");
-                }
-                let mut failed = singles;
-                if let Err(e) = state.ctx.queue.push(isolated).await {
-                    warn!(error = %e, "cannot re-queue isolated symbols; reporting the shard failed");
-                    failed.extend(split);
-                }
-                if !failed.is_empty() {
-                    let reason = format!("worker {id} failed: {err}");
-                    let _ = state
-                        .ctx
-                        .coordinator
-                        .send_message(CoordinatorMsg::ShardsExhausted(failed, reason));
-                }
+                let reason = format!("worker {id} failed: {err}");
+                let _ = settle_exhausted(&state.ctx, exhausted, reason).await;
                 match state.policy.on_failure(Instant::now()) {
                     Decision::RestartAfter(delay) => {
                         warn!(worker = %id, delay_ms = delay.as_millis() as u64, "restarting worker");
