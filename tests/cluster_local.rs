@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use technic::cache::ScanCache;
 use technic::cluster::{LocalCluster, Stage};
 use technic::config::Settings;
 use technic::data::{MarketData, SyntheticProvider};
@@ -19,11 +20,16 @@ fn settings(symbols: usize, env: &[(&str, &str)]) -> Settings {
     s
 }
 
-async fn scan(settings: &Settings, workers: usize, config: ScanConfig) -> ScanReport {
+/// A local cluster over the synthetic provider of `settings`.
+async fn start(settings: &Settings, cache: Option<Arc<ScanCache>>, workers: usize) -> LocalCluster {
     let provider: Arc<dyn MarketData> = Arc::new(SyntheticProvider::new(&settings.data.synthetic));
-    let cluster = LocalCluster::start(settings, provider, None, workers)
+    LocalCluster::start(settings, provider, cache, workers)
         .await
-        .expect("cluster starts");
+        .expect("cluster starts")
+}
+
+async fn scan(settings: &Settings, workers: usize, config: ScanConfig) -> ScanReport {
+    let cluster = start(settings, None, workers).await;
     let handle = cluster.submit(config).await.expect("valid scan");
     let report = handle.report().await.expect("scan completes");
     cluster.shutdown().await;
@@ -66,10 +72,7 @@ async fn sharding_and_worker_count_do_not_change_results() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn progress_is_published_until_done() {
     let s = settings(300, &[("TECHNIC_CLUSTER__SHARD_SIZE", "10")]);
-    let provider: Arc<dyn MarketData> = Arc::new(SyntheticProvider::new(&s.data.synthetic));
-    let cluster = LocalCluster::start(&s, provider, None, 2)
-        .await
-        .expect("cluster starts");
+    let cluster = start(&s, None, 2).await;
     let handle = cluster
         .submit(ScanConfig::from_settings(&s.scan))
         .await
@@ -103,10 +106,7 @@ async fn cancel_mid_scan_returns_a_partial_report() {
             ("TECHNIC_CLUSTER__SHARD_SIZE", "4"),
         ],
     );
-    let provider: Arc<dyn MarketData> = Arc::new(SyntheticProvider::new(&s.data.synthetic));
-    let cluster = LocalCluster::start(&s, provider, None, 2)
-        .await
-        .expect("cluster starts");
+    let cluster = start(&s, None, 2).await;
     let handle = cluster
         .submit(ScanConfig::from_settings(&s.scan))
         .await
@@ -173,10 +173,7 @@ async fn unknown_symbols_fail_per_symbol_and_invalid_configs_are_rejected() {
         ("NOPE", "DATA_NOT_FOUND")
     );
 
-    let provider: Arc<dyn MarketData> = Arc::new(probe);
-    let cluster = LocalCluster::start(&s, provider, None, 1)
-        .await
-        .expect("starts");
+    let cluster = start(&s, None, 1).await;
     let bad = ScanConfig {
         min_price: -1.0,
         top: Some(0),
@@ -193,17 +190,13 @@ async fn unknown_symbols_fail_per_symbol_and_invalid_configs_are_rejected() {
     cluster.shutdown().await;
 }
 
-async fn cached_cluster(s: &Settings) -> (LocalCluster, Arc<technic::cache::ScanCache>) {
+async fn cached_cluster(s: &Settings) -> (LocalCluster, Arc<ScanCache>) {
     let target = "memory".parse().expect("target");
     let cache = technic::cache::build(&s.cache, &target)
         .await
         .expect("cache")
         .expect("memory cache");
-    let provider: Arc<dyn MarketData> = Arc::new(SyntheticProvider::new(&s.data.synthetic));
-    let cluster = LocalCluster::start(s, provider, Some(cache.clone()), 2)
-        .await
-        .expect("starts");
-    (cluster, cache)
+    (start(s, Some(cache.clone()), 2).await, cache)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
