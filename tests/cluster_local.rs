@@ -30,10 +30,20 @@ async fn start(settings: &Settings, cache: Option<Arc<ScanCache>>, workers: usiz
 
 async fn scan(settings: &Settings, workers: usize, config: ScanConfig) -> ScanReport {
     let cluster = start(settings, None, workers).await;
-    let handle = cluster.submit(config).await.expect("valid scan");
-    let report = handle.report().await.expect("scan completes");
+    let report = submit_and_wait(&cluster, config).await;
     cluster.shutdown().await;
     report
+}
+
+/// Submits a scan to a running cluster and waits for its report.
+async fn submit_and_wait(cluster: &LocalCluster, config: ScanConfig) -> ScanReport {
+    cluster
+        .submit(config)
+        .await
+        .expect("valid")
+        .report()
+        .await
+        .expect("done")
 }
 
 fn ratings(r: &ScanReport) -> Vec<(String, f64)> {
@@ -204,21 +214,9 @@ async fn a_repeated_scan_is_served_from_cached_features_with_identical_results()
     let s = settings(300, &[]);
     let (cluster, cache) = cached_cluster(&s).await;
     let cfg = ScanConfig::from_settings(&s.scan);
-    let cold = cluster
-        .submit(cfg.clone())
-        .await
-        .expect("valid")
-        .report()
-        .await
-        .expect("done");
+    let cold = submit_and_wait(&cluster, cfg.clone()).await;
     assert_eq!(cold.timing.cache_hit_rate, Some(0.0));
-    let warm = cluster
-        .submit(cfg.clone())
-        .await
-        .expect("valid")
-        .report()
-        .await
-        .expect("done");
+    let warm = submit_and_wait(&cluster, cfg.clone()).await;
     assert_eq!(warm.timing.cache_hit_rate, Some(1.0));
     assert_eq!(
         cold.results, warm.results,
@@ -236,13 +234,7 @@ async fn a_repeated_scan_is_served_from_cached_features_with_identical_results()
         },
         ..cfg
     };
-    let r = cluster
-        .submit(reweighted)
-        .await
-        .expect("valid")
-        .report()
-        .await
-        .expect("done");
+    let r = submit_and_wait(&cluster, reweighted).await;
     assert_eq!(r.timing.cache_hit_rate, Some(1.0));
     assert_eq!(
         cache.kind_stats()[&technic::cache::Kind::Bars].misses,
@@ -296,13 +288,7 @@ async fn the_warmer_loads_seeded_and_most_requested_symbols() {
         .expect("starts");
     let mut symbols = seeds;
     symbols.extend([universe[10].symbol.clone(), universe[11].symbol.clone()]);
-    let report = cluster
-        .submit(ScanConfig { symbols, ..cfg })
-        .await
-        .expect("valid")
-        .report()
-        .await
-        .expect("done");
+    let report = submit_and_wait(&cluster, ScanConfig { symbols, ..cfg }).await;
     assert_eq!(report.timing.cache_hit_rate, Some(1.0));
     cluster.shutdown().await;
 }
