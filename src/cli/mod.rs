@@ -8,6 +8,7 @@ mod cache;
 mod indicators;
 mod output;
 mod scan;
+mod serve;
 mod snapshot;
 
 use std::collections::HashMap;
@@ -18,7 +19,7 @@ use clap::{Parser, Subcommand};
 use crate::config::{LogFormat, Settings};
 use crate::error::UserError;
 
-pub use output::{format_number, OutputFormat};
+pub use output::{format_number, json_rows_to_csv, OutputFormat};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -49,6 +50,8 @@ pub enum Command {
     Snapshot(snapshot::SnapshotArgs),
     /// Inspect, clear or warm the cache.
     Cache(cache::CacheArgs),
+    /// Run the coordinator, local workers and the HTTP control plane.
+    Serve(serve::ServeArgs),
 }
 
 /// Loads settings from the file and environment, applying `--log-format`.
@@ -70,6 +73,7 @@ pub async fn run(cli: Cli, settings: Settings) -> i32 {
         Command::Indicators(args) => indicators::run(&args),
         Command::Snapshot(args) => snapshot::run(&args, &settings).await,
         Command::Cache(args) => cache::run(&args, &settings).await,
+        Command::Serve(args) => serve::run(args, settings).await,
     };
     match result {
         Ok(code) => code,
