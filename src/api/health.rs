@@ -108,10 +108,10 @@ async fn cache_check(state: &AppState) -> (Status, Value) {
     let probe = tokio::time::timeout(CACHE_PROBE, c.backend().memory()).await;
     let (status, output) = match probe {
         Ok(Ok(_)) if c.status().available => (Status::Pass, None),
-        // The probe answered; the scan path recovers on its next operation.
+        // The backend answers again; scans resume caching on their next operation.
         Ok(Ok(_)) => (
-            Status::Warn,
-            Some("recovering: the last cache operation failed".into()),
+            Status::Pass,
+            Some("recovered: scans resume caching on their next cache operation".into()),
         ),
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "health: cache probe failed");

@@ -191,12 +191,28 @@ pub enum Found {
     Done(Arc<ScanRecord>),
 }
 
+/// How long a reader waits for the record of a scan whose progress is already terminal
+/// (the report follows the last progress event within milliseconds).
+const RECORD_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The scan `id`. A scan whose progress is terminal is answered from its record, so
+/// `stage: done` always comes with its timing.
 pub async fn find(state: &AppState, id: &str) -> Result<Found, ApiError> {
     if let Some(l) = state.live.get(id) {
-        if let Some(r) = l.finished.borrow().clone() {
-            return Ok(Found::Done(r));
-        }
-        return Ok(Found::Live(l));
+        let terminal = l.progress.borrow().stage.is_terminal();
+        let mut finished = l.finished.clone();
+        let record = if terminal {
+            tokio::time::timeout(RECORD_WAIT, finished.wait_for(Option::is_some))
+                .await
+                .ok()
+                .and_then(|r| r.ok().and_then(|r| r.clone()))
+        } else {
+            finished.borrow().clone()
+        };
+        return Ok(match record {
+            Some(r) => Found::Done(r),
+            None => Found::Live(l),
+        });
     }
     match state.history.get(id).await {
         Some(r) => Ok(Found::Done(r)),
