@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use api_support::{assert_error, client, read_events, Server, DEADLINE};
 use serde_json::Value;
-use support::redis::RedisServer;
+use support::redis::{RedisCluster, RedisServer};
 
 async fn detailed(s: &Server) -> (u16, Value) {
     let r = client()
@@ -185,4 +185,32 @@ async fn cache_routes_act_on_redis() {
         .await;
     assert_eq!(st, 200, "{w}");
     assert!(w["candidates"].as_u64().expect("candidates") >= 1, "{w}");
+}
+
+#[tokio::test]
+async fn history_survives_a_restart_on_a_redis_cluster() {
+    let cluster = RedisCluster::start();
+    let target = cluster.target();
+    let args = ["--workers", "1", "--cache", &target];
+    let mut first = Server::start(&args, &[]).await;
+    let id = first.submit(r#"{"universe_size": 30}"#).await;
+    let state = first.wait_done(&id).await;
+    assert_eq!(
+        first.stop().map(|s| s.success()),
+        Some(true),
+        "{}",
+        first.log()
+    );
+    let second = Server::start(&args, &[]).await;
+    let (_, list) = second.get("/api/v1/scans").await;
+    assert!(
+        list["scans"]
+            .as_array()
+            .expect("scans")
+            .iter()
+            .any(|s| s["id"] == id.as_str()),
+        "{list}"
+    );
+    let (st, again) = second.get(&format!("/api/v1/scans/{id}")).await;
+    assert_eq!((st, &again["timing"]), (200, &state["timing"]));
 }

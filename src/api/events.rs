@@ -37,10 +37,8 @@ fn progress_event(p: &Progress) -> Event {
 }
 
 fn final_event(r: &ScanRecord) -> Event {
-    match (&r.report, &r.error) {
-        (Some(report), _) => Event::default()
-            .event("report")
-            .data(serde_json::to_string(report).unwrap_or_default()),
+    match (r.report_json(), &r.error) {
+        (Some(json), _) => Event::default().event("report").data(&*json),
         (None, Some(e)) => Event::default()
             .event("error")
             .data(ApiError(e.clone()).to_json().to_string()),

@@ -38,6 +38,9 @@ pub struct ScanRecord {
     pub progress: Progress,
     pub report: Option<ScanReport>,
     pub error: Option<UserError>,
+    /// The report as JSON, made once and shared by every SSE subscriber.
+    #[serde(skip)]
+    pub report_json: std::sync::OnceLock<Arc<str>>,
 }
 
 /// One line of `GET /api/v1/scans` and of the performance history.
@@ -62,6 +65,16 @@ pub struct ScanSummary {
 }
 
 impl ScanRecord {
+    /// The report serialised once (`None` for a failed scan).
+    pub fn report_json(&self) -> Option<Arc<str>> {
+        let report = self.report.as_ref()?;
+        Some(
+            self.report_json
+                .get_or_init(|| serde_json::to_string(report).unwrap_or_default().into())
+                .clone(),
+        )
+    }
+
     pub fn summary(&self) -> ScanSummary {
         let r = self.report.as_ref();
         ScanSummary {
@@ -96,7 +109,7 @@ pub fn universe_key(c: &ScanConfig) -> String {
 
 enum Conn {
     Single(ConnectionManager),
-    Cluster(ClusterClient, tokio::sync::Mutex<Option<ClusterConnection>>),
+    Cluster(Box<(ClusterClient, tokio::sync::Mutex<Option<ClusterConnection>>)>),
 }
 
 pub struct History {
@@ -122,14 +135,14 @@ impl History {
                         .map_err(|e| format!("history redis: {e}"))?,
                 ))
             }
-            CacheTarget::RedisCluster(nodes) => Some(Conn::Cluster(
+            CacheTarget::RedisCluster(nodes) => Some(Conn::Cluster(Box::new((
                 ClusterClientBuilder::new(nodes.clone())
                     .connection_timeout(Duration::from_millis(500))
                     .response_timeout(TIMEOUT)
                     .build()
                     .map_err(|e| format!("history redis cluster: {e}"))?,
                 tokio::sync::Mutex::new(None),
-            )),
+            )))),
             CacheTarget::None | CacheTarget::Memory => None,
         };
         Ok(History {
@@ -296,7 +309,8 @@ impl History {
                     let mut c = m.clone();
                     pipe.query_async(&mut c).await.map_err(|e| e.to_string())
                 }
-                Some(Conn::Cluster(client, slot)) => {
+                Some(Conn::Cluster(cluster)) => {
+                    let (client, slot) = &**cluster;
                     let mut guard = slot.lock().await;
                     if guard.is_none() {
                         let conn = client

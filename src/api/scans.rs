@@ -127,6 +127,7 @@ pub async fn submit(State(state): Shared, body: Bytes) -> Result<Response, ApiEr
             progress: last,
             report,
             error,
+            report_json: Default::default(),
         });
         // The record is visible (history) before the live entry goes, so no reader misses it.
         st.history.put(record.clone()).await;

@@ -136,7 +136,7 @@ impl LiveScans {
     /// Running scans, newest first.
     pub fn all(&self) -> Vec<Arc<LiveScan>> {
         let mut v: Vec<_> = self.map().values().cloned().collect();
-        v.sort_by(|a, b| b.submitted_at.cmp(&a.submitted_at));
+        v.sort_by_key(|s| std::cmp::Reverse(s.submitted_at));
         v
     }
 }
