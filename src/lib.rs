@@ -14,6 +14,8 @@
 //!   [`cluster::WorkQueue`] they share, progress events and cancellation.
 //! - [`api`]: the HTTP control plane of `technic serve` (axum): scans, SSE progress,
 //!   cache, cluster, health, metrics, OpenAPI; one error shape; token and body limits.
+//! - [`web`]: the dashboard served at `/` by `technic serve`: embedded HTML, JS, CSS and
+//!   the vendored chart library; talks to the API only.
 //! - [`cli`]: the `technic` commands and their output formats.
 //! - [`telemetry`]: tracing init and the Prometheus metric definitions.
 
@@ -29,3 +31,4 @@ pub mod indicators;
 pub mod market;
 pub mod scan;
 pub mod telemetry;
+pub mod web;

@@ -104,6 +104,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let token =
         auth::Token(Some(Arc::new(state.settings.api.token.clone())).filter(|t| !t.is_empty()));
     routes
+        .merge(crate::web::router())
         .fallback(error::fallback)
         .with_state(state)
         .layer(Extension(doc))

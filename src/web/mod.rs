@@ -1,0 +1,210 @@
+//! The dashboard (DESIGN §9): one HTML page, its script and stylesheet, and the vendored
+//! chart library (uPlot), all compiled into the binary with `include_bytes!` and served
+//! at `/` and `/assets/{name}` by the same axum server as the API.
+//!
+//! The page talks only to `/api/v1/*` on its own origin. Nothing is fetched at run time
+//! from anywhere else: the Content-Security-Policy below forbids it, so a stray CDN link
+//! fails in the browser tests instead of silently working online.
+//!
+//! Must not: read files at run time (a binary copied anywhere serves the same bytes), or
+//! serve anything that is not in [`ASSETS`].
+
+use axum::extract::Path;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+/// One embedded file.
+pub struct Asset {
+    pub name: &'static str,
+    pub content_type: &'static str,
+    pub body: &'static [u8],
+}
+
+/// The page itself (`/`).
+pub const INDEX: Asset = Asset {
+    name: "index.html",
+    content_type: "text/html; charset=utf-8",
+    body: include_bytes!("../../web/index.html"),
+};
+
+/// Everything under `/assets/`. `web/vendor/*` is copied from npm by
+/// `scripts/vendor_assets.sh` and committed, so a build needs no npm.
+pub const ASSETS: &[Asset] = &[
+    Asset {
+        name: "app.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../web/app.js"),
+    },
+    Asset {
+        name: "app.css",
+        content_type: "text/css; charset=utf-8",
+        body: include_bytes!("../../web/app.css"),
+    },
+    Asset {
+        name: "uPlot.iife.min.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../web/vendor/uPlot.iife.min.js"),
+    },
+    Asset {
+        name: "uPlot.min.css",
+        content_type: "text/css; charset=utf-8",
+        body: include_bytes!("../../web/vendor/uPlot.min.css"),
+    },
+];
+
+/// Same-origin only: no CDN, no inline script. Inline styles are allowed because uPlot
+/// positions its cursor and legend through style attributes.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+                   img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; \
+                   base-uri 'none'";
+
+/// The dashboard's routes; merged into the API router (GET only, so the token check,
+/// which guards mutating methods, never applies).
+pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    Router::new()
+        .route("/", get(index))
+        .route("/assets/{name}", get(asset))
+}
+
+async fn index(headers: HeaderMap) -> Response {
+    serve(&INDEX, &headers)
+}
+
+async fn asset(Path(name): Path<String>, headers: HeaderMap) -> Response {
+    match ASSETS.iter().find(|a| a.name == name) {
+        Some(a) => serve(a, &headers),
+        // Falls through to the API's error shape (normalize turns a plain 404 into it).
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// A strong validator from the bytes: the browser revalidates each load (`no-cache`) and
+/// gets a 304 while the binary is unchanged, and the new file right after an upgrade.
+pub fn etag(body: &[u8]) -> String {
+    // FNV-1a 64: stable across builds and platforms (unlike std's hasher), no dependency.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in body {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("\"{h:016x}-{}\"", body.len())
+}
+
+fn serve(a: &Asset, headers: &HeaderMap) -> Response {
+    let tag = etag(a.body);
+    let fresh = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag));
+    let mut res = if fresh {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        a.body.into_response()
+    };
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(a.content_type));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&tag) {
+        h.insert(header::ETAG, v);
+    }
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_references_only_embedded_assets() {
+        let html = std::str::from_utf8(INDEX.body).expect("utf-8");
+        for part in html.split("/assets/").skip(1) {
+            let name: String = part
+                .chars()
+                .take_while(|c| *c != '"' && *c != '?')
+                .collect();
+            assert!(
+                ASSETS.iter().any(|a| a.name == name),
+                "index.html links /assets/{name}, which is not embedded"
+            );
+        }
+        for a in std::iter::once(&INDEX).chain(ASSETS) {
+            let text = String::from_utf8_lossy(a.body);
+            // No runtime download: nothing loads from another origin.
+            for bad in ["src=\"http", "href=\"http", "@import", "cdn."] {
+                assert!(!text.contains(bad), "{} contains {bad}", a.name);
+            }
+        }
+    }
+
+    #[test]
+    fn the_test_ids_of_the_issue_are_on_the_page() {
+        let html = std::str::from_utf8(INDEX.body).expect("utf-8");
+        for id in [
+            "scan-universe-size",
+            "scan-start",
+            "scan-progress",
+            "scan-cancel",
+            "results-table",
+            "cache-badge",
+            "cache-clear",
+            "perf-chart",
+            "cluster-nodes",
+            "error-panel",
+        ] {
+            assert!(
+                html.contains(&format!("data-testid=\"{id}\"")),
+                "data-testid={id} missing"
+            );
+        }
+    }
+
+    #[test]
+    fn vendored_uplot_is_the_version_pinned_in_package_lock() {
+        let lock: serde_json::Value =
+            serde_json::from_str(include_str!("../../web/package-lock.json")).expect("lock");
+        let pinned = lock["packages"]["node_modules/uplot"]["version"]
+            .as_str()
+            .expect("uplot in package-lock.json");
+        let js = ASSETS
+            .iter()
+            .find(|a| a.name == "uPlot.iife.min.js")
+            .expect("embedded");
+        let head = String::from_utf8_lossy(&js.body[..120]);
+        assert!(
+            head.contains(&format!("(v{pinned})")),
+            "web/vendor/uPlot.iife.min.js is not v{pinned}: run scripts/vendor_assets.sh ({head})"
+        );
+        // With node_modules present (after `npm ci` in web/), the copy must be byte-identical.
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web/node_modules/uplot");
+        if let Ok(npm) = std::fs::read(dir.join("dist/uPlot.iife.min.js")) {
+            assert!(npm == js.body, "vendored uPlot differs from node_modules");
+        }
+        if let Ok(npm) = std::fs::read(dir.join("dist/uPlot.min.css")) {
+            let css = ASSETS
+                .iter()
+                .find(|a| a.name == "uPlot.min.css")
+                .expect("embedded");
+            assert!(npm == css.body, "vendored uPlot css differs from node_modules");
+        }
+    }
+
+    #[test]
+    fn etags_change_with_the_bytes() {
+        assert_eq!(etag(b"abc"), etag(b"abc"));
+        assert_ne!(etag(b"abc"), etag(b"abd"));
+    }
+}
