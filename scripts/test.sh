@@ -22,6 +22,16 @@ if ! need redis-server || ! need redis-cli; then
   # The package starts a system redis-server on 6379; the tests do not use it.
 fi
 
+# The dashboard tests (tests/web.rs) drive a real headless Chromium through chromedriver.
+if ! need chromedriver || ! { need chromium || need chromium-browser; }; then
+  echo "installing chromium and chromium-driver (apt-get)" >&2
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    chromium chromium-driver >/dev/null
+fi
+
 cargo test --locked --all-targets "$@"
 # Doc tests are not part of --all-targets.
 cargo test --locked --doc

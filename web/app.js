@@ -470,6 +470,11 @@ async function refreshCache() {
   }
 }
 
+// The samples carry cumulative counters: the chart shows what happened between samples.
+function deltas(hist, key) {
+  return hist.map((h, i) => Math.max(0, (h[key] ?? 0) - (i ? hist[i - 1][key] ?? 0 : 0)));
+}
+
 function renderAnalytics(a, keys) {
   const kinds = new Set([...Object.keys(a.per_kind || {}), ...Object.keys(keys)]);
   $("#cache-kinds tbody").replaceChildren(
@@ -504,11 +509,11 @@ function renderAnalytics(a, keys) {
     scales: { x: { time: !!timed } },
     series: [
       { label: timed ? "time" : "sample" },
-      { label: "hits", stroke: "#067647", fill: "rgba(6,118,71,.12)", width: 2 },
-      { label: "misses", stroke: "#b42318", fill: "rgba(180,35,24,.10)", width: 2 },
+      { label: "hits per interval", stroke: "#067647", fill: "rgba(6,118,71,.12)", width: 2 },
+      { label: "misses per interval", stroke: "#b42318", fill: "rgba(180,35,24,.10)", width: 2 },
     ],
     axes: [{}, { label: "requests" }],
-  }, [xs, hist.map((h) => h.hits ?? 0), hist.map((h) => h.misses ?? 0)]);
+  }, [xs, deltas(hist, "hits"), deltas(hist, "misses")]);
   if (!state.ttl) loadTtl();
 }
 

@@ -1,0 +1,525 @@
+//! The dashboard in a real headless Chromium (chromedriver + fantoccini) against a real
+//! `technic serve`: a scan started from the page (progress to 100 %, the API's rows,
+//! sorting, a real CSV download), cancel, performance and cache after two scans, clear,
+//! the cache killed under the page, an invalid option and Retry, the token, the cluster
+//! page. Screenshots of each page go to `target/screenshots/`.
+
+mod api_support;
+mod support;
+mod web_support;
+
+use std::time::{Duration, Instant};
+
+use api_support::Server;
+use serde_json::Value;
+use support::redis::RedisServer;
+use web_support::{Browser, ONE_BROWSER};
+
+/// Enough injected latency per symbol that a scan of a few hundred symbols takes about a
+/// second on two workers: long enough to watch the bar move, short enough for a test.
+const SLOW: (&str, &str) = ("TECHNIC_DATA__SYNTHETIC__LATENCY_MS", "4");
+
+fn num(s: Option<String>) -> f64 {
+    s.and_then(|v| v.parse().ok()).unwrap_or(-1.0)
+}
+
+/// Clicks Start and follows `aria-valuenow` until the stage is terminal; returns every
+/// value seen, in order.
+async fn start_and_follow(b: &Browser) -> Vec<f64> {
+    b.click("scan-start").await;
+    let mut seen = Vec::new();
+    let start = Instant::now();
+    loop {
+        let v = num(b.attr("scan-progress", "aria-valuenow").await);
+        if seen.last() != Some(&v) {
+            seen.push(v);
+        }
+        let stage = b.text("scan-stage").await;
+        if ["done", "failed", "cancelled"].contains(&stage.as_str()) {
+            return seen;
+        }
+        assert!(
+            start.elapsed() < web_support::DEADLINE,
+            "scan never finished: {seen:?}, stage {stage}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The scan id the page is showing, from its CSV link.
+async fn shown_scan_id(b: &Browser) -> String {
+    let href = b
+        .wait_for("the CSV link", || async { b.attr("results-csv", "href").await })
+        .await;
+    href.split("/api/v1/scans/")
+        .nth(1)
+        .and_then(|s| s.split('/').next())
+        .expect("scan id in the link")
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_scan_from_the_page_fills_the_table_sorts_and_downloads_csv() {
+    let _one = ONE_BROWSER.lock().await;
+    let s = Server::start(&["--workers", "2"], &[SLOW]).await;
+    let b = Browser::start().await;
+    b.open(&s.url("/")).await;
+    b.set_input("scan-universe-size", "300").await;
+    let seen = start_and_follow(&b).await;
+
+    // The bar advanced through intermediate values, never backwards, and reached 100.
+    assert_eq!(b.text("scan-stage").await, "done");
+    assert_eq!(seen.last(), Some(&100.0), "{seen:?}");
+    assert!(
+        seen.iter().any(|v| *v > 0.0 && *v < 100.0),
+        "no intermediate progress seen: {seen:?}"
+    );
+    assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
+    let bar = b.text("scan-progress").await;
+    assert!(bar.starts_with("done"), "the stage is in the bar: {bar}");
+
+    // The table has the API's rows, in the API's order.
+    let id = shown_scan_id(&b).await;
+    let (_, api) = s.get(&format!("/api/v1/scans/{id}/results")).await;
+    let api_rows = api["results"].as_array().expect("results");
+    let want: Vec<&str> = api_rows
+        .iter()
+        .map(|r| r["symbol"].as_str().expect("symbol"))
+        .collect();
+    let rows = b
+        .wait_for("the results table", || async {
+            let r = b.rows("results-table").await;
+            (r.len() == want.len()).then_some(r)
+        })
+        .await;
+    assert!(want.len() > 50, "{}", want.len());
+    let got: Vec<&str> = rows.iter().map(|r| r[1].as_str()).collect();
+    assert_eq!(got, want);
+    // Signals are coloured by class.
+    let classes: Vec<String> = serde_json::from_value(
+        b.client
+            .execute(
+                "return [...document.querySelectorAll('#results-body .signal')].map(e => e.className)",
+                vec![],
+            )
+            .await
+            .expect("classes"),
+    )
+    .expect("strings");
+    assert!(classes.iter().all(|c| c.starts_with("signal ")
+        && ["strong-long", "long", "avoid", "short", "strong-short"]
+            .iter()
+            .any(|k| c.ends_with(k))));
+    b.screenshot("scanner").await;
+
+    // Sorting by Symbol reorders the table alphabetically; a second click reverses it.
+    b.client
+        .find(fantoccini::Locator::Css("th[data-key=symbol] button"))
+        .await
+        .expect("symbol header")
+        .click()
+        .await
+        .expect("click");
+    let sorted = b.rows("results-table").await;
+    let syms: Vec<&str> = sorted.iter().map(|r| r[1].as_str()).collect();
+    let mut alpha = want.clone();
+    alpha.sort_unstable();
+    assert_eq!(syms, alpha);
+    assert_ne!(syms, want, "sorting changed the order");
+    b.client
+        .find(fantoccini::Locator::Css("th[data-key=symbol] button"))
+        .await
+        .expect("symbol header")
+        .click()
+        .await
+        .expect("click");
+    let rev: Vec<String> = b
+        .rows("results-table")
+        .await
+        .into_iter()
+        .map(|r| r[1].clone())
+        .collect();
+    alpha.reverse();
+    assert_eq!(rev, alpha);
+    let aria = b
+        .client
+        .find(fantoccini::Locator::Css("th[data-key=symbol]"))
+        .await
+        .expect("th")
+        .attr("aria-sort")
+        .await
+        .expect("attr");
+    assert_eq!(aria.as_deref(), Some("descending"));
+
+    // The CSV link downloads a real file: a header, then one line per result.
+    b.click("results-csv").await;
+    let file = b
+        .wait_for("the CSV download", || async {
+            let entries = std::fs::read_dir(b.downloads.path()).ok()?;
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .find(|p| p.extension().is_some_and(|x| x == "csv"))
+        })
+        .await;
+    assert_eq!(
+        file.file_name().and_then(|n| n.to_str()),
+        Some(format!("technic-{id}.csv").as_str())
+    );
+    let csv = b
+        .wait_for("the whole CSV", || async {
+            let t = std::fs::read_to_string(&file).ok()?;
+            (t.lines().count() == want.len() + 1).then_some(t)
+        })
+        .await;
+    let header = csv.lines().next().expect("header");
+    assert!(
+        header.starts_with("symbol,") || header.contains(",symbol,"),
+        "{header}"
+    );
+    assert!(csv.lines().nth(1).expect("row").starts_with(want[0]));
+    b.close().await;
+}
+
+#[tokio::test]
+async fn cancel_mid_scan_shows_cancelled() {
+    let _one = ONE_BROWSER.lock().await;
+    let s = Server::start(
+        &["--workers", "2"],
+        &[("TECHNIC_DATA__SYNTHETIC__LATENCY_MS", "10")],
+    )
+    .await;
+    let b = Browser::start().await;
+    b.open(&s.url("/")).await;
+    b.set_input("scan-universe-size", "3000").await;
+    b.click("scan-start").await;
+    b.wait_for("the scan to be under way", || async {
+        let v = num(b.attr("scan-progress", "aria-valuenow").await);
+        let cancel_enabled = b
+            .by_testid("scan-cancel")
+            .await
+            .is_enabled()
+            .await
+            .unwrap_or(false);
+        (v > 0.0 && cancel_enabled).then_some(())
+    })
+    .await;
+    b.click("scan-cancel").await;
+    b.wait_text("scan-stage", |t| t == "cancelled").await;
+    let bar = b.text("scan-progress").await;
+    assert!(bar.starts_with("cancelled"), "{bar}");
+    assert!(num(b.attr("scan-progress", "aria-valuenow").await) < 100.0);
+    // The API agrees.
+    let (_, list) = s.get("/api/v1/scans").await;
+    assert_eq!(list["scans"][0]["stage"], "cancelled", "{list}");
+    // Start is available again.
+    assert!(b
+        .by_testid("scan-start")
+        .await
+        .is_enabled()
+        .await
+        .expect("enabled"));
+    b.close().await;
+}
+
+#[tokio::test]
+async fn two_scans_chart_two_points_cache_hits_and_clear_empties_it() {
+    let _one = ONE_BROWSER.lock().await;
+    let redis = RedisServer::start();
+    let s = Server::start(&["--workers", "2", "--redis", &redis.url()], &[SLOW]).await;
+    let b = Browser::start().await;
+    b.open(&s.url("/")).await;
+    b.set_input("scan-universe-size", "200").await;
+    for _ in 0..2 {
+        let seen = start_and_follow(&b).await;
+        assert_eq!(seen.last(), Some(&100.0), "{seen:?}");
+    }
+
+    b.nav("Performance").await;
+    let points = b
+        .wait_for("two points in the chart", || async {
+            let p = num(b.attr("perf-chart", "data-points").await);
+            (p == 2.0).then_some(p)
+        })
+        .await;
+    assert_eq!(points, 2.0);
+    // uPlot drew it: a canvas inside the chart, and a speedup against the cold scan.
+    let canvas = b
+        .client
+        .find(fantoccini::Locator::Css("[data-testid=perf-chart] canvas"))
+        .await;
+    assert!(canvas.is_ok(), "no canvas in the chart");
+    let speedup = b.wait_text("perf-speedup", |t| t.ends_with('×')).await;
+    let x: f64 = speedup.trim_end_matches('×').parse().expect("speedup");
+    assert!(x > 0.0, "{speedup}");
+    let table = b.rows("perf-table").await;
+    assert_eq!(table.len(), 2, "{table:?}");
+    b.screenshot("performance").await;
+
+    b.nav("Cache").await;
+    let badge = b
+        .wait_text("cache-badge", |t| t.starts_with("Cache active · "))
+        .await;
+    let rate: f64 = badge
+        .trim_start_matches("Cache active · ")
+        .trim_end_matches("% hit rate")
+        .parse()
+        .unwrap_or_else(|_| panic!("badge: {badge}"));
+    assert!(rate > 0.0, "{badge}");
+    let keys = b.wait_text("cache-keys-total", |t| t != "—").await;
+    let n: u64 = keys.replace(',', "").parse().expect("key count");
+    assert!(n > 0, "{keys}");
+    let kinds = b.rows("cache-kinds").await;
+    assert!(!kinds.is_empty());
+    b.wait_for("the hit/miss chart", || async {
+        (num(b.attr("cache-chart", "data-points").await) > 0.0).then_some(())
+    })
+    .await;
+    b.screenshot("cache").await;
+
+    // Clear asks first; cancelling keeps the keys, confirming removes them all.
+    b.click("cache-clear").await;
+    b.click("confirm-cancel").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, st) = s.get("/api/v1/cache/stats").await;
+    let total: u64 = st["keys_per_kind"]
+        .as_object()
+        .expect("keys")
+        .values()
+        .filter_map(Value::as_u64)
+        .sum();
+    assert!(total > 0, "cancel kept the keys: {st}");
+    b.click("cache-clear").await;
+    b.click("confirm-ok").await;
+    b.wait_text("cache-keys-total", |t| t == "0").await;
+    let (_, st) = s.get("/api/v1/cache/stats").await;
+    let total: u64 = st["keys_per_kind"]
+        .as_object()
+        .expect("keys")
+        .values()
+        .filter_map(Value::as_u64)
+        .sum();
+    assert_eq!(total, 0, "{st}");
+    b.close().await;
+}
+
+#[tokio::test]
+async fn a_killed_cache_shows_unavailable_and_suggestions_then_recovers() {
+    let _one = ONE_BROWSER.lock().await;
+    let mut redis = RedisServer::start();
+    let s = Server::start(&["--workers", "1", "--redis", &redis.url()], &[]).await;
+    let b = Browser::start().await;
+    b.open(&s.url("/#cache")).await;
+    b.wait_text("cache-badge", |t| t.starts_with("Cache active")).await;
+    assert!(b.by_testid("error-panel").await.is_displayed().await.expect("displayed") == false);
+
+    redis.kill();
+    b.wait_text("cache-badge", |t| t == "Cache unavailable").await;
+    b.wait_for("the error panel", || async {
+        b.by_testid("error-panel")
+            .await
+            .is_displayed()
+            .await
+            .ok()
+            .filter(|d| *d)
+    })
+    .await;
+    let panel = b.text("error-panel").await;
+    assert!(panel.contains("CACHE_UNAVAILABLE"), "{panel}");
+    let suggestions = b.rows_of_list("error-suggestions").await;
+    assert!(!suggestions.is_empty(), "{panel}");
+    assert!(
+        suggestions.iter().any(|s| s.contains("Redis")),
+        "{suggestions:?}"
+    );
+    b.screenshot("cache-unavailable").await;
+
+    // Back up: Retry (or the next poll) clears the panel and the badge is active again.
+    redis.restart();
+    b.wait_for("the cache to answer again", || async {
+        let (st, _) = s.get("/api/v1/cache/stats").await;
+        (st == 200).then_some(())
+    })
+    .await;
+    if b.by_testid("error-panel").await.is_displayed().await.unwrap_or(false) {
+        b.click("error-retry").await;
+    }
+    b.wait_text("cache-badge", |t| t.starts_with("Cache active")).await;
+    b.wait_for("the error panel to go", || async {
+        (!b.by_testid("error-panel")
+            .await
+            .is_displayed()
+            .await
+            .unwrap_or(true))
+        .then_some(())
+    })
+    .await;
+    b.close().await;
+}
+
+#[tokio::test]
+async fn an_invalid_option_shows_invalid_config_and_retry_runs_the_fixed_scan() {
+    let _one = ONE_BROWSER.lock().await;
+    let s = Server::start(&["--workers", "1"], &[]).await;
+    let b = Browser::start().await;
+    b.open(&s.url("/")).await;
+    b.set_input("scan-universe-size", "0").await;
+    b.click("scan-start").await;
+    b.wait_for("the error panel", || async {
+        b.by_testid("error-panel")
+            .await
+            .is_displayed()
+            .await
+            .ok()
+            .filter(|d| *d)
+    })
+    .await;
+    let panel = b.text("error-panel").await;
+    assert!(panel.contains("INVALID_CONFIG"), "{panel}");
+    // The API's own message and suggestions, verbatim.
+    let (st, api) = s.post("/api/v1/scans", r#"{"universe_size": 0}"#).await;
+    assert_eq!(st, 400);
+    let message = api["error"]["message"].as_str().expect("message");
+    assert!(panel.contains(message), "{panel} vs {message}");
+    let suggestions = b.rows_of_list("error-suggestions").await;
+    let want: Vec<String> = serde_json::from_value(api["error"]["suggestions"].clone())
+        .expect("suggestions");
+    assert!(!want.is_empty());
+    assert_eq!(suggestions, want);
+    b.screenshot("error-invalid-config").await;
+
+    // Fix the option, press Retry: the scan runs and the panel goes away.
+    b.set_input("scan-universe-size", "40").await;
+    b.click("error-retry").await;
+    b.wait_text("scan-stage", |t| t == "done").await;
+    assert_eq!(
+        b.attr("scan-progress", "aria-valuenow").await.as_deref(),
+        Some("100")
+    );
+    assert!(!b
+        .by_testid("error-panel")
+        .await
+        .is_displayed()
+        .await
+        .expect("displayed"));
+    let rows = b
+        .wait_for("results", || async {
+            let r = b.rows("results-table").await;
+            (!r.is_empty()).then_some(r)
+        })
+        .await;
+    assert!(rows.len() <= 40);
+    b.close().await;
+}
+
+#[tokio::test]
+async fn the_token_is_entered_once_and_sent_with_mutating_calls() {
+    let _one = ONE_BROWSER.lock().await;
+    let s = Server::start(&["--workers", "1", "--token", "web-test-token"], &[]).await;
+    let b = Browser::start().await;
+    b.open(&s.url("/")).await;
+    b.set_input("scan-universe-size", "30").await;
+    b.click("scan-start").await;
+    let panel = b
+        .wait_text("error-panel", |t| t.contains("UNAUTHORIZED"))
+        .await;
+    assert!(panel.contains("API token"), "{panel}");
+    b.set_input("api-token", "web-test-token").await;
+    b.client
+        .find(fantoccini::Locator::Css("#token-form button"))
+        .await
+        .expect("save")
+        .click()
+        .await
+        .expect("click");
+    b.click("error-retry").await;
+    b.wait_text("scan-stage", |t| t == "done").await;
+    // Kept for the session: a reload still sends it.
+    b.open(&s.url("/")).await;
+    b.set_input("scan-universe-size", "30").await;
+    b.click("scan-start").await;
+    b.wait_text("scan-stage", |t| t == "done").await;
+    let (_, list) = s.get("/api/v1/scans").await;
+    assert_eq!(list["scans"].as_array().map(Vec::len), Some(2), "{list}");
+    b.close().await;
+}
+
+#[tokio::test]
+async fn the_cluster_page_lists_the_nodes_and_narrow_screens_stay_readable() {
+    let _one = ONE_BROWSER.lock().await;
+    let s = Server::start(&["--workers", "2"], &[]).await;
+    let b = Browser::start().await;
+    b.open(&s.url("/")).await;
+    b.nav("Cluster").await;
+    let (_, api) = s.get("/api/v1/cluster/nodes").await;
+    let nodes = api["nodes"].as_array().expect("nodes");
+    assert!(!nodes.is_empty());
+    let rows = b
+        .wait_for("the node rows", || async {
+            let r = b.rows("cluster-nodes").await;
+            (r.len() == nodes.len()).then_some(r)
+        })
+        .await;
+    for (row, node) in rows.iter().zip(nodes) {
+        assert_eq!(row[0], node["id"].as_str().expect("id"));
+        assert!(row[1].contains(node["state"].as_str().expect("state")), "{row:?}");
+        assert_eq!(row[4], node["workers"].to_string());
+    }
+    b.screenshot("cluster").await;
+
+    // A phone-sized window: the page does not scroll sideways (tables scroll in their card).
+    b.resize(390, 844).await;
+    b.nav("Scanner").await;
+    let overflow = b
+        .client
+        .execute(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth",
+            vec![],
+        )
+        .await
+        .expect("scroll width");
+    assert!(overflow.as_f64().unwrap_or(1.0) <= 0.0, "{overflow}");
+    b.screenshot("scanner-narrow").await;
+
+    // Keyboard: Tab reaches the navigation links, Enter follows one.
+    b.client
+        .execute("document.activeElement.blur(); window.scrollTo(0,0)", vec![])
+        .await
+        .expect("blur");
+    let mut reached = false;
+    for _ in 0..6 {
+        b.client
+            .active_element()
+            .await
+            .expect("active")
+            .send_keys("\u{E004}")
+            .await
+            .expect("tab");
+        let text = b
+            .client
+            .active_element()
+            .await
+            .expect("active")
+            .text()
+            .await
+            .unwrap_or_default();
+        if text == "Cache" {
+            reached = true;
+            break;
+        }
+    }
+    assert!(reached, "Tab never reached the Cache link");
+    b.client
+        .active_element()
+        .await
+        .expect("active")
+        .send_keys("\u{E007}")
+        .await
+        .expect("enter");
+    b.wait_for("the Cache page", || async {
+        let u = b.client.current_url().await.ok()?;
+        u.as_str().ends_with("#cache").then_some(())
+    })
+    .await;
+    b.close().await;
+}

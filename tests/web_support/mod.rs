@@ -1,0 +1,242 @@
+//! A real headless Chromium driven through chromedriver (WebDriver, fantoccini) for the
+//! dashboard tests: a chromedriver process on a free port, killed on drop; helpers that
+//! poll with deadlines; screenshots into `target/screenshots/`.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::elements::Element;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// One browser at a time: Chromium is heavy on a 2-core machine, and the tests that use
+/// it must not starve each other's servers into timeouts.
+pub static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn find_binary(names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    names.iter().find_map(|n| {
+        std::env::split_paths(&path)
+            .map(|d| d.join(n))
+            .find(|p| p.is_file())
+    })
+}
+
+/// chromedriver and a headless Chromium session, with a download directory.
+pub struct Browser {
+    pub client: Client,
+    driver: Child,
+    pub downloads: TempDir,
+}
+
+impl Browser {
+    pub async fn start() -> Browser {
+        let driver_bin = find_binary(&["chromedriver"])
+            .expect("chromedriver not found: scripts/test.sh installs chromium and chromium-driver");
+        let chrome = find_binary(&["chromium", "chromium-browser", "google-chrome"])
+            .expect("chromium not found: scripts/test.sh installs it");
+        let port = crate::api_support::free_port();
+        let driver = Command::new(driver_bin)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn chromedriver");
+        let downloads = tempfile::tempdir().expect("download dir");
+        let caps = json!({
+            "goog:chromeOptions": {
+                "binary": chrome,
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                         "--disable-dev-shm-usage", "--window-size=1280,1000",
+                         "--no-first-run", "--no-default-browser-check"],
+                "prefs": {
+                    "download.default_directory": downloads.path(),
+                    "download.prompt_for_download": false,
+                    "safebrowsing.enabled": false
+                }
+            }
+        });
+        let caps = match caps {
+            Value::Object(m) => m,
+            _ => unreachable!("a literal object"),
+        };
+        let start = Instant::now();
+        let client = loop {
+            match ClientBuilder::rustls()
+                .expect("rustls connector")
+                .capabilities(caps.clone())
+                .connect(&format!("http://127.0.0.1:{port}"))
+                .await
+            {
+                Ok(c) => break c,
+                Err(e) => {
+                    assert!(start.elapsed() < DEADLINE, "chromedriver session: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        };
+        Browser {
+            client,
+            driver,
+            downloads,
+        }
+    }
+
+    /// Opens the dashboard at `base` and waits for its script to have run.
+    pub async fn open(&self, url: &str) {
+        self.client.goto(url).await.expect("goto");
+        self.wait_for("the dashboard script", || async {
+            let v = self
+                .client
+                .execute("return document.body.dataset.ready === 'true'", vec![])
+                .await
+                .ok()?;
+            v.as_bool().filter(|b| *b)
+        })
+        .await;
+    }
+
+    pub async fn by_testid(&self, id: &str) -> Element {
+        self.client
+            .find(Locator::Css(&format!("[data-testid=\"{id}\"]")))
+            .await
+            .unwrap_or_else(|e| panic!("data-testid={id}: {e}"))
+    }
+
+    pub async fn text(&self, id: &str) -> String {
+        self.by_testid(id).await.text().await.unwrap_or_default()
+    }
+
+    pub async fn attr(&self, id: &str, name: &str) -> Option<String> {
+        self.by_testid(id).await.attr(name).await.ok().flatten()
+    }
+
+    /// Clicks the navigation link whose text is `name`.
+    pub async fn nav(&self, name: &str) {
+        self.client
+            .find(Locator::LinkText(name))
+            .await
+            .unwrap_or_else(|e| panic!("link {name}: {e}"))
+            .click()
+            .await
+            .expect("click link");
+    }
+
+    pub async fn set_input(&self, id: &str, value: &str) {
+        let e = self.by_testid(id).await;
+        e.clear().await.expect("clear");
+        e.send_keys(value).await.expect("type");
+    }
+
+    pub async fn click(&self, id: &str) {
+        self.by_testid(id).await.click().await.expect("click");
+    }
+
+    /// Polls `probe` until it yields, or panics at the deadline naming `what`.
+    pub async fn wait_for<T, F, Fut>(&self, what: &str, mut probe: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let start = Instant::now();
+        loop {
+            if let Some(v) = probe().await {
+                return v;
+            }
+            assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until the text of `data-testid=id` satisfies `ok`; returns it.
+    pub async fn wait_text(&self, id: &str, ok: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        let mut last = String::new();
+        loop {
+            if let Ok(e) = self
+                .client
+                .find(Locator::Css(&format!("[data-testid=\"{id}\"]")))
+                .await
+            {
+                last = e.text().await.unwrap_or_default();
+                if ok(&last) {
+                    return last;
+                }
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "data-testid={id} never matched; last text: {last:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The visible text of every `<tbody><tr>` of a table, one `Vec` of cells per row.
+    pub async fn rows(&self, table_testid: &str) -> Vec<Vec<String>> {
+        let v = self
+            .client
+            .execute(
+                "const t = document.querySelector(`[data-testid=\"${arguments[0]}\"]`);
+                 return [...t.tBodies[0].rows].map(r => [...r.cells].map(c => c.textContent.trim()));",
+                vec![json!(table_testid)],
+            )
+            .await
+            .expect("rows");
+        serde_json::from_value(v).expect("rows as strings")
+    }
+
+    /// The text of each `<li>` of the list `data-testid=id`.
+    pub async fn rows_of_list(&self, id: &str) -> Vec<String> {
+        let v = self
+            .client
+            .execute(
+                "return [...document.querySelectorAll(`[data-testid=\"${arguments[0]}\"] li`)].map(l => l.textContent.trim());",
+                vec![json!(id)],
+            )
+            .await
+            .expect("list items");
+        serde_json::from_value(v).expect("strings")
+    }
+
+    /// Saves a screenshot as `target/screenshots/{name}.png`.
+    pub async fn screenshot(&self, name: &str) -> PathBuf {
+        let png = self.client.screenshot().await.expect("screenshot");
+        let dir = screenshot_dir();
+        std::fs::create_dir_all(&dir).expect("screenshot dir");
+        let path = dir.join(format!("{name}.png"));
+        std::fs::write(&path, png).expect("write screenshot");
+        path
+    }
+
+    pub async fn resize(&self, w: u32, h: u32) {
+        self.client
+            .set_window_size(w, h)
+            .await
+            .expect("window size");
+    }
+
+    /// Ends the WebDriver session; chromedriver is killed on drop.
+    pub async fn close(self) {
+        let _ = self.client.clone().close().await;
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// `target/screenshots` (or `$CARGO_TARGET_DIR/screenshots`).
+pub fn screenshot_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    target.join("screenshots")
+}
