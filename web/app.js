@@ -40,7 +40,8 @@ function fmtBytes(b) {
 function fmtAge(ms) {
   if (ms == null || Number.isNaN(ms)) return "—";
   const s = Math.max(0, ms / 1000);
-  if (s < 60) return `${s.toFixed(s < 10 ? 1 : 0)} s ago`;
+  if (s < 1) return "just now";
+  if (s < 60) return `${s.toFixed(0)} s ago`;
   if (s < 3600) return `${Math.floor(s / 60)} min ago`;
   return `${Math.floor(s / 3600)} h ago`;
 }
@@ -596,7 +597,7 @@ async function refreshCluster() {
       ...nodes.map((n) =>
         el("tr", { "data-node": n.id, "data-state": n.state, class: n.state === "down" ? "node-down" : null },
           el("td", { text: n.id }),
-          el("td", {}, el("span", { class: `state ${n.state}`, text: n.state === "down" ? "● down" : n.state === "up" ? "● up" : `● ${n.state}` })),
+          el("td", { class: "text" }, el("span", { class: `state ${n.state}`, text: n.state === "down" ? "● down" : n.state === "up" ? "● up" : `● ${n.state}` })),
           el("td", { class: "text", text: n.role || "worker" }),
           el("td", { text: fmtInt(n.cores) }),
           el("td", { text: fmtInt(n.workers) }),

@@ -213,6 +213,28 @@ impl Browser {
         path
     }
 
+    /// Presses and releases one key (a `fantoccini::key::Key` or a character) on whatever
+    /// has the focus, as a user's keyboard does.
+    pub async fn press(&self, key: impl Into<char>) {
+        use fantoccini::actions::{KeyAction, KeyActions};
+        let k = key.into();
+        let actions = KeyActions::new("keyboard".into())
+            .then(KeyAction::Down { value: k })
+            .then(KeyAction::Up { value: k });
+        self.client
+            .perform_actions(actions)
+            .await
+            .expect("key press");
+    }
+
+    /// The text of the focused element.
+    pub async fn focused_text(&self) -> String {
+        match self.client.active_element().await {
+            Ok(e) => e.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        }
+    }
+
     pub async fn resize(&self, w: u32, h: u32) {
         self.client
             .set_window_size(w, h)
