@@ -216,7 +216,7 @@ impl Browser {
     /// Presses and releases one key (a `fantoccini::key::Key` or a character) on whatever
     /// has the focus, as a user's keyboard does.
     pub async fn press(&self, key: impl Into<char>) {
-        use fantoccini::actions::{KeyAction, KeyActions};
+        use fantoccini::actions::{InputSource, KeyAction, KeyActions};
         let k = key.into();
         let actions = KeyActions::new("keyboard".into())
             .then(KeyAction::Down { value: k })
