@@ -49,7 +49,9 @@ async fn start_and_follow(b: &Browser) -> Vec<f64> {
 /// The scan id the page is showing, from its CSV link.
 async fn shown_scan_id(b: &Browser) -> String {
     let href = b
-        .wait_for("the CSV link", || async { b.attr("results-csv", "href").await })
+        .wait_for("the CSV link", || async {
+            b.attr("results-csv", "href").await
+        })
         .await;
     href.split("/api/v1/scans/")
         .nth(1)
@@ -302,6 +304,43 @@ async fn two_scans_chart_two_points_cache_hits_and_clear_empties_it() {
         .filter_map(Value::as_u64)
         .sum();
     assert_eq!(total, 0, "{st}");
+
+    // TTL settings: shown from the API, edited through it; a bad value is the API's
+    // INVALID_CONFIG in the error panel.
+    let shown = b
+        .wait_for("the TTL form", || async {
+            b.by_testid("ttl-features_secs")
+                .await
+                .prop("value")
+                .await
+                .ok()
+                .flatten()
+                .filter(|v| !v.is_empty())
+        })
+        .await;
+    let (_, ttl) = s.get("/api/v1/cache/ttl").await;
+    assert_eq!(shown, ttl["features_secs"].to_string());
+    b.set_input("ttl-features_secs", "600").await;
+    b.click("ttl-save").await;
+    b.wait_for("the new TTL in the API", || async {
+        let (_, t) = s.get("/api/v1/cache/ttl").await;
+        (t["features_secs"] == 600).then_some(())
+    })
+    .await;
+    b.set_input("ttl-market_open", "25:99").await;
+    b.click("ttl-save").await;
+    let panel = b
+        .wait_text("error-panel", |t| t.contains("INVALID_CONFIG"))
+        .await;
+    assert!(
+        !b.rows_of_list("error-suggestions").await.is_empty(),
+        "{panel}"
+    );
+    let (_, t) = s.get("/api/v1/cache/ttl").await;
+    assert_eq!(
+        t["market_open"], ttl["market_open"],
+        "a bad value changes nothing"
+    );
     b.close().await;
 }
 
@@ -312,11 +351,18 @@ async fn a_killed_cache_shows_unavailable_and_suggestions_then_recovers() {
     let s = Server::start(&["--workers", "1", "--redis", &redis.url()], &[]).await;
     let b = Browser::start().await;
     b.open(&s.url("/#cache")).await;
-    b.wait_text("cache-badge", |t| t.starts_with("Cache active")).await;
-    assert!(b.by_testid("error-panel").await.is_displayed().await.expect("displayed") == false);
+    b.wait_text("cache-badge", |t| t.starts_with("Cache active"))
+        .await;
+    assert!(!b
+        .by_testid("error-panel")
+        .await
+        .is_displayed()
+        .await
+        .expect("displayed"));
 
     redis.kill();
-    b.wait_text("cache-badge", |t| t == "Cache unavailable").await;
+    b.wait_text("cache-badge", |t| t == "Cache unavailable")
+        .await;
     b.wait_for("the error panel", || async {
         b.by_testid("error-panel")
             .await
@@ -343,10 +389,16 @@ async fn a_killed_cache_shows_unavailable_and_suggestions_then_recovers() {
         (st == 200).then_some(())
     })
     .await;
-    if b.by_testid("error-panel").await.is_displayed().await.unwrap_or(false) {
+    if b.by_testid("error-panel")
+        .await
+        .is_displayed()
+        .await
+        .unwrap_or(false)
+    {
         b.click("error-retry").await;
     }
-    b.wait_text("cache-badge", |t| t.starts_with("Cache active")).await;
+    b.wait_text("cache-badge", |t| t.starts_with("Cache active"))
+        .await;
     b.wait_for("the error panel to go", || async {
         (!b.by_testid("error-panel")
             .await
@@ -384,8 +436,8 @@ async fn an_invalid_option_shows_invalid_config_and_retry_runs_the_fixed_scan() 
     let message = api["error"]["message"].as_str().expect("message");
     assert!(panel.contains(message), "{panel} vs {message}");
     let suggestions = b.rows_of_list("error-suggestions").await;
-    let want: Vec<String> = serde_json::from_value(api["error"]["suggestions"].clone())
-        .expect("suggestions");
+    let want: Vec<String> =
+        serde_json::from_value(api["error"]["suggestions"].clone()).expect("suggestions");
     assert!(!want.is_empty());
     assert_eq!(suggestions, want);
     b.screenshot("error-invalid-config").await;
@@ -464,7 +516,10 @@ async fn the_cluster_page_lists_the_nodes_and_narrow_screens_stay_readable() {
         .await;
     for (row, node) in rows.iter().zip(nodes) {
         assert_eq!(row[0], node["id"].as_str().expect("id"));
-        assert!(row[1].contains(node["state"].as_str().expect("state")), "{row:?}");
+        assert!(
+            row[1].contains(node["state"].as_str().expect("state")),
+            "{row:?}"
+        );
         assert_eq!(row[4], node["workers"].to_string());
     }
     b.screenshot("cluster").await;
@@ -486,7 +541,10 @@ async fn the_cluster_page_lists_the_nodes_and_narrow_screens_stay_readable() {
     // Keyboard: from the skip link (the first stop), Tab reaches the navigation links and
     // Enter follows one.
     b.client
-        .execute("window.scrollTo(0,0); document.querySelector('.skip').focus()", vec![])
+        .execute(
+            "window.scrollTo(0,0); document.querySelector('.skip').focus()",
+            vec![],
+        )
         .await
         .expect("focus the skip link");
     let mut stops = Vec::new();
@@ -508,5 +566,111 @@ async fn the_cluster_page_lists_the_nodes_and_narrow_screens_stay_readable() {
         u.as_str().ends_with("#cache").then_some(())
     })
     .await;
+    b.close().await;
+}
+
+/// Heartbeats every 200 ms and a node down 1.5 s after its last one, so a killed worker is
+/// marked down within seconds.
+const FAST_CLUSTER: &[(&str, &str)] = &[
+    ("TECHNIC_CLUSTER__HEARTBEAT_MS", "200"),
+    ("TECHNIC_CLUSTER__NODE_TTL_MS", "1500"),
+];
+
+/// A `technic worker` process, killed (SIGKILL) on drop or by [`Worker::kill`].
+struct Worker(std::process::Child);
+
+impl Worker {
+    fn start(redis: &str, id: &str) -> Worker {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_technic"));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .args([
+                "worker",
+                "--redis",
+                redis,
+                "--workers",
+                "1",
+                "--node-id",
+                id,
+            ])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        for (k, v) in FAST_CLUSTER {
+            cmd.env(k, v);
+        }
+        Worker(cmd.spawn().expect("spawn technic worker"))
+    }
+
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The cluster page of a multi-process cluster: a coordinator and two `technic worker`
+/// processes over one Redis; killing one marks its row down.
+///
+/// Needs `technic worker` and the node registry (branch `main`) and `/api/v1/cluster/nodes`
+/// listing the registry's nodes (today `api::state::local_nodes` lists this process only).
+/// Run with `cargo test --test web -- --ignored` once both are merged, then drop the ignore.
+#[tokio::test]
+#[ignore = "needs technic worker + registry-backed /api/v1/cluster/nodes (main + api, at merge)"]
+async fn the_cluster_page_marks_a_killed_worker_process_down() {
+    let _one = ONE_BROWSER.lock().await;
+    let redis = RedisServer::start();
+    let s = Server::start(&["--workers", "1", "--redis", &redis.url()], FAST_CLUSTER).await;
+    let _w1 = Worker::start(&redis.url(), "w1");
+    let mut w2 = Worker::start(&redis.url(), "w2");
+    let b = Browser::start().await;
+    b.open(&s.url("/#cluster")).await;
+    let state_of = |id: &'static str| {
+        let b = &b;
+        async move {
+            b.client
+                .execute(
+                    "const r = document.querySelector(`[data-testid=cluster-nodes] tr[data-node=\"${arguments[0]}\"]`);
+                     return r ? [r.dataset.state, r.className] : null;",
+                    vec![serde_json::json!(id)],
+                )
+                .await
+                .ok()
+                .and_then(|v| serde_json::from_value::<Option<(String, String)>>(v).ok())
+                .flatten()
+        }
+    };
+    for id in ["w1", "w2"] {
+        b.wait_for(&format!("{id} up on the page"), || async {
+            state_of(id).await.filter(|(s, _)| s == "up")
+        })
+        .await;
+    }
+    w2.kill();
+    let (_, class) = b
+        .wait_for("w2 down on the page", || async {
+            state_of("w2").await.filter(|(s, _)| s == "down")
+        })
+        .await;
+    assert!(
+        class.contains("node-down"),
+        "a down node stands out: {class}"
+    );
+    assert_eq!(
+        state_of("w1").await.map(|(s, _)| s).as_deref(),
+        Some("up"),
+        "the other worker stays up"
+    );
+    let row = b.rows("cluster-nodes").await;
+    assert!(
+        row.iter().any(|r| r[0] == "w2" && r[1].contains("down")),
+        "{row:?}"
+    );
+    b.screenshot("cluster-node-down").await;
     b.close().await;
 }

@@ -22,6 +22,7 @@ const state = {
   errorSource: null,
   retry: null,
   ttl: null,
+  lastProgress: null,
 };
 
 // ---------- numbers and text ----------
@@ -269,6 +270,7 @@ function scanOptions() {
 }
 
 function setProgress(p) {
+  state.lastProgress = p;
   const bar = $('[data-testid="scan-progress"]');
   const terminal = ["done", "failed", "cancelled"].includes(p.stage);
   const pct = p.stage === "done" ? 100 : Math.max(0, Math.min(100, Math.round((p.fraction || 0) * 100)));
@@ -358,10 +360,7 @@ async function finished(id, report) {
   const t = report.timing || {};
   const stage = report.status === "cancelled" ? "cancelled" : "done";
   if (stage === "cancelled") {
-    const bar = $('[data-testid="scan-progress"]');
-    bar.className = "progress cancelled";
-    $("#scan-stage").textContent = "cancelled";
-    $("#scan-progress-text").textContent = `cancelled · ${$("#scan-progress-text").textContent.split(" · ").slice(1).join(" · ")}`;
+    setProgress({ ...(state.lastProgress || {}), stage: "cancelled" });
   } else {
     setProgress({ stage: "done", fraction: 1, message: `${fmtInt(report.scanned)} symbols scanned`, elapsed_seconds: t.total_seconds });
   }

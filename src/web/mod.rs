@@ -104,7 +104,10 @@ fn serve(a: &Asset, headers: &HeaderMap) -> Response {
         a.body.into_response()
     };
     let h = res.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(a.content_type));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(a.content_type),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -198,7 +201,10 @@ mod tests {
                 .iter()
                 .find(|a| a.name == "uPlot.min.css")
                 .expect("embedded");
-            assert!(npm == css.body, "vendored uPlot css differs from node_modules");
+            assert!(
+                npm == css.body,
+                "vendored uPlot css differs from node_modules"
+            );
         }
     }
 

@@ -36,8 +36,9 @@ pub struct Browser {
 
 impl Browser {
     pub async fn start() -> Browser {
-        let driver_bin = find_binary(&["chromedriver"])
-            .expect("chromedriver not found: scripts/test.sh installs chromium and chromium-driver");
+        let driver_bin = find_binary(&["chromedriver"]).expect(
+            "chromedriver not found: scripts/test.sh installs chromium and chromium-driver",
+        );
         let chrome = find_binary(&["chromium", "chromium-browser", "google-chrome"])
             .expect("chromium not found: scripts/test.sh installs it");
         let port = crate::api_support::free_port();
