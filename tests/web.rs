@@ -36,6 +36,11 @@ async fn start_and_follow(b: &Browser) -> Vec<f64> {
         }
         let stage = b.text("scan-stage").await;
         if ["done", "failed", "cancelled"].contains(&stage.as_str()) {
+            // The scan may have ended between the two reads: the bar's last value.
+            let v = num(b.attr("scan-progress", "aria-valuenow").await);
+            if seen.last() != Some(&v) {
+                seen.push(v);
+            }
             return seen;
         }
         assert!(
