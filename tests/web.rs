@@ -2,7 +2,8 @@
 //! `technic serve`: a scan started from the page (progress to 100 %, the API's rows,
 //! sorting, a real CSV download), cancel, performance and cache after two scans, clear,
 //! the cache killed under the page, an invalid option and Retry, the token, the cluster
-//! page. Screenshots of each page go to `target/screenshots/`.
+//! page, and the page's files over plain HTTP. Screenshots of each page go to
+//! `target/screenshots/`.
 
 mod api_support;
 mod support;
@@ -678,4 +679,52 @@ async fn the_cluster_page_marks_a_killed_worker_process_down() {
     );
     b.screenshot("cluster-node-down").await;
     b.close().await;
+}
+
+/// The page and its assets over plain HTTP: content types, the CSP, revalidation with the
+/// ETag, an unknown asset answered in the API's error shape, and no token needed to read.
+#[tokio::test]
+async fn the_page_and_assets_are_served_from_the_binary() {
+    let s = Server::start(&["--workers", "1", "--token", "t0ken"], &[]).await;
+    let c = api_support::client();
+    for (path, ct) in [
+        ("/", "text/html; charset=utf-8"),
+        ("/assets/app.js", "text/javascript; charset=utf-8"),
+        ("/assets/app.css", "text/css; charset=utf-8"),
+        (
+            "/assets/uPlot.iife.min.js",
+            "text/javascript; charset=utf-8",
+        ),
+        ("/assets/uPlot.min.css", "text/css; charset=utf-8"),
+    ] {
+        let r = c.get(s.url(path)).send().await.expect("get");
+        assert_eq!(r.status().as_u16(), 200, "{path}");
+        let h = r.headers().clone();
+        assert_eq!(h["content-type"], ct, "{path}");
+        assert_eq!(h["cache-control"], "no-cache", "{path}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        let csp = h["content-security-policy"].to_str().expect("csp");
+        assert!(csp.contains("default-src 'self'") && csp.contains("script-src 'self'"));
+        let etag = h["etag"].clone();
+        let body = r.bytes().await.expect("body");
+        assert!(!body.is_empty());
+        let again = c
+            .get(s.url(path))
+            .header("if-none-match", etag)
+            .send()
+            .await
+            .expect("revalidate");
+        assert_eq!(again.status().as_u16(), 304, "{path}");
+    }
+    let (st, v) = s.get("/assets/missing.js").await;
+    api_support::assert_error(st, &v, 404, "ROUTE_NOT_FOUND");
+    let html = c
+        .get(s.url("/"))
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("html");
+    assert!(html.contains("data-testid=\"scan-start\""));
 }
