@@ -61,6 +61,13 @@ pub struct Metrics {
     /// visibility timeout) or re-queued for a consumer that died.
     pub queue_redeliveries: Counter,
     pub queue_errors: Counter,
+    /// Nodes of the registry by state (up | draining | down), as last listed by this process.
+    pub cluster_nodes: Family<StateLabel, Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabel {
+    pub state: &'static str,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -125,6 +132,12 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "Redis work queue operations that failed",
         queue_errors.clone(),
     );
+    let cluster_nodes = Family::<StateLabel, Gauge>::default();
+    registry.register(
+        "cluster_nodes",
+        "Nodes in the cluster registry by state, as last listed by this process",
+        cluster_nodes.clone(),
+    );
     let build_info = Family::<BuildLabels, Gauge>::default();
     build_info
         .get_or_create(&BuildLabels {
@@ -145,6 +158,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         cache_errors,
         queue_redeliveries,
         queue_errors,
+        cluster_nodes,
     }
 });
 

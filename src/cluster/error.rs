@@ -52,6 +52,17 @@ impl UserError {
         )
     }
 
+    pub fn report_unreadable(reason: &str) -> Self {
+        UserError::new(
+            ErrorCode::WorkersUnavailable,
+            format!("a worker sent a shard report this coordinator cannot read ({reason})"),
+            vec![
+                "run the same technic version on every node (`technic cluster nodes` shows each node's version)".into(),
+                "then retry the scan".into(),
+            ],
+        )
+    }
+
     pub fn queue(e: &QueueError) -> Self {
         UserError::new(
             ErrorCode::QueueUnavailable,

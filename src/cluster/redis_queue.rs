@@ -6,7 +6,9 @@
 //! - `technic:v1:queue:{NAME}:shards`: the stream new shards are `XADD`ed to;
 //! - `technic:v1:queue:{NAME}:retry`: re-queued shards, read before new ones;
 //! - `technic:v1:queue:{NAME}:cancelled`: a SET of cancelled scan ids (its TTL is refreshed on
-//!   each cancel).
+//!   each cancel);
+//! - `technic:v1:queue:{NAME}:results:SCAN`: the results stream of one scan, which workers
+//!   `XADD` shard reports to and its coordinator `XREAD`s (see `results.rs`).
 //!
 //! Both streams have the consumer group `workers`. A pull is one `XREADGROUP ... COUNT 1 BLOCK
 //! block_ms STREAMS retry shards > >` on the consumer's own connection; an ack is `XACK` +
@@ -17,7 +19,8 @@
 //! for the caller to report failed and ack.
 
 mod claim;
-mod link;
+pub(crate) mod link;
+mod results;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -60,6 +63,8 @@ pub struct RedisQueueOptions {
     pub capacity: usize,
     /// How long a scan stays marked cancelled.
     pub cancelled_ttl: Duration,
+    /// Bound on the life of a scan's results stream (its coordinator deletes it at the end).
+    pub results_ttl: Duration,
     pub redis: RedisOptions,
 }
 
@@ -72,12 +77,15 @@ impl RedisQueueOptions {
             max_attempts: c.max_attempts,
             capacity: c.queue_capacity,
             cancelled_ttl: Duration::from_secs(c.cancelled_ttl_secs),
+            results_ttl: Duration::from_secs(c.results_ttl_secs),
             redis: RedisOptions::default(),
         }
     }
 }
 
 struct Keys {
+    /// `technic:v1:queue:{NAME}`: every key starts with it.
+    prefix: String,
     shards: String,
     retry: String,
     cancelled: String,
@@ -151,6 +159,7 @@ impl RedisStreamsQueue {
         Ok(RedisStreamsQueue {
             links,
             keys: Keys {
+                prefix: prefix.clone(),
                 shards: format!("{prefix}:shards"),
                 retry: format!("{prefix}:retry"),
                 cancelled: format!("{prefix}:cancelled"),
@@ -401,6 +410,48 @@ impl WorkQueue for RedisStreamsQueue {
             // The entry stays pending: after the visibility timeout it is claimed and run
             // again, which idempotent results allow.
             self.on_error("ack", &e);
+        }
+    }
+
+    async fn release(&self, delivery_id: u64) {
+        // Forgotten, so `renew` no longer renews it: after the visibility timeout it is
+        // claimed and run again.
+        lock(&self.receipts).remove(&delivery_id);
+    }
+
+    async fn renew(&self) -> Result<(), QueueError> {
+        let held: Vec<(String, String, String)> = lock(&self.receipts)
+            .values()
+            .map(|r| (r.stream.clone(), r.entry.clone(), r.consumer.clone()))
+            .collect();
+        let mut pipe = ::redis::pipe();
+        pipe.cmd("SMEMBERS").arg(&self.keys.cancelled);
+        for (stream, entry, consumer) in &held {
+            // Idle time back to 0, delivery count unchanged (JUSTID).
+            pipe.cmd("XCLAIM")
+                .arg(stream)
+                .arg(GROUP)
+                .arg(consumer)
+                .arg(0)
+                .arg(entry)
+                .arg("JUSTID")
+                .ignore();
+        }
+        let result = self
+            .links
+            .call("renew", Use::Shared, |mut c| async move {
+                pipe.query_async::<(Vec<String>,)>(&mut c).await
+            })
+            .await;
+        match result {
+            Ok((cancelled,)) => {
+                lock(&self.cancelled).extend(cancelled);
+                Ok(())
+            }
+            Err(e) => {
+                self.on_error("renew", &e);
+                Err(e)
+            }
         }
     }
 
