@@ -216,6 +216,40 @@ fn a_killed_worker_costs_seconds_not_symbols() {
     assert_eq!(nodes["w3"]["state"], "up");
 }
 
+/// With one delivery attempt per shard, the shard a killed worker held comes back to a live
+/// worker as exhausted (found by `XAUTOCLAIM`): it is split into one-symbol shards, each
+/// given a last attempt, so its symbols still complete.
+#[test]
+fn a_dead_workers_exhausted_shard_is_split_and_completed() {
+    let c = Cluster::start();
+    let env = [
+        ("TECHNIC_DATA__SYNTHETIC__LATENCY_MS", "5"),
+        ("TECHNIC_CLUSTER__MAX_ATTEMPTS", "1"),
+    ];
+    let mut workers: Vec<Proc> = ["w1", "w2"].iter().map(|id| c.worker(id, &env)).collect();
+    c.wait_state(&["w1", "w2"], "up");
+    let mut coordinator = c.scan(800);
+    wait_for("w2 busy", LONG, || {
+        (c.nodes()["w2"]["busy"].as_u64() > Some(0)).then_some(())
+    });
+    workers[1].kill9();
+    let report = coordinator.json(LONG, 0);
+    assert_complete(&report, 800);
+    assert!(
+        report["failures"].as_array().expect("failures").is_empty(),
+        "{}",
+        report["failures"]
+    );
+    assert_eq!(ratings(&report), ratings(&embedded(800)));
+    assert!(
+        workers[0]
+            .stderr()
+            .contains("shard exhausted its attempts; retrying its symbols one by one"),
+        "w1 took the exhausted shard:\n{}",
+        workers[0].stderr()
+    );
+}
+
 #[test]
 fn a_worker_that_joins_mid_scan_takes_shards() {
     let c = Cluster::start();

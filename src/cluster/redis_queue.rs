@@ -55,7 +55,7 @@ pub struct RedisQueueOptions {
     /// Longest `XREADGROUP BLOCK`: bounds how long `close()` takes to reach a waiting pull.
     pub block: Duration,
     /// A pulled entry idle this long is claimed by the next live puller (its consumer is
-    /// presumed dead). Must exceed the longest time a worker holds a shard.
+    /// presumed dead). A live node renews its entries (`renew`) well within it.
     pub visibility_timeout: Duration,
     /// Deliveries of a shard (claims included) before it comes back exhausted.
     pub max_attempts: u32,
