@@ -82,7 +82,7 @@ async fn attempts_are_counted_by_outcome_and_the_gauge_follows_the_breaker() {
     mount(
         &server,
         "SLOW",
-        ok.clone().set_delay(Duration::from_secs(5)),
+        ok.clone().set_delay(Duration::from_secs(10)),
     )
     .await;
     let (tx, mut arrived) = tokio::sync::mpsc::unbounded_channel();
@@ -90,6 +90,7 @@ async fn attempts_are_counted_by_outcome_and_the_gauge_follows_the_breaker() {
         &server,
         "TRIAL",
         Signal {
+            // Long enough to read the gauge while the trial is in flight, within the timeout.
             template: ok.set_delay(Duration::from_millis(300)),
             arrived: tx,
         },
@@ -101,7 +102,7 @@ async fn attempts_are_counted_by_outcome_and_the_gauge_follows_the_breaker() {
     s.api_key = Secret::new("pk_metrics_test");
     s.requests_per_minute = 600_000;
     s.rate_limit_burst = 10_000;
-    s.timeout_ms = 200;
+    s.timeout_ms = 1_000;
     s.max_retries = 0; // one attempt per call: the counts below are exact
     s.breaker_failures = 3;
     s.breaker_open_ms = 400;
