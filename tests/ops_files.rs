@@ -12,15 +12,17 @@ use std::process::Command;
 
 use serde_yaml_ng::Value;
 
+#[path = "support/promql.rs"]
+mod promql;
+
+use promql::{metric_names, unexported};
+
 /// Metrics the dashboard and alerts use that this branch does not export yet, with who
 /// adds them. The check demands the missing set equal this list exactly, so the entry
 /// must be deleted when the metric arrives.
 const PENDING: &[&str] = &[
     "technic_cluster_nodes", // the cluster node registry (lead, `technic worker` / `cluster nodes`)
 ];
-
-/// Series Prometheus makes itself, not the binary.
-const PROMETHEUS_SERIES: &[&str] = &["up"];
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -135,163 +137,6 @@ fn every_alert_is_actionable_and_tested_firing_and_quiet() {
     }
 }
 
-// ---------------------------------------------------------------- metric names
-
-/// Metric names a PromQL expression selects: string literals, label matchers, range and
-/// subquery brackets, `by (…)`-style groupings, Grafana `$variables`, numbers and
-/// durations are skipped; an identifier followed by `(` is a function, aggregation
-/// operators and keywords are not metrics; every other identifier is a metric name.
-fn metric_names(expr: &str) -> BTreeSet<String> {
-    const GROUPING: &[&str] = &[
-        "by",
-        "without",
-        "on",
-        "ignoring",
-        "group_left",
-        "group_right",
-    ];
-    const WORDS: &[&str] = &[
-        "and",
-        "or",
-        "unless",
-        "bool",
-        "offset",
-        "sum",
-        "min",
-        "max",
-        "avg",
-        "group",
-        "count",
-        "stddev",
-        "stdvar",
-        "topk",
-        "bottomk",
-        "quantile",
-        "count_values",
-        "inf",
-        "nan",
-    ];
-    let c: Vec<char> = expr.chars().collect();
-    let mut names = BTreeSet::new();
-    let mut i = 0;
-    while i < c.len() {
-        let ch = c[i];
-        if ch == '"' || ch == '\'' || ch == '`' {
-            i = skip_string(&c, i);
-        } else if ch == '{' || ch == '[' {
-            i = skip_group(&c, i, ch, if ch == '{' { '}' } else { ']' });
-        } else if ch == '$' {
-            i += 1;
-            if c.get(i) == Some(&'{') {
-                i = skip_group(&c, i, '{', '}');
-            } else {
-                while i < c.len() && (c[i].is_alphanumeric() || c[i] == '_') {
-                    i += 1;
-                }
-            }
-        } else if ch.is_ascii_digit()
-            || (ch == '.' && c.get(i + 1).is_some_and(char::is_ascii_digit))
-        {
-            while i < c.len() && (c[i].is_alphanumeric() || c[i] == '.' || c[i] == '_') {
-                i += 1;
-            }
-        } else if ch.is_ascii_alphabetic() || ch == '_' || ch == ':' {
-            let start = i;
-            while i < c.len() && (c[i].is_ascii_alphanumeric() || c[i] == '_' || c[i] == ':') {
-                i += 1;
-            }
-            let word: String = c[start..i].iter().collect();
-            let mut j = i;
-            while j < c.len() && c[j].is_whitespace() {
-                j += 1;
-            }
-            let call = c.get(j) == Some(&'(');
-            if GROUPING.contains(&word.as_str()) {
-                if call {
-                    i = skip_group(&c, j, '(', ')');
-                }
-            } else if !call && !WORDS.contains(&word.as_str()) {
-                names.insert(word);
-            }
-        } else {
-            i += 1;
-        }
-    }
-    names
-}
-
-/// Index past the string literal starting at `i` (backslash escapes honoured).
-fn skip_string(c: &[char], i: usize) -> usize {
-    let quote = c[i];
-    let mut j = i + 1;
-    while j < c.len() && c[j] != quote {
-        j += if c[j] == '\\' && quote != '`' { 2 } else { 1 };
-    }
-    j + 1
-}
-
-/// Index past the bracketed group opening at `i`, nesting and strings inside honoured.
-fn skip_group(c: &[char], i: usize, open: char, close: char) -> usize {
-    let mut depth = 0;
-    let mut j = i;
-    while j < c.len() {
-        match c[j] {
-            '"' | '\'' | '`' => {
-                j = skip_string(c, j);
-                continue;
-            }
-            x if x == open => depth += 1,
-            x if x == close => {
-                depth -= 1;
-                if depth == 0 {
-                    return j + 1;
-                }
-            }
-            _ => {}
-        }
-        j += 1;
-    }
-    j
-}
-
-/// Every series name an exposition (OpenMetrics or Prometheus text) makes queryable:
-/// the samples present, plus the names each `# TYPE` family yields when it has series
-/// (a labelled family with none yet still declares itself).
-fn queryable_names(exposition: &str) -> BTreeSet<String> {
-    let mut names = BTreeSet::new();
-    for line in exposition.lines() {
-        if let Some(rest) = line.strip_prefix("# TYPE ") {
-            let mut parts = rest.split_whitespace();
-            let (Some(f), Some(kind)) = (parts.next(), parts.next()) else {
-                continue;
-            };
-            let suffixes: &[&str] = match kind {
-                "counter" if f.ends_with("_total") => &["", "_created"],
-                "counter" => &["_total", "_created"],
-                "histogram" => &["_bucket", "_sum", "_count", "_created"],
-                "gaugehistogram" => &["_bucket", "_gsum", "_gcount"],
-                "summary" => &["", "_sum", "_count", "_created"],
-                "info" => &["_info"],
-                _ => &[""],
-            };
-            names.extend(suffixes.iter().map(|s| format!("{f}{s}")));
-        } else if !line.starts_with('#') && !line.trim().is_empty() {
-            let end = line.find(['{', ' ']).unwrap_or(line.len());
-            names.insert(line[..end].to_string());
-        }
-    }
-    names
-}
-
-/// The names in `used` the exposition does not serve (Prometheus's own series aside).
-fn unexported(used: &BTreeSet<String>, exposition: &str) -> BTreeSet<String> {
-    let served = queryable_names(exposition);
-    used.iter()
-        .filter(|n| !served.contains(*n) && !PROMETHEUS_SERIES.contains(&n.as_str()))
-        .cloned()
-        .collect()
-}
-
 /// The exporter's text. Today the library's registry after every family has a series;
 /// at merge this becomes a scrape of a live `technic serve`'s `/metrics`.
 fn exposition() -> String {
@@ -352,39 +197,6 @@ fn queries() -> Vec<(String, String)> {
         }
     }
     out
-}
-
-#[test]
-fn the_promql_reader_finds_metric_names_and_nothing_else() {
-    let n = |e: &str| metric_names(e).into_iter().collect::<Vec<_>>();
-    assert_eq!(
-        n("histogram_quantile(0.95, sum by (le) (rate(technic_scan_duration_seconds_bucket[$__rate_interval])))"),
-        ["technic_scan_duration_seconds_bucket"]
-    );
-    assert_eq!(
-        n(
-            r#"sum(rate(a_total{outcome="failed",x=~"b|c}"}[15m])) / sum without(kind) (rate(b_total[15m])) > 0.05"#
-        ),
-        ["a_total", "b_total"]
-    );
-    assert_eq!(
-        n("max_over_time(technic_circuit_state[2m]) == 2 and on (job) up offset 5m"),
-        ["technic_circuit_state", "up"]
-    );
-    assert_eq!(n("x * 1e6 + y[5m:1m] unless ${var} z"), ["x", "y", "z"]);
-    assert_eq!(n("topk(3, count by (a) (q))"), ["q"]);
-}
-
-#[test]
-fn the_exposition_reader_maps_series_to_families() {
-    let text = "# TYPE a counter\n# TYPE h histogram\nh_bucket{le=\"1\"} 0\n# TYPE g gauge\n# TYPE c_total counter\n# EOF\n";
-    let used: BTreeSet<String> = [
-        "a_total", "a", "h_bucket", "h_count", "h", "g", "c_total", "up", "nope",
-    ]
-    .map(String::from)
-    .into();
-    let missing: Vec<String> = unexported(&used, text).into_iter().collect();
-    assert_eq!(missing, ["a", "h", "nope"]);
 }
 
 #[test]
@@ -459,10 +271,8 @@ fn the_dashboard_is_well_formed() {
     assert!(vars
         .iter()
         .any(|v| v["name"] == "datasource" && v["query"] == "prometheus"));
-    // The provisioned datasource and dashboard path agree with the compose mounts.
     let ds = yaml("dashboards/provisioning/datasources/prometheus.yml");
     assert_eq!(s(&ds["datasources"][0]["type"]), "prometheus");
-    assert_eq!(s(&ds["datasources"][0]["url"]), "http://prometheus:9090");
 }
 
 // ---------------------------------------------------------------- compose
@@ -474,7 +284,7 @@ fn flag(cmd: &[String], name: &str) -> Option<String> {
         .cloned()
 }
 
-/// `redis-cluster://h:p,h:p` → the hosts, each of which must be a Redis service.
+/// `redis-cluster://h:p,h:p` → the hosts.
 fn redis_seeds(url: &str) -> Vec<String> {
     let rest = url
         .strip_prefix("redis-cluster://")
@@ -484,68 +294,124 @@ fn redis_seeds(url: &str) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn compose_has_the_cluster_topology_and_mounts_files_that_exist() {
-    let doc = yaml("docker/docker-compose.yml");
-    let services = doc["services"].as_mapping().expect("services");
-    let svc: BTreeMap<String, &Value> = services
-        .iter()
-        .map(|(k, v)| (s(k).to_string(), v))
-        .collect();
-    let cmd = |v: &Value| strings(&v["command"]);
+/// `docker/docker-compose.yml`, anchors and merge keys resolved.
+struct Compose {
+    services: BTreeMap<String, Value>,
+}
 
-    let redis: Vec<&String> = svc
-        .iter()
-        .filter(|(_, v)| {
-            cmd(v).first().is_some_and(|c| c == "redis-server")
-                && cmd(v).contains(&"--cluster-enabled".to_string())
+impl Compose {
+    fn load() -> Self {
+        let doc = yaml("docker/docker-compose.yml");
+        let services = doc["services"]
+            .as_mapping()
+            .expect("services")
+            .iter()
+            .map(|(k, v)| (s(k).to_string(), v.clone()))
+            .collect();
+        Compose { services }
+    }
+
+    fn get(&self, name: &str) -> &Value {
+        self.services
+            .get(name)
+            .unwrap_or_else(|| panic!("service {name} missing"))
+    }
+
+    fn command(&self, name: &str) -> Vec<String> {
+        strings(&self.get(name)["command"])
+    }
+
+    /// Services whose command satisfies `pred`, by name.
+    fn running(&self, pred: impl Fn(&[String]) -> bool) -> Vec<String> {
+        self.services
+            .keys()
+            .filter(|k| pred(&self.command(k)))
+            .cloned()
+            .collect()
+    }
+
+    fn redis_nodes(&self) -> Vec<String> {
+        self.running(|c| {
+            c.first().is_some_and(|c| c == "redis-server")
+                && c.iter().any(|a| a == "--cluster-enabled")
         })
-        .map(|(k, _)| k)
-        .collect();
+    }
+
+    fn technic(&self, subcommand: &str) -> Vec<String> {
+        self.running(|c| c.first().is_some_and(|c| c == subcommand))
+    }
+
+    fn init(&self) -> String {
+        let init = self.running(|c| {
+            c.iter()
+                .any(|a| a.contains("--cluster create") && a.contains("--cluster-replicas 1"))
+        });
+        assert_eq!(init.len(), 1, "one cluster init service: {init:?}");
+        init[0].clone()
+    }
+
+    /// Bind mounts: container path → source path (relative to `docker/`).
+    fn mounts(&self) -> BTreeMap<String, String> {
+        let mut mounts = BTreeMap::new();
+        for (name, v) in &self.services {
+            for m in strings(&v["volumes"]) {
+                let mut parts = m.split(':');
+                let (src, dst) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+                if src.starts_with('.') || src.starts_with('/') {
+                    let path = repo().join("docker").join(src);
+                    assert!(path.exists(), "{name} mounts {src}, which does not exist");
+                    mounts.insert(dst.to_string(), src.to_string());
+                }
+            }
+        }
+        mounts
+    }
+}
+
+#[test]
+fn compose_runs_a_six_node_redis_cluster_formed_by_one_init() {
+    let c = Compose::load();
+    let redis = c.redis_nodes();
     assert_eq!(redis.len(), 6, "6 Redis Cluster nodes: {redis:?}");
+    let init = c.init();
     for r in &redis {
         assert!(
-            svc[*r]["ports"].is_null(),
+            c.get(r)["ports"].is_null(),
             "{r}: Redis must not be published"
         );
         assert!(
-            !s(&svc[*r]["healthcheck"]["test"][1]).is_empty(),
+            !strings(&c.get(r)["healthcheck"]["test"]).is_empty(),
             "{r}: healthcheck"
         );
-    }
-
-    let init: Vec<&String> = svc
-        .iter()
-        .filter(|(_, v)| {
-            cmd(v)
-                .iter()
-                .any(|c| c.contains("--cluster create") && c.contains("--cluster-replicas 1"))
-        })
-        .map(|(k, _)| k)
-        .collect();
-    assert_eq!(init.len(), 1, "one cluster init service");
-    let init = init[0];
-    for r in &redis {
         assert_eq!(
-            s(&svc[init]["depends_on"][r.as_str()]["condition"]),
+            s(&c.get(&init)["depends_on"][r.as_str()]["condition"]),
             "service_healthy",
-            "init waits for {r}"
+            "the init waits for {r}"
         );
     }
-
-    let serve: Vec<&String> = svc
-        .iter()
-        .filter(|(_, v)| cmd(v).first().is_some_and(|c| c == "serve"))
-        .map(|(k, _)| k)
-        .collect();
-    assert_eq!(serve.len(), 1, "one coordinator");
-    let coord = svc[serve[0]];
-    let c = cmd(coord);
-    assert_eq!(flag(&c, "--bind").as_deref(), Some("0.0.0.0:8080"));
-    assert_eq!(flag(&c, "--workers").as_deref(), Some("0"));
+    let script = c.command(&init).join(" ");
+    for n in 1..=6 {
+        assert!(redis.contains(&format!("redis-{n}")), "redis-{n}");
+    }
     assert!(
-        s(&coord["environment"]["TECHNIC_API__TOKEN"]).contains("TECHNIC_API__TOKEN"),
-        "token from env"
+        script.contains("for n in 1 2 3 4 5 6") && script.contains("getent hosts redis-$$n"),
+        "the init resolves all six nodes: {script}"
+    );
+}
+
+#[test]
+fn compose_runs_one_coordinator_and_three_workers_on_that_cluster() {
+    let c = Compose::load();
+    let (redis, init) = (c.redis_nodes(), c.init());
+    let serve = c.technic("serve");
+    assert_eq!(serve.len(), 1, "one coordinator: {serve:?}");
+    let coord = c.get(&serve[0]);
+    let args = c.command(&serve[0]);
+    assert_eq!(flag(&args, "--bind").as_deref(), Some("0.0.0.0:8080"));
+    assert_eq!(flag(&args, "--workers").as_deref(), Some("0"));
+    assert!(
+        s(&coord["environment"]["TECHNIC_API__TOKEN"]).starts_with("${TECHNIC_API__TOKEN:?"),
+        "the token comes from the environment and is required"
     );
     assert!(strings(&coord["healthcheck"]["test"])
         .iter()
@@ -553,98 +419,103 @@ fn compose_has_the_cluster_topology_and_mounts_files_that_exist() {
     for p in strings(&coord["ports"]) {
         assert!(
             p.starts_with("127.0.0.1:"),
-            "coordinator published on loopback only: {p}"
+            "published on loopback only: {p}"
         );
     }
 
-    let workers: Vec<&String> = svc
-        .iter()
-        .filter(|(_, v)| cmd(v).first().is_some_and(|c| c == "worker"))
-        .map(|(k, _)| k)
-        .collect();
-    assert_eq!(workers.len(), 3, "three workers");
+    let workers = c.technic("worker");
+    assert_eq!(workers.len(), 3, "three workers: {workers:?}");
     let ids: BTreeSet<String> = workers
         .iter()
-        .map(|w| flag(&cmd(svc[*w]), "--node-id").expect("--node-id"))
+        .map(|w| flag(&c.command(w), "--node-id").expect("--node-id"))
         .collect();
     assert_eq!(ids.len(), 3, "distinct node ids: {ids:?}");
     for w in &workers {
-        assert!(svc[*w]["ports"].is_null(), "{w}: workers open no port");
+        assert!(c.get(w)["ports"].is_null(), "{w}: workers open no port");
     }
-    for name in workers.iter().chain(serve.iter()) {
-        let v = svc[*name];
-        let url = flag(&cmd(v), "--redis").expect("--redis");
+    for name in workers.iter().chain(&serve) {
+        let url = flag(&c.command(name), "--redis").expect("--redis");
         for seed in redis_seeds(&url) {
             assert!(
-                redis.contains(&&seed),
-                "{name}: seed {seed} is not a Redis service"
+                redis.contains(&seed),
+                "{name}: seed {seed} is not a Redis node"
             );
         }
         assert_eq!(
-            s(&v["depends_on"][init.as_str()]["condition"]),
+            s(&c.get(name)["depends_on"][init.as_str()]["condition"]),
             "service_completed_successfully",
             "{name} waits for the cluster"
         );
-        assert_eq!(s(&v["build"]["dockerfile"]), "docker/Dockerfile");
+        let build = c.get(name)["build"].clone();
+        let dockerfile = repo()
+            .join("docker")
+            .join(s(&build["context"]))
+            .join(s(&build["dockerfile"]));
+        assert!(dockerfile.exists(), "{name}: {}", dockerfile.display());
     }
+}
 
-    let prom = svc.get("prometheus").expect("prometheus");
-    let graf = svc.get("grafana").expect("grafana");
+#[test]
+fn compose_mounts_files_that_exist_where_the_configs_look() {
+    let c = Compose::load();
+    let mounts = c.mounts();
+    let prom = c.get("prometheus");
     assert!(s(&prom["image"]).starts_with("prom/prometheus:"));
-    assert!(s(&graf["image"]).starts_with("grafana/"));
+    assert!(s(&c.get("grafana")["image"]).starts_with("grafana/"));
 
-    // Every bind mount exists, and the containers see the files where their configs look.
-    let docker = repo().join("docker");
-    let mut mounts: BTreeMap<String, String> = BTreeMap::new();
-    for (name, v) in &svc {
-        for m in strings(&v["volumes"]) {
-            let mut parts = m.split(':');
-            let (src, dst) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-            if src.starts_with('.') || src.starts_with('/') {
-                let path = docker.join(src);
-                assert!(path.exists(), "{name} mounts {src}, which does not exist");
-                mounts.insert(dst.to_string(), src.to_string());
-            }
-        }
-    }
-    let build = docker
-        .join(s(&coord["build"]["context"]))
-        .join(s(&coord["build"]["dockerfile"]));
-    assert!(build.exists(), "Dockerfile at {}", build.display());
-    let prom_cfg = yaml("cluster/prometheus.yml");
+    // Prometheus: its config where --config.file says, the rule files beside it, and
+    // the scrape target is the coordinator's service and port.
     let cfg_dst = mounts
         .iter()
-        .find(|(_, src)| src.ends_with("cluster/prometheus.yml"))
+        .find(|(_, src)| src.as_str() == "../cluster/prometheus.yml")
         .map(|(d, _)| d.clone())
-        .expect("prometheus.yml mounted");
+        .expect("cluster/prometheus.yml mounted");
     assert!(strings(&prom["command"]).contains(&format!("--config.file={cfg_dst}")));
+    let prom_cfg = yaml("cluster/prometheus.yml");
     let cfg_dir = Path::new(&cfg_dst).parent().expect("dir");
     for rule_file in strings(&prom_cfg["rule_files"]) {
         let dst = cfg_dir.join(&rule_file);
-        assert!(
-            mounts.contains_key(dst.to_str().unwrap_or("")),
-            "rule file {rule_file} not mounted at {}",
+        let src = mounts.get(dst.to_str().unwrap_or(""));
+        assert_eq!(
+            src.map(String::as_str),
+            Some(format!("../cluster/{rule_file}").as_str()),
+            "rule file {rule_file} mounted at {}",
             dst.display()
         );
     }
-    let target = s(&prom_cfg["scrape_configs"][0]["static_configs"][0]["targets"][0]).to_string();
+    let coordinator = &c.technic("serve")[0];
+    let target = s(&prom_cfg["scrape_configs"][0]["static_configs"][0]["targets"][0]);
     assert_eq!(
         target,
-        format!("{}:8080", serve[0]),
+        format!("{coordinator}:8080"),
         "Prometheus scrapes the coordinator"
     );
-    let provider = yaml("dashboards/provisioning/dashboards/technic.yml");
-    let dash_dir = s(&provider["providers"][0]["options"]["path"]).to_string();
-    assert!(
-        mounts.contains_key(&format!("{dash_dir}/technic.json")),
-        "dashboard mounted where the provider reads"
-    );
+
+    // Grafana: both provisioning directories, and the dashboard where the provider reads.
     for dir in ["datasources", "dashboards"] {
-        assert!(
-            mounts.contains_key(&format!("/etc/grafana/provisioning/{dir}")),
-            "grafana {dir} provisioning mounted"
+        assert_eq!(
+            mounts
+                .get(&format!("/etc/grafana/provisioning/{dir}"))
+                .map(String::as_str),
+            Some(format!("../dashboards/provisioning/{dir}").as_str()),
+            "grafana {dir} provisioning"
         );
     }
+    let provider = yaml("dashboards/provisioning/dashboards/technic.yml");
+    let dash_dir = s(&provider["providers"][0]["options"]["path"]);
+    assert_eq!(
+        mounts
+            .get(&format!("{dash_dir}/technic.json"))
+            .map(String::as_str),
+        Some("../dashboards/technic.json"),
+        "the dashboard is mounted where the provider reads"
+    );
+    let ds = yaml("dashboards/provisioning/datasources/prometheus.yml");
+    assert_eq!(
+        s(&ds["datasources"][0]["url"]),
+        "http://prometheus:9090",
+        "Grafana reaches the prometheus service"
+    );
 }
 
 #[test]
