@@ -239,7 +239,11 @@ struct Tracker {
 }
 
 impl Tracker {
-    fn publish(&self, state: CircuitState) {
+    /// Sets the gauge from the atomic rather than from the transition being reported:
+    /// failsafe calls instruments outside its lock, so when two transitions race the
+    /// later store is what both publish.
+    fn publish(&self) {
+        let state = CircuitState::from_u8(self.state.load(Ordering::Acquire));
         metrics()
             .circuit_state
             .get_or_create(&ProviderLabel {
@@ -255,7 +259,7 @@ impl failsafe::Instrument for Tracker {
     fn on_open(&self) {
         self.state
             .store(CircuitState::Open as u8, Ordering::Release);
-        self.publish(CircuitState::Open);
+        self.publish();
         warn!(
             provider = self.provider,
             "circuit breaker opened: the upstream keeps failing"
@@ -265,7 +269,7 @@ impl failsafe::Instrument for Tracker {
     fn on_half_open(&self) {
         self.state
             .store(CircuitState::HalfOpen as u8, Ordering::Release);
-        self.publish(CircuitState::HalfOpen);
+        self.publish();
         info!(
             provider = self.provider,
             "circuit breaker half-open: trying the upstream again"
@@ -277,7 +281,7 @@ impl failsafe::Instrument for Tracker {
             .state
             .swap(CircuitState::Closed as u8, Ordering::AcqRel);
         // Also called when the breaker is built, so the series exists (at 0) from the start.
-        self.publish(CircuitState::Closed);
+        self.publish();
         if was != CircuitState::Closed as u8 {
             info!(
                 provider = self.provider,
