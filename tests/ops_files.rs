@@ -216,7 +216,7 @@ fn dashboards_and_alerts_query_only_exported_metrics() {
     let pending: BTreeSet<String> = PENDING.iter().map(|s| s.to_string()).collect();
     assert_eq!(
         missing, pending,
-        "metrics queried but not exported (left) vs PENDING (right); used by: {by_query:?}\nexposition:\n{text}"
+        "metrics queried but not exported (left) vs PENDING (right): export the metric, or delete its PENDING entry once it is exported; used by: {by_query:?}\nexposition:\n{text}"
     );
     for p in PENDING {
         eprintln!(
