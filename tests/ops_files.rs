@@ -602,6 +602,30 @@ fn k8s_manifests_probe_the_health_endpoints_and_load_their_config() {
     assert!(wargs.contains(&"worker".to_string()));
     assert_eq!(flag(&wargs, "--node-id").as_deref(), Some("$(POD_NAME)"));
     assert!(w["ports"].is_null(), "workers open no port");
+    for d in [coord, workers] {
+        let spec = &d["spec"]["template"]["spec"];
+        let volumes: BTreeSet<&str> = spec["volumes"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .map(|v| s(&v["name"]))
+            .collect();
+        for m in spec["containers"][0]["volumeMounts"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+        {
+            assert!(
+                volumes.contains(s(&m["name"])),
+                "mount {:?} has no volume",
+                m["name"]
+            );
+        }
+        assert_eq!(
+            spec["securityContext"]["runAsNonRoot"].as_bool(),
+            Some(true)
+        );
+    }
 
     // The config both mount loads with the real loader (unknown keys are errors).
     let cm = find("ConfigMap", "technic");
