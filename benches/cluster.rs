@@ -25,11 +25,7 @@ use technic::config::Settings;
 use technic::data::{MarketData, SyntheticProvider};
 use technic::scan::ScanConfig;
 
-fn start(
-    rt: &tokio::runtime::Runtime,
-    settings: &Settings,
-    target: &QueueTarget,
-) -> LocalCluster {
+fn start(rt: &tokio::runtime::Runtime, settings: &Settings, target: &QueueTarget) -> LocalCluster {
     rt.block_on(async {
         let provider: Arc<dyn MarketData> =
             Arc::new(SyntheticProvider::new(&settings.data.synthetic));

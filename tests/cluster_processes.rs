@@ -284,7 +284,7 @@ fn cancel_stops_every_worker_and_reports_partial() {
     assert!(scanned > 0 && scanned < 2000, "partial: {scanned}");
     let id = report["id"].as_str().expect("scan id");
     let key = "technic:v1:queue:{technic}:cancelled";
-    let cancelled: Vec<String> = query(c.redis.master_of(key), &::redis::cmd("SMEMBERS").arg(key));
+    let cancelled: Vec<String> = query(c.redis.master_of(key), ::redis::cmd("SMEMBERS").arg(key));
     assert!(cancelled.iter().any(|s| s == id), "{id} in {cancelled:?}");
     // Every worker stops: nothing in flight, and no symbol of the scan processed any more
     // (two unchanged readings a few heartbeats apart).
