@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use serde_json::Value;
-use support::redis::{query, RedisCluster};
+use support::redis::{free_port, query, RedisCluster, RedisServer};
 use support::technic::{run_json, wait_for, Proc, FAST_CLUSTER};
 
 const LONG: Duration = Duration::from_secs(90);
@@ -372,4 +372,71 @@ fn sigterm_drains_a_worker() {
     );
     assert_eq!(ratings(&report), ratings(&embedded(600)));
     c.wait_state(&["w1"], "down");
+}
+
+/// `technic scan --redis URL` with local workers: its workers are a node like any other, and
+/// the same Redis is the cache, so the second scan is served from it.
+#[test]
+fn a_coordinator_with_local_workers_is_a_node_and_caches_in_redis() {
+    let server = RedisServer::start();
+    let mut env = FAST_CLUSTER.to_vec();
+    env.push(("TECHNIC_CLUSTER__NODE_ID", "coord"));
+    let url = server.url();
+    let args = [
+        "scan",
+        "--redis",
+        &url,
+        "--workers",
+        "2",
+        "--universe-size",
+        "300",
+        "--format",
+        "json",
+        "--quiet",
+    ];
+    let first = run_json(&args, &env);
+    assert_complete(&first, 300);
+    assert_eq!(first["nodes"]["coord"], 300);
+    assert_eq!(first["timing"]["cache_hit_rate"], 0.0);
+    let second = run_json(&args, &env);
+    assert_eq!(second["timing"]["cache_hit_rate"], 1.0);
+    assert_eq!(ratings(&second), ratings(&embedded(300)));
+}
+
+/// A coordinator whose Redis is down fails the scan with a clear error (exit 3), and a
+/// worker whose Redis is down waits for it instead of exiting.
+#[test]
+fn redis_down_is_a_clear_error_for_the_coordinator_and_a_wait_for_workers() {
+    let url = format!("redis://127.0.0.1:{}", free_port(false));
+    let mut coordinator = Proc::spawn(
+        "coordinator",
+        &["scan", "--redis", &url, "--workers", "0", "--quiet"],
+        FAST_CLUSTER,
+    );
+    let status = coordinator.wait(LONG);
+    assert_eq!(status.code(), Some(3), "{}", coordinator.stderr());
+    let err = coordinator.stderr();
+    assert!(err.contains("QUEUE_UNAVAILABLE"), "{err}");
+    assert!(
+        err.contains("check that the Redis given with --redis is running"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+
+    let mut worker = Proc::spawn(
+        "w1",
+        &["worker", "--redis", &url, "--node-id", "w1"],
+        FAST_CLUSTER,
+    );
+    wait_for("the worker to log the outage", LONG, || {
+        worker
+            .stderr()
+            .contains("redis work queue unavailable; retrying")
+            .then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(worker.running(), "{}", worker.stderr());
+    worker.signal("TERM");
+    let status = worker.wait(LONG);
+    assert_eq!(status.code(), Some(0), "{}", worker.stderr());
 }

@@ -64,10 +64,16 @@ impl UserError {
     }
 
     pub fn queue(e: &QueueError) -> Self {
+        let suggestion = match e {
+            QueueError::Full { .. } => {
+                "retry when running scans have finished, or raise cluster.queue_capacity"
+            }
+            _ => "check that the Redis given with --redis is running and reachable, then retry",
+        };
         UserError::new(
             ErrorCode::QueueUnavailable,
             format!("cannot enqueue the scan: {e}"),
-            vec!["retry when running scans have finished, or raise cluster.queue_capacity".into()],
+            vec![suggestion.into()],
         )
     }
 

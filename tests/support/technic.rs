@@ -100,6 +100,13 @@ impl Proc {
         }
     }
 
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().expect("try_wait").is_none())
+    }
+
     /// Waits for the process to exit.
     pub fn wait(&mut self, deadline: Duration) -> ExitStatus {
         let name = self.name.clone();
