@@ -21,6 +21,30 @@ pub struct Settings {
     pub scan: ScanSettings,
     pub cache: CacheSettings,
     pub log: LogSettings,
+    pub api: ApiSettings,
+}
+
+/// `[api]`: the HTTP control plane of `technic serve`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSettings {
+    /// Listen address; a non-loopback address needs a token.
+    pub bind: String,
+    /// Bearer token for mutating routes; empty: none (loopback binds only). Never logged.
+    pub token: Secret,
+    pub max_body_bytes: usize,
+    /// Scans running at once; more are refused with RATE_LIMITED.
+    pub max_active_scans: usize,
+    /// Largest `lookback_days` a scan submitted over HTTP may ask for.
+    pub max_lookback_days: usize,
+    /// Earliest `as_of` date accepted (the latest is today, UTC).
+    pub min_as_of: chrono::NaiveDate,
+    /// How long finished scans (with their results) stay in the history.
+    pub history_ttl_secs: u64,
+    /// Most scans kept in the history.
+    pub history_max_scans: usize,
+    /// SSE keep-alive comment interval.
+    pub sse_keep_alive_secs: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -390,6 +414,25 @@ impl Settings {
         }
         if s.max_universe_size == 0 {
             p.push("scan.max_universe_size must be at least 1".to_string());
+        }
+        let a = &self.api;
+        if a.bind.parse::<std::net::SocketAddr>().is_err() {
+            p.push(format!(
+                "api.bind must be an IP:PORT address, got {:?}",
+                a.bind
+            ));
+        }
+        for (name, v) in [
+            ("max_body_bytes", a.max_body_bytes as u64),
+            ("max_active_scans", a.max_active_scans as u64),
+            ("max_lookback_days", a.max_lookback_days as u64),
+            ("history_ttl_secs", a.history_ttl_secs),
+            ("history_max_scans", a.history_max_scans as u64),
+            ("sse_keep_alive_secs", a.sse_keep_alive_secs),
+        ] {
+            if v == 0 {
+                p.push(format!("api.{name} must be at least 1"));
+            }
         }
         if self.cache.warm.max_symbols_per_second == 0 {
             p.push("cache.warm.max_symbols_per_second must be at least 1".to_string());

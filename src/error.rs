@@ -1,7 +1,7 @@
 //! The user-facing error model: a stable code, a message and suggestions.
 //!
-//! One table ([`ErrorCode::exit_code`]) maps codes to CLI exit codes; the HTTP control
-//! plane maps the same codes to statuses. Messages are lowercase, no trailing period;
+//! One table maps codes to CLI exit codes ([`ErrorCode::exit_code`]) and one to HTTP
+//! statuses ([`ErrorCode::http_status`]); the control plane uses nothing else. Messages are lowercase, no trailing period;
 //! internal detail is logged where it happens, not carried here.
 
 use serde::{Deserialize, Serialize};
@@ -17,6 +17,21 @@ pub enum ErrorCode {
     QueueUnavailable,
     CacheUnavailable,
     Internal,
+    /// No scan with this id (live or in the history).
+    ScanNotFound,
+    /// The scan has not finished: its results are not there yet.
+    ScanNotFinished,
+    /// The scan already finished (cancel came too late).
+    ScanNotRunning,
+    /// The scan ended in an error: it has no results.
+    ScanFailed,
+    /// A mutating route without the right bearer token.
+    Unauthorized,
+    PayloadTooLarge,
+    /// Too many scans at once (`api.max_active_scans`).
+    RateLimited,
+    RouteNotFound,
+    MethodNotAllowed,
 }
 
 impl ErrorCode {
@@ -30,6 +45,15 @@ impl ErrorCode {
             ErrorCode::QueueUnavailable => "QUEUE_UNAVAILABLE",
             ErrorCode::CacheUnavailable => "CACHE_UNAVAILABLE",
             ErrorCode::Internal => "INTERNAL",
+            ErrorCode::ScanNotFound => "SCAN_NOT_FOUND",
+            ErrorCode::ScanNotFinished => "SCAN_NOT_FINISHED",
+            ErrorCode::ScanNotRunning => "SCAN_NOT_RUNNING",
+            ErrorCode::ScanFailed => "SCAN_FAILED",
+            ErrorCode::Unauthorized => "UNAUTHORIZED",
+            ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            ErrorCode::RateLimited => "RATE_LIMITED",
+            ErrorCode::RouteNotFound => "ROUTE_NOT_FOUND",
+            ErrorCode::MethodNotAllowed => "METHOD_NOT_ALLOWED",
         }
     }
 
@@ -37,21 +61,56 @@ impl ErrorCode {
     /// dependency, 1 for anything else.
     pub fn exit_code(self) -> i32 {
         match self {
-            ErrorCode::InvalidConfig | ErrorCode::InvalidInput | ErrorCode::EmptyUniverse => 2,
+            ErrorCode::InvalidConfig
+            | ErrorCode::InvalidInput
+            | ErrorCode::EmptyUniverse
+            | ErrorCode::ScanNotFound
+            | ErrorCode::ScanNotFinished
+            | ErrorCode::ScanNotRunning
+            | ErrorCode::ScanFailed
+            | ErrorCode::Unauthorized
+            | ErrorCode::PayloadTooLarge
+            | ErrorCode::RouteNotFound
+            | ErrorCode::MethodNotAllowed => 2,
             ErrorCode::DataProviderUnavailable
             | ErrorCode::WorkersUnavailable
             | ErrorCode::QueueUnavailable
-            | ErrorCode::CacheUnavailable => 3,
+            | ErrorCode::CacheUnavailable
+            | ErrorCode::RateLimited => 3,
             ErrorCode::Internal => 1,
         }
     }
 
+    /// The HTTP status of the control plane: 4xx for what the caller must change, 409 for
+    /// a request that does not fit the scan's state, 503 for an unavailable dependency.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::InvalidConfig | ErrorCode::InvalidInput => 400,
+            ErrorCode::Unauthorized => 401,
+            ErrorCode::ScanNotFound | ErrorCode::RouteNotFound => 404,
+            ErrorCode::MethodNotAllowed => 405,
+            ErrorCode::ScanNotFinished | ErrorCode::ScanNotRunning | ErrorCode::ScanFailed => 409,
+            ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::EmptyUniverse => 422,
+            ErrorCode::RateLimited => 429,
+            ErrorCode::Internal => 500,
+            ErrorCode::DataProviderUnavailable
+            | ErrorCode::WorkersUnavailable
+            | ErrorCode::QueueUnavailable
+            | ErrorCode::CacheUnavailable => 503,
+        }
+    }
+
+    /// Whether the same request may succeed later without a change.
     pub fn retryable(self) -> bool {
         matches!(
             self,
             ErrorCode::DataProviderUnavailable
                 | ErrorCode::WorkersUnavailable
                 | ErrorCode::QueueUnavailable
+                | ErrorCode::CacheUnavailable
+                | ErrorCode::RateLimited
+                | ErrorCode::ScanNotFinished
         )
     }
 }

@@ -12,9 +12,12 @@
 //!   No I/O, no async.
 //! - [`cluster`]: where I/O meets compute: the coordinator and worker actors, the
 //!   [`cluster::WorkQueue`] they share, progress events and cancellation.
+//! - [`api`]: the HTTP control plane of `technic serve` (axum): scans, SSE progress,
+//!   cache, cluster, health, metrics, OpenAPI; one error shape; token and body limits.
 //! - [`cli`]: the `technic` commands and their output formats.
 //! - [`telemetry`]: tracing init and the Prometheus metric definitions.
 
+pub mod api;
 pub mod cache;
 pub mod cli;
 pub mod cluster;

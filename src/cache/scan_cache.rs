@@ -89,7 +89,8 @@ pub struct Analytics {
 
 pub struct ScanCache {
     backend: Arc<dyn Cache>,
-    ttl: SmartTtl,
+    /// Replaceable at run time (`PUT /api/v1/cache/ttl`); read once per write batch.
+    ttl: std::sync::RwLock<SmartTtl>,
     retry_after: Duration,
     counters: [KindCounters; 5],
     health: Mutex<Health>,
@@ -104,7 +105,7 @@ impl ScanCache {
     pub fn new(backend: Arc<dyn Cache>, ttl: SmartTtl, retry_after: Duration) -> Self {
         ScanCache {
             backend,
-            ttl,
+            ttl: std::sync::RwLock::new(ttl),
             retry_after,
             counters: Default::default(),
             health: Mutex::new(Health::default()),
@@ -116,8 +117,14 @@ impl ScanCache {
         &self.backend
     }
 
-    pub fn smart_ttl(&self) -> &SmartTtl {
-        &self.ttl
+    /// The TTL policy in force (a copy: it may be replaced at any time).
+    pub fn smart_ttl(&self) -> SmartTtl {
+        self.ttl.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Replaces the TTL policy for later writes; keys already written keep their TTL.
+    pub fn set_smart_ttl(&self, ttl: SmartTtl) {
+        *self.ttl.write().unwrap_or_else(|p| p.into_inner()) = ttl;
     }
 
     fn health(&self) -> std::sync::MutexGuard<'_, Health> {
@@ -221,11 +228,12 @@ impl ScanCache {
         if items.is_empty() || !self.should_try() {
             return items.is_empty();
         }
+        let policy = self.smart_ttl();
         let entries: Vec<(String, Vec<u8>, Duration)> = items
             .iter()
             .filter_map(|(key, value, vol, last)| {
                 let bytes = codec::encode(*value).ok()?;
-                let (ttl, _rule) = self.ttl.ttl(kind, *vol, *last);
+                let (ttl, _rule) = policy.ttl(kind, *vol, *last);
                 Some((key.clone(), bytes, ttl))
             })
             .collect();
@@ -248,7 +256,7 @@ impl ScanCache {
         daily_vol: Option<f64>,
         last_bar: Option<NaiveDate>,
     ) -> (Duration, TtlRule) {
-        self.ttl.ttl(kind, daily_vol, last_bar)
+        self.smart_ttl().ttl(kind, daily_vol, last_bar)
     }
 
     /// Counts requests for the most-requested ranking; a failure only degrades.
@@ -325,6 +333,7 @@ impl ScanCache {
         let keys_per_kind = self.backend.keys_per_kind().await.ok();
         let memory = self.backend.memory().await.ok();
         let most_requested = self.backend.most_requested(top).await.unwrap_or_default();
+        let ttl = self.smart_ttl();
         let mut history: Vec<HitSample> = self
             .history
             .lock()
@@ -348,7 +357,7 @@ impl ScanCache {
             hit_rate_history: history,
             ttl_secs: Kind::ALL
                 .iter()
-                .map(|k| (*k, self.ttl.base(*k).as_secs()))
+                .map(|k| (*k, ttl.base(*k).as_secs()))
                 .collect(),
         }
     }

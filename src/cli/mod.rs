@@ -9,6 +9,7 @@ mod cluster;
 mod indicators;
 mod output;
 mod scan;
+mod serve;
 mod snapshot;
 mod worker;
 
@@ -20,7 +21,7 @@ use clap::{Parser, Subcommand};
 use crate::config::{LogFormat, Settings};
 use crate::error::UserError;
 
-pub use output::{format_number, OutputFormat};
+pub use output::{format_number, json_rows_to_csv, OutputFormat};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -55,6 +56,8 @@ pub enum Command {
     Worker(worker::WorkerArgs),
     /// Look at the cluster: `technic cluster nodes --redis URL`.
     Cluster(cluster::ClusterArgs),
+    /// Run the coordinator, local workers and the HTTP control plane.
+    Serve(serve::ServeArgs),
 }
 
 /// Loads settings from the file and environment, applying `--log-format`.
@@ -78,6 +81,7 @@ pub async fn run(cli: Cli, settings: Settings) -> i32 {
         Command::Cache(args) => cache::run(&args, &settings).await,
         Command::Worker(args) => worker::run(&args, &settings).await,
         Command::Cluster(args) => cluster::run(&args, &settings).await,
+        Command::Serve(args) => serve::run(args, settings).await,
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,145 @@
+//! Control-plane overhead (`cargo bench --bench api`).
+//!
+//! - `api/in_process_100`: submit a 100-symbol scan to the cluster and await its report
+//!   (what `technic scan` does), no HTTP.
+//! - `api/http_submit_to_report_100`: the same scan on the same cluster through the real
+//!   router on a loopback socket: `POST /api/v1/scans`, then `GET …/events` until the
+//!   final `report` event, parsed. The difference is the API's overhead.
+//! - `api/sse_fanout_200`: one 100-symbol scan followed by 200 concurrent SSE
+//!   subscribers, each until it has read and parsed the final report.
+//!
+//! No cache (every scan computes), synthetic data, 2 local workers.
+
+use std::sync::Arc;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use serde_json::Value;
+
+use technic::api::{self, AppState, History, LiveScans};
+use technic::cache::CacheTarget;
+use technic::config::Settings;
+use technic::data::{self, DataSource};
+use technic::scan::ScanConfig;
+
+const BODY: &str = r#"{"universe_size": 100}"#;
+
+async fn report_over_sse(client: &reqwest::Client, base: &str, id: &str) -> Value {
+    let mut resp = client
+        .get(format!("{base}/api/v1/scans/{id}/events"))
+        .send()
+        .await
+        .expect("events");
+    let mut buf = String::new();
+    while let Some(chunk) = resp.chunk().await.expect("chunk") {
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        if let Some(at) = buf.find("event: report\ndata: ") {
+            let rest = &buf[at + "event: report\ndata: ".len()..];
+            if let Some(end) = rest.find("\n\n") {
+                return serde_json::from_str(&rest[..end]).expect("report json");
+            }
+        }
+    }
+    panic!("stream ended without a report");
+}
+
+async fn submit(client: &reqwest::Client, base: &str) -> String {
+    let v: Value = client
+        .post(format!("{base}/api/v1/scans"))
+        .body(BODY)
+        .send()
+        .await
+        .expect("submit")
+        .json_text()
+        .await;
+    v["id"].as_str().expect("id").to_string()
+}
+
+trait JsonText {
+    async fn json_text(self) -> Value;
+}
+
+impl JsonText for reqwest::Response {
+    async fn json_text(self) -> Value {
+        serde_json::from_str(&self.text().await.expect("body")).expect("json")
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut settings = Settings::defaults();
+    settings.api.max_active_scans = 64;
+    let (state, base) = rt.block_on(async {
+        let provider =
+            data::open_chain(&[DataSource::Synthetic], &settings.data, None).expect("provider");
+        let cluster = api::start_cluster(&settings, provider.clone(), None, 2)
+            .await
+            .expect("cluster");
+        let state = Arc::new(AppState {
+            settings: settings.clone(),
+            cluster,
+            workers: 2,
+            provider,
+            cache: None,
+            live: LiveScans::default(),
+            history: Arc::new(History::new(&CacheTarget::None, 50, 3600).expect("history")),
+            node_id: "bench".into(),
+            started_at: chrono::Utc::now(),
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let app = api::router(state.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (state, base)
+    });
+    let client = reqwest::Client::new();
+    let config: ScanConfig = api::scan_request::parse(BODY.as_bytes(), &settings).expect("config");
+
+    let mut g = c.benchmark_group("api");
+    g.sample_size(30);
+    g.bench_function("in_process_100", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let cluster = state.cluster.as_ref().expect("cluster");
+                let h = cluster.submit(config.clone()).await.expect("submit");
+                let r = h.report().await.expect("report");
+                assert_eq!(r.universe_size, 100);
+            })
+        })
+    });
+    g.bench_function("http_submit_to_report_100", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let id = submit(&client, &base).await;
+                let r = report_over_sse(&client, &base, &id).await;
+                assert_eq!(r["universe_size"], 100);
+            })
+        })
+    });
+    g.sample_size(10);
+    g.bench_function("sse_fanout_200", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let id = submit(&client, &base).await;
+                let tasks: Vec<_> = (0..200)
+                    .map(|_| {
+                        let (client, base, id) = (client.clone(), base.clone(), id.clone());
+                        tokio::spawn(async move { report_over_sse(&client, &base, &id).await })
+                    })
+                    .collect();
+                for t in tasks {
+                    let r = t.await.expect("subscriber");
+                    assert_eq!(r["universe_size"], 100);
+                }
+            })
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

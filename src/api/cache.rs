@@ -1,0 +1,210 @@
+//! `/api/v1/cache/*`: stats, analytics, clear, warm and TTL settings of this node's cache.
+//!
+//! A TTL change applies to values this process writes from then on (keys already written
+//! keep theirs); in a multi-process cluster each node keeps its own configured TTLs.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use utoipa::ToSchema;
+
+use super::error::{ApiError, ErrorBody};
+use super::scans::Shared;
+use crate::cache::{ScanCache, SmartTtl, SystemClock};
+use crate::cluster::{warm_once, PipelineContext};
+use crate::error::ErrorCode;
+use crate::scan::ScanConfig;
+
+fn no_cache() -> ApiError {
+    ApiError::new(
+        ErrorCode::CacheUnavailable,
+        "this server runs without a cache",
+        vec!["start technic serve with --redis redis://HOST:PORT, or set cache.url (memory, redis://…)".into()],
+    )
+}
+
+fn unreachable_cache() -> ApiError {
+    ApiError::new(
+        ErrorCode::CacheUnavailable,
+        "the cache does not answer",
+        vec![
+            "check that Redis is running and reachable at the configured cache url".into(),
+            "scans go on uncached meanwhile; caching resumes by itself when Redis is back".into(),
+        ],
+    )
+}
+
+fn cache(state: &super::state::AppState) -> Result<&Arc<ScanCache>, ApiError> {
+    state.cache.as_ref().ok_or_else(no_cache)
+}
+
+/// Hit rates per kind, keys per kind and memory.
+#[utoipa::path(get, path = "/api/v1/cache/stats", tag = "cache",
+    responses((status = 200, body = Object), (status = 503, body = ErrorBody)))]
+pub async fn stats(State(state): Shared) -> Result<Json<Value>, ApiError> {
+    let c = cache(&state)?;
+    let a = c.analytics(0).await;
+    if a.keys_per_kind.is_none() {
+        if let Some(e) = &a.status.last_error {
+            tracing::warn!(error = %e, "cache stats: backend unavailable");
+        }
+        return Err(unreachable_cache());
+    }
+    let (hits, misses) = a
+        .per_kind
+        .values()
+        .fold((0, 0), |(h, m), k| (h + k.hits, m + k.misses));
+    Ok(Json(json!({
+        "backend": a.status.backend,
+        "available": a.status.available,
+        "degraded_since": a.status.degraded_since,
+        "hits": hits,
+        "misses": misses,
+        "hit_rate": (hits + misses > 0).then(|| hits as f64 / (hits + misses) as f64),
+        "per_kind": a.per_kind,
+        "keys_per_kind": a.keys_per_kind,
+        "memory": a.memory,
+    })))
+}
+
+/// Everything in stats, plus most-requested symbols, hit rate over time and base TTLs.
+#[utoipa::path(get, path = "/api/v1/cache/analytics", tag = "cache",
+    responses((status = 200, body = Object), (status = 503, body = ErrorBody)))]
+pub async fn analytics(State(state): Shared) -> Result<Json<Value>, ApiError> {
+    let c = cache(&state)?;
+    let mut a = c.analytics(20).await;
+    // The backend's own error text stays in the log.
+    if let Some(e) = a.status.last_error.take() {
+        tracing::warn!(error = %e, "cache analytics: last backend error");
+    }
+    Ok(Json(serde_json::to_value(a).unwrap_or_default()))
+}
+
+/// Removes every technic cache key (`technic:v1:*`), nothing else.
+#[utoipa::path(post, path = "/api/v1/cache/clear", tag = "cache", security(("bearer" = [])),
+    responses((status = 200, body = Object), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn clear(State(state): Shared) -> Result<Json<Value>, ApiError> {
+    let n = cache(&state)?.clear().await.map_err(|e| {
+        tracing::warn!(error = %e, "cache clear failed");
+        unreachable_cache()
+    })?;
+    tracing::info!(removed = n, "cache cleared over http");
+    Ok(Json(json!({ "removed": n })))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WarmRequest {
+    /// Extra symbols to warm, besides the configured and most-requested ones (at most 1,000).
+    #[serde(default)]
+    symbols: Vec<String>,
+}
+
+/// Loads the configured and most-requested symbols (and any listed) into the cache now.
+#[utoipa::path(post, path = "/api/v1/cache/warm", tag = "cache", security(("bearer" = [])),
+    request_body(content = WarmRequest, content_type = "application/json"),
+    responses((status = 200, body = Object), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn warm(State(state): Shared, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let c = cache(&state)?.clone();
+    let req: WarmRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        WarmRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::new(
+                ErrorCode::InvalidInput,
+                format!("invalid warm request: {e}"),
+                vec![r#"send {"symbols": ["AAPL", "MSFT"]} or an empty body"#.into()],
+            )
+        })?
+    };
+    if req.symbols.len() > 1000 {
+        return Err(ApiError::new(
+            ErrorCode::InvalidInput,
+            "at most 1,000 symbols per warm request",
+            vec!["split the list".into()],
+        ));
+    }
+    let mut warm = state.settings.cache.warm.clone();
+    warm.symbols.extend(
+        req.symbols
+            .iter()
+            .map(|s| s.trim().to_ascii_uppercase())
+            .filter(|s| !s.is_empty()),
+    );
+    let ctx = PipelineContext {
+        node_id: state.node_id.clone(),
+        provider: state.provider.clone(),
+        cache: Some(c.clone()),
+        queue: None,
+    };
+    let report = warm_once(
+        &ctx,
+        &warm,
+        &ScanConfig::from_settings(&state.settings.scan),
+    )
+    .await;
+    if !c.status().available {
+        return Err(unreachable_cache());
+    }
+    Ok(Json(serde_json::to_value(report).unwrap_or_default()))
+}
+
+/// The TTL settings in force (`[cache.ttl]`).
+#[utoipa::path(get, path = "/api/v1/cache/ttl", tag = "cache",
+    responses((status = 200, body = Object), (status = 503, body = ErrorBody)))]
+pub async fn get_ttl(State(state): Shared) -> Result<Json<Value>, ApiError> {
+    Ok(Json(
+        serde_json::to_value(cache(&state)?.smart_ttl().settings()).unwrap_or_default(),
+    ))
+}
+
+/// Replaces TTL settings (a partial object keeps the other fields); every problem listed.
+#[utoipa::path(put, path = "/api/v1/cache/ttl", tag = "cache", security(("bearer" = [])),
+    request_body(content = Object, content_type = "application/json",
+        description = "any of bars_secs, features_secs, ml_secs, scan_secs, meta_secs, high_vol_daily, low_vol_daily, market_timezone, market_open, market_close"),
+    responses((status = 200, body = Object), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn put_ttl(State(state): Shared, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let c = cache(&state)?;
+    let invalid = |problems: Vec<String>| {
+        ApiError::new(
+            ErrorCode::InvalidConfig,
+            format!("invalid ttl settings: {}", problems.join("; ")),
+            problems
+                .iter()
+                .map(|p| format!("fix: {p}"))
+                .chain(["GET /api/v1/cache/ttl shows the fields and current values".to_string()])
+                .collect(),
+        )
+    };
+    let mut current = match serde_json::to_value(c.smart_ttl().settings()) {
+        Ok(Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    };
+    match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Object(over)) => {
+            let unknown: Vec<String> = over
+                .keys()
+                .filter(|k| !current.contains_key(*k))
+                .map(|k| format!("unknown field {k:?}"))
+                .collect();
+            if !unknown.is_empty() {
+                return Err(invalid(unknown));
+            }
+            current.extend(over);
+        }
+        Ok(_) => return Err(invalid(vec!["the body must be a JSON object".into()])),
+        Err(e) => return Err(invalid(vec![format!("the body is not valid JSON: {e}")])),
+    }
+    let settings =
+        serde_json::from_value(Value::Object(current)).map_err(|e| invalid(vec![e.to_string()]))?;
+    let ttl = SmartTtl::new(settings, Arc::new(SystemClock)).map_err(invalid)?;
+    c.set_smart_ttl(ttl);
+    tracing::info!("cache ttl settings replaced over http");
+    Ok(Json(
+        serde_json::to_value(c.smart_ttl().settings()).unwrap_or_default(),
+    ))
+}

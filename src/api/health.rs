@@ -1,0 +1,338 @@
+//! Health, readiness, metrics, cluster nodes and performance history.
+//!
+//! `/health` and `/health/live` answer from memory (never Redis). `/health/ready` is 503
+//! until workers are registered. `/health/detailed` (`application/health+json`) checks
+//! each component: the cache and the data provider are optional (the scan degrades
+//! without them: `fail` there makes the whole `warn`), cluster nodes and the work queue
+//! are required (`fail` there makes the whole `fail`, HTTP 503).
+
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
+
+use super::error::{ApiError, ErrorBody};
+use super::history::ScanSummary;
+use super::scans::Shared;
+use super::state::{local_nodes, AppState, NodeInfo};
+use crate::data::CircuitState;
+use crate::error::ErrorCode;
+
+/// How long the cache probe of `/health/detailed` may take.
+const CACHE_PROBE: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Cheap {
+    pub status: &'static str,
+}
+
+/// Cheap: the process answers.
+#[utoipa::path(get, path = "/health", tag = "health", responses((status = 200, body = Cheap)))]
+pub async fn health() -> Json<Cheap> {
+    Json(Cheap { status: "pass" })
+}
+
+/// Liveness: the process answers (never touches Redis).
+#[utoipa::path(get, path = "/health/live", tag = "health", responses((status = 200, body = Cheap)))]
+pub async fn live() -> Json<Cheap> {
+    Json(Cheap { status: "pass" })
+}
+
+fn not_ready(state: &AppState) -> Option<ApiError> {
+    let workers: usize = local_nodes(state)
+        .iter()
+        .filter(|n| n.state == "up")
+        .map(|n| n.workers)
+        .sum();
+    (workers == 0).then(|| {
+        ApiError::new(
+            ErrorCode::WorkersUnavailable,
+            "not ready: no workers are registered",
+            vec!["start the server with --workers N (N ≥ 1), or start workers that join this cluster".into()],
+        )
+    })
+}
+
+/// Readiness: 200 once workers are registered, else 503.
+#[utoipa::path(get, path = "/health/ready", tag = "health",
+    responses((status = 200, body = Cheap), (status = 503, body = ErrorBody)))]
+pub async fn ready(State(state): Shared) -> Result<Json<Cheap>, ApiError> {
+    match not_ready(&state) {
+        Some(e) => Err(e),
+        None => Ok(Json(Cheap { status: "pass" })),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Status {
+    Pass,
+    Warn,
+    Fail,
+}
+
+fn check(component_type: &str, status: Status, output: Option<String>, extra: Value) -> Value {
+    let mut v = json!({
+        "componentType": component_type,
+        "status": status,
+        "time": Utc::now(),
+    });
+    if let Some(o) = output {
+        v["output"] = json!(o);
+    }
+    if let (Value::Object(m), Value::Object(x)) = (&mut v, extra) {
+        m.extend(x);
+    }
+    v
+}
+
+async fn cache_check(state: &AppState) -> (Status, Value) {
+    let Some(c) = &state.cache else {
+        return (
+            Status::Warn,
+            check(
+                "datastore",
+                Status::Warn,
+                Some("no cache configured: scans load every symbol from the data provider".into()),
+                json!({}),
+            ),
+        );
+    };
+    let backend = c.backend().backend();
+    let probe = tokio::time::timeout(CACHE_PROBE, c.backend().memory()).await;
+    let (status, output) = match probe {
+        Ok(Ok(_)) if c.status().available => (Status::Pass, None),
+        // The backend answers again; scans resume caching on their next operation.
+        Ok(Ok(_)) => (
+            Status::Pass,
+            Some("recovered: scans resume caching on their next cache operation".into()),
+        ),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "health: cache probe failed");
+            (
+                Status::Fail,
+                Some("the cache does not answer; scans run uncached".into()),
+            )
+        }
+        Err(_) => (
+            Status::Fail,
+            Some("the cache did not answer in time; scans run uncached".into()),
+        ),
+    };
+    (
+        status,
+        check(
+            "datastore",
+            status,
+            output,
+            json!({"observedValue": backend}),
+        ),
+    )
+}
+
+fn provider_checks(state: &AppState) -> (Status, Vec<Value>) {
+    let circuits = state.provider.circuits();
+    if circuits.is_empty() {
+        return (
+            Status::Pass,
+            vec![check(
+                "component",
+                Status::Pass,
+                None,
+                json!({"observedValue": state.settings.data.source, "breaker": "none"}),
+            )],
+        );
+    }
+    let mut worst = Status::Pass;
+    let checks = circuits
+        .into_iter()
+        .map(|(name, c)| {
+            let (status, breaker) = match c {
+                CircuitState::Closed => (Status::Pass, "closed"),
+                CircuitState::HalfOpen => (Status::Warn, "half_open"),
+                CircuitState::Open => (Status::Fail, "open"),
+            };
+            worst = worst.max(status);
+            let output = (status != Status::Pass)
+                .then(|| format!("circuit breaker {breaker}: requests to {name} fail fast"));
+            check(
+                "component",
+                status,
+                output,
+                json!({"componentId": name, "breaker": breaker}),
+            )
+        })
+        .collect();
+    (worst, checks)
+}
+
+/// Per-component health, `application/health+json`; HTTP 503 when the whole is `fail`.
+#[utoipa::path(get, path = "/health/detailed", tag = "health",
+    responses((status = 200, body = Object, content_type = "application/health+json"),
+        (status = 503, body = Object, content_type = "application/health+json")))]
+pub async fn detailed(State(state): Shared) -> Response {
+    let (cache_status, cache) = cache_check(&state).await;
+    let (provider_status, provider) = provider_checks(&state);
+    let nodes = local_nodes(&state);
+    let up = nodes.iter().filter(|n| n.state == "up").count();
+    let nodes_status = if up == 0 { Status::Fail } else { Status::Pass };
+    let nodes_check = check(
+        "system",
+        nodes_status,
+        (up == 0).then(|| "no workers are registered".to_string()),
+        json!({"observedValue": up, "observedUnit": "nodes up"}),
+    );
+    let queue_status = if state.cluster.is_some() {
+        Status::Pass
+    } else {
+        Status::Fail
+    };
+    let queue_check = check(
+        "component",
+        queue_status,
+        (queue_status == Status::Fail)
+            .then(|| "no work queue: this coordinator runs no cluster".to_string()),
+        json!({"observedValue": state.live.len(), "observedUnit": "active scans", "componentId": "in-process"}),
+    );
+    let ml_check = check(
+        "component",
+        Status::Pass,
+        Some("no model configured: ranking uses the technical rating only".into()),
+        json!({}),
+    );
+    let optional = cache_status.max(provider_status).min(Status::Warn);
+    let overall = optional.max(nodes_status).max(queue_status);
+    let mut body = json!({
+        "status": overall,
+        "version": "1",
+        "releaseId": env!("CARGO_PKG_VERSION"),
+        "serviceId": state.node_id,
+        "description": "technic coordinator",
+        "checks": {
+            "cache:connection": [cache],
+            "data-provider:circuit": provider,
+            "cluster-nodes:count": [nodes_check],
+            "work-queue:status": [queue_check],
+            "ml-model:status": [ml_check],
+        }
+    });
+    let code = if overall == Status::Fail {
+        let reason = if nodes_status == Status::Fail || queue_status == Status::Fail {
+            not_ready(&state)
+        } else {
+            None
+        };
+        let err = reason.unwrap_or_else(|| {
+            ApiError::new(
+                ErrorCode::WorkersUnavailable,
+                "a required component fails",
+                vec!["see checks".into()],
+            )
+        });
+        body["error"] = err.to_json()["error"].clone();
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (
+        code,
+        [(header::CONTENT_TYPE, "application/health+json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// Prometheus metrics, OpenMetrics text.
+#[utoipa::path(get, path = "/metrics", tag = "metrics",
+    responses((status = 200, body = String, content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8")))]
+pub async fn metrics() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        crate::telemetry::encode_metrics(),
+    )
+        .into_response()
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Nodes {
+    pub nodes: Vec<NodeInfo>,
+}
+
+/// The cluster's nodes (today: this process).
+#[utoipa::path(get, path = "/api/v1/cluster/nodes", tag = "cluster", responses((status = 200, body = Nodes)))]
+pub async fn nodes(State(state): Shared) -> Json<Nodes> {
+    Json(Nodes {
+        nodes: local_nodes(&state),
+    })
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct PerfQuery {
+    /// Most scans (default 100).
+    limit: Option<usize>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PerfPoint {
+    pub id: String,
+    pub finished_at: Option<chrono::DateTime<Utc>>,
+    pub scanned: Option<usize>,
+    pub total_seconds: f64,
+    pub symbols_per_second: f64,
+    pub cache_hit_rate: Option<f64>,
+    /// Against the first uncached scan of the same universe on record; `None` without one.
+    pub speedup: Option<f64>,
+}
+
+/// Finished scans' timing, oldest first, with the speedup against the same universe's
+/// first uncached scan in the history.
+#[utoipa::path(get, path = "/api/v1/performance/history", tag = "performance", params(PerfQuery),
+    responses((status = 200, body = Object)))]
+pub async fn performance(State(state): Shared, Query(q): Query<PerfQuery>) -> Json<Value> {
+    let limit = q
+        .limit
+        .unwrap_or(100)
+        .clamp(1, state.settings.api.history_max_scans);
+    let mut scans: Vec<ScanSummary> = state
+        .history
+        .list(limit)
+        .await
+        .into_iter()
+        .filter(|s| s.timing.is_some())
+        .collect();
+    scans.reverse();
+    let points: Vec<PerfPoint> = scans
+        .iter()
+        .filter_map(|s| {
+            let t = s.timing.as_ref()?;
+            let baseline = scans.iter().find(|b| {
+                b.universe_key == s.universe_key
+                    && b.timing.as_ref().is_some_and(|bt| {
+                        bt.cache_hit_rate.unwrap_or(0.0) == 0.0 && bt.total_seconds > 0.0
+                    })
+            });
+            Some(PerfPoint {
+                id: s.id.clone(),
+                finished_at: s.finished_at,
+                scanned: s.scanned,
+                total_seconds: t.total_seconds,
+                symbols_per_second: t.symbols_per_second,
+                cache_hit_rate: t.cache_hit_rate,
+                speedup: baseline
+                    .and_then(|b| b.timing.as_ref())
+                    .filter(|_| t.total_seconds > 0.0)
+                    .map(|bt| bt.total_seconds / t.total_seconds),
+            })
+        })
+        .collect();
+    Json(json!({ "scans": points }))
+}

@@ -1,0 +1,406 @@
+//! `/api/v1/scans`: submit, history, state, results (JSON or CSV) and cancel.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio::sync::{watch, Notify};
+use utoipa::{IntoParams, ToSchema};
+
+use super::error::{ApiError, ErrorBody};
+use super::history::{ScanRecord, ScanSummary};
+use super::state::{AppState, LiveScan};
+use crate::cli::json_rows_to_csv;
+use crate::error::ErrorCode;
+use crate::scan::{rank, ScanConfig, SortKey};
+
+pub type Shared = State<Arc<AppState>>;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Submitted {
+    pub id: String,
+}
+
+/// The scan config (all fields optional; absent ones take the server's defaults).
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code)] // documentation only: the body is parsed by `scan_request::parse`
+pub struct ScanRequest {
+    universe_size: Option<usize>,
+    symbols: Option<Vec<String>>,
+    sectors: Option<Vec<String>>,
+    industries: Option<Vec<String>>,
+    min_market_cap: Option<f64>,
+    min_bars: Option<usize>,
+    min_price: Option<f64>,
+    min_dollar_volume: Option<f64>,
+    min_tech_rating: Option<f64>,
+    /// e.g. `["strong_long", "long"]`.
+    signals: Option<Vec<String>>,
+    lookback_days: Option<usize>,
+    /// YYYY-MM-DD.
+    as_of: Option<String>,
+    top: Option<usize>,
+    /// tech_rating | trend | momentum | rsi14 | macd_hist | ret5d | ret21d | dollar_vol20 | vol_spike_ratio | close
+    sort: Option<String>,
+    sector_cap: Option<usize>,
+    /// Partial objects keep the other weights: trend, momentum, volume, volatility, oscillator, breakout.
+    #[schema(value_type = Option<Object>)]
+    weights: Option<Value>,
+    account_size: Option<f64>,
+    risk_pct: Option<f64>,
+    target_rr: Option<f64>,
+    stop_atr_multiple: Option<f64>,
+}
+
+/// Submits a scan.
+#[utoipa::path(post, path = "/api/v1/scans", tag = "scans",
+    request_body(content = ScanRequest, content_type = "application/json"),
+    security(("bearer" = [])),
+    responses((status = 202, body = Submitted), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn submit(State(state): Shared, body: Bytes) -> Result<Response, ApiError> {
+    let config = super::scan_request::parse(&body, &state.settings)?;
+    let Some(cluster) = state.cluster.as_ref() else {
+        return Err(ApiError::new(
+            ErrorCode::WorkersUnavailable,
+            "no workers are registered to run scans",
+            vec![
+                "start this server with --workers N (N ≥ 1)".into(),
+                "check readiness with GET /health/ready".into(),
+            ],
+        ));
+    };
+    let max = state.settings.api.max_active_scans;
+    if state.live.len() >= max {
+        return Err(ApiError::new(
+            ErrorCode::RateLimited,
+            format!("{max} scans are already running (api.max_active_scans)"),
+            vec!["retry when a running scan has finished (GET /api/v1/scans)".into()],
+        ));
+    }
+    let handle = cluster
+        .submit(config.clone())
+        .await
+        .map_err(ApiError::from)?;
+    let id = handle.id.clone();
+    let (finished_tx, finished_rx) = watch::channel(None);
+    let live = Arc::new(LiveScan {
+        id: id.clone(),
+        submitted_at: Utc::now(),
+        config,
+        progress: handle.progress.clone(),
+        finished: finished_rx,
+        cancel: Arc::new(Notify::new()),
+    });
+    state.live.insert(live.clone());
+    tracing::info!(scan_id = %id, "scan submitted over http");
+    let st = state.clone();
+    tokio::spawn(async move {
+        let mut progress = handle.progress.clone();
+        loop {
+            if progress.borrow_and_update().stage.is_terminal() {
+                break;
+            }
+            tokio::select! {
+                changed = progress.changed() => if changed.is_err() { break },
+                _ = live.cancel.notified() => handle.cancel(),
+            }
+        }
+        let result = handle.report().await;
+        let last = progress.borrow().clone();
+        let (report, error) = match result {
+            Ok(r) => (Some(r), None),
+            Err(e) => (None, Some(ApiError::from(e).0)),
+        };
+        let record = Arc::new(ScanRecord {
+            id: live.id.clone(),
+            submitted_at: live.submitted_at,
+            finished_at: Utc::now(),
+            config: live.config.clone(),
+            progress: last,
+            report,
+            error,
+            report_json: Default::default(),
+        });
+        // The record is visible (history) before the live entry goes, so no reader misses it.
+        st.history.put(record.clone()).await;
+        let _ = finished_tx.send(Some(record));
+        st.live.remove(&live.id);
+    });
+    Ok((StatusCode::ACCEPTED, Json(Submitted { id })).into_response())
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ListQuery {
+    /// Most scans returned (default 50, at most api.history_max_scans + running scans).
+    limit: Option<usize>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScanList {
+    pub scans: Vec<ScanSummary>,
+}
+
+/// Running scans, then the history (newest first), with timing.
+#[utoipa::path(get, path = "/api/v1/scans", tag = "scans", params(ListQuery),
+    responses((status = 200, body = ScanList)))]
+pub async fn list(State(state): Shared, Query(q): Query<ListQuery>) -> Json<ScanList> {
+    let limit = q.limit.unwrap_or(50).clamp(
+        1,
+        state.settings.api.history_max_scans + state.settings.api.max_active_scans,
+    );
+    let mut scans: Vec<ScanSummary> = state.live.all().iter().map(|l| live_summary(l)).collect();
+    for s in state.history.list(limit).await {
+        if !scans.iter().any(|x| x.id == s.id) {
+            scans.push(s);
+        }
+    }
+    scans.truncate(limit);
+    Json(ScanList { scans })
+}
+
+fn live_summary(l: &LiveScan) -> ScanSummary {
+    if let Some(r) = l.finished.borrow().as_ref() {
+        return r.summary();
+    }
+    let p = l.progress.borrow();
+    ScanSummary {
+        id: l.id.clone(),
+        stage: p.stage.as_str().into(),
+        submitted_at: l.submitted_at,
+        finished_at: None,
+        universe_size: (p.total > 0).then_some(p.total),
+        scanned: None,
+        results: None,
+        failures: None,
+        timing: None,
+        error_code: None,
+        universe_key: super::history::universe_key(&l.config),
+    }
+}
+
+/// A scan, live or from the history.
+pub enum Found {
+    Live(Arc<LiveScan>),
+    Done(Arc<ScanRecord>),
+}
+
+/// How long a reader waits for the record of a scan whose progress is already terminal
+/// (the report follows the last progress event within milliseconds).
+const RECORD_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The scan `id`. A scan whose progress is terminal is answered from its record, so
+/// `stage: done` always comes with its timing.
+pub async fn find(state: &AppState, id: &str) -> Result<Found, ApiError> {
+    if let Some(l) = state.live.get(id) {
+        let terminal = l.progress.borrow().stage.is_terminal();
+        let mut finished = l.finished.clone();
+        let record = if terminal {
+            tokio::time::timeout(RECORD_WAIT, finished.wait_for(Option::is_some))
+                .await
+                .ok()
+                .and_then(|r| r.ok().and_then(|r| r.clone()))
+        } else {
+            finished.borrow().clone()
+        };
+        return Ok(match record {
+            Some(r) => Found::Done(r),
+            None => Found::Live(l),
+        });
+    }
+    match state.history.get(id).await {
+        Some(r) => Ok(Found::Done(r)),
+        None => Err(ApiError::scan_not_found(id)),
+    }
+}
+
+/// The state of a finished scan: stage, progress, report fields but the results.
+pub fn record_view(r: &ScanRecord) -> Value {
+    let mut v = json!({
+        "id": r.id,
+        "stage": r.progress.stage.as_str(),
+        "progress": r.progress,
+        "submitted_at": r.submitted_at,
+        "finished_at": r.finished_at,
+        "config": r.config,
+    });
+    if let Some(rep) = &r.report {
+        v["status"] = json!(rep.status);
+        v["universe_size"] = json!(rep.universe_size);
+        v["scanned"] = json!(rep.scanned);
+        v["results_count"] = json!(rep.results.len());
+        v["failures"] = json!(rep.failures);
+        v["filtered"] = json!(rep.filtered);
+        v["timing"] = json!(rep.timing);
+        v["warnings"] = json!(rep.warnings);
+    }
+    if let Some(e) = &r.error {
+        v["error"] = ApiError(e.clone()).to_json()["error"].clone();
+    }
+    v
+}
+
+pub fn live_view(l: &LiveScan) -> Value {
+    let p = l.progress.borrow().clone();
+    json!({
+        "id": l.id,
+        "stage": p.stage.as_str(),
+        "progress": p,
+        "submitted_at": l.submitted_at,
+        "finished_at": null,
+        "config": l.config,
+    })
+}
+
+/// Status, progress, timing and failures of one scan (`stage` is `done` when finished).
+#[utoipa::path(get, path = "/api/v1/scans/{id}", tag = "scans",
+    params(("id" = String, Path, description = "scan id")),
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+pub async fn get(State(state): Shared, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(match find(&state, &id).await? {
+        Found::Live(l) => live_view(&l),
+        Found::Done(r) => record_view(&r),
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ResultsQuery {
+    /// `json` (default) or `csv`.
+    format: Option<String>,
+    /// A ranking key (as the scan's `sort`): results re-ranked by it, descending.
+    sort: Option<String>,
+    /// Keep the first N rows.
+    limit: Option<usize>,
+}
+
+/// The ranked results, as JSON `{"results": [...]}` or CSV with a header row.
+#[utoipa::path(get, path = "/api/v1/scans/{id}/results", tag = "scans",
+    params(("id" = String, Path, description = "scan id"), ResultsQuery),
+    responses((status = 200, body = Object, content_type = "application/json"),
+        (status = 200, body = String, content_type = "text/csv"),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn results(
+    State(state): Shared,
+    Path(id): Path<String>,
+    Query(q): Query<ResultsQuery>,
+) -> Result<Response, ApiError> {
+    let csv = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(_) => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                "format must be json or csv",
+                vec!["use ?format=json or ?format=csv".into()],
+            ))
+        }
+    };
+    let sort = match q.sort.as_deref() {
+        None => None,
+        Some(s) => Some(serde_json::from_value::<SortKey>(Value::String(s.into())).map_err(|_| {
+            ApiError::new(
+                ErrorCode::InvalidInput,
+                "sort is not a ranking key",
+                vec!["use one of tech_rating, trend, momentum, rsi14, macd_hist, ret5d, ret21d, dollar_vol20, vol_spike_ratio, close".into()],
+            )
+        })?),
+    };
+    if q.limit == Some(0) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidInput,
+            "limit must be at least 1",
+            vec!["omit limit for every row".into()],
+        ));
+    }
+    let record = match find(&state, &id).await? {
+        Found::Done(r) => r,
+        Found::Live(l) => {
+            return Err(ApiError::new(
+                ErrorCode::ScanNotFinished,
+                format!(
+                    "scan {} is still {}",
+                    l.id,
+                    l.progress.borrow().stage.as_str()
+                ),
+                vec![format!(
+                    "follow it with GET /api/v1/scans/{}/events, then retry",
+                    l.id
+                )],
+            ))
+        }
+    };
+    let Some(report) = &record.report else {
+        let why = record
+            .error
+            .as_ref()
+            .map_or("unknown error".to_string(), |e| e.message.clone());
+        return Err(ApiError::new(
+            ErrorCode::ScanFailed,
+            format!("scan {} failed and has no results: {why}", record.id),
+            vec![format!(
+                "see GET /api/v1/scans/{} for the error and its suggestions",
+                record.id
+            )],
+        ));
+    };
+    let mut rows = report.results.clone();
+    if let Some(key) = sort {
+        let cfg = ScanConfig {
+            sort: key,
+            top: None,
+            sector_cap: None,
+            ..record.config.clone()
+        };
+        rank(&mut rows, &cfg);
+    }
+    if let Some(n) = q.limit {
+        rows.truncate(n);
+    }
+    let values: Vec<Value> = rows
+        .iter()
+        .filter_map(|r| serde_json::to_value(r).ok())
+        .collect();
+    if csv {
+        let body = json_rows_to_csv(&values);
+        return Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response());
+    }
+    Ok(Json(json!({ "results": values })).into_response())
+}
+
+/// Cancels a running scan; its report comes back partial, stage `cancelled`.
+#[utoipa::path(post, path = "/api/v1/scans/{id}/cancel", tag = "scans",
+    params(("id" = String, Path, description = "scan id")), security(("bearer" = [])),
+    responses((status = 202, body = Object), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn cancel(State(state): Shared, Path(id): Path<String>) -> Result<Response, ApiError> {
+    match find(&state, &id).await? {
+        Found::Live(l) => {
+            l.cancel.notify_one();
+            tracing::info!(scan_id = %l.id, "cancel requested over http");
+            Ok((
+                StatusCode::ACCEPTED,
+                Json(json!({"id": l.id, "cancelling": true})),
+            )
+                .into_response())
+        }
+        Found::Done(r) => Err(ApiError::new(
+            ErrorCode::ScanNotRunning,
+            format!(
+                "scan {} already finished ({})",
+                r.id,
+                r.progress.stage.as_str()
+            ),
+            vec![format!(
+                "its results are at GET /api/v1/scans/{}/results",
+                r.id
+            )],
+        )),
+    }
+}

@@ -1,0 +1,228 @@
+//! A real `technic serve` process on a free loopback port, and a small HTTP client with
+//! an SSE reader, for the control plane's integration tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// `technic serve`, killed on drop; stderr goes to a file (`log()`).
+pub struct Server {
+    child: Option<Child>,
+    pub base: String,
+    dir: TempDir,
+}
+
+pub fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_technic"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .arg("serve")
+        .args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+impl Server {
+    /// Starts the server and waits until `/health` answers.
+    pub async fn start(args: &[&str], env: &[(&str, &str)]) -> Server {
+        let port = free_port();
+        let bind = format!("127.0.0.1:{port}");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = std::fs::File::create(dir.path().join("serve.log")).expect("log file");
+        let mut all: Vec<&str> = vec!["--bind", &bind];
+        all.extend_from_slice(args);
+        let child = command(&all, env)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn technic serve");
+        let server = Server {
+            child: Some(child),
+            base: format!("http://{bind}"),
+            dir,
+        };
+        let start = Instant::now();
+        loop {
+            if let Ok(r) = client().get(server.url("/health")).send().await {
+                if r.status().is_success() {
+                    return server;
+                }
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "technic serve did not answer: {}",
+                server.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("serve.log")
+    }
+
+    /// SIGTERM, then waits for the exit (SIGKILL after the deadline).
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(20) {
+            if let Ok(Some(s)) = child.try_wait() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        child.wait().ok()
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        json_of(client().get(self.url(path)).send().await.expect("get")).await
+    }
+
+    pub async fn post(&self, path: &str, body: &str) -> (u16, Value) {
+        json_of(
+            client()
+                .post(self.url(path))
+                .header("content-type", "application/json")
+                .body(body.to_string())
+                .send()
+                .await
+                .expect("post"),
+        )
+        .await
+    }
+
+    /// Submits a scan; returns its id.
+    pub async fn submit(&self, body: &str) -> String {
+        let (status, v) = self.post("/api/v1/scans", body).await;
+        assert_eq!(status, 202, "submit: {v}");
+        v["id"].as_str().expect("id").to_string()
+    }
+
+    /// Polls the scan until its stage is terminal; returns its state.
+    pub async fn wait_done(&self, id: &str) -> Value {
+        let start = Instant::now();
+        loop {
+            let (status, v) = self.get(&format!("/api/v1/scans/{id}")).await;
+            assert_eq!(status, 200, "{v}");
+            if ["done", "failed", "cancelled"].contains(&v["stage"].as_str().unwrap_or("")) {
+                return v;
+            }
+            assert!(start.elapsed() < DEADLINE, "scan {id} not finished: {v}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(DEADLINE)
+        .build()
+        .expect("client")
+}
+
+pub async fn json_of(r: reqwest::Response) -> (u16, Value) {
+    let status = r.status().as_u16();
+    let text = r.text().await.expect("body");
+    let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, v)
+}
+
+/// Asserts the error shape and code of a non-2xx answer.
+pub fn assert_error(status: u16, body: &Value, want_status: u16, want_code: &str) {
+    assert_eq!(status, want_status, "{body}");
+    let e = &body["error"];
+    assert_eq!(e["code"], want_code, "{body}");
+    assert!(
+        e["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    assert!(
+        e["suggestions"].as_array().is_some_and(|s| !s.is_empty()),
+        "{body}"
+    );
+    assert!(e["retryable"].is_boolean(), "{body}");
+}
+
+/// One Server-Sent Event.
+#[derive(Debug, Clone)]
+pub struct SseEvent {
+    pub event: String,
+    pub data: Value,
+}
+
+/// Reads an SSE stream until `event: report` or `event: error` (inclusive) or its end.
+pub async fn read_events(url: &str) -> Vec<SseEvent> {
+    let mut resp = client().get(url).send().await.expect("sse");
+    assert_eq!(resp.status().as_u16(), 200);
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    assert!(ct.starts_with("text/event-stream"), "{ct}");
+    let mut buf = String::new();
+    let mut out = Vec::new();
+    while let Some(chunk) = resp.chunk().await.expect("chunk") {
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buf.find("\n\n") {
+            let block: String = buf[..end].to_string();
+            buf.drain(..end + 2);
+            let mut event = String::from("message");
+            let mut data = String::new();
+            for line in block.lines() {
+                if let Some(e) = line.strip_prefix("event:") {
+                    event = e.trim().to_string();
+                } else if let Some(d) = line.strip_prefix("data:") {
+                    data.push_str(d.trim_start());
+                }
+            }
+            if data.is_empty() {
+                continue; // keep-alive comment
+            }
+            let last = event == "report" || event == "error";
+            out.push(SseEvent {
+                event,
+                data: serde_json::from_str(&data).unwrap_or(Value::Null),
+            });
+            if last {
+                return out;
+            }
+        }
+    }
+    out
+}
