@@ -36,7 +36,11 @@ impl Cluster {
 
     /// `technic worker` with one worker actor (three of them fit two cores).
     fn worker(&self, id: &str, extra: &[(&str, &str)]) -> Proc {
-        let args = [
+        self.worker_with(id, extra, &[])
+    }
+
+    fn worker_with(&self, id: &str, extra: &[(&str, &str)], more_args: &[&str]) -> Proc {
+        let mut args = vec![
             "worker",
             "--redis",
             &self.url,
@@ -45,6 +49,7 @@ impl Cluster {
             "--node-id",
             id,
         ];
+        args.extend_from_slice(more_args);
         Proc::spawn(id, &args, &self.env(extra))
     }
 
@@ -164,10 +169,8 @@ fn assert_complete(report: &Value, universe: usize) {
 #[test]
 fn three_workers_scan_like_one_process() {
     let c = Cluster::start();
-    let _workers: Vec<Proc> = ["w1", "w2", "w3"]
-        .iter()
-        .map(|id| c.worker(id, &[]))
-        .collect();
+    let w1 = c.worker_with("w1", &[], &["--metrics-bind", "127.0.0.1:0"]);
+    let _others: Vec<Proc> = ["w2", "w3"].iter().map(|id| c.worker(id, &[])).collect();
     c.wait_state(&["w1", "w2", "w3"], "up");
     let report = c.scan(2000).json(LONG, 0);
     assert_complete(&report, 2000);
@@ -186,6 +189,41 @@ fn three_workers_scan_like_one_process() {
             "{id}: the registry counts what the report credits"
         );
     }
+    // A worker's own metrics (its cache lookups) are scraped from its --metrics-bind port.
+    let addr = w1
+        .stderr()
+        .split("metrics on http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .map(String::from)
+        .unwrap_or_else(|| panic!("w1 printed its metrics address: {}", w1.stderr()));
+    let metrics = http_get(&addr, "/metrics");
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    let misses = metrics
+        .lines()
+        .find(|l| l.starts_with("technic_cache_misses_total{kind=\"features\"}"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("features misses in w1's metrics:\n{metrics}"));
+    assert_eq!(
+        misses as u64,
+        nodes["w1"].as_u64().expect("w1's symbols"),
+        "w1 looked up the features of every symbol it scanned, all cold"
+    );
+}
+
+/// One plain HTTP/1.1 GET over loopback; the whole response as text.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    out
 }
 
 #[test]

@@ -35,6 +35,39 @@ pub struct WorkerArgs {
     /// Cache (default: the cluster's Redis): none | memory | redis://… | redis-cluster://….
     #[arg(long, value_name = "URL")]
     pub cache: Option<String>,
+    /// Serve this node's Prometheus `/metrics` (and `/health/live`) on ADDR, e.g.
+    /// 0.0.0.0:9101. Off by default: a worker needs no port. Read-only, no token.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_bind: Option<String>,
+}
+
+/// `/metrics` and `/health/live` of a worker node, served until the process exits.
+async fn serve_metrics(bind: &str) -> Result<std::net::SocketAddr, UserError> {
+    let bad = |m: String| {
+        UserError::new(
+            ErrorCode::InvalidInput,
+            m,
+            vec!["give --metrics-bind as IP:PORT, e.g. 0.0.0.0:9101".into()],
+        )
+    };
+    let addr: std::net::SocketAddr = bind.trim().parse().map_err(|_| {
+        bad(format!(
+            "--metrics-bind: {bind:?} is not an IP:PORT address"
+        ))
+    })?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| bad(format!("--metrics-bind: cannot listen on {addr}: {e}")))?;
+    let local = listener.local_addr().unwrap_or(addr);
+    let app = axum::Router::new()
+        .route("/metrics", axum::routing::get(crate::api::health::metrics))
+        .route("/health/live", axum::routing::get(crate::api::health::live));
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "metrics server stopped");
+        }
+    });
+    Ok(local)
 }
 
 pub async fn run(args: &WorkerArgs, settings: &Settings) -> Result<i32, UserError> {
@@ -100,12 +133,19 @@ pub async fn run(args: &WorkerArgs, settings: &Settings) -> Result<i32, UserErro
         cache,
         stats: Arc::default(),
     };
+    let metrics_addr = match &args.metrics_bind {
+        Some(bind) => Some(serve_metrics(bind).await?),
+        None => None,
+    };
     let mut signals = Signals::register();
     let mut node = WorkerNode::start(&settings, ctx, workers, Some(link.registry)).await?;
     eprintln!(
-        "technic worker {node_id}: {} worker actors on queue {:?}; SIGTERM drains",
+        "technic worker {node_id}: {} worker actors on queue {:?}{}; SIGTERM drains",
         workers.max(1),
-        settings.cluster.queue_name
+        settings.cluster.queue_name,
+        metrics_addr
+            .map(|a| format!(", metrics on http://{a}/metrics"))
+            .unwrap_or_default()
     );
     tokio::select! {
         _ = signals.recv() => {}
