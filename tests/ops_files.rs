@@ -420,7 +420,7 @@ fn compose_runs_one_coordinator_and_three_workers_on_that_cluster() {
         .collect();
     assert_eq!(ids.len(), 3, "distinct node ids: {ids:?}");
     for w in &workers {
-        assert!(c.get(w)["ports"].is_null(), "{w}: workers open no port");
+        assert!(c.get(w)["ports"].is_null(), "{w}: workers publish no port");
     }
     for name in workers.iter().chain(&serve) {
         let url = flag(&c.command(name), "--redis").expect("--redis");
@@ -479,6 +479,21 @@ fn compose_mounts_files_that_exist_where_the_configs_look() {
         format!("{coordinator}:8080"),
         "Prometheus scrapes the coordinator"
     );
+    // ... and every worker, on the port its --metrics-bind opens.
+    let worker_targets: BTreeSet<String> =
+        strings(&prom_cfg["scrape_configs"][1]["static_configs"][0]["targets"])
+            .into_iter()
+            .collect();
+    let workers: BTreeSet<String> = c
+        .technic("worker")
+        .iter()
+        .map(|w| {
+            let bind = flag(&c.command(w), "--metrics-bind").expect("--metrics-bind");
+            let port = bind.rsplit(':').next().unwrap_or_default().to_string();
+            format!("{w}:{port}")
+        })
+        .collect();
+    assert_eq!(worker_targets, workers, "Prometheus scrapes every worker");
 
     // Grafana: both provisioning directories, and the dashboard where the provider reads.
     for dir in ["datasources", "dashboards"] {
@@ -590,7 +605,17 @@ fn k8s_manifests_probe_the_health_endpoints_and_load_their_config() {
     let wargs = strings(&w["args"]);
     assert!(wargs.contains(&"worker".to_string()));
     assert_eq!(flag(&wargs, "--node-id").as_deref(), Some("$(POD_NAME)"));
-    assert!(w["ports"].is_null(), "workers open no port");
+    assert_eq!(
+        flag(&wargs, "--metrics-bind").as_deref(),
+        Some("0.0.0.0:9101")
+    );
+    assert_eq!(
+        s(&w["livenessProbe"]["httpGet"]["path"]),
+        "/health/live",
+        "the worker's liveness probe is on its metrics port"
+    );
+    assert_eq!(s(&w["livenessProbe"]["httpGet"]["port"]), "metrics");
+    assert_eq!(w["ports"][0]["containerPort"].as_u64(), Some(9101));
     for d in [coord, workers] {
         let spec = &d["spec"]["template"]["spec"];
         let volumes: BTreeSet<&str> = spec["volumes"]
