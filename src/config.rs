@@ -549,9 +549,24 @@ mod tests {
                 "TECHNIC_CLUSTER__QUEUE_BLOCK_MS".to_string(),
                 "200".to_string(),
             ),
+            (
+                "TECHNIC_CLUSTER__NODE_TTL_MS".to_string(),
+                "1000".to_string(),
+            ),
+            ("TECHNIC_CLUSTER__NODE_ID".to_string(), "a b".to_string()),
         ]);
         let err = Settings::load(None, &env).expect_err("invalid");
-        assert_eq!(err.problems.len(), 2, "{err}");
+        let text = err.to_string();
+        for part in [
+            "queue_name",
+            "visibility_timeout_ms must exceed cluster.queue_block_ms",
+            "visibility_timeout_ms must exceed cluster.heartbeat_ms",
+            "node_ttl_ms (1000) must exceed cluster.heartbeat_ms (1000)",
+            "node_id must not contain",
+        ] {
+            assert!(text.contains(part), "{part}: {text}");
+        }
+        assert_eq!(err.problems.len(), 5, "{err}");
     }
 
     #[test]
