@@ -93,6 +93,7 @@ pub struct LocalCluster {
     node: Option<WorkerNode>,
     queue: Arc<dyn WorkQueue>,
     feed: Option<Arc<ResultsFeed>>,
+    registry: Option<Arc<NodeRegistry>>,
 }
 
 fn spawn_err(e: ractor::SpawnErr) -> UserError {
@@ -185,7 +186,7 @@ impl LocalCluster {
                 cache,
                 stats: Arc::default(),
             };
-            Some(WorkerNode::start(settings, ctx, workers, registry).await?)
+            Some(WorkerNode::start(settings, ctx, workers, registry.clone()).await?)
         } else {
             None
         };
@@ -194,7 +195,18 @@ impl LocalCluster {
             node,
             queue,
             feed,
+            registry,
         })
+    }
+
+    /// The cluster's node registry (over Redis); `None` in process.
+    pub fn registry(&self) -> Option<&Arc<NodeRegistry>> {
+        self.registry.as_ref()
+    }
+
+    /// This process's worker node, if it runs workers.
+    pub fn node(&self) -> Option<&WorkerNode> {
+        self.node.as_ref()
     }
 
     /// Submits a scan; invalid configs are rejected here, with every problem listed.
