@@ -10,6 +10,7 @@ mod indicators;
 mod output;
 mod scan;
 mod serve;
+mod signals;
 mod snapshot;
 mod worker;
 

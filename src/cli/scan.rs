@@ -13,6 +13,7 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::output::{emit, json_rows_to_csv, OutputFormat};
+use super::signals::Signals;
 use crate::cache::CacheTarget;
 use crate::cluster::{thousands, LocalCluster, Progress, QueueTarget, ScanHandle};
 use crate::config::Settings;
@@ -311,50 +312,13 @@ enum ProgressView {
     Hidden,
 }
 
-/// SIGINT, registered before the scan starts so an early Ctrl-C is never the default
-/// (process-killing) action.
-struct Interrupts {
-    #[cfg(unix)]
-    inner: Option<tokio::signal::unix::Signal>,
-}
-
-impl Interrupts {
-    fn register() -> Self {
-        #[cfg(unix)]
-        {
-            Interrupts {
-                inner: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-                    .ok(),
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            Interrupts {}
-        }
-    }
-
-    async fn recv(&mut self) {
-        #[cfg(unix)]
-        match &mut self.inner {
-            Some(s) => {
-                s.recv().await;
-            }
-            None => std::future::pending().await,
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-}
-
 /// Shows progress from the coordinator's progress events until the report arrives;
 /// Ctrl-C cancels the scan (the report then comes back partial).
 async fn await_with_progress(
     handle: ScanHandle,
     view: ProgressView,
 ) -> Result<ScanReport, UserError> {
-    let mut interrupts = Interrupts::register();
+    let mut interrupts = Signals::interrupt();
     let bar = (view == ProgressView::Bar).then(|| {
         let bar = ProgressBar::new(0);
         bar.set_style(

@@ -11,6 +11,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::scan::is_redis_url;
+use super::signals::Signals;
 use crate::cache::CacheTarget;
 use crate::cluster::transport::RedisReporter;
 use crate::cluster::{ClusterLink, Drained, WorkerContext, WorkerNode};
@@ -137,7 +138,7 @@ pub async fn run(args: &WorkerArgs, settings: &Settings) -> Result<i32, UserErro
         Some(bind) => Some(serve_metrics(bind).await?),
         None => None,
     };
-    let mut signals = Signals::register();
+    let mut signals = Signals::stop();
     let mut node = WorkerNode::start(&settings, ctx, workers, Some(link.registry)).await?;
     eprintln!(
         "technic worker {node_id}: {} worker actors on queue {:?}{}; SIGTERM drains",
@@ -174,48 +175,4 @@ pub async fn run(args: &WorkerArgs, settings: &Settings) -> Result<i32, UserErro
         }
     );
     Ok(0)
-}
-
-/// SIGTERM and SIGINT, registered before the node starts.
-struct Signals {
-    #[cfg(unix)]
-    term: Option<tokio::signal::unix::Signal>,
-}
-
-impl Signals {
-    fn register() -> Self {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{signal, SignalKind};
-            Signals {
-                term: signal(SignalKind::terminate()).ok(),
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            Signals {}
-        }
-    }
-
-    async fn recv(&mut self) {
-        #[cfg(unix)]
-        {
-            let term = async {
-                match &mut self.term {
-                    Some(s) => {
-                        s.recv().await;
-                    }
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                _ = term => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }
