@@ -6,7 +6,8 @@
 //!   router on a loopback socket: `POST /api/v1/scans`, then `GET …/events` until the
 //!   final `report` event, parsed. The difference is the API's overhead.
 //! - `api/sse_fanout_200`: one 100-symbol scan followed by 200 concurrent SSE
-//!   subscribers, each until it has read and parsed the final report.
+//!   subscribers (200 connections), each until it has read the whole final report (its
+//!   bytes; the client does not parse 200 copies).
 //!
 //! No cache (every scan computes), synthetic data, 2 local workers.
 
@@ -23,7 +24,9 @@ use technic::scan::ScanConfig;
 
 const BODY: &str = r#"{"universe_size": 100}"#;
 
-async fn report_over_sse(client: &reqwest::Client, base: &str, id: &str) -> Value {
+/// Reads the SSE stream until the complete `report` event; parses it when `parse`, else
+/// returns its length in bytes (so the fan-out figure is the server's, not 200 parses).
+async fn report_over_sse(client: &reqwest::Client, base: &str, id: &str, parse: bool) -> Value {
     let mut resp = client
         .get(format!("{base}/api/v1/scans/{id}/events"))
         .send()
@@ -35,6 +38,9 @@ async fn report_over_sse(client: &reqwest::Client, base: &str, id: &str) -> Valu
         if let Some(at) = buf.find("event: report\ndata: ") {
             let rest = &buf[at + "event: report\ndata: ".len()..];
             if let Some(end) = rest.find("\n\n") {
+                if !parse {
+                    return Value::from(end);
+                }
                 return serde_json::from_str(&rest[..end]).expect("report json");
             }
         }
@@ -74,9 +80,15 @@ fn bench(c: &mut Criterion) {
     let (state, base) = rt.block_on(async {
         let provider =
             data::open_chain(&[DataSource::Synthetic], &settings.data, None).expect("provider");
-        let cluster = api::start_cluster(&settings, provider.clone(), None, 2)
-            .await
-            .expect("cluster");
+        let cluster = api::start_cluster(
+            &settings,
+            provider.clone(),
+            None,
+            2,
+            &technic::cluster::QueueTarget::InProcess,
+        )
+        .await
+        .expect("cluster");
         let state = Arc::new(AppState {
             settings: settings.clone(),
             cluster,
@@ -115,7 +127,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             rt.block_on(async {
                 let id = submit(&client, &base).await;
-                let r = report_over_sse(&client, &base, &id).await;
+                let r = report_over_sse(&client, &base, &id, true).await;
                 assert_eq!(r["universe_size"], 100);
             })
         })
@@ -128,13 +140,17 @@ fn bench(c: &mut Criterion) {
                 let tasks: Vec<_> = (0..200)
                     .map(|_| {
                         let (client, base, id) = (client.clone(), base.clone(), id.clone());
-                        tokio::spawn(async move { report_over_sse(&client, &base, &id).await })
+                        tokio::spawn(
+                            async move { report_over_sse(&client, &base, &id, false).await },
+                        )
                     })
                     .collect();
+                let mut sizes = Vec::with_capacity(200);
                 for t in tasks {
-                    let r = t.await.expect("subscriber");
-                    assert_eq!(r["universe_size"], 100);
+                    sizes.push(t.await.expect("subscriber").as_u64().expect("size"));
                 }
+                // Every subscriber got the whole report (the same bytes).
+                assert!(sizes[0] > 10_000 && sizes.iter().all(|n| *n == sizes[0]));
             })
         })
     });

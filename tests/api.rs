@@ -453,3 +453,40 @@ async fn openapi_documents_every_route_the_router_serves() {
     let (st, v) = s.get("/api/v1/scanz").await;
     assert_error(st, &v, 404, "ROUTE_NOT_FOUND");
 }
+
+#[tokio::test]
+async fn a_failed_scan_reports_its_error_everywhere() {
+    let s = Server::start(&["--workers", "1"], &[]).await;
+    let id = s.submit(r#"{"sectors": ["No Such Sector"]}"#).await;
+    let state = s.wait_done(&id).await;
+    assert_eq!(state["stage"], "failed", "{state}");
+    assert_eq!(state["error"]["code"], "EMPTY_UNIVERSE", "{state}");
+    let (st, v) = s.get(&format!("/api/v1/scans/{id}/results")).await;
+    assert_error(st, &v, 409, "SCAN_FAILED");
+    let events = read_events(&s.url(&format!("/api/v1/scans/{id}/events"))).await;
+    let last = events.last().expect("events");
+    assert_eq!(last.event, "error");
+    assert_eq!(last.data["error"]["code"], "EMPTY_UNIVERSE");
+}
+
+#[tokio::test]
+async fn too_many_running_scans_are_rate_limited() {
+    let s = Server::start(
+        &["--workers", "1"],
+        &[
+            ("TECHNIC_API__MAX_ACTIVE_SCANS", "1"),
+            ("TECHNIC_DATA__SYNTHETIC__LATENCY_MS", "5"),
+        ],
+    )
+    .await;
+    let id = s.submit(r#"{"universe_size": 3000}"#).await;
+    let (st, v) = s.post("/api/v1/scans", r#"{"universe_size": 10}"#).await;
+    assert_error(st, &v, 429, "RATE_LIMITED");
+    assert_eq!(v["error"]["retryable"], true);
+    let (st, v) = s.get(&format!("/api/v1/scans/{id}/results")).await;
+    assert_error(st, &v, 409, "SCAN_NOT_FINISHED");
+    s.post(&format!("/api/v1/scans/{id}/cancel"), "").await;
+    s.wait_done(&id).await;
+    let next = s.submit(r#"{"universe_size": 10}"#).await;
+    assert_eq!(s.wait_done(&next).await["stage"], "done");
+}

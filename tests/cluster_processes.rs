@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::redis::{free_port, query, RedisCluster, RedisServer};
-use support::technic::{run_json, wait_for, Proc, FAST_CLUSTER};
+use support::technic::{http_get, run_json, wait_for, Proc, FAST_CLUSTER};
 
 const LONG: Duration = Duration::from_secs(90);
 
@@ -210,20 +210,6 @@ fn three_workers_scan_like_one_process() {
         nodes["w1"].as_u64().expect("w1's symbols"),
         "w1 looked up the features of every symbol it scanned, all cold"
     );
-}
-
-/// One plain HTTP/1.1 GET over loopback; the whole response as text.
-fn http_get(addr: &str, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).expect("connect");
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send");
-    let mut out = String::new();
-    s.read_to_string(&mut out).expect("read");
-    out
 }
 
 #[test]

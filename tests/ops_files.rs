@@ -12,8 +12,13 @@ use std::process::Command;
 
 use serde_yaml_ng::Value;
 
+mod support;
+
 #[path = "support/promql.rs"]
 mod promql;
+
+use std::time::Duration;
+use support::technic::{http_get, run_json, wait_for, Proc, FAST_CLUSTER};
 
 use promql::{metric_names, unexported};
 
@@ -130,36 +135,45 @@ fn every_alert_is_actionable_and_tested_firing_and_quiet() {
     }
 }
 
-/// The exporter's text. Today the library's registry after every family has a series;
-/// at merge this becomes a scrape of a live `technic serve`'s `/metrics`.
+/// The exporter's text: a live `technic serve`'s `/metrics`, scraped after one scan. Its
+/// cluster's Redis is the test harness's redis-server, so the node gauge has been set.
 fn exposition() -> String {
-    use technic::telemetry::ProviderOutcomeLabels;
-    use technic::telemetry::{metrics, KindLabel, OutcomeLabel, ProviderLabel, StateLabel};
-    let m = metrics();
-    m.symbols_processed
-        .get_or_create(&OutcomeLabel { outcome: "passed" })
-        .inc_by(0);
-    m.cache_hits
-        .get_or_create(&KindLabel { kind: "bars" })
-        .inc_by(0);
-    m.cache_misses
-        .get_or_create(&KindLabel { kind: "bars" })
-        .inc_by(0);
-    m.provider_requests
-        .get_or_create(&ProviderOutcomeLabels {
-            provider: "polygon",
-            outcome: "ok",
+    let redis = support::redis::RedisServer::start();
+    let bind = format!("127.0.0.1:{}", support::redis::free_port(false));
+    let url = redis.url();
+    let _serve = Proc::spawn(
+        "serve",
+        &["serve", "--bind", &bind, "--workers", "1", "--redis", &url],
+        FAST_CLUSTER,
+    );
+    wait_for("technic serve to be ready", Duration::from_secs(60), || {
+        std::net::TcpStream::connect(&bind).ok().and_then(|_| {
+            http_get(&bind, "/health/ready")
+                .starts_with("HTTP/1.1 200")
+                .then_some(())
         })
-        .inc_by(0);
-    m.circuit_state
-        .get_or_create(&ProviderLabel {
-            provider: "polygon",
-        })
-        .set(0);
-    m.cluster_nodes
-        .get_or_create(&StateLabel { state: "up" })
-        .set(0);
-    technic::telemetry::encode_metrics()
+    });
+    let scanned = run_json(
+        &[
+            "scan",
+            "--redis",
+            &url,
+            "--workers",
+            "1",
+            "--universe-size",
+            "50",
+            "--format",
+            "json",
+        ],
+        FAST_CLUSTER,
+    );
+    assert_eq!(scanned["status"], "completed");
+    let response = http_get(&bind, "/metrics");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default()
 }
 
 /// Every `expr` in the dashboards and the alert rules, with where it came from.

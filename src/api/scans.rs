@@ -129,10 +129,12 @@ pub async fn submit(State(state): Shared, body: Bytes) -> Result<Response, ApiEr
             error,
             report_json: Default::default(),
         });
-        // The record is visible (history) before the live entry goes, so no reader misses it.
+        // The record is in the history before the live entry goes (no reader misses it),
+        // and the live entry is gone before anyone is told the scan finished (a client
+        // that saw it finish may submit again without meeting api.max_active_scans).
         st.history.put(record.clone()).await;
-        let _ = finished_tx.send(Some(record));
         st.live.remove(&live.id);
+        let _ = finished_tx.send(Some(record));
     });
     Ok((StatusCode::ACCEPTED, Json(Submitted { id })).into_response())
 }

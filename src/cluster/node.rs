@@ -125,6 +125,15 @@ impl WorkerNode {
         &self.identity.id
     }
 
+    /// What this node's next heartbeat would say.
+    pub fn info(&self) -> NodeInfo {
+        node_info(
+            &self.identity,
+            &self.ctx.stats,
+            self.draining.load(Ordering::Acquire),
+        )
+    }
+
     /// Resolves when the pool stopped by itself: every worker failed past the restart
     /// limit, or the queue was closed.
     pub async fn stopped(&mut self) {

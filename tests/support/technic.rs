@@ -153,3 +153,24 @@ impl Drop for Proc {
 pub fn run_json(args: &[&str], env: &[(&str, &str)]) -> Value {
     Proc::spawn("technic", args, env).json(Duration::from_secs(120), 0)
 }
+
+/// One plain HTTP/1.1 GET over loopback; the whole response (status line, headers, body)
+/// as text. Empty when the connection fails.
+pub fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return String::new();
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    if write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .is_err()
+    {
+        return String::new();
+    }
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
