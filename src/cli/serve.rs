@@ -10,6 +10,7 @@ use clap::Args;
 
 use crate::api::{self, AppState, History, LiveScans};
 use crate::cache::CacheTarget;
+use super::signals::Signals;
 use crate::cluster::QueueTarget;
 use crate::config::{Secret, Settings};
 use crate::data::{self, DataSource};
@@ -47,6 +48,7 @@ fn invalid(message: String, hint: &str) -> UserError {
 }
 
 pub async fn run(args: ServeArgs, mut settings: Settings) -> Result<i32, UserError> {
+    let mut signals = Signals::stop();
     if let Some(b) = args.bind {
         settings.api.bind = b;
     }
@@ -157,7 +159,7 @@ pub async fn run(args: ServeArgs, mut settings: Settings) -> Result<i32, UserErr
         r = &mut server => {
             return Err(UserError::internal(&format!("the http server stopped: {r:?}")));
         }
-        _ = shutdown_signal() => {}
+        _ = signals.recv() => {}
     }
     eprintln!("technic serve: shutting down");
     for scan in state.live.all() {
@@ -180,26 +182,4 @@ pub async fn run(args: ServeArgs, mut settings: Settings) -> Result<i32, UserErr
         }
     }
     Ok(0)
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) {
-            (Ok(mut i), Ok(mut t)) => {
-                tokio::select! { _ = i.recv() => {}, _ = t.recv() => {} }
-            }
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
