@@ -80,9 +80,15 @@ fn bench(c: &mut Criterion) {
     let (state, base) = rt.block_on(async {
         let provider =
             data::open_chain(&[DataSource::Synthetic], &settings.data, None).expect("provider");
-        let cluster = api::start_cluster(&settings, provider.clone(), None, 2)
-            .await
-            .expect("cluster");
+        let cluster = api::start_cluster(
+            &settings,
+            provider.clone(),
+            None,
+            2,
+            &technic::cluster::QueueTarget::InProcess,
+        )
+        .await
+        .expect("cluster");
         let state = Arc::new(AppState {
             settings: settings.clone(),
             cluster,

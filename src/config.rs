@@ -188,6 +188,11 @@ pub struct ClusterSettings {
     pub queue_block_ms: u64,
     pub visibility_timeout_ms: u64,
     pub cancelled_ttl_secs: u64,
+    pub results_ttl_secs: u64,
+    pub node_id: String,
+    pub heartbeat_ms: u64,
+    pub node_ttl_ms: u64,
+    pub drain_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -325,8 +330,25 @@ impl Settings {
         if c.visibility_timeout_ms <= c.queue_block_ms {
             p.push("cluster.visibility_timeout_ms must exceed cluster.queue_block_ms".to_string());
         }
-        if c.cancelled_ttl_secs == 0 {
-            p.push("cluster.cancelled_ttl_secs must be at least 1".to_string());
+        if c.cancelled_ttl_secs == 0 || c.results_ttl_secs == 0 {
+            p.push(
+                "cluster.cancelled_ttl_secs and results_ttl_secs must be at least 1".to_string(),
+            );
+        }
+        if c.heartbeat_ms == 0 || c.node_ttl_ms <= c.heartbeat_ms {
+            p.push(format!(
+                "cluster.node_ttl_ms ({}) must exceed cluster.heartbeat_ms ({}), which must be at least 1",
+                c.node_ttl_ms, c.heartbeat_ms
+            ));
+        }
+        if c.visibility_timeout_ms <= c.heartbeat_ms {
+            p.push("cluster.visibility_timeout_ms must exceed cluster.heartbeat_ms (nodes renew their shards every heartbeat)".to_string());
+        }
+        if c.node_id.contains(['{', '}', ' ']) {
+            p.push(format!(
+                "cluster.node_id must not contain braces or spaces, got {:?}",
+                c.node_id
+            ));
         }
         if self.data.synthetic.days == 0 {
             p.push("data.synthetic.days must be at least 1".to_string());
@@ -432,6 +454,14 @@ impl Settings {
     }
 
     /// Worker actors to run locally: `cluster.workers`, or one per core when it is 0.
+    /// This node's id: `cluster.node_id`, or `HOSTNAME-PID` when that is empty.
+    pub fn node_id(&self) -> String {
+        if !self.cluster.node_id.is_empty() {
+            return self.cluster.node_id.clone();
+        }
+        format!("{}-{}", crate::cluster::hostname(), std::process::id())
+    }
+
     pub fn local_workers(&self) -> usize {
         match self.cluster.workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -519,9 +549,24 @@ mod tests {
                 "TECHNIC_CLUSTER__QUEUE_BLOCK_MS".to_string(),
                 "200".to_string(),
             ),
+            (
+                "TECHNIC_CLUSTER__NODE_TTL_MS".to_string(),
+                "1000".to_string(),
+            ),
+            ("TECHNIC_CLUSTER__NODE_ID".to_string(), "a b".to_string()),
         ]);
         let err = Settings::load(None, &env).expect_err("invalid");
-        assert_eq!(err.problems.len(), 2, "{err}");
+        let text = err.to_string();
+        for part in [
+            "queue_name",
+            "visibility_timeout_ms must exceed cluster.queue_block_ms",
+            "visibility_timeout_ms must exceed cluster.heartbeat_ms",
+            "node_ttl_ms (1000) must exceed cluster.heartbeat_ms (1000)",
+            "node_id must not contain",
+        ] {
+            assert!(text.contains(part), "{part}: {text}");
+        }
+        assert_eq!(err.problems.len(), 5, "{err}");
     }
 
     #[test]

@@ -38,6 +38,20 @@ pub struct KindLabel {
     pub kind: &'static str,
 }
 
+/// `provider`: the [`Policy::provider`](crate::data::resilience::Policy) of a remote
+/// provider (`polygon`); `outcome`: one of [`ProviderOutcome`](crate::data::resilience::ProviderOutcome)'s
+/// names. Both are `&'static str` from fixed sets in code, never request data.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProviderOutcomeLabels {
+    pub provider: &'static str,
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProviderLabel {
+    pub provider: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BuildLabels {
     pub version: &'static str,
@@ -61,6 +75,19 @@ pub struct Metrics {
     /// visibility timeout) or re-queued for a consumer that died.
     pub queue_redeliveries: Counter,
     pub queue_errors: Counter,
+    /// Nodes of the registry by state (up | draining | down), as last listed by this process.
+    pub cluster_nodes: Family<StateLabel, Gauge>,
+    /// One per HTTP attempt of a remote provider (retries count again), recorded by the
+    /// resilience layer. outcome: ok | error | timeout | rate_limited | rejected.
+    pub provider_requests: Family<ProviderOutcomeLabels, Counter>,
+    /// A remote provider's circuit breaker, set on every transition:
+    /// 0 closed, 1 half-open, 2 open (ordered by severity, so `max` aggregates).
+    pub circuit_state: Family<ProviderLabel, Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabel {
+    pub state: &'static str,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -125,6 +152,24 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "Redis work queue operations that failed",
         queue_errors.clone(),
     );
+    let cluster_nodes = Family::<StateLabel, Gauge>::default();
+    registry.register(
+        "cluster_nodes",
+        "Nodes in the cluster registry by state, as last listed by this process",
+        cluster_nodes.clone(),
+    );
+    let provider_requests = Family::<ProviderOutcomeLabels, Counter>::default();
+    registry.register(
+        "provider_requests",
+        "HTTP attempts to remote data providers, by provider and outcome (ok, error, timeout, rate_limited, rejected)",
+        provider_requests.clone(),
+    );
+    let circuit_state = Family::<ProviderLabel, Gauge>::default();
+    registry.register(
+        "circuit_state",
+        "Circuit breaker state per remote data provider: 0 closed, 1 half-open, 2 open",
+        circuit_state.clone(),
+    );
     let build_info = Family::<BuildLabels, Gauge>::default();
     build_info
         .get_or_create(&BuildLabels {
@@ -145,6 +190,9 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         cache_errors,
         queue_redeliveries,
         queue_errors,
+        cluster_nodes,
+        provider_requests,
+        circuit_state,
     }
 });
 
@@ -174,6 +222,8 @@ mod tests {
             "technic_queue_redeliveries_total",
             "technic_queue_errors_total",
             "technic_build_info",
+            "technic_provider_requests",
+            "technic_circuit_state",
         ] {
             assert!(text.contains(name), "{name} missing from:\n{text}");
         }

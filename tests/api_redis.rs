@@ -36,7 +36,10 @@ async fn wait_cache_status(s: &Server, want: &str) -> (u16, Value) {
 #[tokio::test]
 async fn detailed_health_shows_the_cache_failing_and_recovering() {
     let mut redis = RedisServer::start();
-    let s = Server::start(&["--workers", "1", "--redis", &redis.url()], &[]).await;
+    // A cache-only Redis (`--cache`): the work queue stays in process, so losing Redis
+    // only degrades the scans. (With `--redis` it is also the cluster's queue: see
+    // `readiness_flips_as_worker_processes_come_and_go`.)
+    let s = Server::start(&["--workers", "1", "--cache", &redis.url()], &[]).await;
     let (st, d) = wait_cache_status(&s, "pass").await;
     assert_eq!((st, d["status"].as_str()), (200, Some("pass")), "{d}");
     assert_eq!(d["checks"]["cache:connection"][0]["observedValue"], "redis");
@@ -213,4 +216,76 @@ async fn history_survives_a_restart_on_a_redis_cluster() {
     );
     let (st, again) = second.get(&format!("/api/v1/scans/{id}")).await;
     assert_eq!((st, &again["timing"]), (200, &state["timing"]));
+}
+
+/// A coordinator-only `technic serve --redis URL --workers 0`: not ready until a `technic
+/// worker` process joins, ready while it is up (and a scan submitted over HTTP runs on it),
+/// and not ready again once the worker is killed and its heartbeat expires.
+#[tokio::test]
+async fn readiness_flips_as_worker_processes_come_and_go() {
+    use support::technic::{Proc, FAST_CLUSTER};
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let server = Server::start(&["--redis", &url, "--workers", "0"], FAST_CLUSTER).await;
+    let (st, v) = server.get("/health/ready").await;
+    assert_error(st, &v, 503, "WORKERS_UNAVAILABLE");
+
+    let mut worker = Proc::spawn(
+        "w1",
+        &[
+            "worker",
+            "--redis",
+            &url,
+            "--workers",
+            "1",
+            "--node-id",
+            "w1",
+        ],
+        FAST_CLUSTER,
+    );
+    let start = Instant::now();
+    while server.get("/health/ready").await.0 != 200 {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "never ready: {}",
+            worker.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let id = server.submit(r#"{"universe_size": 200}"#).await;
+    let done = server.wait_done(&id).await;
+    assert_eq!(done["stage"], "done", "{done}");
+    let (st, nodes) = server.get("/api/v1/cluster/nodes").await;
+    assert_eq!(st, 200);
+    let w1 = &nodes["nodes"][0];
+    assert_eq!(
+        (w1["id"].as_str(), w1["state"].as_str()),
+        (Some("w1"), Some("up"))
+    );
+    assert_eq!(w1["role"], "worker");
+    assert_eq!(w1["symbols_done"], 200, "the worker ran the scan: {nodes}");
+
+    worker.kill9();
+    let start = Instant::now();
+    loop {
+        let (st, v) = server.get("/health/ready").await;
+        if st == 503 {
+            assert_error(st, &v, 503, "WORKERS_UNAVAILABLE");
+            break;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "still ready after the worker died"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, nodes) = server.get("/api/v1/cluster/nodes").await;
+    assert_eq!(nodes["nodes"][0]["state"], "down", "{nodes}");
+    let (st, d) = detailed(&server).await;
+    assert_eq!(st, 503);
+    assert_eq!(d["checks"]["cluster-nodes:count"][0]["status"], "fail");
+    assert_eq!(
+        d["checks"]["work-queue:status"][0]["componentId"],
+        "redis-streams"
+    );
 }

@@ -344,12 +344,31 @@ async fn clear_spares_foreign_keys_redis() {
     let cache = RedisCache::new(&server.url(), opts()).unwrap();
     foreign_write(server.port(), "other:key");
     foreign_write(server.port(), "technic"); // a prefix of ours, but not `technic:*`
+                                             // The cluster's keys share the prefix but are not cache: the work queue (its in-flight
+                                             // shards) and the node registry must survive a cache clear.
+    let cluster_keys = [
+        "technic:v1:queue:{technic}:shards",
+        "technic:v1:nodes:{technic}:info",
+    ];
+    for k in cluster_keys {
+        foreign_write(server.port(), k);
+    }
     fill(&cache).await;
     cache.record_requests(&["AAPL".into()]).await.unwrap();
-    assert_eq!(technic_keys_on(server.port()), BARS + 1);
+    assert_eq!(
+        technic_keys_on(server.port()),
+        BARS + 1 + cluster_keys.len()
+    );
 
     assert_eq!(cache.clear().await.unwrap(), BARS as u64);
-    assert_eq!(technic_keys_on(server.port()), 0);
+    assert_eq!(technic_keys_on(server.port()), cluster_keys.len());
+    for k in cluster_keys {
+        assert_eq!(
+            foreign_read(server.port(), k).as_deref(),
+            Some("not ours"),
+            "{k}"
+        );
+    }
     assert_eq!(
         foreign_read(server.port(), "other:key").as_deref(),
         Some("not ours")

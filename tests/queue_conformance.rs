@@ -156,6 +156,8 @@ async fn dead_consumer_is_claimed(url: &str) {
     want.attempt = 2;
     assert_eq!(got.shard, want);
     node_b.ack(got.id).await;
+    // Acks ride with the handle's next call; a renew sends them.
+    node_b.renew().await.expect("renew");
 }
 
 #[tokio::test]

@@ -20,7 +20,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::error::{ApiError, ErrorBody};
 use super::history::ScanSummary;
 use super::scans::Shared;
-use super::state::{local_nodes, AppState, NodeInfo};
+use super::state::{cluster_nodes, AppState, NodeInfo};
 use crate::data::CircuitState;
 use crate::error::ErrorCode;
 
@@ -44,8 +44,21 @@ pub async fn live() -> Json<Cheap> {
     Json(Cheap { status: "pass" })
 }
 
-fn not_ready(state: &AppState) -> Option<ApiError> {
-    let workers: usize = local_nodes(state)
+/// Why this coordinator cannot run a scan now: no worker up in the cluster, or the
+/// cluster's Redis (queue and registry) not answering.
+fn not_ready(nodes: &Result<Vec<NodeInfo>, String>) -> Option<ApiError> {
+    let nodes = match nodes {
+        Ok(nodes) => nodes,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list the cluster nodes");
+            return Some(ApiError::new(
+                ErrorCode::QueueUnavailable,
+                "not ready: the cluster's Redis (work queue and node registry) does not answer",
+                vec!["check that the Redis given with --redis is running and reachable".into()],
+            ));
+        }
+    };
+    let workers: usize = nodes
         .iter()
         .filter(|n| n.state == "up")
         .map(|n| n.workers)
@@ -54,7 +67,7 @@ fn not_ready(state: &AppState) -> Option<ApiError> {
         ApiError::new(
             ErrorCode::WorkersUnavailable,
             "not ready: no workers are registered",
-            vec!["start the server with --workers N (N ≥ 1), or start workers that join this cluster".into()],
+            vec!["start the server with --workers N (N ≥ 1), or start `technic worker --redis URL` nodes that join this cluster".into()],
         )
     })
 }
@@ -63,7 +76,7 @@ fn not_ready(state: &AppState) -> Option<ApiError> {
 #[utoipa::path(get, path = "/health/ready", tag = "health",
     responses((status = 200, body = Cheap), (status = 503, body = ErrorBody)))]
 pub async fn ready(State(state): Shared) -> Result<Json<Cheap>, ApiError> {
-    match not_ready(&state) {
+    match not_ready(&cluster_nodes(&state).await) {
         Some(e) => Err(e),
         None => Ok(Json(Cheap { status: "pass" })),
     }
@@ -179,26 +192,47 @@ fn provider_checks(state: &AppState) -> (Status, Vec<Value>) {
 pub async fn detailed(State(state): Shared) -> Response {
     let (cache_status, cache) = cache_check(&state).await;
     let (provider_status, provider) = provider_checks(&state);
-    let nodes = local_nodes(&state);
-    let up = nodes.iter().filter(|n| n.state == "up").count();
-    let nodes_status = if up == 0 { Status::Fail } else { Status::Pass };
+    let listed = cluster_nodes(&state).await;
+    let up = listed
+        .as_ref()
+        .map_or(0, |n| n.iter().filter(|n| n.state == "up").count());
+    let down = listed
+        .as_ref()
+        .map_or(0, |n| n.iter().filter(|n| n.state == "down").count());
+    let nodes_status = match up {
+        0 => Status::Fail,
+        _ if down > 0 => Status::Warn,
+        _ => Status::Pass,
+    };
     let nodes_check = check(
         "system",
         nodes_status,
-        (up == 0).then(|| "no workers are registered".to_string()),
+        match (&listed, up, down) {
+            (Err(e), _, _) => Some(format!("cannot list the nodes: {e}")),
+            (_, 0, _) => Some("no workers are registered".to_string()),
+            (_, _, d) if d > 0 => Some(format!("{d} node(s) down")),
+            _ => None,
+        },
         json!({"observedValue": up, "observedUnit": "nodes up"}),
     );
-    let queue_status = if state.cluster.is_some() {
-        Status::Pass
-    } else {
-        Status::Fail
+    let redis_queue = state
+        .cluster
+        .as_ref()
+        .is_some_and(|c| c.registry().is_some());
+    let queue_status = match (&state.cluster, &listed) {
+        (None, _) | (_, Err(_)) => Status::Fail,
+        _ => Status::Pass,
     };
     let queue_check = check(
         "component",
         queue_status,
-        (queue_status == Status::Fail)
-            .then(|| "no work queue: this coordinator runs no cluster".to_string()),
-        json!({"observedValue": state.live.len(), "observedUnit": "active scans", "componentId": "in-process"}),
+        match (&state.cluster, &listed) {
+            (None, _) => Some("no work queue: this coordinator runs no cluster".to_string()),
+            (_, Err(_)) => Some("the Redis work queue does not answer".to_string()),
+            _ => None,
+        },
+        json!({"observedValue": state.live.len(), "observedUnit": "active scans",
+               "componentId": if redis_queue { "redis-streams" } else { "in-process" }}),
     );
     let ml_check = check(
         "component",
@@ -224,7 +258,7 @@ pub async fn detailed(State(state): Shared) -> Response {
     });
     let code = if overall == Status::Fail {
         let reason = if nodes_status == Status::Fail || queue_status == Status::Fail {
-            not_ready(&state)
+            not_ready(&listed)
         } else {
             None
         };
@@ -267,12 +301,22 @@ pub struct Nodes {
     pub nodes: Vec<NodeInfo>,
 }
 
-/// The cluster's nodes (today: this process).
-#[utoipa::path(get, path = "/api/v1/cluster/nodes", tag = "cluster", responses((status = 200, body = Nodes)))]
-pub async fn nodes(State(state): Shared) -> Json<Nodes> {
-    Json(Nodes {
-        nodes: local_nodes(&state),
-    })
+/// The cluster's nodes: every node of the registry over Redis (down ones included), or
+/// this process's workers in process.
+#[utoipa::path(get, path = "/api/v1/cluster/nodes", tag = "cluster",
+    responses((status = 200, body = Nodes), (status = 503, body = ErrorBody)))]
+pub async fn nodes(State(state): Shared) -> Result<Json<Nodes>, ApiError> {
+    match cluster_nodes(&state).await {
+        Ok(nodes) => Ok(Json(Nodes { nodes })),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list the cluster nodes");
+            Err(ApiError::new(
+                ErrorCode::QueueUnavailable,
+                "the cluster's node registry (in Redis) does not answer",
+                vec!["check that the Redis given with --redis is running and reachable".into()],
+            ))
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

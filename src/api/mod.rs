@@ -31,7 +31,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use history::History;
-pub use state::{local_nodes, start_cluster, AppState, LiveScans};
+pub use state::{cluster_nodes, start_cluster, AppState, LiveScans};
 
 use crate::config::Secret;
 use crate::error::{ErrorCode, UserError};

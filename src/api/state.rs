@@ -1,6 +1,6 @@
 //! What the control plane's handlers share: settings, the cluster, the cache, live scans
 //! and the history. The cluster is built in one function, [`start_cluster`], and the
-//! node list in one, [`local_nodes`], so both can be swapped for the distributed versions.
+//! node list comes from one, [`cluster_nodes`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -11,7 +11,7 @@ use tokio::sync::{watch, Notify};
 
 use super::history::{History, ScanRecord};
 use crate::cache::ScanCache;
-use crate::cluster::{LocalCluster, Progress};
+use crate::cluster::{LocalCluster, NodeState, Progress, QueueTarget};
 use crate::config::Settings;
 use crate::data::MarketData;
 use crate::error::UserError;
@@ -33,22 +33,20 @@ pub struct AppState {
     pub started_at: DateTime<Utc>,
 }
 
-/// Starts the coordinator and `workers` local worker actors (none with 0).
-///
-/// MERGE NOTE (lead): the one place the cluster is constructed; swap in the distributed
-/// constructor (Redis Streams queue selected by `--redis`) here.
+/// Starts the coordinator and `workers` local worker actors over `target`. Over Redis,
+/// `workers` may be 0 (a coordinator only: `technic worker` nodes take the shards); in
+/// process, 0 starts no cluster at all (nothing could run a scan: not ready, submits 503).
 pub async fn start_cluster(
     settings: &Settings,
     provider: Arc<dyn MarketData>,
     cache: Option<Arc<ScanCache>>,
     workers: usize,
+    target: &QueueTarget,
 ) -> Result<Option<LocalCluster>, UserError> {
-    if workers == 0 {
-        // LocalCluster always runs at least one worker: with none asked for there is no
-        // coordinator here until remote workers can join (the distributed constructor).
+    if workers == 0 && *target == QueueTarget::InProcess {
         return Ok(None);
     }
-    LocalCluster::start(settings, provider, cache, workers)
+    LocalCluster::start_on(settings, provider, cache, workers, target)
         .await
         .map(Some)
 }
@@ -57,38 +55,80 @@ pub async fn start_cluster(
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct NodeInfo {
     pub id: String,
-    /// `up` or `down`.
+    /// `up`, `draining` (finishing its shards after a SIGTERM) or `down` (heartbeat expired).
     pub state: String,
+    pub host: String,
     pub workers: usize,
     pub cores: usize,
     pub version: String,
+    /// `coordinator+worker` for this process's own workers, else `worker`.
     pub role: String,
     pub started_at: DateTime<Utc>,
     pub last_heartbeat: DateTime<Utc>,
-    /// Scans running now.
+    /// Shards in flight / workers, 0–1.
+    pub load: f64,
+    pub shards_done: u64,
+    pub symbols_done: u64,
+    /// Worker actor restarts since the node started.
+    pub restarts: u64,
+    /// Scans running on this coordinator (its own node only).
     pub active_scans: usize,
 }
 
-/// The nodes of the cluster.
-///
-/// PLACEHOLDER for the lead's `cluster::registry`: until nodes heartbeat through Redis,
-/// this reports this process only — its own worker pool, `up` once started. With
-/// `--workers 0` it lists no node, so readiness stays false.
-pub fn local_nodes(state: &AppState) -> Vec<NodeInfo> {
-    if state.cluster.is_none() {
-        return Vec::new();
-    }
-    vec![NodeInfo {
-        id: state.node_id.clone(),
-        state: "up".into(),
-        workers: state.workers,
-        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        version: env!("CARGO_PKG_VERSION").into(),
-        role: "coordinator+worker".into(),
-        started_at: state.started_at,
-        last_heartbeat: Utc::now(),
-        active_scans: state.live.len(),
-    }]
+fn at(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+/// The nodes of the cluster: over Redis, every node of the registry (down ones included,
+/// for a day); in process, this process's worker pool. `Err` when the registry cannot be
+/// read.
+pub async fn cluster_nodes(state: &AppState) -> Result<Vec<NodeInfo>, String> {
+    let Some(cluster) = &state.cluster else {
+        return Ok(Vec::new());
+    };
+    let nodes: Vec<(crate::cluster::NodeInfo, NodeState)> = match cluster.registry() {
+        Some(registry) => registry
+            .list()
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|v| {
+                let s = v.state();
+                (v.info, s)
+            })
+            .collect(),
+        None => cluster
+            .node()
+            .map(|n| {
+                let info = n.info();
+                let s = info.state;
+                (info, s)
+            })
+            .into_iter()
+            .collect(),
+    };
+    Ok(nodes
+        .into_iter()
+        .map(|(n, s)| {
+            let own = n.id == state.node_id;
+            NodeInfo {
+                state: s.as_str().into(),
+                role: if own { "coordinator+worker" } else { "worker" }.into(),
+                active_scans: if own { state.live.len() } else { 0 },
+                started_at: at(n.started_at_ms),
+                last_heartbeat: at(n.heartbeat_at_ms),
+                id: n.id,
+                host: n.host,
+                workers: n.workers,
+                cores: n.cores,
+                version: n.version,
+                load: n.load,
+                shards_done: n.shards_done,
+                symbols_done: n.symbols_done,
+                restarts: n.restarts,
+            }
+        })
+        .collect())
 }
 
 /// A scan submitted to this coordinator that has not reached the history yet.

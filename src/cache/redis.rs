@@ -135,9 +135,11 @@ fn scan_cmd(cursor: u64) -> ::redis::Cmd {
     cmd
 }
 
-/// SCAN + UNLINK of `technic:*` on one node; returns the cache entries removed. UNLINK goes
-/// one key per command in a pipeline: on a cluster node, one multi-key UNLINK over keys of
-/// different slots is a CROSSSLOT error.
+/// SCAN + UNLINK of the cache's keys (`technic:v1:KIND:*`) on one node; returns the cache
+/// entries removed. The cluster's own keys under the same prefix (`technic:v1:queue:…`,
+/// `technic:v1:nodes:…`: the work queue with its in-flight shards, the node registry) are
+/// not cache and are left alone. UNLINK goes one key per command in a pipeline: on a
+/// cluster node, one multi-key UNLINK over keys of different slots is a CROSSSLOT error.
 pub(crate) async fn clear_node<C: ConnectionLike + Send>(
     conn: &mut C,
     opts: &RedisOptions,
@@ -145,8 +147,9 @@ pub(crate) async fn clear_node<C: ConnectionLike + Send>(
     let mut cursor = 0u64;
     let mut removed = 0u64;
     loop {
-        let (next, keys): (u64, Vec<Vec<u8>>) =
+        let (next, mut keys): (u64, Vec<Vec<u8>>) =
             bounded("scan", opts.deadline(), scan_cmd(cursor).query_async(conn)).await?;
+        keys.retain(|k| kind_of(k).is_some());
         if !keys.is_empty() {
             let mut pipe = ::redis::pipe();
             for k in &keys {

@@ -5,11 +5,14 @@
 //! calls [`run`].
 
 mod cache;
+mod cluster;
 mod indicators;
 mod output;
 mod scan;
 mod serve;
+mod signals;
 mod snapshot;
+mod worker;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -50,6 +53,10 @@ pub enum Command {
     Snapshot(snapshot::SnapshotArgs),
     /// Inspect, clear or warm the cache.
     Cache(cache::CacheArgs),
+    /// Join a cluster as a worker node: pull shards from the Redis work queue (no HTTP port).
+    Worker(worker::WorkerArgs),
+    /// Look at the cluster: `technic cluster nodes --redis URL`.
+    Cluster(cluster::ClusterArgs),
     /// Run the coordinator, local workers and the HTTP control plane.
     Serve(serve::ServeArgs),
 }
@@ -73,6 +80,8 @@ pub async fn run(cli: Cli, settings: Settings) -> i32 {
         Command::Indicators(args) => indicators::run(&args),
         Command::Snapshot(args) => snapshot::run(&args, &settings).await,
         Command::Cache(args) => cache::run(&args, &settings).await,
+        Command::Worker(args) => worker::run(&args, &settings).await,
+        Command::Cluster(args) => cluster::run(&args, &settings).await,
         Command::Serve(args) => serve::run(args, settings).await,
     };
     match result {

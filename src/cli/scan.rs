@@ -1,6 +1,8 @@
 //! `technic scan`: coordinator + local workers in this process, live progress on stderr,
 //! ranked results on stdout (table, JSON or CSV). Ctrl-C cancels and prints the partial
-//! report.
+//! report. With `--redis` the scan goes through the cluster's Redis Streams queue: this
+//! process coordinates, and every `technic worker` node (plus its own local workers,
+//! unless `--workers 0`) takes shards.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -11,8 +13,9 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::output::{emit, json_rows_to_csv, OutputFormat};
+use super::signals::Signals;
 use crate::cache::CacheTarget;
-use crate::cluster::{thousands, LocalCluster, Progress, ScanHandle};
+use crate::cluster::{thousands, LocalCluster, Progress, QueueTarget, ScanHandle};
 use crate::config::Settings;
 use crate::data::{self, DataSource};
 use crate::error::{ErrorCode, UserError};
@@ -83,10 +86,13 @@ pub struct ScanArgs {
     /// command, since nothing could read it again).
     #[arg(long, value_name = "URL")]
     pub cache: Option<String>,
-    /// Redis for the cache (and, later, the work queue): same as --cache redis://….
-    #[arg(long, value_name = "URL", conflicts_with = "cache")]
+    /// The cluster's Redis (redis://HOST:PORT or redis-cluster://HOST:PORT[,...]): the scan
+    /// is sharded over the Redis Streams work queue for every `technic worker` node, and
+    /// the same Redis is the cache unless --cache says otherwise.
+    #[arg(long, value_name = "URL")]
     pub redis: Option<String>,
-    /// Local worker actors (default: one per core; settings cluster.workers).
+    /// Local worker actors (default: one per core; settings cluster.workers). With --redis,
+    /// 0 makes this process a coordinator only.
     #[arg(long, value_name = "N")]
     pub workers: Option<String>,
     /// No progress bar.
@@ -94,10 +100,18 @@ pub struct ScanArgs {
     pub quiet: bool,
 }
 
+/// Whether `url` names a Redis or a Redis Cluster (what `--redis` takes).
+pub(crate) fn is_redis_url(url: &str) -> bool {
+    ["redis://", "rediss://", "redis-cluster://"]
+        .iter()
+        .any(|p| url.len() > p.len() && url.starts_with(p))
+}
+
 /// The scan config and the other run options, or every problem found.
 struct Plan {
     source: Vec<DataSource>,
     cache: CacheTarget,
+    queue: QueueTarget,
     config: ScanConfig,
     workers: usize,
 }
@@ -195,9 +209,22 @@ fn plan(args: &ScanArgs, settings: &Settings) -> Result<Plan, UserError> {
         config.sort = k;
     }
     config.sector_cap = num("sector-cap", &args.sector_cap, &mut problems);
+    let queue = match args.redis.as_deref().map(str::trim) {
+        Some(url) if is_redis_url(url) => QueueTarget::Redis(url.to_string()),
+        Some(url) => {
+            problems.push(format!(
+                "--redis: {url:?} is not a redis://HOST:PORT or redis-cluster://HOST:PORT[,HOST:PORT...] URL"
+            ));
+            QueueTarget::InProcess
+        }
+        None => QueueTarget::InProcess,
+    };
     let workers = match num::<usize>("workers", &args.workers, &mut problems) {
-        Some(0) => {
-            problems.push("--workers: a local scan needs at least 1 worker".into());
+        Some(0) if queue == QueueTarget::InProcess => {
+            problems.push(
+                "--workers: a local scan needs at least 1 worker (0 means coordinator only, with --redis)"
+                    .into(),
+            );
             1
         }
         Some(n) => n,
@@ -216,6 +243,7 @@ fn plan(args: &ScanArgs, settings: &Settings) -> Result<Plan, UserError> {
         Ok(Plan {
             source,
             cache,
+            queue,
             config,
             workers,
         })
@@ -256,7 +284,8 @@ pub async fn run(args: ScanArgs, settings: &Settings) -> Result<i32, UserError> 
                 vec!["use --cache memory or --cache none".into()],
             )
         })?;
-    let cluster = LocalCluster::start(settings, provider, cache, plan.workers).await?;
+    let cluster =
+        LocalCluster::start_on(settings, provider, cache, plan.workers, &plan.queue).await?;
     let table_rows = plan.config.top.unwrap_or(settings.scan.table_rows);
     let handle = cluster.submit(plan.config).await?;
     let view = match (args.quiet, std::io::stderr().is_terminal()) {
@@ -283,50 +312,13 @@ enum ProgressView {
     Hidden,
 }
 
-/// SIGINT, registered before the scan starts so an early Ctrl-C is never the default
-/// (process-killing) action.
-struct Interrupts {
-    #[cfg(unix)]
-    inner: Option<tokio::signal::unix::Signal>,
-}
-
-impl Interrupts {
-    fn register() -> Self {
-        #[cfg(unix)]
-        {
-            Interrupts {
-                inner: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-                    .ok(),
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            Interrupts {}
-        }
-    }
-
-    async fn recv(&mut self) {
-        #[cfg(unix)]
-        match &mut self.inner {
-            Some(s) => {
-                s.recv().await;
-            }
-            None => std::future::pending().await,
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-}
-
 /// Shows progress from the coordinator's progress events until the report arrives;
 /// Ctrl-C cancels the scan (the report then comes back partial).
 async fn await_with_progress(
     handle: ScanHandle,
     view: ProgressView,
 ) -> Result<ScanReport, UserError> {
-    let mut interrupts = Interrupts::register();
+    let mut interrupts = Signals::interrupt();
     let bar = (view == ProgressView::Bar).then(|| {
         let bar = ProgressBar::new(0);
         bar.set_style(

@@ -10,6 +10,8 @@ use clap::Args;
 
 use crate::api::{self, AppState, History, LiveScans};
 use crate::cache::CacheTarget;
+use super::signals::Signals;
+use crate::cluster::QueueTarget;
 use crate::config::{Secret, Settings};
 use crate::data::{self, DataSource};
 use crate::error::{ErrorCode, UserError};
@@ -22,8 +24,10 @@ pub struct ServeArgs {
     /// Listen address (default: api.bind, 127.0.0.1:8080). A non-loopback address needs a token.
     #[arg(long, value_name = "ADDR")]
     pub bind: Option<String>,
-    /// Redis for the cache and the scan history (same as --cache redis://…).
-    #[arg(long, value_name = "URL", conflicts_with = "cache")]
+    /// The cluster's Redis (redis://… or redis-cluster://…): the work queue shared with
+    /// `technic worker` nodes, the node registry, the scan history, and the cache unless
+    /// --cache says otherwise.
+    #[arg(long, value_name = "URL")]
     pub redis: Option<String>,
     /// Cache: none | memory | redis://HOST:PORT | redis-cluster://HOST:PORT[,…] (default: cache.url).
     #[arg(long, value_name = "URL")]
@@ -44,6 +48,7 @@ fn invalid(message: String, hint: &str) -> UserError {
 }
 
 pub async fn run(args: ServeArgs, mut settings: Settings) -> Result<i32, UserError> {
+    let mut signals = Signals::stop();
     if let Some(b) = args.bind {
         settings.api.bind = b;
     }
@@ -94,7 +99,18 @@ pub async fn run(args: ServeArgs, mut settings: Settings) -> Result<i32, UserErr
     )
     .map_err(|e| invalid(e, "check the redis url"))?;
     let workers = args.workers.unwrap_or_else(|| settings.local_workers());
-    let cluster = api::start_cluster(&settings, provider.clone(), cache.clone(), workers).await?;
+    let queue = match args.redis.as_deref().map(str::trim) {
+        Some(url) if super::scan::is_redis_url(url) => QueueTarget::Redis(url.to_string()),
+        Some(url) => {
+            return Err(invalid(
+                format!("--redis: {url:?} is not a redis:// or redis-cluster:// URL"),
+                "e.g. --redis redis://127.0.0.1:6379",
+            ))
+        }
+        None => QueueTarget::InProcess,
+    };
+    let cluster =
+        api::start_cluster(&settings, provider.clone(), cache.clone(), workers, &queue).await?;
     let (stop_warmer, warmer_stop) = tokio::sync::watch::channel(false);
     if let Some(c) = &cache {
         let ctx = crate::cluster::PipelineContext {
@@ -118,7 +134,7 @@ pub async fn run(args: ServeArgs, mut settings: Settings) -> Result<i32, UserErr
         )
     })?;
     let state = Arc::new(AppState {
-        node_id: format!("{}-{}", hostname(), std::process::id()),
+        node_id: settings.node_id(),
         settings,
         cluster,
         workers,
@@ -143,7 +159,7 @@ pub async fn run(args: ServeArgs, mut settings: Settings) -> Result<i32, UserErr
         r = &mut server => {
             return Err(UserError::internal(&format!("the http server stopped: {r:?}")));
         }
-        _ = shutdown_signal() => {}
+        _ = signals.recv() => {}
     }
     eprintln!("technic serve: shutting down");
     for scan in state.live.all() {
@@ -166,34 +182,4 @@ pub async fn run(args: ServeArgs, mut settings: Settings) -> Result<i32, UserErr
         }
     }
     Ok(0)
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "node".into())
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) {
-            (Ok(mut i), Ok(mut t)) => {
-                tokio::select! { _ = i.recv() => {}, _ = t.recv() => {} }
-            }
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

@@ -13,9 +13,11 @@ use tracing::{info, warn};
 
 use super::error::ScanError;
 use super::pipeline::{ShardReport, SymbolOutcome};
-use super::progress::{analyzing, Progress, Stage};
+use super::progress::{analyzing, thousands, Progress, Stage};
 use super::queue::WorkQueue;
+use super::registry::{live_workers, NodeRegistry};
 use super::shard::{plan_shards, shard_size, Shard};
+use super::transport::ResultsFeed;
 use crate::cache::CacheReport;
 use crate::data::{DataError, MarketData};
 use crate::market::UniverseEntry;
@@ -59,12 +61,19 @@ pub enum CoordinatorMsg {
     Cancel(String),
     /// No worker is left to run shards.
     WorkersLost(String),
+    /// A report for this scan could not be decoded (a worker of another version?).
+    ReportUnreadable(String, String),
 }
 
 pub struct CoordinatorArgs {
     pub provider: Arc<dyn MarketData>,
     pub queue: Arc<dyn WorkQueue>,
+    /// Worker actors of this process.
     pub workers: usize,
+    /// In a cluster: the nodes (to size shards for every live worker) and the results
+    /// streams the reports come back through.
+    pub registry: Option<Arc<NodeRegistry>>,
+    pub feed: Option<Arc<ResultsFeed>>,
     pub max_shard_size: usize,
     pub max_universe_size: usize,
 }
@@ -213,6 +222,7 @@ impl ActiveScan {
             failures,
             filtered,
             warnings,
+            nodes: std::mem::take(&mut self.per_node),
             timing: Timing {
                 total_seconds,
                 symbols_per_second: if total_seconds > 0.0 {
@@ -261,6 +271,17 @@ impl ActiveScan {
         if let Some(tx) = self.report.take() {
             let _ = tx.send(Ok(report));
         }
+    }
+}
+
+impl CoordinatorState {
+    /// Removes a scan that is ending (and stops reading its results stream).
+    fn end(&mut self, id: &str) -> Option<ActiveScan> {
+        let scan = self.scans.remove(id)?;
+        if let Some(feed) = &self.args.feed {
+            feed.unfollow(id);
+        }
+        Some(scan)
     }
 }
 
@@ -316,14 +337,23 @@ impl Actor for Coordinator {
             }
             CoordinatorMsg::Cancel(id) => {
                 state.args.queue.cancel(&id).await;
-                if let Some(scan) = state.scans.remove(&id) {
+                if let Some(scan) = state.end(&id) {
                     info!(scan_id = %id, "scan cancelled");
                     scan.finish(&id, ScanStatus::Cancelled);
                 }
             }
             CoordinatorMsg::WorkersLost(reason) => {
-                for (id, scan) in state.scans.drain() {
-                    scan.fail(&id, ScanError::workers_lost(&reason));
+                let ids: Vec<String> = state.scans.keys().cloned().collect();
+                for id in ids {
+                    if let Some(scan) = state.end(&id) {
+                        scan.fail(&id, ScanError::workers_lost(&reason));
+                    }
+                }
+            }
+            CoordinatorMsg::ReportUnreadable(id, reason) => {
+                state.args.queue.cancel(&id).await;
+                if let Some(scan) = state.end(&id) {
+                    scan.fail(&id, ScanError::report_unreadable(&reason));
                 }
             }
         }
@@ -393,7 +423,7 @@ async fn on_universe(
         Ok(all) => all,
         Err(e) => {
             warn!(scan_id = %id, error = %e, "universe unavailable");
-            if let Some(scan) = state.scans.remove(&id) {
+            if let Some(scan) = state.end(&id) {
                 scan.fail(&id, ScanError::provider_unavailable(&e));
             }
             return;
@@ -411,23 +441,43 @@ async fn on_universe(
     };
     let selected = select_universe(all, &scan.config);
     if selected.is_empty() {
-        if let Some(scan) = state.scans.remove(&id) {
+        if let Some(scan) = state.end(&id) {
             scan.fail(&id, ScanError::empty_universe(&sectors));
         }
         return;
     }
     scan.total = selected.len();
-    let size = shard_size(
-        selected.len(),
-        state.args.workers,
-        state.args.max_shard_size,
-    );
+    // Every live worker of the cluster should be able to pull several shards.
+    let cluster_workers = match &state.args.registry {
+        Some(registry) => match registry.list().await {
+            Ok(nodes) => live_workers(&nodes),
+            Err(e) => {
+                warn!(scan_id = %id, error = %e, "cannot list the cluster nodes; sizing shards for the local workers");
+                0
+            }
+        },
+        None => 0,
+    };
+    let workers = cluster_workers.max(state.args.workers);
+    let size = shard_size(selected.len(), workers, state.args.max_shard_size);
     let shards = plan_shards(&id, &selected, size, &scan.config);
-    info!(scan_id = %id, symbols = selected.len(), shards = shards.len(), "dispatching shards");
+    info!(scan_id = %id, symbols = selected.len(), shards = shards.len(), workers, "dispatching shards");
     scan.dispatched = Some(Instant::now());
-    scan.publish(&id, Stage::Fetching, analyzing(0, scan.total));
+    let message = if workers == 0 {
+        warn!(scan_id = %id, "no worker node is up; the shards wait in the queue");
+        format!(
+            "Waiting for workers: {} symbols queued, no worker node is up (start `technic worker --redis URL`)",
+            thousands(scan.total)
+        )
+    } else {
+        analyzing(0, scan.total)
+    };
+    scan.publish(&id, Stage::Fetching, message);
+    if let Some(feed) = &state.args.feed {
+        feed.follow(&id);
+    }
     if let Err(e) = state.args.queue.push(shards).await {
-        if let Some(scan) = state.scans.remove(&id) {
+        if let Some(scan) = state.end(&id) {
             scan.fail(&id, ScanError::queue(&e));
         }
     }
@@ -469,7 +519,7 @@ fn finish_if_complete(state: &mut CoordinatorState, id: &str) {
         .get(id)
         .is_some_and(|s| s.outcomes.len() >= s.total)
     {
-        if let Some(scan) = state.scans.remove(id) {
+        if let Some(scan) = state.end(id) {
             scan.finish(id, ScanStatus::Completed);
         }
     }

@@ -52,11 +52,28 @@ impl UserError {
         )
     }
 
+    pub fn report_unreadable(reason: &str) -> Self {
+        UserError::new(
+            ErrorCode::WorkersUnavailable,
+            format!("a worker sent a shard report this coordinator cannot read ({reason})"),
+            vec![
+                "run the same technic version on every node (`technic cluster nodes` shows each node's version)".into(),
+                "then retry the scan".into(),
+            ],
+        )
+    }
+
     pub fn queue(e: &QueueError) -> Self {
+        let suggestion = match e {
+            QueueError::Full { .. } => {
+                "retry when running scans have finished, or raise cluster.queue_capacity"
+            }
+            _ => "check that the Redis given with --redis is running and reachable, then retry",
+        };
         UserError::new(
             ErrorCode::QueueUnavailable,
             format!("cannot enqueue the scan: {e}"),
-            vec!["retry when running scans have finished, or raise cluster.queue_capacity".into()],
+            vec![suggestion.into()],
         )
     }
 

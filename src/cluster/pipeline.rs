@@ -37,7 +37,7 @@ pub enum CacheMode {
 }
 
 /// What one symbol came to.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum SymbolOutcome {
     Passed(Box<ScanResult>),
     Filtered(FilterReason),
@@ -45,7 +45,7 @@ pub enum SymbolOutcome {
 }
 
 /// A worker's report for one shard.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ShardReport {
     pub scan_id: String,
     pub node_id: String,

@@ -50,6 +50,14 @@ pub trait WorkQueue: Send + Sync + 'static {
     async fn pull(&self, consumer: &str) -> Option<Delivery>;
     /// Marks a delivery done. Acking an unknown or already-acked delivery is a no-op.
     async fn ack(&self, delivery_id: u64);
+    /// Gives a delivery up without acking it (its result could not be reported): it is
+    /// delivered again later, to this or another consumer.
+    async fn release(&self, delivery_id: u64);
+    /// Keeps this handle's deliveries from looking abandoned and refreshes the cancelled
+    /// scans `is_cancelled` sees. A node calls it every heartbeat; a no-op in process.
+    async fn renew(&self) -> Result<(), QueueError> {
+        Ok(())
+    }
     /// Re-queues every shard in flight for `consumer` (it died). Shards that already had
     /// `max_attempts` deliveries are returned instead, for the caller to report failed.
     async fn requeue_consumer(&self, consumer: &str, max_attempts: u32) -> Vec<Shard>;
@@ -146,6 +154,16 @@ impl WorkQueue for InProcessQueue {
 
     async fn ack(&self, delivery_id: u64) {
         self.lock().in_flight.remove(&delivery_id);
+    }
+
+    async fn release(&self, delivery_id: u64) {
+        {
+            let mut s = self.lock();
+            if let Some((_, shard)) = s.in_flight.remove(&delivery_id) {
+                s.queued.push_front(shard);
+            }
+        }
+        self.notify.notify_waiters();
     }
 
     async fn requeue_consumer(&self, consumer: &str, max_attempts: u32) -> Vec<Shard> {

@@ -6,18 +6,24 @@
 //! - `technic:v1:queue:{NAME}:shards`: the stream new shards are `XADD`ed to;
 //! - `technic:v1:queue:{NAME}:retry`: re-queued shards, read before new ones;
 //! - `technic:v1:queue:{NAME}:cancelled`: a SET of cancelled scan ids (its TTL is refreshed on
-//!   each cancel).
+//!   each cancel);
+//! - `technic:v1:queue:{NAME}:results:SCAN`: the results stream of one scan, which workers
+//!   `XADD` shard reports to and its coordinator `XREAD`s (see `results.rs`).
 //!
 //! Both streams have the consumer group `workers`. A pull is one `XREADGROUP ... COUNT 1 BLOCK
 //! block_ms STREAMS retry shards > >` on the consumer's own connection; an ack is `XACK` +
-//! `XDEL`. A shard's `attempt` field is the truth about deliveries: re-queuing (by
+//! `XDEL`, deferred to ride in the same round trip as the handle's next call (the next pull,
+//! at the latest the next `renew`, i.e. within `block_ms`): a busy worker pays one round trip
+//! per shard for pull + ack, not two. A process that dies with acks unsent leaves those
+//! shards to be claimed and run again, which idempotent results absorb. A shard's `attempt` field is the truth about deliveries: re-queuing (by
 //! `requeue_consumer`, or after `XAUTOCLAIM` finds an entry idle longer than the visibility
 //! timeout) writes a copy with `attempt + 1` to the retry stream and acks the old entry; a
 //! shard whose attempts are used up is handed out once more as `Delivery { exhausted: true }`
 //! for the caller to report failed and ack.
 
 mod claim;
-mod link;
+pub(crate) mod link;
+mod results;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -52,7 +58,7 @@ pub struct RedisQueueOptions {
     /// Longest `XREADGROUP BLOCK`: bounds how long `close()` takes to reach a waiting pull.
     pub block: Duration,
     /// A pulled entry idle this long is claimed by the next live puller (its consumer is
-    /// presumed dead). Must exceed the longest time a worker holds a shard.
+    /// presumed dead). A live node renews its entries (`renew`) well within it.
     pub visibility_timeout: Duration,
     /// Deliveries of a shard (claims included) before it comes back exhausted.
     pub max_attempts: u32,
@@ -60,6 +66,8 @@ pub struct RedisQueueOptions {
     pub capacity: usize,
     /// How long a scan stays marked cancelled.
     pub cancelled_ttl: Duration,
+    /// Bound on the life of a scan's results stream (its coordinator deletes it at the end).
+    pub results_ttl: Duration,
     pub redis: RedisOptions,
 }
 
@@ -72,12 +80,15 @@ impl RedisQueueOptions {
             max_attempts: c.max_attempts,
             capacity: c.queue_capacity,
             cancelled_ttl: Duration::from_secs(c.cancelled_ttl_secs),
+            results_ttl: Duration::from_secs(c.results_ttl_secs),
             redis: RedisOptions::default(),
         }
     }
 }
 
 struct Keys {
+    /// `technic:v1:queue:{NAME}`: every key starts with it.
+    prefix: String,
     shards: String,
     retry: String,
     cancelled: String,
@@ -108,6 +119,8 @@ pub struct RedisStreamsQueue {
     next_id: AtomicU64,
     /// Std locks, never held across an await.
     receipts: Mutex<HashMap<u64, Receipt>>,
+    /// Acked entries (stream, id) not yet sent to Redis.
+    acks: Mutex<Vec<(String, String)>>,
     /// Scan ids known cancelled, refreshed from Redis on every pull round trip.
     cancelled: Mutex<HashSet<String>>,
     /// Claimed entries whose attempts are used up, waiting to be handed out as exhausted.
@@ -121,6 +134,17 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // Every mutation under these locks is a single insert/remove, so a panic elsewhere
     // cannot leave them inconsistent: poisoning carries no meaning.
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Appends `XACK` + `XDEL` of each entry to a pipeline (replies ignored).
+fn add_removals<'a>(
+    pipe: &mut ::redis::Pipeline,
+    entries: impl Iterator<Item = (&'a str, &'a str)>,
+) {
+    for (stream, id) in entries {
+        pipe.cmd("XACK").arg(stream).arg(GROUP).arg(id).ignore();
+        pipe.cmd("XDEL").arg(stream).arg(id).ignore();
+    }
 }
 
 fn encode(shard: &Shard) -> Result<Vec<u8>, QueueError> {
@@ -151,6 +175,7 @@ impl RedisStreamsQueue {
         Ok(RedisStreamsQueue {
             links,
             keys: Keys {
+                prefix: prefix.clone(),
                 shards: format!("{prefix}:shards"),
                 retry: format!("{prefix}:retry"),
                 cancelled: format!("{prefix}:cancelled"),
@@ -161,6 +186,7 @@ impl RedisStreamsQueue {
             failing: AtomicBool::new(false),
             next_id: AtomicU64::new(0),
             receipts: Mutex::new(HashMap::new()),
+            acks: Mutex::new(Vec::new()),
             cancelled: Mutex::new(HashSet::new()),
             exhausted: Mutex::new(VecDeque::new()),
             last_claim: Mutex::new(None),
@@ -224,10 +250,7 @@ impl RedisStreamsQueue {
             return Ok(());
         }
         let mut pipe = ::redis::pipe();
-        for (stream, id) in entries {
-            pipe.cmd("XACK").arg(*stream).arg(GROUP).arg(*id).ignore();
-            pipe.cmd("XDEL").arg(*stream).arg(*id).ignore();
-        }
+        add_removals(&mut pipe, entries.iter().copied());
         self.links
             .call("xack", Use::Shared, |mut c| async move {
                 pipe.query_async::<()>(&mut c).await
@@ -235,14 +258,41 @@ impl RedisStreamsQueue {
             .await
     }
 
+    /// Takes the deferred acks, for a pipeline about to be sent; give them back with
+    /// [`Self::restore_acks`] if it fails.
+    fn take_acks(&self) -> Vec<(String, String)> {
+        std::mem::take(&mut *lock(&self.acks))
+    }
+
+    fn restore_acks(&self, acks: Vec<(String, String)>) {
+        lock(&self.acks).extend(acks);
+    }
+
+    /// Sends the deferred acks now.
+    async fn flush_acks(&self) {
+        let acks = self.take_acks();
+        let refs: Vec<(&str, &str)> = acks.iter().map(|(s, i)| (s.as_str(), i.as_str())).collect();
+        if let Err(e) = self.remove(&refs).await {
+            self.on_error("ack", &e);
+            self.restore_acks(acks);
+        }
+    }
+
     /// One blocking read for `consumer`, refreshing the cancelled set in the same trip.
     async fn read(&self, consumer: &str) -> Result<Vec<Entry>, QueueError> {
         let block = self.opts.block.as_millis() as u64;
         let keys = &self.keys;
-        let (cancelled, reply): (Vec<String>, Option<StreamReadReply>) = self
+        let acks = self.take_acks();
+        let mut pipe = ::redis::pipe();
+        add_removals(
+            &mut pipe,
+            acks.iter().map(|(s, i)| (s.as_str(), i.as_str())),
+        );
+        let pipe = &pipe;
+        let result: Result<(Vec<String>, Option<StreamReadReply>), QueueError> = self
             .links
             .call("xreadgroup", Use::Blocking(consumer), |mut c| async move {
-                ::redis::pipe()
+                pipe.clone()
                     .cmd("SMEMBERS")
                     .arg(&keys.cancelled)
                     .cmd("XREADGROUP")
@@ -261,7 +311,8 @@ impl RedisStreamsQueue {
                     .query_async(&mut c)
                     .await
             })
-            .await?;
+            .await;
+        let (cancelled, reply) = result.inspect_err(|_| self.restore_acks(acks))?;
         lock(&self.cancelled).extend(cancelled);
         let mut out = Vec::new();
         for k in reply.map(|r| r.keys).unwrap_or_default() {
@@ -377,6 +428,7 @@ impl WorkQueue for RedisStreamsQueue {
     async fn pull(&self, consumer: &str) -> Option<Delivery> {
         loop {
             if self.closed.load(Ordering::Acquire) {
+                self.flush_acks().await;
                 return None;
             }
             match self.try_pull(consumer).await {
@@ -393,18 +445,67 @@ impl WorkQueue for RedisStreamsQueue {
         }
     }
 
+    /// Deferred: sent with this handle's next pull or renew (see the module doc). A failed
+    /// send is retried with the next one; an entry never acked is claimed after the
+    /// visibility timeout and run again, which idempotent results allow.
     async fn ack(&self, delivery_id: u64) {
         let Some(r) = lock(&self.receipts).remove(&delivery_id) else {
             return;
         };
-        if let Err(e) = self.remove(&[(&r.stream, &r.entry)]).await {
-            // The entry stays pending: after the visibility timeout it is claimed and run
-            // again, which idempotent results allow.
-            self.on_error("ack", &e);
+        lock(&self.acks).push((r.stream, r.entry));
+    }
+
+    async fn release(&self, delivery_id: u64) {
+        // Forgotten, so `renew` no longer renews it: after the visibility timeout it is
+        // claimed and run again.
+        lock(&self.receipts).remove(&delivery_id);
+    }
+
+    async fn renew(&self) -> Result<(), QueueError> {
+        let held: Vec<(String, String, String)> = lock(&self.receipts)
+            .values()
+            .map(|r| (r.stream.clone(), r.entry.clone(), r.consumer.clone()))
+            .collect();
+        let acks = self.take_acks();
+        let mut pipe = ::redis::pipe();
+        add_removals(
+            &mut pipe,
+            acks.iter().map(|(s, i)| (s.as_str(), i.as_str())),
+        );
+        pipe.cmd("SMEMBERS").arg(&self.keys.cancelled);
+        for (stream, entry, consumer) in &held {
+            // Idle time back to 0, delivery count unchanged (JUSTID).
+            pipe.cmd("XCLAIM")
+                .arg(stream)
+                .arg(GROUP)
+                .arg(consumer)
+                .arg(0)
+                .arg(entry)
+                .arg("JUSTID")
+                .ignore();
+        }
+        let result = self
+            .links
+            .call("renew", Use::Shared, |mut c| async move {
+                pipe.query_async::<(Vec<String>,)>(&mut c).await
+            })
+            .await;
+        match result {
+            Ok((cancelled,)) => {
+                lock(&self.cancelled).extend(cancelled);
+                Ok(())
+            }
+            Err(e) => {
+                self.restore_acks(acks);
+                self.on_error("renew", &e);
+                Err(e)
+            }
         }
     }
 
     async fn requeue_consumer(&self, consumer: &str, max_attempts: u32) -> Vec<Shard> {
+        // What this handle acked must not be re-queued as the dead consumer's.
+        self.flush_acks().await;
         lock(&self.receipts).retain(|_, r| r.consumer != consumer);
         self.links.drop_consumer(consumer).await;
         match self.try_requeue(consumer, max_attempts).await {

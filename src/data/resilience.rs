@@ -8,6 +8,11 @@
 //! breaker: 5xx, timeouts and connection errors — an upstream that answers, even with a
 //! 4xx or a 429, is alive. The layer knows nothing of HTTP clients or of bars: an attempt
 //! reports an [`AttemptError`] and the provider maps the final one to a `DataError`.
+//!
+//! Metrics are recorded here, where the events happen: every attempt (and every call the
+//! open breaker rejects) counts once in `technic_provider_requests_total{provider,outcome}`
+//! ([`ProviderOutcome`]), and every breaker transition sets `technic_circuit_state{provider}`
+//! ([`CircuitState::as_gauge`]).
 
 use std::future::Future;
 use std::num::NonZeroU32;
@@ -20,6 +25,8 @@ use failsafe::failure_policy::{consecutive_failures, ConsecutiveFailures};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
+
+use crate::telemetry::{metrics, ProviderLabel, ProviderOutcomeLabels};
 
 /// The knobs of the layer, in the units they are used in.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,12 +93,14 @@ impl CircuitState {
         }
     }
 
-    /// 0 closed, 1 open, 2 half-open.
+    /// The `technic_circuit_state` value: 0 closed, 1 half-open, 2 open — ordered by
+    /// severity, so `max` over providers or nodes is the worst state and an alert is
+    /// `== 2`. (Not the enum's discriminant, which is an internal storage code.)
     pub fn as_gauge(self) -> i64 {
         match self {
             CircuitState::Closed => 0,
-            CircuitState::Open => 1,
-            CircuitState::HalfOpen => 2,
+            CircuitState::HalfOpen => 1,
+            CircuitState::Open => 2,
         }
     }
 
@@ -102,6 +111,64 @@ impl CircuitState {
             _ => CircuitState::Closed,
         }
     }
+}
+
+/// The outcome of one attempt, the `outcome` label of `technic_provider_requests_total`.
+/// A fixed set, so the label stays bounded whatever the upstream answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderOutcome {
+    /// A usable answer (2xx, decoded).
+    Ok,
+    /// Any other failure: 5xx, other 4xx (a bad key, an unknown symbol), a connection
+    /// error, an undecodable body.
+    Error,
+    /// The attempt did not finish within the timeout.
+    Timeout,
+    /// The upstream answered 429.
+    RateLimited,
+    /// The open breaker refused the call: no request was sent.
+    Rejected,
+}
+
+impl ProviderOutcome {
+    pub const ALL: [ProviderOutcome; 5] = [
+        ProviderOutcome::Ok,
+        ProviderOutcome::Error,
+        ProviderOutcome::Timeout,
+        ProviderOutcome::RateLimited,
+        ProviderOutcome::Rejected,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderOutcome::Ok => "ok",
+            ProviderOutcome::Error => "error",
+            ProviderOutcome::Timeout => "timeout",
+            ProviderOutcome::RateLimited => "rate_limited",
+            ProviderOutcome::Rejected => "rejected",
+        }
+    }
+
+    /// Classifies one attempt's result.
+    pub fn of<T>(result: &Result<T, AttemptError>) -> Self {
+        match result {
+            Ok(_) => ProviderOutcome::Ok,
+            Err(AttemptError::Timeout(_)) => ProviderOutcome::Timeout,
+            Err(AttemptError::Status { status: 429, .. }) => ProviderOutcome::RateLimited,
+            Err(AttemptError::CircuitOpen) => ProviderOutcome::Rejected,
+            Err(_) => ProviderOutcome::Error,
+        }
+    }
+}
+
+fn record_outcome(provider: &'static str, outcome: ProviderOutcome) {
+    metrics()
+        .provider_requests
+        .get_or_create(&ProviderOutcomeLabels {
+            provider,
+            outcome: outcome.as_str(),
+        })
+        .inc();
 }
 
 /// Why one attempt failed, as much as the layer needs to decide what comes next.
@@ -162,11 +229,28 @@ struct Counters {
     wait_us: AtomicU64,
 }
 
-/// Tracks the breaker's transitions (failsafe does not expose its state) and logs them.
+/// Tracks the breaker's transitions (failsafe does not expose its state), logs them and
+/// sets the `technic_circuit_state{provider}` gauge. The gauge is per provider name and
+/// process: with several layers of one provider in a process, the last transition wins.
 #[derive(Debug, Clone)]
 struct Tracker {
     provider: &'static str,
     state: Arc<AtomicU8>,
+}
+
+impl Tracker {
+    /// Sets the gauge from the atomic rather than from the transition being reported:
+    /// failsafe calls instruments outside its lock, so when two transitions race the
+    /// later store is what both publish.
+    fn publish(&self) {
+        let state = CircuitState::from_u8(self.state.load(Ordering::Acquire));
+        metrics()
+            .circuit_state
+            .get_or_create(&ProviderLabel {
+                provider: self.provider,
+            })
+            .set(state.as_gauge());
+    }
 }
 
 impl failsafe::Instrument for Tracker {
@@ -175,6 +259,7 @@ impl failsafe::Instrument for Tracker {
     fn on_open(&self) {
         self.state
             .store(CircuitState::Open as u8, Ordering::Release);
+        self.publish();
         warn!(
             provider = self.provider,
             "circuit breaker opened: the upstream keeps failing"
@@ -184,6 +269,7 @@ impl failsafe::Instrument for Tracker {
     fn on_half_open(&self) {
         self.state
             .store(CircuitState::HalfOpen as u8, Ordering::Release);
+        self.publish();
         info!(
             provider = self.provider,
             "circuit breaker half-open: trying the upstream again"
@@ -194,6 +280,8 @@ impl failsafe::Instrument for Tracker {
         let was = self
             .state
             .swap(CircuitState::Closed as u8, Ordering::AcqRel);
+        // Also called when the breaker is built, so the series exists (at 0) from the start.
+        self.publish();
         if was != CircuitState::Closed as u8 {
             info!(
                 provider = self.provider,
@@ -328,6 +416,7 @@ impl Resilience {
     {
         if !self.breaker.is_call_permitted() {
             self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+            record_outcome(self.policy.provider, ProviderOutcome::Rejected);
             return Err(AttemptError::CircuitOpen);
         }
         // The semaphore is owned by `self` and never closed, so acquiring cannot fail.
@@ -346,6 +435,7 @@ impl Resilience {
             Ok(r) => r,
             Err(_) => Err(AttemptError::Timeout(self.policy.timeout)),
         };
+        record_outcome(self.policy.provider, ProviderOutcome::of(&result));
         match &result {
             Err(e) if e.is_upstream_failure() => self.breaker.on_error(),
             // Any answer from the upstream, even a 4xx, shows it is alive.
@@ -495,6 +585,28 @@ mod tests {
             assert_eq!(CircuitState::from_u8(s as u8), s);
         }
         assert_eq!(CircuitState::HalfOpen.as_str(), "half_open");
-        assert_eq!(CircuitState::Open.as_gauge(), 1);
+        // The exported encoding (alert rules and dashboards depend on it).
+        assert_eq!(CircuitState::Closed.as_gauge(), 0);
+        assert_eq!(CircuitState::HalfOpen.as_gauge(), 1);
+        assert_eq!(CircuitState::Open.as_gauge(), 2);
+    }
+
+    #[test]
+    fn attempt_outcomes_map_to_the_fixed_label_set() {
+        let of = |r: Result<(), AttemptError>| ProviderOutcome::of(&r).as_str();
+        assert_eq!(of(Ok(())), "ok");
+        assert_eq!(of(Err(status(429))), "rate_limited");
+        assert_eq!(of(Err(status(503))), "error");
+        assert_eq!(of(Err(status(401))), "error");
+        assert_eq!(of(Err(AttemptError::Connect("x".into()))), "error");
+        assert_eq!(of(Err(AttemptError::Invalid("x".into()))), "error");
+        assert_eq!(
+            of(Err(AttemptError::Timeout(Duration::from_millis(1)))),
+            "timeout"
+        );
+        assert_eq!(of(Err(AttemptError::CircuitOpen)), "rejected");
+        let names: std::collections::HashSet<&str> =
+            ProviderOutcome::ALL.iter().map(|o| o.as_str()).collect();
+        assert_eq!(names.len(), ProviderOutcome::ALL.len());
     }
 }

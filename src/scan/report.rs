@@ -155,4 +155,8 @@ pub struct ScanReport {
     /// Degraded paths the scan took (e.g. `CACHE_UNAVAILABLE`): it completed, but slower
     /// or with less than usual.
     pub warnings: Vec<crate::error::UserError>,
+    /// Symbols each node finished, by node id (first report counts: a re-run shard adds
+    /// nothing).
+    #[serde(default)]
+    pub nodes: BTreeMap<String, usize>,
 }

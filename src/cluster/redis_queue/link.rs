@@ -22,7 +22,7 @@ use crate::cluster::queue::QueueError;
 
 /// One connection of either kind; both are multiplexed handles, cheap to clone.
 #[derive(Clone)]
-pub(super) enum Conn {
+pub(crate) enum Conn {
     Single(ConnectionManager),
     Cluster(ClusterConnection),
 }
@@ -62,13 +62,13 @@ enum Backend {
 
 /// Which connection a call uses.
 #[derive(Clone, Copy)]
-pub(super) enum Use<'a> {
+pub(crate) enum Use<'a> {
     Shared,
     /// The blocking connection of this consumer.
     Blocking(&'a str),
 }
 
-pub(super) struct Links {
+pub(crate) struct Links {
     backend: Backend,
     opts: RedisOptions,
     /// The longest `BLOCK` a command on a blocking connection carries.
@@ -82,7 +82,7 @@ pub(super) struct Links {
 impl Links {
     /// `url` is `redis://HOST:PORT[/DB]` (or `rediss://`) or
     /// `redis-cluster://HOST:PORT[,HOST:PORT...]`. Never connects.
-    pub(super) fn new(url: &str, opts: RedisOptions, block: Duration) -> Result<Self, QueueError> {
+    pub(crate) fn new(url: &str, opts: RedisOptions, block: Duration) -> Result<Self, QueueError> {
         let invalid = |reason: String| QueueError::InvalidUrl {
             url: redact(url),
             reason,
@@ -191,12 +191,12 @@ impl Links {
     }
 
     /// Forgets a consumer's blocking connection (it died or left).
-    pub(super) async fn drop_consumer(&self, consumer: &str) {
+    pub(crate) async fn drop_consumer(&self, consumer: &str) {
         self.blocking.lock().await.remove(consumer);
     }
 
     /// Runs one operation under the deadline of its connection kind.
-    pub(super) async fn call<T, F, Fut>(
+    pub(crate) async fn call<T, F, Fut>(
         &self,
         op: &str,
         using: Use<'_>,

@@ -1,0 +1,102 @@
+//! `technic cluster nodes`: the node registry as a table (or JSON): every node seen in the
+//! last day, its state (up, draining, or down once its heartbeat expired), load, work done
+//! and last heartbeat.
+
+use clap::{Args, Subcommand};
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+
+use super::output::emit;
+use super::scan::is_redis_url;
+use crate::cluster::{NodeRegistry, NodeState, NodeView};
+use crate::config::Settings;
+use crate::error::{ErrorCode, UserError};
+
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    #[command(subcommand)]
+    pub action: ClusterAction,
+    /// The cluster's Redis: redis://HOST:PORT or redis-cluster://HOST:PORT[,HOST:PORT...].
+    #[arg(long, global = true, value_name = "URL", env = "TECHNIC_REDIS")]
+    pub redis: Option<String>,
+    /// Output as JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterAction {
+    /// The nodes of the cluster, their state, load and last heartbeat.
+    Nodes,
+}
+
+pub async fn run(args: &ClusterArgs, settings: &Settings) -> Result<i32, UserError> {
+    let url = args.redis.as_deref().map(str::trim).unwrap_or_default();
+    if !is_redis_url(url) {
+        return Err(UserError::new(
+            ErrorCode::InvalidInput,
+            format!("--redis: {url:?} is not a redis://HOST:PORT or redis-cluster://HOST:PORT[,HOST:PORT...] URL"),
+            vec!["give the Redis the nodes were started with: technic cluster nodes --redis URL".into()],
+        ));
+    }
+    let registry = NodeRegistry::open(url, &settings.cluster)
+        .map_err(|e| UserError::new(ErrorCode::InvalidInput, e.to_string(), vec![]))?;
+    let ClusterAction::Nodes = args.action;
+    let nodes = registry.list().await.map_err(|e| {
+        UserError::new(
+            ErrorCode::QueueUnavailable,
+            e.to_string(),
+            vec!["check that Redis is running and reachable at --redis".into()],
+        )
+    })?;
+    let text = if args.json {
+        serde_json::to_string_pretty(&nodes)
+            .map_err(|e| UserError::internal(&format!("cannot serialise the nodes: {e}")))?
+    } else if nodes.is_empty() {
+        format!(
+            "no node has joined queue {:?} (start one with `technic worker --redis URL`)",
+            settings.cluster.queue_name
+        )
+    } else {
+        table(&nodes)
+    };
+    emit(&format!("{text}\n"), None)?;
+    Ok(0)
+}
+
+fn table(nodes: &[NodeView]) -> String {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED).set_header([
+        "node",
+        "state",
+        "host",
+        "cores",
+        "workers",
+        "load",
+        "shards",
+        "symbols",
+        "restarts",
+        "version",
+        "last heartbeat",
+    ]);
+    for n in nodes {
+        let i = &n.info;
+        let state = match n.state() {
+            NodeState::Down => "DOWN".to_string(),
+            s => s.as_str().to_string(),
+        };
+        t.add_row([
+            i.id.clone(),
+            state,
+            i.host.clone(),
+            i.cores.to_string(),
+            i.workers.to_string(),
+            format!("{:.0}%", i.load * 100.0),
+            i.shards_done.to_string(),
+            i.symbols_done.to_string(),
+            i.restarts.to_string(),
+            i.version.clone(),
+            format!("{:.1}s ago", n.heartbeat_age_ms as f64 / 1000.0),
+        ]);
+    }
+    t.to_string()
+}

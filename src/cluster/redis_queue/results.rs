@@ -1,0 +1,129 @@
+//! The way back: each scan has a results stream, `technic:v1:queue:{NAME}:results:SCAN`, in
+//! the queue's hash tag. Workers `XADD` an encoded report (and renew the stream's TTL in the
+//! same round trip, so the stream of a scan whose coordinator died still expires); the
+//! coordinator `XREAD`s every stream of its running scans in one blocking call and deletes a
+//! stream when its scan ends. The payload is opaque here: what a report says is the
+//! transport's business (`cluster/transport.rs`).
+
+use ::redis::streams::StreamReadReply;
+use ::redis::Value;
+
+use super::link::Use;
+use super::RedisStreamsQueue;
+use crate::cluster::queue::QueueError;
+
+/// Entries returned by one read, at most.
+const READ_COUNT: usize = 512;
+
+/// One entry of a results stream.
+pub struct ResultEntry {
+    pub scan_id: String,
+    /// The stream entry id: the cursor to read after.
+    pub id: String,
+    pub payload: Vec<u8>,
+}
+
+impl RedisStreamsQueue {
+    fn results_key(&self, scan_id: &str) -> String {
+        format!("{}:results:{scan_id}", self.keys.prefix)
+    }
+
+    /// Appends a report to a scan's results stream.
+    pub async fn publish_result(&self, scan_id: &str, payload: &[u8]) -> Result<(), QueueError> {
+        let key = self.results_key(scan_id);
+        let ttl = self.opts.results_ttl.as_millis().max(1) as u64;
+        let key = &key;
+        self.links
+            .call("publish result", Use::Shared, |mut c| async move {
+                ::redis::pipe()
+                    .cmd("XADD")
+                    .arg(key)
+                    .arg("*")
+                    .arg("r")
+                    .arg(payload)
+                    .ignore()
+                    .cmd("PEXPIRE")
+                    .arg(key)
+                    .arg(ttl)
+                    .ignore()
+                    .query_async::<()>(&mut c)
+                    .await
+            })
+            .await
+    }
+
+    /// Waits (up to the queue's block time) for entries after the given cursors, one
+    /// `(scan id, last entry id)` per followed scan; `reader` names the blocking connection.
+    pub async fn read_results(
+        &self,
+        reader: &str,
+        cursors: &[(String, String)],
+    ) -> Result<Vec<ResultEntry>, QueueError> {
+        if cursors.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = cursors.iter().map(|(s, _)| self.results_key(s)).collect();
+        let ids: Vec<&str> = cursors.iter().map(|(_, id)| id.as_str()).collect();
+        let block = self.opts.block.as_millis() as u64;
+        let (keys_ref, ids_ref) = (&keys, &ids);
+        let reply: Option<StreamReadReply> = self
+            .links
+            .call("read results", Use::Blocking(reader), |mut c| async move {
+                ::redis::cmd("XREAD")
+                    .arg("COUNT")
+                    .arg(READ_COUNT)
+                    .arg("BLOCK")
+                    .arg(block)
+                    .arg("STREAMS")
+                    .arg(keys_ref)
+                    .arg(ids_ref)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        let prefix = format!("{}:results:", self.keys.prefix);
+        let mut out = Vec::new();
+        for k in reply.map(|r| r.keys).unwrap_or_default() {
+            let Some(scan_id) = k.key.strip_prefix(&prefix) else {
+                continue;
+            };
+            for sid in k.ids {
+                let payload = match sid.map.get("r") {
+                    Some(Value::BulkString(b)) => b.clone(),
+                    _ => Vec::new(),
+                };
+                out.push(ResultEntry {
+                    scan_id: scan_id.to_string(),
+                    id: sid.id,
+                    payload,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes a scan's results stream (its scan ended). Late reports recreate it, with the
+    /// TTL, and are never read.
+    pub async fn drop_results(&self, scan_id: &str) {
+        let key = self.results_key(scan_id);
+        let key = &key;
+        if let Err(e) = self
+            .links
+            .call("drop results", Use::Shared, |mut c| async move {
+                ::redis::cmd("UNLINK")
+                    .arg(key)
+                    .query_async::<()>(&mut c)
+                    .await
+            })
+            .await
+        {
+            // The TTL removes it.
+            self.on_error("drop results", &e);
+        }
+    }
+
+    /// Forgets a reading coordinator's blocking connection.
+    pub async fn close_reader(&self, reader: &str) {
+        self.links.drop_consumer(reader).await;
+    }
+}

@@ -1,0 +1,231 @@
+//! The node registry: who is in the cluster, and how each node is doing.
+//!
+//! Every node (a `technic worker`, or a coordinator with local workers) writes a heartbeat
+//! each `cluster.heartbeat_ms`:
+//! - `technic:v1:nodes:{NAME}:alive:ID`, a key with a TTL of `cluster.node_ttl_ms`: the node
+//!   is up (or draining) while it exists;
+//! - field ID of the hash `technic:v1:nodes:{NAME}:info`: the node's last report (JSON), kept
+//!   after the node is gone so a down node still shows its host, work done and last
+//!   heartbeat. Entries silent for a day are pruned when the registry is listed.
+//!
+//! One hash tag (the queue name), so the keys live in one slot of a Redis Cluster.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::queue::QueueError;
+use super::redis_queue::link::{Links, Use};
+use crate::cache::RedisOptions;
+use crate::config::ClusterSettings;
+use crate::telemetry::{metrics, StateLabel};
+
+/// Entries silent this long are removed from the registry.
+const PRUNE_AFTER_MS: i64 = 24 * 3600 * 1000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeState {
+    Up,
+    /// Finishing its in-flight shards after a SIGTERM; takes no new ones.
+    Draining,
+    /// No heartbeat within the TTL.
+    Down,
+}
+
+impl NodeState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeState::Up => "up",
+            NodeState::Draining => "draining",
+            NodeState::Down => "down",
+        }
+    }
+}
+
+/// What a node says of itself in each heartbeat.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    pub id: String,
+    pub host: String,
+    pub pid: u32,
+    pub version: String,
+    pub cores: usize,
+    /// Worker actors of the node.
+    pub workers: usize,
+    /// `up` or `draining` (a node never reports itself down).
+    pub state: NodeState,
+    pub started_at_ms: i64,
+    pub heartbeat_at_ms: i64,
+    pub shards_done: u64,
+    pub symbols_done: u64,
+    /// Shards in flight now.
+    pub busy: usize,
+    /// `busy / workers`, 0–1.
+    pub load: f64,
+    /// Worker actor restarts since the node started.
+    pub restarts: u64,
+}
+
+/// A registry entry as listed: the node's last report and its state now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeView {
+    #[serde(flatten)]
+    pub info: NodeInfo,
+    /// Milliseconds since the last heartbeat, as of the listing.
+    pub heartbeat_age_ms: i64,
+}
+
+impl NodeView {
+    pub fn state(&self) -> NodeState {
+        self.info.state
+    }
+}
+
+pub struct NodeRegistry {
+    links: Links,
+    alive_prefix: String,
+    info_key: String,
+    ttl: Duration,
+}
+
+impl NodeRegistry {
+    /// `url` as for the work queue. Never connects; must be called inside a tokio runtime.
+    pub fn open(url: &str, c: &ClusterSettings) -> Result<Self, QueueError> {
+        let prefix = format!("technic:v1:nodes:{{{}}}", c.queue_name);
+        Ok(NodeRegistry {
+            links: Links::new(url, RedisOptions::default(), Duration::ZERO)?,
+            alive_prefix: format!("{prefix}:alive:"),
+            info_key: format!("{prefix}:info"),
+            ttl: Duration::from_millis(c.node_ttl_ms),
+        })
+    }
+
+    /// Writes a heartbeat.
+    pub async fn beat(&self, info: &NodeInfo) -> Result<(), QueueError> {
+        let json = serde_json::to_string(info)
+            .map_err(|e| QueueError::Unavailable(format!("encode node info: {e}")))?;
+        let alive = format!("{}{}", self.alive_prefix, info.id);
+        let ttl = self.ttl.as_millis().max(1) as u64;
+        let (alive, json, info_key, id) = (&alive, &json, &self.info_key, &info.id);
+        self.links
+            .call("heartbeat", Use::Shared, |mut c| async move {
+                ::redis::pipe()
+                    .cmd("HSET")
+                    .arg(info_key)
+                    .arg(id)
+                    .arg(json)
+                    .ignore()
+                    .cmd("SET")
+                    .arg(alive)
+                    .arg(1)
+                    .arg("PX")
+                    .arg(ttl)
+                    .ignore()
+                    .query_async::<()>(&mut c)
+                    .await
+            })
+            .await
+    }
+
+    /// Removes a node's liveness key (it left): it is listed down from now on.
+    pub async fn leave(&self, id: &str) -> Result<(), QueueError> {
+        let alive = format!("{}{id}", self.alive_prefix);
+        let alive = &alive;
+        self.links
+            .call("leave", Use::Shared, |mut c| async move {
+                ::redis::cmd("DEL")
+                    .arg(alive)
+                    .query_async::<()>(&mut c)
+                    .await
+            })
+            .await
+    }
+
+    /// Every node seen in the last day, by id, with its state now; also sets the
+    /// `technic_cluster_nodes{state}` gauge.
+    pub async fn list(&self) -> Result<Vec<NodeView>, QueueError> {
+        let info_key = &self.info_key;
+        let all: HashMap<String, String> = self
+            .links
+            .call("list nodes", Use::Shared, |mut c| async move {
+                ::redis::cmd("HGETALL")
+                    .arg(info_key)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        let now = chrono::Utc::now().timestamp_millis();
+        let mut nodes: Vec<NodeInfo> = Vec::new();
+        let mut stale: Vec<String> = Vec::new();
+        for (id, json) in all {
+            match serde_json::from_str::<NodeInfo>(&json) {
+                Ok(info) if now - info.heartbeat_at_ms <= PRUNE_AFTER_MS => nodes.push(info),
+                _ => stale.push(id),
+            }
+        }
+        nodes.sort_by(|a, b| a.id.cmp(&b.id));
+        let alive_keys: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("{}{}", self.alive_prefix, n.id))
+            .collect();
+        let alive: Vec<Option<String>> = if alive_keys.is_empty() {
+            Vec::new()
+        } else {
+            let keys = &alive_keys;
+            self.links
+                .call("list nodes", Use::Shared, |mut c| async move {
+                    ::redis::cmd("MGET").arg(keys).query_async(&mut c).await
+                })
+                .await?
+        };
+        if !stale.is_empty() {
+            let stale = &stale;
+            // Best effort: a failure leaves them for the next listing.
+            let _ = self
+                .links
+                .call("prune nodes", Use::Shared, |mut c| async move {
+                    ::redis::cmd("HDEL")
+                        .arg(info_key)
+                        .arg(stale)
+                        .query_async::<()>(&mut c)
+                        .await
+                })
+                .await;
+        }
+        let views: Vec<NodeView> = nodes
+            .into_iter()
+            .zip(alive)
+            .map(|(mut info, alive)| {
+                if alive.is_none() {
+                    info.state = NodeState::Down;
+                    info.busy = 0;
+                    info.load = 0.0;
+                }
+                NodeView {
+                    heartbeat_age_ms: (now - info.heartbeat_at_ms).max(0),
+                    info,
+                }
+            })
+            .collect();
+        let m = &metrics().cluster_nodes;
+        for state in [NodeState::Up, NodeState::Draining, NodeState::Down] {
+            let n = views.iter().filter(|v| v.state() == state).count();
+            m.get_or_create(&StateLabel {
+                state: state.as_str(),
+            })
+            .set(n as i64);
+        }
+        Ok(views)
+    }
+}
+
+/// Worker actors of the nodes that take shards now.
+pub fn live_workers(nodes: &[NodeView]) -> usize {
+    nodes
+        .iter()
+        .filter(|n| n.state() == NodeState::Up)
+        .map(|n| n.info.workers)
+        .sum()
+}
