@@ -621,13 +621,9 @@ impl Drop for Worker {
 }
 
 /// The cluster page of a multi-process cluster: a coordinator and two `technic worker`
-/// processes over one Redis; killing one marks its row down.
-///
-/// Needs `technic worker` and the node registry (branch `main`) and `/api/v1/cluster/nodes`
-/// listing the registry's nodes (today `api::state::local_nodes` lists this process only).
-/// Run with `cargo test --test web -- --ignored` once both are merged, then drop the ignore.
+/// processes over one Redis; killing one (SIGKILL) marks its row down while the other
+/// stays up.
 #[tokio::test]
-#[ignore = "needs technic worker + registry-backed /api/v1/cluster/nodes (main + api, at merge)"]
 async fn the_cluster_page_marks_a_killed_worker_process_down() {
     let _one = ONE_BROWSER.lock().await;
     let redis = RedisServer::start();

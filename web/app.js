@@ -589,9 +589,10 @@ async function refreshCluster() {
   try {
     const { nodes } = await api("GET", "/api/v1/cluster/nodes");
     clearError("cluster");
-    const up = nodes.filter((n) => n.state === "up").length;
-    const down = nodes.length - up;
-    $("#cluster-summary").textContent = `${nodes.length} node${nodes.length === 1 ? "" : "s"} · ${up} up` + (down ? ` · ${down} not up` : "");
+    const count = {};
+    for (const n of nodes) count[n.state] = (count[n.state] || 0) + 1;
+    $("#cluster-summary").textContent = [`${nodes.length} node${nodes.length === 1 ? "" : "s"}`,
+      ...Object.entries(count).map(([s, n]) => `${n} ${s}`)].join(" · ");
     $('[data-testid="cluster-nodes"] tbody').replaceChildren(
       ...nodes.map((n) =>
         el("tr", { "data-node": n.id, "data-state": n.state, class: n.state === "down" ? "node-down" : null },
