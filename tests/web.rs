@@ -186,6 +186,23 @@ async fn a_scan_from_the_page_fills_the_table_sorts_and_downloads_csv() {
         "{header}"
     );
     assert!(csv.lines().nth(1).expect("row").starts_with(want[0]));
+    // The JSON link is the API's results document.
+    let json_href = b.attr("results-json", "href").await.expect("json link");
+    let json_href = if json_href.starts_with('/') {
+        s.url(&json_href)
+    } else {
+        json_href
+    };
+    let (st, doc) = api_support::json_of(
+        api_support::client()
+            .get(&json_href)
+            .send()
+            .await
+            .expect("json download"),
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert_eq!(doc["results"], api["results"]);
     b.close().await;
 }
 
@@ -310,6 +327,36 @@ async fn two_scans_chart_two_points_cache_hits_and_clear_empties_it() {
         .filter_map(Value::as_u64)
         .sum();
     assert_eq!(total, 0, "{st}");
+
+    // Warm (after its confirmation) loads the symbols given into the cache.
+    let (_, list) = s.get("/api/v1/scans").await;
+    let last = list["scans"][0]["id"].as_str().expect("id").to_string();
+    let (_, res) = s
+        .get(&format!("/api/v1/scans/{last}/results?limit=3"))
+        .await;
+    let three: Vec<&str> = res["results"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter_map(|r| r["symbol"].as_str())
+        .collect();
+    assert_eq!(three.len(), 3);
+    b.set_input("cache-warm-symbols", &three.join(", ")).await;
+    b.click("cache-warm").await;
+    b.click("confirm-ok").await;
+    let status = b
+        .wait_text("cache-action-status", |t| t.starts_with("Warmed:"))
+        .await;
+    let loaded: u64 = status
+        .split(" · ")
+        .find_map(|p| p.strip_suffix(" loaded"))
+        .and_then(|n| n.replace(',', "").parse().ok())
+        .unwrap_or_else(|| panic!("{status}"));
+    assert!(loaded >= 3, "the three symbols were loaded: {status}");
+    let keys = b
+        .wait_text("cache-keys-total", |t| t != "0" && t != "—")
+        .await;
+    assert!(keys.replace(',', "").parse::<u64>().expect("count") > 0);
 
     // TTL settings: shown from the API, edited through it; a bad value is the API's
     // INVALID_CONFIG in the error panel.

@@ -556,7 +556,8 @@ async function saveTtl() {
 async function clearCache() {
   if (!(await confirmAction("Clear the cache?", "Every technic cache key is removed; the next scan runs cold."))) return;
   try {
-    await api("POST", "/api/v1/cache/clear");
+    const r = await api("POST", "/api/v1/cache/clear");
+    $("#cache-action-status").textContent = `Cleared: ${fmtInt(r.removed)} keys removed`;
     clearError("cache-action");
     await refreshCache();
   } catch (e) {
@@ -568,7 +569,10 @@ async function warmCache() {
   if (!(await confirmAction("Warm the cache?", "The configured and most-requested symbols are loaded into the cache now."))) return;
   try {
     $("#cache-warm").disabled = true;
-    await api("POST", "/api/v1/cache/warm", {});
+    const symbols = $("#warm-symbols").value.split(/[,\s]+/).map((x) => x.trim().toUpperCase()).filter(Boolean);
+    const r = await api("POST", "/api/v1/cache/warm", { symbols });
+    $("#cache-action-status").textContent =
+      `Warmed: ${fmtInt(r.candidates)} candidates · ${fmtInt(r.loaded)} loaded · ${fmtInt(r.fresh)} already fresh · ${fmtInt(r.failed)} failed`;
     clearError("cache-action");
     await refreshCache();
   } catch (e) {
