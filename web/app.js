@@ -510,7 +510,7 @@ function renderAnalytics(a, keys) {
     series: [
       { label: timed ? "time" : "sample" },
       { label: "hits per interval", stroke: "#067647", fill: "rgba(6,118,71,.12)", width: 2 },
-      { label: "misses per interval", stroke: "#b42318", fill: "rgba(180,35,24,.10)", width: 2 },
+      { label: "misses per interval", stroke: "#b42318", width: 2 },
     ],
     axes: [{}, { label: "requests" }],
   }, [xs, deltas(hist, "hits"), deltas(hist, "misses")]);
