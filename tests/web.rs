@@ -541,8 +541,14 @@ async fn the_token_is_entered_once_and_sent_with_mutating_calls() {
         .expect("click");
     b.click("error-retry").await;
     b.wait_text("scan-stage", |t| t == "done").await;
-    // Kept for the session: a reload still sends it.
+    // A reload shows the newest scan again (its stage and rows), and the token is kept
+    // for the session: the next start still sends it.
     b.open(&s.url("/")).await;
+    b.wait_text("scan-stage", |t| t == "done").await;
+    b.wait_for("the last scan's rows after a reload", || async {
+        (!b.rows("results-table").await.is_empty()).then_some(())
+    })
+    .await;
     b.set_input("scan-universe-size", "30").await;
     b.click("scan-start").await;
     b.wait_text("scan-stage", |t| t == "done").await;

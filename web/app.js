@@ -292,6 +292,7 @@ function setRunning(running) {
 
 async function startScan() {
   clearError("scan");
+  state.scanId = null;
   const body = scanOptions();
   setRunning(true);
   state.results = [];
@@ -340,15 +341,21 @@ function follow(id) {
   });
 }
 
-async function checkScan(id) {
+/// The scan's state from the API (after a lost stream, or on load when `quiet`: an old
+/// failure is shown in the bar, not raised in the error panel).
+async function checkScan(id, quiet = false) {
   try {
     const s = await api("GET", `/api/v1/scans/${encodeURIComponent(id)}`);
+    if (state.scanId !== id) return; // a newer scan was started meanwhile
     if (["done", "cancelled"].includes(s.stage)) finished(id, s);
     else if (s.stage === "failed") {
       setRunning(false);
-      setProgress(s.progress || { stage: "failed" });
-      if (s.error) showError(new ApiError(500, { error: s.error }), "scan", startScan);
-    } else follow(id);
+      setProgress({ ...(s.progress || {}), stage: "failed", message: (s.error && s.error.message) || "failed" });
+      if (s.error && !quiet) showError(new ApiError(500, { error: s.error }), "scan", startScan);
+    } else {
+      setRunning(true);
+      follow(id);
+    }
   } catch (e) {
     setRunning(false);
     showError(e, "scan", () => checkScan(id));
@@ -356,11 +363,12 @@ async function checkScan(id) {
 }
 
 async function finished(id, report) {
+  if (state.scanId !== id) return;
   setRunning(false);
   const t = report.timing || {};
   const stage = report.status === "cancelled" ? "cancelled" : "done";
   if (stage === "cancelled") {
-    setProgress({ ...(state.lastProgress || {}), stage: "cancelled" });
+    setProgress({ ...(report.progress || state.lastProgress || {}), stage: "cancelled" });
   } else {
     setProgress({ stage: "done", fraction: 1, message: `${fmtInt(report.scanned)} symbols scanned`, elapsed_seconds: t.total_seconds });
   }
@@ -386,11 +394,26 @@ async function loadResults(id) {
 
 async function cancelScan() {
   if (!state.scanId) return;
+  // Said before the request: the `cancelled` progress event may arrive before its answer.
+  $("#scan-eta").textContent = "cancelling…";
   try {
     await api("POST", `/api/v1/scans/${encodeURIComponent(state.scanId)}/cancel`);
-    $("#scan-progress-text").textContent = "cancelling…";
   } catch (e) {
     showError(e, "scan", cancelScan);
+  }
+}
+
+/// On load: the newest scan of this server, followed if it still runs, else its results,
+/// so a reload (or a second analyst) sees what is going on.
+async function resumeLatest() {
+  try {
+    const { scans } = await api("GET", "/api/v1/scans?limit=1");
+    const latest = scans && scans[0];
+    if (!latest || state.scanId || state.running) return;
+    state.scanId = latest.id;
+    await checkScan(latest.id, true);
+  } catch {
+    // Nothing to resume: the page starts idle; the next action reports any error.
   }
 }
 
@@ -688,6 +711,7 @@ function init() {
   });
   $("#error-dismiss").addEventListener("click", () => clearError());
   renderResults();
+  resumeLatest();
   window.addEventListener("hashchange", () => show(location.hash.slice(1), true));
   show(location.hash.slice(1), false);
   document.body.dataset.ready = "true";
