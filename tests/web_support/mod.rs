@@ -32,6 +32,10 @@ pub struct Browser {
     pub client: Client,
     driver: Child,
     pub downloads: TempDir,
+    /// chromedriver's port and the WebDriver session, so a panicking test still ends the
+    /// session (and with it Chromium) from `Drop`.
+    port: u16,
+    session: Option<String>,
 }
 
 impl Browser {
@@ -81,10 +85,13 @@ impl Browser {
                 }
             }
         };
+        let session = client.session_id().await.ok().flatten();
         Browser {
             client,
             driver,
             downloads,
+            port,
+            session,
         }
     }
 
@@ -244,15 +251,40 @@ impl Browser {
     }
 
     /// Ends the WebDriver session; chromedriver is killed on drop.
-    pub async fn close(self) {
-        let _ = self.client.clone().close().await;
+    pub async fn close(mut self) {
+        if self.client.clone().close().await.is_ok() {
+            self.session = None;
+        }
     }
 }
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        // A test that panicked never reached `close`: end the session over plain blocking
+        // HTTP (the async client needs the runtime that is unwinding), so chromedriver quits
+        // Chromium instead of orphaning it when chromedriver is killed below.
+        if let Some(id) = self.session.take() {
+            delete_session(self.port, &id);
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
+    }
+}
+
+/// `DELETE /session/{id}` to chromedriver, waiting (bounded) for its answer.
+fn delete_session(port: u16, id: &str) {
+    use std::io::{Read, Write};
+    let Ok(mut conn) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return;
+    };
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(20)));
+    let req = format!(
+        "DELETE /session/{id} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    if conn.write_all(req.as_bytes()).is_ok() {
+        // The answer comes once the session (and Chromium) is gone; its first bytes do.
+        let mut answer = [0u8; 512];
+        let _ = conn.read(&mut answer);
     }
 }
 
