@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use clap::Args;
 
+use super::signals::Signals;
 use crate::api::{self, AppState, History, LiveScans};
 use crate::cache::CacheTarget;
-use super::signals::Signals;
 use crate::cluster::QueueTarget;
 use crate::config::{Secret, Settings};
 use crate::data::{self, DataSource};
