@@ -255,15 +255,26 @@ async fn readiness_flips_as_worker_processes_come_and_go() {
     let id = server.submit(r#"{"universe_size": 200}"#).await;
     let done = server.wait_done(&id).await;
     assert_eq!(done["stage"], "done", "{done}");
-    let (st, nodes) = server.get("/api/v1/cluster/nodes").await;
-    assert_eq!(st, 200);
-    let w1 = &nodes["nodes"][0];
-    assert_eq!(
-        (w1["id"].as_str(), w1["state"].as_str()),
-        (Some("w1"), Some("up"))
-    );
-    assert_eq!(w1["role"], "worker");
-    assert_eq!(w1["symbols_done"], 200, "the worker ran the scan: {nodes}");
+    // The registry entry lags by up to one heartbeat.
+    let start = Instant::now();
+    loop {
+        let (st, nodes) = server.get("/api/v1/cluster/nodes").await;
+        assert_eq!(st, 200);
+        let w1 = &nodes["nodes"][0];
+        assert_eq!(
+            (w1["id"].as_str(), w1["state"].as_str()),
+            (Some("w1"), Some("up"))
+        );
+        assert_eq!(w1["role"], "worker");
+        if w1["symbols_done"] == 200 {
+            break;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "the worker ran the scan: {nodes}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     worker.kill9();
     let start = Instant::now();
