@@ -433,6 +433,16 @@ async fn a_killed_cache_shows_unavailable_and_suggestions_then_recovers() {
         suggestions.iter().any(|s| s.contains("Redis")),
         "{suggestions:?}"
     );
+    // The last known figures stay, dimmed as stale.
+    let stale = b
+        .client
+        .execute(
+            "return document.getElementById('page-cache').classList.contains('stale')",
+            vec![],
+        )
+        .await
+        .expect("class");
+    assert_eq!(stale, Value::Bool(true));
     b.screenshot("cache-unavailable").await;
 
     // Back up: Retry (or the next poll) clears the panel and the badge is active again.
@@ -582,6 +592,50 @@ async fn the_cluster_page_lists_the_nodes_and_narrow_screens_stay_readable() {
         assert_eq!(row[4], node["workers"].to_string());
     }
     b.screenshot("cluster").await;
+
+    // Polling stops while the tab is hidden and resumes when it is shown: the page's
+    // fetches are counted, the visibility is switched as the browser would switch it.
+    let calls = || async {
+        b.client
+            .execute("return window.__calls", vec![])
+            .await
+            .ok()
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0)
+    };
+    let set_hidden = |hidden: bool| {
+        b.client.execute(
+            "Object.defineProperty(document, 'hidden', {value: arguments[0], configurable: true});
+             document.dispatchEvent(new Event('visibilitychange'));",
+            vec![serde_json::json!(hidden)],
+        )
+    };
+    b.client
+        .execute(
+            "window.__calls = 0; const f = window.fetch;
+             window.fetch = (...a) => { window.__calls++; return f(...a); };",
+            vec![],
+        )
+        .await
+        .expect("count fetches");
+    b.wait_for("a poll while shown", || async {
+        (calls().await >= 1).then_some(())
+    })
+    .await;
+    set_hidden(true).await.expect("hide");
+    let before = calls().await;
+    // Absence can only be shown over a window: three cluster poll periods (2 s each).
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let after = calls().await;
+    assert!(
+        after <= before + 1,
+        "polled while hidden: {before} → {after}"
+    );
+    set_hidden(false).await.expect("show");
+    b.wait_for("polling to resume", || async {
+        (calls().await > after).then_some(())
+    })
+    .await;
 
     // A phone-sized window: the page does not scroll sideways (tables scroll in their card).
     b.resize(390, 844).await;

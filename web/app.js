@@ -470,12 +470,14 @@ async function refreshCache() {
     stats = await api("GET", "/api/v1/cache/stats");
   } catch (e) {
     setBadge(e.code === "CACHE_UNAVAILABLE" ? "Cache unavailable" : "Cache status unknown", "down");
+    $("#page-cache").classList.add("stale");
     $("#cache-keys-total").textContent = "—";
     $("#cache-memory").textContent = "—";
     $("#cache-freshness").textContent = "—";
     showError(e, "cache", refreshCache);
     return;
   }
+  $("#page-cache").classList.remove("stale");
   const rate = stats.hit_rate;
   if (stats.available === false) setBadge("Cache degraded · recovering", "warn");
   else setBadge(rate == null ? "Cache active · no requests yet" : `Cache active · ${(rate * 100).toFixed(1)}% hit rate`, "ok");
