@@ -35,7 +35,7 @@ if ! need promtool; then
   # tests use only promtool.
 fi
 
-# The dashboard tests (tests/web.rs) drive a real headless Chromium through chromedriver.
+# The dashboard tests (tests/web.rs, tests/web_ops.rs) drive a real headless Chromium through chromedriver.
 if ! need chromedriver || ! { need chromium || need chromium-browser; }; then
   echo "installing chromium and chromium-driver (apt-get)" >&2
   sudo=""

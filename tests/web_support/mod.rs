@@ -295,3 +295,39 @@ pub fn screenshot_dir() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
     target.join("screenshots")
 }
+
+/// Enough injected latency per symbol that a scan of a few hundred symbols takes about a
+/// second on two workers: long enough to watch the bar move, short enough for a test.
+pub const SLOW: (&str, &str) = ("TECHNIC_DATA__SYNTHETIC__LATENCY_MS", "4");
+
+pub fn num(s: Option<String>) -> f64 {
+    s.and_then(|v| v.parse().ok()).unwrap_or(-1.0)
+}
+
+/// Clicks Start and follows `aria-valuenow` until the stage is terminal; returns every
+/// value seen, in order.
+pub async fn start_and_follow(b: &Browser) -> Vec<f64> {
+    b.click("scan-start").await;
+    let mut seen = Vec::new();
+    let start = Instant::now();
+    loop {
+        let v = num(b.attr("scan-progress", "aria-valuenow").await);
+        if seen.last() != Some(&v) {
+            seen.push(v);
+        }
+        let stage = b.text("scan-stage").await;
+        if ["done", "failed", "cancelled"].contains(&stage.as_str()) {
+            // The scan may have ended between the two reads: the bar's last value.
+            let v = num(b.attr("scan-progress", "aria-valuenow").await);
+            if seen.last() != Some(&v) {
+                seen.push(v);
+            }
+            return seen;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "scan never finished: {seen:?}, stage {stage}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
