@@ -141,7 +141,7 @@ impl WorkerNode {
     }
 
     /// The SIGTERM path: stop pulling, let in-flight shards finish (up to `timeout`), hand
-    /// back what did not, leave the registry.
+    /// back what did not, leave the registry (the node is no longer listed).
     pub async fn drain(mut self, timeout: Duration) -> Drained {
         self.draining.store(true, Ordering::Release);
         self.beat_now().await;
@@ -174,7 +174,7 @@ impl WorkerNode {
         drained
     }
 
-    /// Stops at once (workers finish nothing); the registry shows the node down.
+    /// Stops at once (workers finish nothing more) and leaves the registry.
     pub async fn stop(self) {
         self.ctx.queue.close();
         self.pool.stop(None);
@@ -198,7 +198,6 @@ impl WorkerNode {
         if let Some(h) = self.heartbeat.take() {
             h.abort();
         }
-        self.beat_now().await;
         if let Some(registry) = &self.registry {
             if let Err(e) = registry.leave(&self.identity.id).await {
                 warn!(error = %e, "cannot leave the node registry; the entry expires by itself");

@@ -5,8 +5,9 @@
 //! - `technic:v1:nodes:{NAME}:alive:ID`, a key with a TTL of `cluster.node_ttl_ms`: the node
 //!   is up (or draining) while it exists;
 //! - field ID of the hash `technic:v1:nodes:{NAME}:info`: the node's last report (JSON), kept
-//!   after the node is gone so a down node still shows its host, work done and last
-//!   heartbeat. Entries silent for a day are pruned when the registry is listed.
+//!   after the node died so a down node still shows its host, work done and last
+//!   heartbeat. Entries silent for a day are pruned when the registry is listed; a node
+//!   that leaves on purpose (drain, end of a one-shot scan) removes both.
 //!
 //! One hash tag (the queue name), so the keys live in one slot of a Redis Cluster.
 
@@ -129,14 +130,22 @@ impl NodeRegistry {
             .await
     }
 
-    /// Removes a node's liveness key (it left): it is listed down from now on.
+    /// Removes a node that left on purpose (drained, or a one-shot scan's local workers):
+    /// it is no longer listed. Only a node that stops heartbeating without leaving is
+    /// listed down, so `down` (and its alert) means a node died.
     pub async fn leave(&self, id: &str) -> Result<(), QueueError> {
         let alive = format!("{}{id}", self.alive_prefix);
-        let alive = &alive;
+        let (alive, info_key) = (&alive, &self.info_key);
         self.links
             .call("leave", Use::Shared, |mut c| async move {
-                ::redis::cmd("DEL")
+                ::redis::pipe()
+                    .cmd("DEL")
                     .arg(alive)
+                    .ignore()
+                    .cmd("HDEL")
+                    .arg(info_key)
+                    .arg(id)
+                    .ignore()
                     .query_async::<()>(&mut c)
                     .await
             })
