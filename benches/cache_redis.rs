@@ -50,25 +50,13 @@ fn benches(c: &mut Criterion) {
             let cluster = LocalCluster::start(&settings, provider, cache, settings.local_workers())
                 .await
                 .expect("start");
-            cluster
-                .submit(cfg.clone())
-                .await
-                .expect("submit")
-                .report()
-                .await
-                .expect("report");
+            cluster.run(cfg.clone()).await.expect("scan");
             cluster
         });
         g.bench_function(name, |b| {
             b.iter(|| {
                 rt.block_on(async {
-                    let report = warm
-                        .submit(cfg.clone())
-                        .await
-                        .expect("submit")
-                        .report()
-                        .await
-                        .expect("report");
+                    let report = warm.run(cfg.clone()).await.expect("scan");
                     assert_eq!(report.timing.cache_hit_rate, Some(1.0), "{name}");
                     report.results.len()
                 })
@@ -95,13 +83,7 @@ fn benches(c: &mut Criterion) {
                     },
                     |()| {
                         rt.block_on(async {
-                            let report = warm
-                                .submit(cfg.clone())
-                                .await
-                                .expect("submit")
-                                .report()
-                                .await
-                                .expect("report");
+                            let report = warm.run(cfg.clone()).await.expect("scan");
                             assert_eq!(
                                 report.timing.cache_hit_rate,
                                 Some(1.0),

@@ -37,13 +37,7 @@ fn start(rt: &tokio::runtime::Runtime, settings: &Settings, target: &QueueTarget
 
 fn scan(rt: &tokio::runtime::Runtime, cluster: &LocalCluster, cfg: &ScanConfig, n: usize) {
     rt.block_on(async {
-        let report = cluster
-            .submit(cfg.clone())
-            .await
-            .expect("submit")
-            .report()
-            .await
-            .expect("report");
+        let report = cluster.run(cfg.clone()).await.expect("scan");
         assert_eq!(report.universe_size, n);
         assert!(report.failures.is_empty());
     })

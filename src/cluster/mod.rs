@@ -219,6 +219,11 @@ impl LocalCluster {
         }
     }
 
+    /// Submits a scan and waits for its report.
+    pub async fn run(&self, config: ScanConfig) -> Result<crate::scan::ScanReport, ScanError> {
+        self.submit(config).await?.report().await
+    }
+
     /// Stops the workers (they finish nothing more) and the coordinator.
     pub async fn shutdown(self) {
         if let Some(feed) = &self.feed {
