@@ -16,10 +16,9 @@ use std::sync::Arc;
 use criterion::{criterion_group, criterion_main, Criterion};
 use serde_json::Value;
 
-use technic::api::{self, AppState, History, LiveScans};
-use technic::cache::CacheTarget;
+use technic::api::{self, AppState};
 use technic::config::Settings;
-use technic::data::{self, DataSource};
+use technic::node::{NodeArgs, Role};
 use technic::scan::ScanConfig;
 
 const BODY: &str = r#"{"universe_size": 100}"#;
@@ -78,28 +77,18 @@ fn bench(c: &mut Criterion) {
     let mut settings = Settings::defaults();
     settings.api.max_active_scans = 64;
     let (state, base) = rt.block_on(async {
-        let provider =
-            data::open_chain(&[DataSource::Synthetic], &settings.data, None).expect("provider");
-        let cluster = api::start_cluster(
-            &settings,
-            provider.clone(),
-            None,
-            2,
-            &technic::cluster::QueueTarget::InProcess,
-        )
-        .await
-        .expect("cluster");
-        let state = Arc::new(AppState {
-            settings: settings.clone(),
-            cluster,
-            workers: 2,
-            provider,
-            cache: None,
-            live: LiveScans::default(),
-            history: Arc::new(History::new(&CacheTarget::None, 50, 3600).expect("history")),
-            node_id: "bench".into(),
-            started_at: chrono::Utc::now(),
-        });
+        let node_args = NodeArgs {
+            workers: Some("2".into()),
+            cache: Some("none".into()),
+            ..NodeArgs::default()
+        };
+        let mut node = node_args
+            .plan(&settings, Role::Serve)
+            .expect("plan")
+            .start(settings.clone(), None, &[], None)
+            .await
+            .expect("node");
+        let state = Arc::new(AppState::new(&mut node).expect("state"));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");

@@ -24,12 +24,13 @@ use technic::cluster::{LocalCluster, QueueTarget};
 use technic::config::Settings;
 use technic::data::{MarketData, SyntheticProvider};
 use technic::scan::ScanConfig;
+use technic::shutdown::Shutdown;
 
 fn start(rt: &tokio::runtime::Runtime, settings: &Settings, target: &QueueTarget) -> LocalCluster {
     rt.block_on(async {
         let provider: Arc<dyn MarketData> =
             Arc::new(SyntheticProvider::new(&settings.data.synthetic));
-        LocalCluster::start_on(settings, provider, None, 3, target)
+        LocalCluster::start_on(settings, provider, None, 3, target, &Shutdown::new())
             .await
             .expect("start")
     })

@@ -8,13 +8,14 @@ fn main() {
     let cli = technic::cli::Cli::parse();
     // The environment is read here, once, and passed in.
     let env: HashMap<String, String> = std::env::vars().collect();
-    let settings = match technic::cli::load_settings(&cli, &env) {
+    let mut settings = match technic::cli::load_settings(&cli, &env) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error[INVALID_CONFIG]: {e}");
             std::process::exit(2);
         }
     };
+    settings.cluster.host = technic::node::hostname(env.get("HOSTNAME").map(String::as_str));
     technic::telemetry::init_tracing(
         settings.log.format,
         &settings.log.level,

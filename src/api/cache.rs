@@ -201,7 +201,7 @@ pub async fn put_ttl(State(state): Shared, body: Bytes) -> Result<Json<Value>, A
     }
     let settings =
         serde_json::from_value(Value::Object(current)).map_err(|e| invalid(vec![e.to_string()]))?;
-    let ttl = SmartTtl::new(settings, Arc::new(SystemClock)).map_err(invalid)?;
+    let ttl = SmartTtl::new(settings, Arc::new(SystemClock)).map_err(|e| invalid(e.problems))?;
     c.set_smart_ttl(ttl);
     tracing::info!("cache ttl settings replaced over http");
     Ok(Json(

@@ -46,7 +46,7 @@ pub async fn live() -> Json<Cheap> {
 
 /// Why this coordinator cannot run a scan now: no worker up in the cluster, or the
 /// cluster's Redis (queue and registry) not answering.
-fn not_ready(nodes: &Result<Vec<NodeInfo>, String>) -> Option<ApiError> {
+fn not_ready(nodes: &Result<Vec<NodeInfo>, crate::cluster::QueueError>) -> Option<ApiError> {
     let nodes = match nodes {
         Ok(nodes) => nodes,
         Err(e) => {

@@ -13,20 +13,21 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use ::redis::cluster::{ClusterClient, ClusterClientBuilder};
-use ::redis::cluster_async::ClusterConnection;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
-use crate::cache::CacheTarget;
 use crate::cluster::Progress;
 use crate::error::UserError;
+use crate::redis_link::{LinkError, Links, RedisOptions, RedisUrl, Use};
 use crate::scan::{ScanConfig, ScanReport};
 
 const PREFIX: &str = "technic:history:{scans}:";
-const TIMEOUT: Duration = Duration::from_secs(2);
+/// History calls are off the scan's path: a slower Redis may take longer than the cache's.
+const REDIS: RedisOptions = RedisOptions {
+    connect_timeout: Duration::from_millis(500),
+    response_timeout: Duration::from_secs(2),
+};
 
 /// A finished scan: what was asked, the last progress, and the report or the error.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -47,7 +48,7 @@ pub struct ScanRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ScanSummary {
     pub id: String,
-    /// A stage name of DESIGN §7 (`queued` … `done`, `failed`, `cancelled`).
+    /// The progress stage (`queued` … `done`, `failed`, `cancelled`).
     pub stage: String,
     pub submitted_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
@@ -107,44 +108,19 @@ pub fn universe_key(c: &ScanConfig) -> String {
     .to_string()
 }
 
-enum Conn {
-    Single(ConnectionManager),
-    Cluster(Box<(ClusterClient, tokio::sync::Mutex<Option<ClusterConnection>>)>),
-}
-
 pub struct History {
     memory: Mutex<VecDeque<Arc<ScanRecord>>>,
     max: usize,
     ttl_secs: u64,
-    redis: Option<Conn>,
+    redis: Option<Links>,
 }
 
 impl History {
-    /// In-process only, or also in the Redis the cache target names. Never connects here.
-    pub fn new(target: &CacheTarget, max: usize, ttl_secs: u64) -> Result<Self, String> {
-        let redis = match target {
-            CacheTarget::Redis(url) => {
-                let client = ::redis::Client::open(url.as_str())
-                    .map_err(|e| format!("history redis url: {e}"))?;
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(Duration::from_millis(500)))
-                    .set_response_timeout(Some(TIMEOUT))
-                    .set_number_of_retries(1);
-                Some(Conn::Single(
-                    ConnectionManager::new_lazy_with_config(client, config)
-                        .map_err(|e| format!("history redis: {e}"))?,
-                ))
-            }
-            CacheTarget::RedisCluster(nodes) => Some(Conn::Cluster(Box::new((
-                ClusterClientBuilder::new(nodes.clone())
-                    .connection_timeout(Duration::from_millis(500))
-                    .response_timeout(TIMEOUT)
-                    .build()
-                    .map_err(|e| format!("history redis cluster: {e}"))?,
-                tokio::sync::Mutex::new(None),
-            )))),
-            CacheTarget::None | CacheTarget::Memory => None,
-        };
+    /// In-process only (`redis` is `None`), or also in that Redis. Never connects here.
+    pub fn new(redis: Option<&RedisUrl>, max: usize, ttl_secs: u64) -> Result<Self, LinkError> {
+        let redis = redis
+            .map(|url| Links::open(url, REDIS, Duration::ZERO))
+            .transpose()?;
         Ok(History {
             memory: Mutex::new(VecDeque::with_capacity(max.min(1024))),
             max,
@@ -276,7 +252,7 @@ impl History {
         out
     }
 
-    async fn redis_summaries(&self, limit: usize) -> Result<Vec<ScanSummary>, String> {
+    async fn redis_summaries(&self, limit: usize) -> Result<Vec<ScanSummary>, LinkError> {
         let mut pipe = ::redis::pipe();
         pipe.cmd("ZREVRANGE")
             .arg(format!("{PREFIX}index"))
@@ -300,40 +276,21 @@ impl History {
             .collect())
     }
 
-    /// Runs a pipeline with a deadline on whichever connection is configured.
-    async fn run<T: ::redis::FromRedisValue>(&self, pipe: &::redis::Pipeline) -> Result<T, String> {
-        let fut = async {
-            match self.redis.as_ref() {
-                None => Err("no redis configured".to_string()),
-                Some(Conn::Single(m)) => {
-                    let mut c = m.clone();
-                    pipe.query_async(&mut c).await.map_err(|e| e.to_string())
-                }
-                Some(Conn::Cluster(cluster)) => {
-                    let (client, slot) = &**cluster;
-                    let mut guard = slot.lock().await;
-                    if guard.is_none() {
-                        let conn = client
-                            .get_async_connection()
-                            .await
-                            .map_err(|e| e.to_string())?;
-                        *guard = Some(conn);
-                    }
-                    let Some(mut c) = guard.clone() else {
-                        return Err("no cluster connection".into());
-                    };
-                    drop(guard);
-                    let r = pipe.query_async(&mut c).await.map_err(|e| e.to_string());
-                    if r.is_err() {
-                        *slot.lock().await = None;
-                    }
-                    r
-                }
-            }
+    /// Runs a pipeline on the history's Redis.
+    async fn run<T: ::redis::FromRedisValue>(
+        &self,
+        pipe: &::redis::Pipeline,
+    ) -> Result<T, LinkError> {
+        let Some(links) = &self.redis else {
+            return Err(LinkError::Unavailable {
+                op: "history".into(),
+                message: "no redis configured".into(),
+            });
         };
-        match tokio::time::timeout(TIMEOUT * 2, fut).await {
-            Ok(r) => r,
-            Err(_) => Err("redis: no answer in time".into()),
-        }
+        links
+            .call("history", Use::Shared, |mut c| async move {
+                pipe.query_async(&mut c).await
+            })
+            .await
     }
 }

@@ -31,7 +31,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use history::History;
-pub use state::{cluster_nodes, start_cluster, AppState, LiveScans};
+pub use state::{cluster_nodes, AppState, LiveScans};
 
 use crate::config::Secret;
 use crate::error::{ErrorCode, UserError};
@@ -97,6 +97,13 @@ pub fn openapi_json() -> String {
 }
 
 /// The whole application: routes, error shaping, token check, body limit, tracing.
+/// `/metrics` and `/health/live` alone: what a worker node serves with `--metrics-bind`.
+pub fn metrics_router() -> Router {
+    Router::new()
+        .route("/metrics", axum::routing::get(health::metrics))
+        .route("/health/live", axum::routing::get(health::live))
+}
+
 pub fn router(state: Arc<AppState>) -> Router {
     let (routes, doc) = routes();
     let doc = Arc::new(doc.to_json().unwrap_or_default());

@@ -16,8 +16,8 @@ use utoipa::{IntoParams, ToSchema};
 use super::error::{ApiError, ErrorBody};
 use super::history::{ScanRecord, ScanSummary};
 use super::state::{AppState, LiveScan};
-use crate::cli::json_rows_to_csv;
 use crate::error::ErrorCode;
+use crate::scan::export::json_rows_to_csv;
 use crate::scan::{rank, ScanConfig, SortKey};
 
 pub type Shared = State<Arc<AppState>>;

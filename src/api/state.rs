@@ -1,6 +1,6 @@
 //! What the control plane's handlers share: settings, the cluster, the cache, live scans
-//! and the history. The cluster is built in one function, [`start_cluster`], and the
-//! node list comes from one, [`cluster_nodes`].
+//! and the history. The parts come from the assembled [`Node`]; the node list comes from
+//! one function, [`cluster_nodes`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -11,10 +11,11 @@ use tokio::sync::{watch, Notify};
 
 use super::history::{History, ScanRecord};
 use crate::cache::ScanCache;
-use crate::cluster::{LocalCluster, NodeState, Progress, QueueTarget};
+use crate::cluster::{LocalCluster, NodeState, Progress, QueueError};
 use crate::config::Settings;
 use crate::data::MarketData;
-use crate::error::UserError;
+use crate::error::{ErrorCode, UserError};
+use crate::node::{redis_of, Node};
 use crate::scan::ScanConfig;
 
 /// Shared by every handler.
@@ -33,22 +34,30 @@ pub struct AppState {
     pub started_at: DateTime<Utc>,
 }
 
-/// Starts the coordinator and `workers` local worker actors over `target`. Over Redis,
-/// `workers` may be 0 (a coordinator only: `technic worker` nodes take the shards); in
-/// process, 0 starts no cluster at all (nothing could run a scan: not ready, submits 503).
-pub async fn start_cluster(
-    settings: &Settings,
-    provider: Arc<dyn MarketData>,
-    cache: Option<Arc<ScanCache>>,
-    workers: usize,
-    target: &QueueTarget,
-) -> Result<Option<LocalCluster>, UserError> {
-    if workers == 0 && *target == QueueTarget::InProcess {
-        return Ok(None);
+impl AppState {
+    /// The control plane's share of an assembled node: it takes the node's cluster (the
+    /// control plane stops it after the last scan) and keeps the history in the cache's
+    /// Redis when there is one.
+    pub fn new(node: &mut Node) -> Result<Self, UserError> {
+        let api = &node.settings.api;
+        let history = History::new(
+            redis_of(&node.plan.cache).as_ref(),
+            api.history_max_scans,
+            api.history_ttl_secs,
+        )
+        .map_err(|e| UserError::new(ErrorCode::InvalidConfig, e.to_string(), vec![]))?;
+        Ok(AppState {
+            node_id: node.id().to_string(),
+            settings: node.settings.clone(),
+            cluster: node.cluster.take(),
+            workers: node.plan.workers,
+            provider: node.provider.clone(),
+            cache: node.cache.clone(),
+            live: LiveScans::default(),
+            history: Arc::new(history),
+            started_at: Utc::now(),
+        })
     }
-    LocalCluster::start_on(settings, provider, cache, workers, target)
-        .await
-        .map(Some)
 }
 
 /// One node of the cluster as `/api/v1/cluster/nodes` shows it.
@@ -82,15 +91,14 @@ fn at(ms: i64) -> DateTime<Utc> {
 /// The nodes of the cluster: over Redis, every node of the registry (down ones included,
 /// for a day); in process, this process's worker pool. `Err` when the registry cannot be
 /// read.
-pub async fn cluster_nodes(state: &AppState) -> Result<Vec<NodeInfo>, String> {
+pub async fn cluster_nodes(state: &AppState) -> Result<Vec<NodeInfo>, QueueError> {
     let Some(cluster) = &state.cluster else {
         return Ok(Vec::new());
     };
     let nodes: Vec<(crate::cluster::NodeInfo, NodeState)> = match cluster.registry() {
         Some(registry) => registry
             .list()
-            .await
-            .map_err(|e| e.to_string())?
+            .await?
             .into_iter()
             .map(|v| {
                 let s = v.state();

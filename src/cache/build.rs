@@ -24,8 +24,11 @@ pub async fn build(
     let Some(backend) = open(target, &options).await? else {
         return Ok(None);
     };
-    let ttl = SmartTtl::new(settings.ttl.clone(), Arc::new(SystemClock)).map_err(|p| {
-        CacheError::Unavailable(format!("invalid cache.ttl settings: {}", p.join("; ")))
+    let ttl = SmartTtl::new(settings.ttl.clone(), Arc::new(SystemClock)).map_err(|e| {
+        CacheError::Unavailable(format!(
+            "invalid cache.ttl settings: {}",
+            e.problems.join("; ")
+        ))
     })?;
     Ok(Some(Arc::new(ScanCache::new(
         backend,

@@ -21,7 +21,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-pub use self::redis::{RedisCache, RedisClusterCache, RedisOptions};
+pub use self::redis::{RedisCache, RedisClusterCache};
+pub use crate::redis_link::RedisOptions;
 pub use build::build;
 pub use codec::{decode, encode, CodecError, CODEC_VERSION};
 pub use memory::MemoryCache;
@@ -70,6 +71,38 @@ pub enum CacheError {
     InvalidUrl { url: String, reason: String },
 }
 
+impl From<CacheError> for crate::error::UserError {
+    fn from(e: CacheError) -> Self {
+        use crate::error::{ErrorCode, UserError};
+        match e {
+            CacheError::InvalidUrl { .. } => UserError::new(
+                ErrorCode::InvalidConfig,
+                e.to_string(),
+                vec!["give --cache as none, memory, redis://HOST:PORT or redis-cluster://HOST:PORT[,HOST:PORT...]".into()],
+            ),
+            CacheError::Unavailable(_) => UserError::new(
+                ErrorCode::CacheUnavailable,
+                e.to_string(),
+                vec![
+                    "check that Redis is running and reachable".into(),
+                    "or use --cache memory or --cache none".into(),
+                ],
+            ),
+        }
+    }
+}
+
+impl From<crate::redis_link::LinkError> for CacheError {
+    fn from(e: crate::redis_link::LinkError) -> Self {
+        match e {
+            crate::redis_link::LinkError::InvalidUrl { url, reason } => {
+                CacheError::InvalidUrl { url, reason }
+            }
+            e => CacheError::Unavailable(e.to_string()),
+        }
+    }
+}
+
 /// Memory used by the backend, summed over every master.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct MemoryInfo {
@@ -101,45 +134,13 @@ pub trait Cache: Send + Sync + 'static {
     async fn most_requested(&self, n: usize) -> Result<Vec<(String, u64)>, CacheError>;
 }
 
-/// Where `--cache` / `cache.url` points.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CacheTarget {
-    None,
-    Memory,
-    Redis(String),
-    RedisCluster(Vec<String>),
-}
+pub use crate::config::CacheTarget;
 
-impl std::str::FromStr for CacheTarget {
-    type Err = CacheError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let invalid = |reason: &str| CacheError::InvalidUrl {
-            url: s.to_string(),
-            reason: reason.to_string(),
-        };
-        match s {
-            "none" | "off" => Ok(CacheTarget::None),
-            "memory" => Ok(CacheTarget::Memory),
-            _ if s.starts_with("redis://") || s.starts_with("rediss://") => Ok(CacheTarget::Redis(s.to_string())),
-            _ => match s.strip_prefix("redis-cluster://") {
-                Some(rest) => {
-                    let nodes: Vec<String> = rest
-                        .split(',')
-                        .map(str::trim)
-                        .filter(|n| !n.is_empty())
-                        .map(|n| format!("redis://{n}"))
-                        .collect();
-                    if nodes.is_empty() {
-                        Err(invalid("expected redis-cluster://HOST:PORT[,HOST:PORT...]"))
-                    } else {
-                        Ok(CacheTarget::RedisCluster(nodes))
-                    }
-                }
-                None => Err(invalid(
-                    "expected none, memory, redis://HOST:PORT or redis-cluster://HOST:PORT[,HOST:PORT...]",
-                )),
-            },
+impl From<crate::config::InvalidCacheUrl> for CacheError {
+    fn from(e: crate::config::InvalidCacheUrl) -> Self {
+        CacheError::InvalidUrl {
+            url: e.url,
+            reason: e.reason,
         }
     }
 }

@@ -14,16 +14,17 @@ mod cluster;
 mod slots;
 
 use std::collections::{BTreeMap, HashMap};
-use std::future::Future;
 use std::time::Duration;
 
-use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use ::redis::{Client, ConnectionInfo, IntoConnectionInfo, RedisError, RedisResult};
+use ::redis::aio::{ConnectionLike, ConnectionManager};
+use ::redis::{RedisError, RedisResult};
 use async_trait::async_trait;
 
 pub use cluster::RedisClusterCache;
 
 use super::{Cache, CacheError, Kind, MemoryInfo, KEY_PREFIX};
+pub(crate) use crate::redis_link::{bounded, parse_url, RedisOptions};
+use crate::redis_link::{manager, LinkError};
 
 /// The sorted set behind `record_requests`/`most_requested`. A `technic:*` key, so `clear`
 /// removes it, but not a cache entry: `keys_per_kind` and `clear`'s count leave it out, as the
@@ -39,68 +40,10 @@ pub(crate) const GET_BATCH: usize = 250;
 /// Entries per SET pipeline, so one response stays small enough for the response timeout.
 const SET_BATCH: usize = 1_000;
 
-/// How long Redis may take before an operation gives up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RedisOptions {
-    /// Each TCP connect (and handshake) attempt.
-    pub connect_timeout: Duration,
-    /// Each command's (or pipeline's) response.
-    pub response_timeout: Duration,
-}
-
-impl Default for RedisOptions {
-    fn default() -> Self {
-        RedisOptions {
-            connect_timeout: Duration::from_millis(250),
-            response_timeout: Duration::from_secs(1),
-        }
-    }
-}
-
-impl RedisOptions {
-    /// Upper bound on one command including a reconnect: the backstop against anything in
-    /// the client waiting longer than its own timeouts.
-    fn deadline(&self) -> Duration {
-        self.connect_timeout * 3 + self.response_timeout + Duration::from_millis(500)
-    }
-}
-
 /// `CacheError::Unavailable` for a failed Redis call. The driver's messages name the failing
 /// node or command, never the credentials.
 pub(crate) fn unavailable(op: &str, e: RedisError) -> CacheError {
-    CacheError::Unavailable(format!("redis {op}: {e}"))
-}
-
-/// A URL with any `user:password@` removed, for error messages.
-pub(crate) fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}***@{}", &url[..scheme + 3], &url[at + 1..])
-        }
-        _ => url.to_string(),
-    }
-}
-
-pub(crate) fn parse_url(url: &str) -> Result<ConnectionInfo, CacheError> {
-    url.into_connection_info()
-        .map_err(|e| CacheError::InvalidUrl {
-            url: redact(url),
-            reason: e.to_string(),
-        })
-}
-
-/// Runs `fut` with a hard deadline, mapping both failures to `Unavailable`.
-pub(crate) async fn bounded<T>(
-    op: &str,
-    deadline: Duration,
-    fut: impl Future<Output = Result<T, RedisError>>,
-) -> Result<T, CacheError> {
-    match tokio::time::timeout(deadline, fut).await {
-        Ok(r) => r.map_err(|e| unavailable(op, e)),
-        Err(_) => Err(CacheError::Unavailable(format!(
-            "redis {op}: no answer within {deadline:?}"
-        ))),
-    }
+    LinkError::of(op, &e).into()
 }
 
 fn clamp_ttl_ms(ttl: Duration) -> u64 {
@@ -309,26 +252,9 @@ impl RedisCache {
     /// Never connects: the first operation does. Must be called inside a tokio runtime (the
     /// connection manager spawns its reconnect task there); outside one it is an error.
     pub fn new(url: &str, opts: RedisOptions) -> Result<Self, CacheError> {
-        if tokio::runtime::Handle::try_current().is_err() {
-            return Err(CacheError::Unavailable(
-                "redis: the cache must be created inside a tokio runtime".into(),
-            ));
-        }
-        let info = parse_url(url)?;
-        let client = Client::open(info).map_err(|e| CacheError::InvalidUrl {
-            url: redact(url),
-            reason: e.to_string(),
-        })?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(opts.connect_timeout))
-            .set_response_timeout(Some(opts.response_timeout))
-            // One retry, briefly: while Redis is down each call costs about one refused
-            // connect, and the next call tries again.
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(20))
-            .set_max_delay(Duration::from_millis(100));
-        let conn = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(|e| unavailable("connect", e))?;
+        // One retry, briefly (the shared policy): while Redis is down each call costs about
+        // one refused connect, and the next call tries again.
+        let conn = manager(parse_url(url)?, opts, Duration::ZERO)?;
         Ok(RedisCache { conn, opts })
     }
 
@@ -417,6 +343,7 @@ impl Cache for RedisCache {
             pipe.exec_async(&mut self.conn()),
         )
         .await
+        .map_err(Into::into)
     }
 
     async fn most_requested(&self, n: usize) -> Result<Vec<(String, u64)>, CacheError> {
@@ -429,12 +356,14 @@ impl Cache for RedisCache {
             most_requested_on(&mut self.conn(), n),
         )
         .await
+        .map_err(Into::into)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::redis_link::redact;
 
     #[test]
     fn requested_key_is_a_meta_key() {

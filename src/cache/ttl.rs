@@ -15,6 +15,8 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use super::Kind;
+pub use crate::config::TtlSettings;
+use crate::config::{MarketHours, SettingsError};
 
 pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> DateTime<Utc>;
@@ -26,26 +28,6 @@ impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
     }
-}
-
-/// TTL settings (`[cache.ttl]`), all from config.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TtlSettings {
-    pub bars_secs: u64,
-    pub features_secs: u64,
-    pub ml_secs: u64,
-    pub scan_secs: u64,
-    pub meta_secs: u64,
-    /// Daily volatility (std of daily returns) above which TTLs are halved.
-    pub high_vol_daily: f64,
-    /// Daily volatility below which TTLs are doubled.
-    pub low_vol_daily: f64,
-    /// IANA time zone of the exchange, e.g. `America/New_York`.
-    pub market_timezone: String,
-    /// Session open and close in exchange time, `HH:MM`.
-    pub market_open: String,
-    pub market_close: String,
 }
 
 /// Why a TTL came out as it did (shown in analytics).
@@ -69,54 +51,15 @@ pub struct SmartTtl {
 
 impl SmartTtl {
     /// Validates the settings (time zone, times, thresholds) and lists every problem.
-    pub fn new(settings: TtlSettings, clock: Arc<dyn Clock>) -> Result<Self, Vec<String>> {
-        let mut p = Vec::new();
-        let tz = settings.market_timezone.parse::<Tz>().map_err(|_| {
-            format!(
-                "cache.ttl.market_timezone {:?} is not an IANA time zone",
-                settings.market_timezone
-            )
-        });
-        let time = |name: &str, s: &str| {
-            NaiveTime::parse_from_str(s, "%H:%M")
-                .map_err(|_| format!("cache.ttl.{name} {s:?} is not HH:MM"))
-        };
-        let open = time("market_open", &settings.market_open);
-        let close = time("market_close", &settings.market_close);
-        if settings.low_vol_daily.is_nan() || settings.low_vol_daily >= settings.high_vol_daily {
-            p.push("cache.ttl.low_vol_daily must be below cache.ttl.high_vol_daily".to_string());
-        }
-        if [
-            settings.bars_secs,
-            settings.features_secs,
-            settings.ml_secs,
-            settings.scan_secs,
-            settings.meta_secs,
-        ]
-        .contains(&0)
-        {
-            p.push("cache.ttl.*_secs must be at least 1".to_string());
-        }
-        match (tz, open, close) {
-            (Ok(tz), Ok(open), Ok(close)) if p.is_empty() => {
-                if open >= close {
-                    return Err(vec![
-                        "cache.ttl.market_open must be before market_close".into()
-                    ]);
-                }
-                Ok(SmartTtl {
-                    settings,
-                    tz,
-                    open,
-                    close,
-                    clock,
-                })
-            }
-            (tz, open, close) => {
-                p.extend([tz.err(), open.err(), close.err()].into_iter().flatten());
-                Err(p)
-            }
-        }
+    pub fn new(settings: TtlSettings, clock: Arc<dyn Clock>) -> Result<Self, SettingsError> {
+        let MarketHours { tz, open, close } = settings.market_hours()?;
+        Ok(SmartTtl {
+            settings,
+            tz,
+            open,
+            close,
+            clock,
+        })
     }
 
     pub fn settings(&self) -> &TtlSettings {
@@ -319,6 +262,6 @@ mod tests {
         let err = SmartTtl::new(s, Arc::new(SystemClock))
             .err()
             .expect("invalid");
-        assert_eq!(err.len(), 3, "{err:?}");
+        assert_eq!(err.problems.len(), 3, "{err:?}");
     }
 }

@@ -8,23 +8,20 @@ use super::output::emit;
 use crate::cache::{CacheTarget, Kind};
 use crate::cluster::{warm_once, PipelineContext};
 use crate::config::Settings;
-use crate::data::{self, DataSource};
 use crate::error::{ErrorCode, UserError};
+use crate::node::{invalid_options, NodeArgs, Role};
 use crate::scan::ScanConfig;
 
 #[derive(Debug, Args)]
 pub struct CacheArgs {
     #[command(subcommand)]
     pub action: CacheAction,
-    /// none | memory | redis://HOST:PORT | redis-cluster://HOST:PORT[,HOST:PORT...]
-    #[arg(long, global = true, value_name = "URL")]
-    pub cache: Option<String>,
-    /// Same as --cache redis://….
-    #[arg(long, global = true, value_name = "URL", conflicts_with = "cache")]
-    pub redis: Option<String>,
     /// Output as JSON.
     #[arg(long, global = true)]
     pub json: bool,
+    /// --cache (or --redis) names the cache to act on; --data the source `warm` loads from.
+    #[command(flatten)]
+    pub node: NodeArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -38,29 +35,15 @@ pub enum CacheAction {
         /// Extra symbols to warm (comma-separated).
         #[arg(long, value_name = "LIST")]
         symbols: Option<String>,
-        /// Data source to load from (default: settings data.source).
-        #[arg(long, value_name = "SOURCE")]
-        data: Option<String>,
     },
 }
 
 pub async fn run(args: &CacheArgs, settings: &Settings) -> Result<i32, UserError> {
-    let url = args
-        .cache
-        .as_deref()
-        .or(args.redis.as_deref())
-        .unwrap_or(&settings.cache.url);
-    let invalid = |m: String| {
-        UserError::new(
-            ErrorCode::InvalidInput,
-            m,
-            vec!["see `technic cache --help`".into()],
-        )
-    };
-    let target: CacheTarget = url
-        .parse()
-        .map_err(|e: crate::cache::CacheError| invalid(e.to_string()))?;
-    if target == CacheTarget::Memory {
+    let plan = args
+        .node
+        .plan(settings, Role::Cache)
+        .map_err(|p| invalid_options("cache", p))?;
+    if plan.cache == CacheTarget::Memory {
         eprintln!("note: the memory cache lives inside one process; point --cache at Redis to see a shared cache");
     }
     let unavailable = |m: String| {
@@ -70,11 +53,12 @@ pub async fn run(args: &CacheArgs, settings: &Settings) -> Result<i32, UserError
             vec!["check that Redis is running and reachable".into()],
         )
     };
-    let Some(cache) = crate::cache::build(&settings.cache, &target)
-        .await
-        .map_err(|e| unavailable(e.to_string()))?
-    else {
-        return Err(invalid("no cache configured (--cache none)".into()));
+    let Some(cache) = plan.cache(settings).await? else {
+        return Err(UserError::new(
+            ErrorCode::InvalidInput,
+            "no cache configured (--cache none)",
+            vec!["see `technic cache --help`".into()],
+        ));
     };
     let out = match &args.action {
         CacheAction::Stats => {
@@ -135,16 +119,8 @@ pub async fn run(args: &CacheArgs, settings: &Settings) -> Result<i32, UserError
                 format!("removed {n} technic keys")
             }
         }
-        CacheAction::Warm { symbols, data } => {
-            let spec = data.as_deref().unwrap_or(&settings.data.source);
-            let chain = DataSource::parse_chain(spec, &settings.data.fallback).map_err(invalid)?;
-            let provider = data::open_chain(&chain, &settings.data, None).map_err(|e| {
-                UserError::new(
-                    ErrorCode::DataProviderUnavailable,
-                    e.to_string(),
-                    vec![e.suggestion().into()],
-                )
-            })?;
+        CacheAction::Warm { symbols } => {
+            let provider = plan.provider(settings, None, &[])?;
             let mut warm = settings.cache.warm.clone();
             warm.symbols.extend(
                 symbols

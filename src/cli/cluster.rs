@@ -6,17 +6,17 @@ use clap::{Args, Subcommand};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 
 use super::output::emit;
-use super::scan::is_redis_url;
 use crate::cluster::{NodeRegistry, NodeState, NodeView};
 use crate::config::Settings;
 use crate::error::{ErrorCode, UserError};
+use crate::redis_link::RedisUrl;
 
 #[derive(Debug, Args)]
 pub struct ClusterArgs {
     #[command(subcommand)]
     pub action: ClusterAction,
     /// The cluster's Redis: redis://HOST:PORT or redis-cluster://HOST:PORT[,HOST:PORT...].
-    #[arg(long, global = true, value_name = "URL", env = "TECHNIC_REDIS")]
+    #[arg(long, global = true, value_name = "URL")]
     pub redis: Option<String>,
     /// Output as JSON.
     #[arg(long, global = true)]
@@ -31,23 +31,16 @@ pub enum ClusterAction {
 
 pub async fn run(args: &ClusterArgs, settings: &Settings) -> Result<i32, UserError> {
     let url = args.redis.as_deref().map(str::trim).unwrap_or_default();
-    if !is_redis_url(url) {
+    if !RedisUrl::looks_like(url) {
         return Err(UserError::new(
             ErrorCode::InvalidInput,
             format!("--redis: {url:?} is not a redis://HOST:PORT or redis-cluster://HOST:PORT[,HOST:PORT...] URL"),
             vec!["give the Redis the nodes were started with: technic cluster nodes --redis URL".into()],
         ));
     }
-    let registry = NodeRegistry::open(url, &settings.cluster)
-        .map_err(|e| UserError::new(ErrorCode::InvalidInput, e.to_string(), vec![]))?;
+    let registry = NodeRegistry::open(url, &settings.cluster)?;
     let ClusterAction::Nodes = args.action;
-    let nodes = registry.list().await.map_err(|e| {
-        UserError::new(
-            ErrorCode::QueueUnavailable,
-            e.to_string(),
-            vec!["check that Redis is running and reachable at --redis".into()],
-        )
-    })?;
+    let nodes = registry.list().await?;
     let text = if args.json {
         serde_json::to_string_pretty(&nodes)
             .map_err(|e| UserError::internal(&format!("cannot serialise the nodes: {e}")))?

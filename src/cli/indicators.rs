@@ -6,11 +6,12 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::output::{emit, format_number};
+use super::output::emit;
 use crate::data::csvdir::{read_bars_csv, Columns};
 use crate::error::{ErrorCode, UserError};
 use crate::indicators::{table, TABLE_COLUMNS};
 use crate::market::Bars;
+use crate::scan::export::format_number;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum TableFormat {
@@ -39,19 +40,13 @@ pub fn run(args: &IndicatorsArgs) -> Result<i32, UserError> {
             vec!["fix the file; the message names the line or the columns".into()],
         )
     })?;
-    check_prices(&bars).map_err(|m| {
-        UserError::new(
-            ErrorCode::InvalidInput,
-            format!("{}: {m}", args.csv.display()),
-            vec!["fix or remove that row".into()],
-        )
-    })?;
+    check_prices(&bars, &args.csv)?;
     emit(&render(&bars, args.format), args.out.as_deref())?;
     Ok(0)
 }
 
 /// High, low and close must be finite numbers for the indicators to mean anything.
-fn check_prices(bars: &Bars) -> Result<(), String> {
+fn check_prices(bars: &Bars, file: &std::path::Path) -> Result<(), UserError> {
     for i in 0..bars.len() {
         for (name, v) in [
             ("high", bars.high[i]),
@@ -59,7 +54,11 @@ fn check_prices(bars: &Bars) -> Result<(), String> {
             ("close", bars.close[i]),
         ] {
             if !v.is_finite() {
-                return Err(format!("bar {}: {name} is {v}", bars.dates[i]));
+                return Err(UserError::new(
+                    ErrorCode::InvalidInput,
+                    format!("{}: bar {}: {name} is {v}", file.display(), bars.dates[i]),
+                    vec!["fix or remove that row".into()],
+                ));
             }
         }
     }

@@ -22,7 +22,7 @@ use clap::{Parser, Subcommand};
 use crate::config::{LogFormat, Settings};
 use crate::error::UserError;
 
-pub use output::{format_number, json_rows_to_csv, OutputFormat};
+pub use output::OutputFormat;
 
 #[derive(Debug, Parser)]
 #[command(

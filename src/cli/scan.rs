@@ -12,13 +12,13 @@ use clap::Args;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::output::{emit, json_rows_to_csv, OutputFormat};
+use super::output::{emit, OutputFormat};
 use super::signals::Signals;
-use crate::cache::CacheTarget;
-use crate::cluster::{thousands, LocalCluster, Progress, QueueTarget, ScanHandle};
+use crate::cluster::{thousands, Progress, ScanHandle};
 use crate::config::Settings;
-use crate::data::{self, DataSource};
-use crate::error::{ErrorCode, UserError};
+use crate::error::UserError;
+use crate::node::{invalid_options, NodeArgs, NodePlan, Role};
+use crate::scan::export::results_csv;
 use crate::scan::{ScanConfig, ScanReport, ScanStatus, Signal, SortKey};
 
 /// Numeric and list options are taken as text and checked together, so one run reports
@@ -26,10 +26,6 @@ use crate::scan::{ScanConfig, ScanReport, ScanStatus, Signal, SortKey};
 #[derive(Debug, Args)]
 #[command(allow_negative_numbers = true)]
 pub struct ScanArgs {
-    /// `synthetic` (default), `polygon` or `csv:DIR`; a chain such as `polygon,csv:DIR`
-    /// serves what the first cannot from the next (data.fallback is appended).
-    #[arg(long, value_name = "SOURCE")]
-    pub data: Option<String>,
     /// Number of symbols in the universe (synthetic: generated; csv: the first N).
     #[arg(long, value_name = "N")]
     pub universe_size: Option<String>,
@@ -81,39 +77,17 @@ pub struct ScanArgs {
     /// Write the output to FILE instead of stdout.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
-    /// Cache: none | memory | redis://HOST:PORT | redis-cluster://HOST:PORT[,HOST:PORT...]
-    /// (default: settings cache.url; its `memory` default is skipped by this one-shot
-    /// command, since nothing could read it again).
-    #[arg(long, value_name = "URL")]
-    pub cache: Option<String>,
-    /// The cluster's Redis (redis://HOST:PORT or redis-cluster://HOST:PORT[,...]): the scan
-    /// is sharded over the Redis Streams work queue for every `technic worker` node, and
-    /// the same Redis is the cache unless --cache says otherwise.
-    #[arg(long, value_name = "URL")]
-    pub redis: Option<String>,
-    /// Local worker actors (default: one per core; settings cluster.workers). With --redis,
-    /// 0 makes this process a coordinator only.
-    #[arg(long, value_name = "N")]
-    pub workers: Option<String>,
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub node: NodeArgs,
 }
 
-/// Whether `url` names a Redis or a Redis Cluster (what `--redis` takes).
-pub(crate) fn is_redis_url(url: &str) -> bool {
-    ["redis://", "rediss://", "redis-cluster://"]
-        .iter()
-        .any(|p| url.len() > p.len() && url.starts_with(p))
-}
-
-/// The scan config and the other run options, or every problem found.
+/// The node to start and the scan config, or every problem found.
 struct Plan {
-    source: Vec<DataSource>,
-    cache: CacheTarget,
-    queue: QueueTarget,
+    node: NodePlan,
     config: ScanConfig,
-    workers: usize,
 }
 
 fn list(s: &Option<String>) -> Vec<String> {
@@ -146,31 +120,11 @@ fn plan(args: &ScanArgs, settings: &Settings) -> Result<Plan, UserError> {
             }
         }
     }
-    let spec = args.data.as_deref().unwrap_or(&settings.data.source);
-    let source = match DataSource::parse_chain(spec, &settings.data.fallback) {
-        Ok(s) => s,
-        Err(e) => {
-            problems.push(format!("--data: {e}"));
-            vec![DataSource::Synthetic]
-        }
-    };
-    let cache_url = args
-        .cache
-        .as_deref()
-        .or(args.redis.as_deref())
-        .unwrap_or(&settings.cache.url);
-    let explicit = args.cache.is_some() || args.redis.is_some();
-    let cache = match cache_url.parse::<CacheTarget>() {
-        // A one-shot process never reads its in-process cache again: filling it would only
-        // cost time. The configured memory default serves long-running processes; a memory
-        // cache here needs an explicit --cache memory.
-        Ok(CacheTarget::Memory) if !explicit => CacheTarget::None,
-        Ok(t) => t,
-        Err(e) => {
-            problems.push(format!("--cache: {e}"));
-            CacheTarget::None
-        }
-    };
+    let node = args
+        .node
+        .plan(settings, Role::Scan)
+        .map_err(|p| problems.extend(p))
+        .ok();
     config.universe_size = num("universe-size", &args.universe_size, &mut problems);
     config.symbols = list(&args.symbols)
         .into_iter()
@@ -209,27 +163,6 @@ fn plan(args: &ScanArgs, settings: &Settings) -> Result<Plan, UserError> {
         config.sort = k;
     }
     config.sector_cap = num("sector-cap", &args.sector_cap, &mut problems);
-    let queue = match args.redis.as_deref().map(str::trim) {
-        Some(url) if is_redis_url(url) => QueueTarget::Redis(url.to_string()),
-        Some(url) => {
-            problems.push(format!(
-                "--redis: {url:?} is not a redis://HOST:PORT or redis-cluster://HOST:PORT[,HOST:PORT...] URL"
-            ));
-            QueueTarget::InProcess
-        }
-        None => QueueTarget::InProcess,
-    };
-    let workers = match num::<usize>("workers", &args.workers, &mut problems) {
-        Some(0) if queue == QueueTarget::InProcess => {
-            problems.push(
-                "--workers: a local scan needs at least 1 worker (0 means coordinator only, with --redis)"
-                    .into(),
-            );
-            1
-        }
-        Some(n) => n,
-        None => settings.local_workers(),
-    };
     // Field problems, with CLI spelling, after the parse problems.
     if let Err(e) = config.validate(settings.scan.max_universe_size) {
         problems.extend(e.problems.into_iter().map(|p| match p.split_once(' ') {
@@ -239,53 +172,27 @@ fn plan(args: &ScanArgs, settings: &Settings) -> Result<Plan, UserError> {
             _ => p,
         }));
     }
-    if problems.is_empty() {
-        Ok(Plan {
-            source,
-            cache,
-            queue,
-            config,
-            workers,
-        })
-    } else {
-        Err(UserError::new(
-            ErrorCode::InvalidConfig,
-            format!(
-                "invalid scan options ({} problems):\n  - {}",
-                problems.len(),
-                problems.join("\n  - ")
-            ),
-            vec!["run `technic scan --help` for the options and their forms".into()],
-        ))
+    match node {
+        Some(node) if problems.is_empty() => Ok(Plan { node, config }),
+        _ => Err(invalid_options("scan", problems)),
     }
 }
 
 pub async fn run(args: ScanArgs, settings: &Settings) -> Result<i32, UserError> {
     let plan = plan(&args, settings)?;
-    // A scan of listed symbols needs no universe listing from Polygon: they are its universe.
-    let mut data_settings = settings.data.clone();
-    if data_settings.polygon.symbols.is_empty() {
-        data_settings.polygon.symbols = plan.config.symbols.clone();
-    }
-    let provider = data::open_chain(&plan.source, &data_settings, plan.config.universe_size)
-        .map_err(|e| {
-            UserError::new(
-                ErrorCode::DataProviderUnavailable,
-                e.to_string(),
-                vec![e.suggestion().into()],
-            )
-        })?;
-    let cache = crate::cache::build(&settings.cache, &plan.cache)
-        .await
-        .map_err(|e| {
-            UserError::new(
-                ErrorCode::CacheUnavailable,
-                e.to_string(),
-                vec!["use --cache memory or --cache none".into()],
-            )
-        })?;
-    let cluster =
-        LocalCluster::start_on(settings, provider, cache, plan.workers, &plan.queue).await?;
+    let mut node = plan
+        .node
+        .start(
+            settings.clone(),
+            plan.config.universe_size,
+            &plan.config.symbols,
+            None,
+        )
+        .await?;
+    let Some(cluster) = node.cluster.take() else {
+        node.stop().await;
+        return Err(UserError::internal("the scan's cluster did not start"));
+    };
     let table_rows = plan.config.top.unwrap_or(settings.scan.table_rows);
     let handle = cluster.submit(plan.config).await?;
     let view = match (args.quiet, std::io::stderr().is_terminal()) {
@@ -295,6 +202,7 @@ pub async fn run(args: ScanArgs, settings: &Settings) -> Result<i32, UserError> 
     };
     let report = await_with_progress(handle, view).await;
     cluster.shutdown().await;
+    node.stop().await;
     let report = report?;
     print_report(&report, args.format, args.out.as_deref(), table_rows)?;
     Ok(match report.status {
@@ -387,13 +295,7 @@ fn print_report(
             emit(&text, out)?;
         }
         OutputFormat::Csv => {
-            let rows: Vec<serde_json::Value> = report
-                .results
-                .iter()
-                .map(serde_json::to_value)
-                .collect::<Result<_, _>>()
-                .map_err(ser)?;
-            emit(&json_rows_to_csv(&rows), out)?;
+            emit(&results_csv(&report.results).map_err(ser)?, out)?;
         }
         OutputFormat::Table => {
             if report.results.is_empty() {
@@ -535,6 +437,8 @@ fn empty_message(r: &ScanReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::DataSource;
+    use crate::error::ErrorCode;
     use clap::Parser;
 
     fn parse(argv: &[&str]) -> ScanArgs {
@@ -613,7 +517,7 @@ mod tests {
         assert_eq!(p.config.top, Some(3));
         assert_eq!(p.config.signals, [Signal::StrongLong, Signal::Long]);
         assert_eq!(p.config.lookback_days, 300);
-        assert_eq!(p.workers, 2);
-        assert_eq!(p.source, [DataSource::Synthetic]);
+        assert_eq!(p.node.workers, 2);
+        assert_eq!(p.node.sources, [DataSource::Synthetic]);
     }
 }

@@ -14,21 +14,18 @@ use chrono::{Datelike, NaiveDate, Weekday};
 use clap::Args;
 use rayon::prelude::*;
 
-use super::output::format_number;
 use crate::config::Settings;
-use crate::data::{self, BarRange, DataError, DataSource};
+use crate::data::{BarRange, DataError, DataSource};
 use crate::error::{ErrorCode, UserError};
 use crate::market::{Bars, UniverseEntry};
+use crate::node::{invalid_options, NodeArgs, NodePlan, Role};
+use crate::scan::export::format_number;
 
 /// Symbols per provider call: large enough for bulk loads, small enough to write as we go.
 const CHUNK: usize = 256;
 
 #[derive(Debug, Args)]
 pub struct SnapshotArgs {
-    /// Source to copy from: `synthetic` (default), `polygon`, `csv:DIR`, or a chain such
-    /// as `polygon,csv:DIR`.
-    #[arg(long, default_value = "synthetic")]
-    pub data: String,
     /// Output directory (created if missing).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
@@ -45,22 +42,26 @@ pub struct SnapshotArgs {
     /// Only these symbols (comma-separated). Default: the source's universe.
     #[arg(long, value_name = "LIST")]
     pub symbols: Option<String>,
+    /// --data is the source to copy from (default: data.source).
+    #[command(flatten)]
+    pub node: NodeArgs,
 }
 
 /// What to copy, or every problem with the options.
 struct Plan {
-    chain: Vec<DataSource>,
+    node: NodePlan,
     from: Option<NaiveDate>,
     to: Option<NaiveDate>,
     symbols: Vec<String>,
 }
 
-fn plan(args: &SnapshotArgs) -> Result<Plan, UserError> {
+fn plan(args: &SnapshotArgs, settings: &Settings) -> Result<Plan, UserError> {
     let mut problems = Vec::new();
-    let chain = DataSource::parse_chain(&args.data, &[]).unwrap_or_else(|e| {
-        problems.push(format!("--data: {e}"));
-        Vec::new()
-    });
+    let node = args
+        .node
+        .plan(settings, Role::Snapshot)
+        .map_err(|p| problems.extend(p))
+        .ok();
     let mut date = |name: &str, v: &Option<String>| {
         let s = v.as_deref()?;
         NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
@@ -83,19 +84,14 @@ fn plan(args: &SnapshotArgs) -> Result<Plan, UserError> {
                 .collect()
         })
         .unwrap_or_default();
-    if problems.is_empty() {
-        Ok(Plan {
-            chain,
+    match node {
+        Some(node) if problems.is_empty() => Ok(Plan {
+            node,
             from,
             to,
             symbols,
-        })
-    } else {
-        Err(UserError::new(
-            ErrorCode::InvalidInput,
-            format!("invalid snapshot options:\n  - {}", problems.join("\n  - ")),
-            vec!["run `technic snapshot --help` for the options and their forms".into()],
-        ))
+        }),
+        _ => Err(invalid_options("snapshot", problems)),
     }
 }
 
@@ -107,24 +103,14 @@ fn weekdays_between(from: NaiveDate, to: NaiveDate) -> usize {
         .count()
 }
 
-fn unavailable(e: &DataError) -> UserError {
-    UserError::new(
-        ErrorCode::DataProviderUnavailable,
-        e.to_string(),
-        vec![e.suggestion().into()],
-    )
-}
-
 pub async fn run(args: &SnapshotArgs, settings: &Settings) -> Result<i32, UserError> {
-    let bad = |m: String| UserError::new(ErrorCode::InvalidInput, m, vec![]);
-    let plan = plan(args)?;
-    let provider = data::open_chain(&plan.chain, &settings.data, args.universe_size)
-        .map_err(|e| unavailable(&e))?;
-    let remote = plan.chain.first() == Some(&DataSource::Polygon);
+    let plan = plan(args, settings)?;
+    let provider = plan.node.provider(settings, args.universe_size, &[])?;
+    let remote = plan.node.sources.first() == Some(&DataSource::Polygon);
 
     // The universe: the listed symbols (with metadata when the source lists it cheaply).
     let mut universe = if plan.symbols.is_empty() || !remote {
-        provider.universe().await.map_err(|e| unavailable(&e))?
+        provider.universe().await?
     } else {
         Vec::new()
     };
@@ -144,7 +130,7 @@ pub async fn run(args: &SnapshotArgs, settings: &Settings) -> Result<i32, UserEr
     if let Some(n) = args.universe_size {
         universe.truncate(n);
     }
-    std::fs::create_dir_all(&args.out).map_err(|e| bad(format!("{}: {e}", args.out.display())))?;
+    std::fs::create_dir_all(&args.out).map_err(|e| WriteError::at(&args.out, e))?;
 
     let lookback = match (plan.from, remote) {
         (Some(f), _) => weekdays_between(
@@ -180,10 +166,9 @@ pub async fn run(args: &SnapshotArgs, settings: &Settings) -> Result<i32, UserEr
                 .map(|(e, b)| {
                     write_bars(&dir.join(format!("{}.csv", e.symbol)), b).map(|()| e.clone())
                 })
-                .collect::<Result<Vec<UniverseEntry>, String>>()
+                .collect::<Result<Vec<UniverseEntry>, WriteError>>()
         })
-        .await
-        .map_err(bad)?;
+        .await?;
         written.extend(entries);
         if remote {
             eprintln!(
@@ -194,9 +179,9 @@ pub async fn run(args: &SnapshotArgs, settings: &Settings) -> Result<i32, UserEr
         }
     }
     if written.is_empty() && !failures.is_empty() {
-        return Err(unavailable(&failures[0].1));
+        return Err(failures.swap_remove(0).1.into());
     }
-    write_universe(&args.out.join("universe.csv"), &written).map_err(bad)?;
+    write_universe(&args.out.join("universe.csv"), &written)?;
     eprintln!("wrote {} symbols to {}", written.len(), args.out.display());
     if !failures.is_empty() {
         eprintln!(
@@ -232,7 +217,7 @@ fn clip(b: &Bars, from: Option<NaiveDate>, to: Option<NaiveDate>, lookback: usiz
     out
 }
 
-fn write_bars(path: &Path, b: &Bars) -> Result<(), String> {
+fn write_bars(path: &Path, b: &Bars) -> Result<(), WriteError> {
     let mut s = String::with_capacity(b.len() * 64 + 40);
     s.push_str("date,open,high,low,close,volume\n");
     for i in 0..b.len() {
@@ -247,12 +232,12 @@ fn write_bars(path: &Path, b: &Bars) -> Result<(), String> {
             format_number(b.volume[i])
         );
     }
-    std::fs::write(path, s).map_err(|e| format!("{}: {e}", path.display()))
+    std::fs::write(path, s).map_err(|e| WriteError::at(path, e))
 }
 
-fn write_universe(path: &Path, universe: &[UniverseEntry]) -> Result<(), String> {
-    let mut w = csv::Writer::from_path(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let err = |e: csv::Error| format!("{}: {e}", path.display());
+fn write_universe(path: &Path, universe: &[UniverseEntry]) -> Result<(), WriteError> {
+    let mut w = csv::Writer::from_path(path).map_err(|e| WriteError::at(path, e))?;
+    let err = |e: csv::Error| WriteError::at(path, e);
     w.write_record(["symbol", "name", "sector", "industry", "market_cap"])
         .map_err(err)?;
     for e in universe {
@@ -260,7 +245,34 @@ fn write_universe(path: &Path, universe: &[UniverseEntry]) -> Result<(), String>
         w.write_record([&e.symbol, &e.name, &e.sector, &e.industry, &cap])
             .map_err(err)?;
     }
-    w.flush().map_err(|e| format!("{}: {e}", path.display()))
+    w.flush().map_err(|e| WriteError::at(path, e))
+}
+
+/// A file of the snapshot that could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write {path}: {message}")]
+struct WriteError {
+    path: String,
+    message: String,
+}
+
+impl WriteError {
+    fn at(path: &Path, e: impl std::fmt::Display) -> Self {
+        WriteError {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<WriteError> for UserError {
+    fn from(e: WriteError) -> Self {
+        UserError::new(
+            ErrorCode::InvalidInput,
+            e.to_string(),
+            vec!["check the output directory and its permissions".into()],
+        )
+    }
 }
 
 #[cfg(test)]
@@ -288,14 +300,17 @@ mod tests {
     #[test]
     fn bad_options_are_reported_together() {
         let args = SnapshotArgs {
-            data: "ftp:x".into(),
             out: "/tmp/x".into(),
             universe_size: None,
             from: Some("2024-02-30".into()),
             to: Some("yesterday".into()),
             symbols: None,
+            node: NodeArgs {
+                data: Some("ftp:x".into()),
+                ..NodeArgs::default()
+            },
         };
-        let err = plan(&args).err().expect("invalid");
+        let err = plan(&args, &Settings::defaults()).err().expect("invalid");
         for needle in ["--data", "--from", "--to"] {
             assert!(err.message.contains(needle), "{needle}: {}", err.message);
         }

@@ -96,3 +96,23 @@ impl UserError {
         )
     }
 }
+
+impl From<QueueError> for UserError {
+    fn from(e: QueueError) -> Self {
+        match e {
+            QueueError::InvalidUrl { .. } => UserError::new(
+                ErrorCode::InvalidConfig,
+                e.to_string(),
+                vec![
+                    "give --redis as redis://HOST:PORT or redis-cluster://HOST:PORT[,HOST:PORT...]"
+                        .into(),
+                ],
+            ),
+            e => UserError::new(
+                ErrorCode::QueueUnavailable,
+                e.to_string(),
+                vec!["check that the Redis given with --redis is running and reachable".into()],
+            ),
+        }
+    }
+}

@@ -28,7 +28,7 @@ use ractor::{Actor, ActorRef};
 
 pub use coordinator::{select_universe, CoordinatorMsg, ScanHandle};
 pub use error::ScanError;
-pub use node::{hostname, Drained, WorkerNode};
+pub use node::{Drained, WorkerNode};
 pub use pipeline::{process_shard, CacheMode, PipelineContext, ShardReport, SymbolOutcome};
 pub use progress::{analyzing, thousands, Progress, Stage};
 pub use queue::{Delivery, InProcessQueue, QueueError, WorkQueue};
@@ -44,6 +44,10 @@ use crate::config::Settings;
 use crate::data::MarketData;
 use crate::error::{ErrorCode, UserError};
 use crate::scan::ScanConfig;
+use crate::shutdown::Shutdown;
+
+/// How long [`LocalCluster::shutdown`] waits for its tasks.
+const STOP_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
 use coordinator::{Coordinator, CoordinatorArgs};
 use transport::{ActorReporter, RedisReporter, Reporter, ResultsFeed};
 
@@ -65,21 +69,10 @@ pub struct ClusterLink {
 
 impl ClusterLink {
     /// Opens (without connecting) the queue and registry at `url`.
-    pub fn open(url: &str, settings: &Settings) -> Result<Self, UserError> {
-        let invalid = |e: QueueError| {
-            UserError::new(
-                ErrorCode::InvalidConfig,
-                e.to_string(),
-                vec![
-                    "give --redis as redis://HOST:PORT or redis-cluster://HOST:PORT[,HOST:PORT...]"
-                        .into(),
-                ],
-            )
-        };
+    pub fn open(url: &str, settings: &Settings) -> Result<Self, QueueError> {
         let queue =
-            RedisStreamsQueue::open(url, RedisQueueOptions::from_settings(&settings.cluster))
-                .map_err(invalid)?;
-        let registry = NodeRegistry::open(url, &settings.cluster).map_err(invalid)?;
+            RedisStreamsQueue::open(url, RedisQueueOptions::from_settings(&settings.cluster))?;
+        let registry = NodeRegistry::open(url, &settings.cluster)?;
         Ok(ClusterLink {
             queue: Arc::new(queue),
             registry: Arc::new(registry),
@@ -92,8 +85,9 @@ pub struct LocalCluster {
     coordinator: ActorRef<CoordinatorMsg>,
     node: Option<WorkerNode>,
     queue: Arc<dyn WorkQueue>,
-    feed: Option<Arc<ResultsFeed>>,
     registry: Option<Arc<NodeRegistry>>,
+    /// The cluster's own scope (results feed, node heartbeat); a child of the caller's.
+    shutdown: Shutdown,
 }
 
 fn spawn_err(e: ractor::SpawnErr) -> UserError {
@@ -105,7 +99,8 @@ fn spawn_err(e: ractor::SpawnErr) -> UserError {
 }
 
 impl LocalCluster {
-    /// Coordinator and `workers` worker actors (at least one) over the in-process queue.
+    /// Coordinator and `workers` worker actors (at least one) over the in-process queue,
+    /// stopped by [`LocalCluster::shutdown`].
     pub async fn start(
         settings: &Settings,
         provider: Arc<dyn MarketData>,
@@ -118,20 +113,24 @@ impl LocalCluster {
             cache,
             workers.max(1),
             &QueueTarget::InProcess,
+            &Shutdown::new(),
         )
         .await
     }
 
     /// Coordinator and `workers` local worker actors over `target`. Over Redis, `workers`
     /// may be 0 (a coordinator only: the shards go to `technic worker` nodes), and the
-    /// local workers form a node of the cluster like any other.
+    /// local workers form a node of the cluster like any other. Its tasks stop with
+    /// `shutdown` (or with [`LocalCluster::shutdown`]).
     pub async fn start_on(
         settings: &Settings,
         provider: Arc<dyn MarketData>,
         cache: Option<Arc<ScanCache>>,
         workers: usize,
         target: &QueueTarget,
+        shutdown: &Shutdown,
     ) -> Result<Self, UserError> {
+        let shutdown = shutdown.child();
         let node_id = match target {
             QueueTarget::InProcess => "local".to_string(),
             QueueTarget::Redis(_) => settings.node_id(),
@@ -171,7 +170,7 @@ impl LocalCluster {
         .await
         .map_err(spawn_err)?;
         if let Some(feed) = &feed {
-            feed.start(coordinator.clone());
+            feed.start(coordinator.clone(), &shutdown);
         }
         let reporter: Arc<dyn Reporter> = match &link {
             None => Arc::new(ActorReporter(coordinator.clone())),
@@ -186,7 +185,7 @@ impl LocalCluster {
                 cache,
                 stats: Arc::default(),
             };
-            Some(WorkerNode::start(settings, ctx, workers, registry.clone()).await?)
+            Some(WorkerNode::start(settings, ctx, workers, registry.clone(), &shutdown).await?)
         } else {
             None
         };
@@ -194,8 +193,8 @@ impl LocalCluster {
             coordinator,
             node,
             queue,
-            feed,
             registry,
+            shutdown,
         })
     }
 
@@ -224,15 +223,15 @@ impl LocalCluster {
         self.submit(config).await?.report().await
     }
 
-    /// Stops the workers (they finish nothing more) and the coordinator.
+    /// Stops the workers (they finish nothing more), the results feed and the coordinator.
     pub async fn shutdown(self) {
-        if let Some(feed) = &self.feed {
-            feed.close();
-        }
+        self.shutdown.trigger();
         self.queue.close();
         if let Some(node) = self.node {
             node.stop().await;
         }
         self.coordinator.stop(None);
+        // The feed ends within one blocking read of the queue.
+        self.shutdown.complete(STOP_DEADLINE).await;
     }
 }

@@ -21,6 +21,11 @@ use super::supervision::RestartPolicy;
 use super::worker::{worker_id, NodeStats, Pool, PoolArgs, PoolMsg, WorkerContext};
 use crate::config::Settings;
 use crate::error::{ErrorCode, UserError};
+use crate::shutdown::Shutdown;
+
+/// How long a stopping node waits for its heartbeat task to finish the beat in flight
+/// (each Redis call has its own, shorter deadline).
+const HEARTBEAT_STOP: Duration = Duration::from_secs(5);
 
 /// What a node is, for its heartbeats.
 #[derive(Debug, Clone)]
@@ -38,7 +43,8 @@ pub struct WorkerNode {
     ctx: WorkerContext,
     max_attempts: u32,
     draining: Arc<AtomicBool>,
-    heartbeat: Option<JoinHandle<()>>,
+    /// The node's own scope: its heartbeat stops with it, or with the process.
+    shutdown: Shutdown,
     registry: Option<Arc<NodeRegistry>>,
 }
 
@@ -51,29 +57,22 @@ pub enum Drained {
     HandedBack,
 }
 
-/// This machine's host name (for node ids and the registry).
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into())
-}
-
 impl WorkerNode {
     /// Starts `workers` worker actors (at least one) under a supervisor; with a registry,
     /// also the heartbeat task.
+    /// The heartbeat stops when the node stops or `shutdown` is triggered.
     pub async fn start(
         settings: &Settings,
         ctx: WorkerContext,
         workers: usize,
         registry: Option<Arc<NodeRegistry>>,
+        shutdown: &Shutdown,
     ) -> Result<Self, UserError> {
         let workers = workers.max(1);
+        let shutdown = shutdown.child();
         let identity = Identity {
             id: ctx.node_id.clone(),
-            host: hostname(),
+            host: settings.cluster.host.clone(),
             workers,
             started_at_ms: chrono::Utc::now().timestamp_millis(),
         };
@@ -96,7 +95,7 @@ impl WorkerNode {
             )
         })?;
         let draining = Arc::new(AtomicBool::new(false));
-        let heartbeat = registry.as_ref().map(|registry| {
+        if let Some(registry) = &registry {
             let task = Heartbeat {
                 identity: identity.clone(),
                 stats: Arc::clone(&ctx.stats),
@@ -106,8 +105,8 @@ impl WorkerNode {
                 renew_every: Duration::from_millis(settings.cluster.queue_block_ms),
                 beat_every: Duration::from_millis(settings.cluster.heartbeat_ms),
             };
-            tokio::spawn(task.run())
-        });
+            shutdown.spawn(task.run(shutdown.clone()));
+        }
         info!(node = %identity.id, workers, "node started");
         Ok(WorkerNode {
             identity,
@@ -116,7 +115,7 @@ impl WorkerNode {
             ctx,
             max_attempts: settings.cluster.max_attempts,
             draining,
-            heartbeat,
+            shutdown,
             registry,
         })
     }
@@ -194,10 +193,10 @@ impl WorkerNode {
         }
     }
 
-    async fn leave(mut self) {
-        if let Some(h) = self.heartbeat.take() {
-            h.abort();
-        }
+    async fn leave(self) {
+        // The heartbeat ends between two beats, so it cannot write the entry again after
+        // `leave` removed it.
+        self.shutdown.complete(HEARTBEAT_STOP).await;
         if let Some(registry) = &self.registry {
             if let Err(e) = registry.leave(&self.identity.id).await {
                 warn!(error = %e, "cannot leave the node registry; the entry expires by itself");
@@ -242,7 +241,7 @@ struct Heartbeat {
 }
 
 impl Heartbeat {
-    async fn run(self) {
+    async fn run(self, shutdown: Shutdown) {
         let mut last_beat: Option<Instant> = None;
         let mut failing = false;
         loop {
@@ -268,7 +267,10 @@ impl Heartbeat {
                     Err(_) => {}
                 }
             }
-            tokio::time::sleep(self.renew_every).await;
+            tokio::select! {
+                _ = tokio::time::sleep(self.renew_every) => {}
+                _ = shutdown.triggered() => return,
+            }
         }
     }
 }

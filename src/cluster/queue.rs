@@ -42,6 +42,19 @@ pub enum QueueError {
     NoGroup,
 }
 
+impl From<crate::redis_link::LinkError> for QueueError {
+    fn from(e: crate::redis_link::LinkError) -> Self {
+        use crate::redis_link::LinkError;
+        if e.is_reply("NOGROUP") {
+            return QueueError::NoGroup;
+        }
+        match e {
+            LinkError::InvalidUrl { url, reason } => QueueError::InvalidUrl { url, reason },
+            e => QueueError::Unavailable(e.to_string()),
+        }
+    }
+}
+
 #[async_trait]
 pub trait WorkQueue: Send + Sync + 'static {
     /// Enqueues shards of a scan.

@@ -22,7 +22,6 @@
 //! for the caller to report failed and ack.
 
 mod claim;
-pub(crate) mod link;
 mod results;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -36,9 +35,9 @@ use tracing::{debug, error, info, warn};
 
 use super::queue::{Delivery, QueueError, WorkQueue};
 use super::shard::Shard;
-use crate::cache::RedisOptions;
 use crate::config::ClusterSettings;
-use link::{Links, Use};
+use crate::redis_link::RedisOptions;
+use crate::redis_link::{Links, Use};
 
 /// The consumer group of both streams.
 const GROUP: &str = "workers";
@@ -167,6 +166,15 @@ fn entries_of(stream: &str, ids: Vec<StreamId>) -> Vec<Entry> {
 }
 
 impl RedisStreamsQueue {
+    /// One Redis call through the queue's links, its failure as a [`QueueError`].
+    async fn call<T, F, Fut>(&self, op: &str, using: Use<'_>, f: F) -> Result<T, QueueError>
+    where
+        F: FnOnce(crate::redis_link::Conn) -> Fut,
+        Fut: std::future::Future<Output = ::redis::RedisResult<T>>,
+    {
+        Ok(self.links.call(op, using, f).await?)
+    }
+
     /// `url`: `redis://HOST:PORT[/DB]` or `redis-cluster://HOST:PORT[,HOST:PORT...]`. Never
     /// connects (the first operation does); must be called inside a tokio runtime.
     pub fn open(url: &str, opts: RedisQueueOptions) -> Result<Self, QueueError> {
@@ -202,7 +210,6 @@ impl RedisStreamsQueue {
         }
         for key in [&self.keys.shards, &self.keys.retry] {
             let made = self
-                .links
                 .call("xgroup create", Use::Shared, |mut c| async move {
                     ::redis::cmd("XGROUP")
                         .arg("CREATE")
@@ -251,11 +258,10 @@ impl RedisStreamsQueue {
         }
         let mut pipe = ::redis::pipe();
         add_removals(&mut pipe, entries.iter().copied());
-        self.links
-            .call("xack", Use::Shared, |mut c| async move {
-                pipe.query_async::<()>(&mut c).await
-            })
-            .await
+        self.call("xack", Use::Shared, |mut c| async move {
+            pipe.query_async::<()>(&mut c).await
+        })
+        .await
     }
 
     /// Takes the deferred acks, for a pipeline about to be sent; give them back with
@@ -290,7 +296,6 @@ impl RedisStreamsQueue {
         );
         let pipe = &pipe;
         let result: Result<(Vec<String>, Option<StreamReadReply>), QueueError> = self
-            .links
             .call("xreadgroup", Use::Blocking(consumer), |mut c| async move {
                 pipe.clone()
                     .cmd("SMEMBERS")
@@ -397,7 +402,6 @@ impl WorkQueue for RedisStreamsQueue {
         self.ensure_groups().await?;
         let key = &self.keys.shards;
         let len: usize = self
-            .links
             .call("xlen", Use::Shared, |mut c| async move {
                 ::redis::cmd("XLEN").arg(key).query_async(&mut c).await
             })
@@ -418,11 +422,10 @@ impl WorkQueue for RedisStreamsQueue {
                 .arg(encode(shard)?)
                 .ignore();
         }
-        self.links
-            .call("xadd", Use::Shared, |mut c| async move {
-                pipe.query_async::<()>(&mut c).await
-            })
-            .await
+        self.call("xadd", Use::Shared, |mut c| async move {
+            pipe.query_async::<()>(&mut c).await
+        })
+        .await
     }
 
     async fn pull(&self, consumer: &str) -> Option<Delivery> {
@@ -485,7 +488,6 @@ impl WorkQueue for RedisStreamsQueue {
                 .ignore();
         }
         let result = self
-            .links
             .call("renew", Use::Shared, |mut c| async move {
                 pipe.query_async::<(Vec<String>,)>(&mut c).await
             })
@@ -523,7 +525,6 @@ impl WorkQueue for RedisStreamsQueue {
         let key = &self.keys.cancelled;
         let ttl = self.opts.cancelled_ttl.as_millis() as u64;
         let done = self
-            .links
             .call("cancel", Use::Shared, |mut c| async move {
                 ::redis::pipe()
                     .cmd("SADD")

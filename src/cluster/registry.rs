@@ -17,9 +17,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::queue::QueueError;
-use super::redis_queue::link::{Links, Use};
-use crate::cache::RedisOptions;
 use crate::config::ClusterSettings;
+use crate::redis_link::RedisOptions;
+use crate::redis_link::{Links, Use};
 use crate::telemetry::{metrics, StateLabel};
 
 /// Entries silent this long are removed from the registry.
@@ -92,6 +92,15 @@ pub struct NodeRegistry {
 }
 
 impl NodeRegistry {
+    /// One Redis call through the queue's links, its failure as a [`QueueError`].
+    async fn call<T, F, Fut>(&self, op: &str, using: Use<'_>, f: F) -> Result<T, QueueError>
+    where
+        F: FnOnce(crate::redis_link::Conn) -> Fut,
+        Fut: std::future::Future<Output = ::redis::RedisResult<T>>,
+    {
+        Ok(self.links.call(op, using, f).await?)
+    }
+
     /// `url` as for the work queue. Never connects; must be called inside a tokio runtime.
     pub fn open(url: &str, c: &ClusterSettings) -> Result<Self, QueueError> {
         let prefix = format!("technic:v1:nodes:{{{}}}", c.queue_name);
@@ -110,24 +119,23 @@ impl NodeRegistry {
         let alive = format!("{}{}", self.alive_prefix, info.id);
         let ttl = self.ttl.as_millis().max(1) as u64;
         let (alive, json, info_key, id) = (&alive, &json, &self.info_key, &info.id);
-        self.links
-            .call("heartbeat", Use::Shared, |mut c| async move {
-                ::redis::pipe()
-                    .cmd("HSET")
-                    .arg(info_key)
-                    .arg(id)
-                    .arg(json)
-                    .ignore()
-                    .cmd("SET")
-                    .arg(alive)
-                    .arg(1)
-                    .arg("PX")
-                    .arg(ttl)
-                    .ignore()
-                    .query_async::<()>(&mut c)
-                    .await
-            })
-            .await
+        self.call("heartbeat", Use::Shared, |mut c| async move {
+            ::redis::pipe()
+                .cmd("HSET")
+                .arg(info_key)
+                .arg(id)
+                .arg(json)
+                .ignore()
+                .cmd("SET")
+                .arg(alive)
+                .arg(1)
+                .arg("PX")
+                .arg(ttl)
+                .ignore()
+                .query_async::<()>(&mut c)
+                .await
+        })
+        .await
     }
 
     /// Removes a node that left on purpose (drained, or a one-shot scan's local workers):
@@ -136,20 +144,19 @@ impl NodeRegistry {
     pub async fn leave(&self, id: &str) -> Result<(), QueueError> {
         let alive = format!("{}{id}", self.alive_prefix);
         let (alive, info_key) = (&alive, &self.info_key);
-        self.links
-            .call("leave", Use::Shared, |mut c| async move {
-                ::redis::pipe()
-                    .cmd("DEL")
-                    .arg(alive)
-                    .ignore()
-                    .cmd("HDEL")
-                    .arg(info_key)
-                    .arg(id)
-                    .ignore()
-                    .query_async::<()>(&mut c)
-                    .await
-            })
-            .await
+        self.call("leave", Use::Shared, |mut c| async move {
+            ::redis::pipe()
+                .cmd("DEL")
+                .arg(alive)
+                .ignore()
+                .cmd("HDEL")
+                .arg(info_key)
+                .arg(id)
+                .ignore()
+                .query_async::<()>(&mut c)
+                .await
+        })
+        .await
     }
 
     /// Every node seen in the last day, by id, with its state now; also sets the
@@ -157,7 +164,6 @@ impl NodeRegistry {
     pub async fn list(&self) -> Result<Vec<NodeView>, QueueError> {
         let info_key = &self.info_key;
         let all: HashMap<String, String> = self
-            .links
             .call("list nodes", Use::Shared, |mut c| async move {
                 ::redis::cmd("HGETALL")
                     .arg(info_key)
@@ -183,17 +189,15 @@ impl NodeRegistry {
             Vec::new()
         } else {
             let keys = &alive_keys;
-            self.links
-                .call("list nodes", Use::Shared, |mut c| async move {
-                    ::redis::cmd("MGET").arg(keys).query_async(&mut c).await
-                })
-                .await?
+            self.call("list nodes", Use::Shared, |mut c| async move {
+                ::redis::cmd("MGET").arg(keys).query_async(&mut c).await
+            })
+            .await?
         };
         if !stale.is_empty() {
             let stale = &stale;
             // Best effort: a failure leaves them for the next listing.
             let _ = self
-                .links
                 .call("prune nodes", Use::Shared, |mut c| async move {
                     ::redis::cmd("HDEL")
                         .arg(info_key)

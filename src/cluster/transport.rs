@@ -11,7 +11,6 @@
 //! leaves the shard to be delivered again, so no result is lost.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,6 +26,7 @@ use super::pipeline::ShardReport;
 use super::queue::QueueError;
 use super::redis_queue::RedisStreamsQueue;
 use super::shard::Shard;
+use crate::shutdown::Shutdown;
 
 /// Why a report was not accepted.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -148,7 +148,6 @@ pub struct ResultsFeed {
     /// Followed scan ids and the last entry id read from each.
     cursors: Mutex<HashMap<String, String>>,
     wake: Notify,
-    closed: AtomicBool,
     reader: String,
 }
 
@@ -164,16 +163,16 @@ impl ResultsFeed {
             queue,
             cursors: Mutex::new(HashMap::new()),
             wake: Notify::new(),
-            closed: AtomicBool::new(false),
             reader,
         })
     }
 
-    /// Starts the reading task, forwarding to `coordinator`; it ends on
-    /// [`ResultsFeed::close`] or when the coordinator stops.
-    pub fn start(self: &Arc<Self>, coordinator: ActorRef<CoordinatorMsg>) {
+    /// Starts the reading task, forwarding to `coordinator`; it ends when `shutdown` is
+    /// triggered (within one blocking read) or when the coordinator stops.
+    pub fn start(self: &Arc<Self>, coordinator: ActorRef<CoordinatorMsg>, shutdown: &Shutdown) {
         let me = Arc::clone(self);
-        tokio::spawn(async move { me.run(coordinator).await });
+        let stop = shutdown.clone();
+        shutdown.spawn(async move { me.run(coordinator, stop).await });
     }
 
     /// Starts reading a scan's results (from the beginning of its stream).
@@ -191,19 +190,17 @@ impl ResultsFeed {
         }
     }
 
-    pub fn close(&self) {
-        self.closed.store(true, Ordering::Release);
-        self.wake.notify_one();
-    }
-
-    async fn run(&self, coordinator: ActorRef<CoordinatorMsg>) {
-        while !self.closed.load(Ordering::Acquire) {
+    async fn run(&self, coordinator: ActorRef<CoordinatorMsg>, shutdown: Shutdown) {
+        while !shutdown.is_triggered() {
             let cursors: Vec<(String, String)> = lock(&self.cursors)
                 .iter()
                 .map(|(s, id)| (s.clone(), id.clone()))
                 .collect();
             if cursors.is_empty() {
-                self.wake.notified().await;
+                tokio::select! {
+                    _ = self.wake.notified() => {}
+                    _ = shutdown.triggered() => {}
+                }
                 continue;
             }
             let entries = match self.queue.read_results(&self.reader, &cursors).await {
@@ -211,7 +208,10 @@ impl ResultsFeed {
                 Err(_) => {
                     // Logged once per outage by the queue; workers keep their shards
                     // un-acked until their reports are accepted, so nothing is lost.
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                        _ = shutdown.triggered() => {}
+                    }
                     continue;
                 }
             };

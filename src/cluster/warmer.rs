@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::pipeline::{process_shard, CacheKeys, CacheMode, PipelineContext};
@@ -19,6 +18,7 @@ use crate::cache::Kind;
 use crate::config::WarmSettings;
 use crate::market::UniverseEntry;
 use crate::scan::ScanConfig;
+use crate::shutdown::Shutdown;
 
 /// What one warm pass did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -112,16 +112,13 @@ pub async fn run_warmer(
     ctx: PipelineContext,
     settings: WarmSettings,
     config: ScanConfig,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: Shutdown,
 ) {
     let mut tick = tokio::time::interval(Duration::from_secs(settings.interval_secs.max(1)));
     loop {
         tokio::select! {
             _ = tick.tick() => { warm_once(&ctx, &settings, &config).await; }
-            _ = shutdown.changed() => return,
-        }
-        if *shutdown.borrow() {
-            return;
+            _ = shutdown.triggered() => return,
         }
     }
 }

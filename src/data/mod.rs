@@ -150,6 +150,16 @@ pub trait MarketData: Send + Sync + 'static {
     }
 }
 
+impl From<DataError> for crate::error::UserError {
+    fn from(e: DataError) -> Self {
+        crate::error::UserError::new(
+            crate::error::ErrorCode::DataProviderUnavailable,
+            e.to_string(),
+            vec![e.suggestion().into()],
+        )
+    }
+}
+
 /// Where `--data` / `data.source` points.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DataSource {
@@ -158,8 +168,15 @@ pub enum DataSource {
     Polygon,
 }
 
+/// A `--data` / `data.source` value that names no source, with every bad entry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .problems.join("; "))]
+pub struct InvalidSource {
+    pub problems: Vec<String>,
+}
+
 impl std::str::FromStr for DataSource {
-    type Err = String;
+    type Err = InvalidSource;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.trim() {
@@ -167,9 +184,11 @@ impl std::str::FromStr for DataSource {
             "polygon" => Ok(DataSource::Polygon),
             s => match s.strip_prefix("csv:") {
                 Some(dir) if !dir.is_empty() => Ok(DataSource::Csv(dir.into())),
-                _ => Err(format!(
-                    "unknown data source {s:?}: expected \"synthetic\", \"polygon\" or \"csv:DIR\""
-                )),
+                _ => Err(InvalidSource {
+                    problems: vec![format!(
+                        "unknown data source {s:?}: expected \"synthetic\", \"polygon\" or \"csv:DIR\""
+                    )],
+                }),
             },
         }
     }
@@ -179,7 +198,7 @@ impl DataSource {
     /// The source chain: `spec` (`--data` or `data.source`, comma-separated, e.g.
     /// `polygon,csv:DIR`) followed by the configured `fallback` sources not already in it.
     /// Every bad entry is reported.
-    pub fn parse_chain(spec: &str, fallback: &[String]) -> Result<Vec<DataSource>, String> {
+    pub fn parse_chain(spec: &str, fallback: &[String]) -> Result<Vec<DataSource>, InvalidSource> {
         let mut chain: Vec<DataSource> = Vec::new();
         let mut problems = Vec::new();
         for part in spec.split(',').chain(fallback.iter().map(String::as_str)) {
@@ -189,7 +208,7 @@ impl DataSource {
             match part.parse::<DataSource>() {
                 Ok(s) if !chain.contains(&s) => chain.push(s),
                 Ok(_) => {}
-                Err(e) => problems.push(e),
+                Err(e) => problems.extend(e.problems),
             }
         }
         if chain.is_empty() && problems.is_empty() {
@@ -198,7 +217,7 @@ impl DataSource {
         if problems.is_empty() {
             Ok(chain)
         } else {
-            Err(problems.join("; "))
+            Err(InvalidSource { problems })
         }
     }
 }
@@ -282,6 +301,7 @@ mod tests {
         );
         let err =
             DataSource::parse_chain("polygon,ftp:x", &["nope".into()]).expect_err("bad entries");
+        let err = err.to_string();
         assert!(err.contains("ftp:x") && err.contains("nope"), "{err}");
     }
 

@@ -6,6 +6,7 @@
 
 mod config;
 mod evaluate;
+pub mod export;
 mod features;
 mod plan;
 mod rank;

@@ -12,13 +12,10 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use ::redis::aio::MultiplexedConnection;
-use ::redis::cluster::{ClusterClient, ClusterClientBuilder};
+use ::redis::cluster::ClusterClient;
 use ::redis::cluster_async::ClusterConnection;
 use ::redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
-use ::redis::{
-    AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, ErrorKind, RedisError,
-    RedisResult,
-};
+use ::redis::{ConnectionAddr, ConnectionInfo, ErrorKind, RedisError, RedisResult};
 use async_trait::async_trait;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 
@@ -28,6 +25,7 @@ use super::{
     parse_url, pttl_to_duration, record_pipeline, unavailable, RedisOptions,
 };
 use crate::cache::{Cache, CacheError, Kind, MemoryInfo};
+use crate::redis_link::{cluster_client, node_connection};
 
 /// Commands in flight at once on the cluster connection (its request queue holds 100).
 const IN_FLIGHT: usize = 64;
@@ -62,28 +60,11 @@ pub struct RedisClusterCache {
 impl RedisClusterCache {
     /// `nodes` are seed URLs (`redis://HOST:PORT`). Never connects: the first operation does.
     pub fn new(nodes: &[String], opts: RedisOptions) -> Result<Self, CacheError> {
-        let infos = nodes
-            .iter()
-            .map(|n| parse_url(n))
-            .collect::<Result<Vec<_>, _>>()?;
-        let seed = infos
-            .first()
-            .cloned()
-            .ok_or_else(|| CacheError::InvalidUrl {
-                url: "redis-cluster://".into(),
-                reason: "no seed node".into(),
-            })?;
-        let client = ClusterClientBuilder::new(infos)
-            .connection_timeout(opts.connect_timeout)
-            .response_timeout(opts.response_timeout)
-            .retries(2)
-            .min_retry_wait(10)
-            .max_retry_wait(100)
-            .build()
-            .map_err(|e| CacheError::InvalidUrl {
-                url: "redis-cluster://".into(),
-                reason: e.to_string(),
-            })?;
+        let seed = parse_url(nodes.first().ok_or_else(|| CacheError::InvalidUrl {
+            url: "redis-cluster://".into(),
+            reason: "no seed node".into(),
+        })?)?;
+        let client = cluster_client(nodes, opts, Duration::ZERO)?;
         Ok(RedisClusterCache {
             client,
             seed,
@@ -109,12 +90,13 @@ impl RedisClusterCache {
                     return Err(e.clone());
                 }
             }
-            let made = bounded(
+            let made: Result<_, CacheError> = bounded(
                 "cluster connect",
                 deadline,
                 self.client.get_async_connection(),
             )
-            .await;
+            .await
+            .map_err(Into::into);
             match made {
                 Ok(c) => {
                     *slot = Slot {
@@ -284,21 +266,8 @@ impl RedisClusterCache {
                 "redis cluster nodes: no master serves slots".into(),
             ));
         }
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.opts.connect_timeout))
-            .set_response_timeout(Some(self.opts.response_timeout));
-        let connect = addrs.into_iter().map(|(host, port)| {
-            let info = self.node_info(host, port);
-            let config = config.clone();
-            async move {
-                let client = Client::open(info).map_err(|e| unavailable("master connect", e))?;
-                bounded(
-                    "master connect",
-                    self.opts.deadline(),
-                    client.get_multiplexed_async_connection_with_config(&config),
-                )
-                .await
-            }
+        let connect = addrs.into_iter().map(|(host, port)| async move {
+            Ok(node_connection(self.node_info(host, port), self.opts).await?)
         });
         futures_util::future::try_join_all(connect).await
     }

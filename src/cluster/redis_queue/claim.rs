@@ -7,13 +7,13 @@ use std::time::{Duration, Instant};
 use ::redis::streams::{StreamAutoClaimReply, StreamClaimReply};
 use tracing::warn;
 
-use super::link::Use;
 use super::{
     encode, entries_of, lock, Entry, RedisStreamsQueue, CLAIM_CALLS, CLAIM_COUNT, GROUP,
     PENDING_COUNT,
 };
 use crate::cluster::queue::QueueError;
 use crate::cluster::shard::Shard;
+use crate::redis_link::Use;
 
 impl RedisStreamsQueue {
     /// Moves entries to the retry stream with the given shards (their attempt already set),
@@ -42,11 +42,10 @@ impl RedisStreamsQueue {
                 .ignore();
             pipe.cmd("XDEL").arg(&e.stream).arg(&e.id).ignore();
         }
-        self.links
-            .call("requeue", Use::Shared, |mut c| async move {
-                pipe.query_async::<()>(&mut c).await
-            })
-            .await
+        self.call("requeue", Use::Shared, |mut c| async move {
+            pipe.query_async::<()>(&mut c).await
+        })
+        .await
     }
 
     /// Sorts claimed entries (their consumer is gone): unreadable or cancelled ones are
@@ -110,7 +109,6 @@ impl RedisStreamsQueue {
             for _ in 0..CLAIM_CALLS {
                 let start = cursor.clone();
                 let reply: StreamAutoClaimReply = self
-                    .links
                     .call("xautoclaim", Use::Shared, |mut c| async move {
                         ::redis::cmd("XAUTOCLAIM")
                             .arg(key)
@@ -152,7 +150,6 @@ impl RedisStreamsQueue {
         consumer: &str,
     ) -> Result<Vec<Entry>, QueueError> {
         let pending: Vec<(String, String, u64, u64)> = self
-            .links
             .call("xpending", Use::Shared, |mut c| async move {
                 ::redis::cmd("XPENDING")
                     .arg(stream)
@@ -170,7 +167,6 @@ impl RedisStreamsQueue {
         }
         let ids: Vec<String> = pending.into_iter().map(|p| p.0).collect();
         let reply: StreamClaimReply = self
-            .links
             .call("xclaim", Use::Shared, |mut c| async move {
                 ::redis::cmd("XCLAIM")
                     .arg(stream)
@@ -212,11 +208,10 @@ impl RedisStreamsQueue {
                     .ignore();
             }
         }
-        self.links
-            .call("xgroup delconsumer", Use::Shared, |mut c| async move {
-                pipe.query_async::<()>(&mut c).await
-            })
-            .await?;
+        self.call("xgroup delconsumer", Use::Shared, |mut c| async move {
+            pipe.query_async::<()>(&mut c).await
+        })
+        .await?;
         Ok(exhausted.into_iter().map(|(_, s)| s).collect())
     }
 }

@@ -8,9 +8,9 @@
 use ::redis::streams::StreamReadReply;
 use ::redis::Value;
 
-use super::link::Use;
 use super::RedisStreamsQueue;
 use crate::cluster::queue::QueueError;
+use crate::redis_link::Use;
 
 /// Entries returned by one read, at most.
 const READ_COUNT: usize = 512;
@@ -33,23 +33,22 @@ impl RedisStreamsQueue {
         let key = self.results_key(scan_id);
         let ttl = self.opts.results_ttl.as_millis().max(1) as u64;
         let key = &key;
-        self.links
-            .call("publish result", Use::Shared, |mut c| async move {
-                ::redis::pipe()
-                    .cmd("XADD")
-                    .arg(key)
-                    .arg("*")
-                    .arg("r")
-                    .arg(payload)
-                    .ignore()
-                    .cmd("PEXPIRE")
-                    .arg(key)
-                    .arg(ttl)
-                    .ignore()
-                    .query_async::<()>(&mut c)
-                    .await
-            })
-            .await
+        self.call("publish result", Use::Shared, |mut c| async move {
+            ::redis::pipe()
+                .cmd("XADD")
+                .arg(key)
+                .arg("*")
+                .arg("r")
+                .arg(payload)
+                .ignore()
+                .cmd("PEXPIRE")
+                .arg(key)
+                .arg(ttl)
+                .ignore()
+                .query_async::<()>(&mut c)
+                .await
+        })
+        .await
     }
 
     /// Waits (up to the queue's block time) for entries after the given cursors, one
@@ -67,7 +66,6 @@ impl RedisStreamsQueue {
         let block = self.opts.block.as_millis() as u64;
         let (keys_ref, ids_ref) = (&keys, &ids);
         let reply: Option<StreamReadReply> = self
-            .links
             .call("read results", Use::Blocking(reader), |mut c| async move {
                 ::redis::cmd("XREAD")
                     .arg("COUNT")
@@ -108,7 +106,6 @@ impl RedisStreamsQueue {
         let key = self.results_key(scan_id);
         let key = &key;
         if let Err(e) = self
-            .links
             .call("drop results", Use::Shared, |mut c| async move {
                 ::redis::cmd("UNLINK")
                     .arg(key)

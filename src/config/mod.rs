@@ -3,15 +3,21 @@
 //! Layers, lowest first: `configs/default.toml` (embedded, documents every setting) <
 //! a user file (`--config`) < `TECHNIC_SECTION__KEY` environment variables < CLI flags
 //! (applied by the CLI on top of the loaded struct). The environment is passed in as a
-//! map, never read here, so tests stay isolated. Knows nothing of other modules.
+//! map, never read here, so tests stay isolated. Imports no other module of the crate:
+//! everything above it reads its settings from here.
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+mod targets;
+mod validate;
+
+pub use targets::{CacheTarget, InvalidCacheUrl, MarketHours, TtlSettings};
+
 /// The embedded defaults, also the reference documentation of every setting.
-pub const DEFAULT_TOML: &str = include_str!("../configs/default.toml");
+pub const DEFAULT_TOML: &str = include_str!("../../configs/default.toml");
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -56,7 +62,7 @@ pub struct CacheSettings {
     pub connect_timeout_ms: u64,
     pub response_timeout_ms: u64,
     pub warm: WarmSettings,
-    pub ttl: crate::cache::TtlSettings,
+    pub ttl: TtlSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -193,6 +199,14 @@ pub struct ClusterSettings {
     pub heartbeat_ms: u64,
     pub node_ttl_ms: u64,
     pub drain_timeout_secs: u64,
+    /// This machine's host name, for node ids and the registry. Not a setting: the node
+    /// assembly fills it in at start-up (`localhost` until then).
+    #[serde(skip, default = "localhost")]
+    pub host: String,
+}
+
+fn localhost() -> String {
+    "localhost".into()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -305,163 +319,20 @@ impl Settings {
         Self::load(None, &HashMap::new()).expect("embedded configs/default.toml is valid")
     }
 
-    /// Checks cross-field rules; lists every problem at once.
+    /// Checks every section (see `validate.rs`); lists every problem at once.
     pub fn validate(&self) -> Result<(), SettingsError> {
-        let mut p = Vec::new();
-        let c = &self.cluster;
-        if c.shard_size == 0 {
-            p.push("cluster.shard_size must be at least 1".to_string());
-        }
-        if c.max_attempts == 0 {
-            p.push("cluster.max_attempts must be at least 1".to_string());
-        }
-        if c.queue_capacity == 0 {
-            p.push("cluster.queue_capacity must be at least 1".to_string());
-        }
-        if c.queue_name.is_empty() || c.queue_name.contains(['{', '}']) {
-            p.push(format!(
-                "cluster.queue_name must be non-empty without braces, got {:?}",
-                c.queue_name
-            ));
-        }
-        if c.queue_block_ms == 0 {
-            p.push("cluster.queue_block_ms must be at least 1".to_string());
-        }
-        if c.visibility_timeout_ms <= c.queue_block_ms {
-            p.push("cluster.visibility_timeout_ms must exceed cluster.queue_block_ms".to_string());
-        }
-        if c.cancelled_ttl_secs == 0 || c.results_ttl_secs == 0 {
-            p.push(
-                "cluster.cancelled_ttl_secs and results_ttl_secs must be at least 1".to_string(),
-            );
-        }
-        if c.heartbeat_ms == 0 || c.node_ttl_ms <= c.heartbeat_ms {
-            p.push(format!(
-                "cluster.node_ttl_ms ({}) must exceed cluster.heartbeat_ms ({}), which must be at least 1",
-                c.node_ttl_ms, c.heartbeat_ms
-            ));
-        }
-        if c.visibility_timeout_ms <= c.heartbeat_ms {
-            p.push("cluster.visibility_timeout_ms must exceed cluster.heartbeat_ms (nodes renew their shards every heartbeat)".to_string());
-        }
-        if c.node_id.contains(['{', '}', ' ']) {
-            p.push(format!(
-                "cluster.node_id must not contain braces or spaces, got {:?}",
-                c.node_id
-            ));
-        }
-        if self.data.synthetic.days == 0 {
-            p.push("data.synthetic.days must be at least 1".to_string());
-        }
-        let rate = self.data.synthetic.failure_rate;
-        if !(0.0..=1.0).contains(&rate) {
-            p.push(format!(
-                "data.synthetic.failure_rate must be within 0..=1, got {rate}"
-            ));
-        }
-        let pg = &self.data.polygon;
-        if !(pg.base_url.starts_with("http://") || pg.base_url.starts_with("https://")) {
-            p.push(format!(
-                "data.polygon.base_url must be an http(s) URL, got {:?}",
-                pg.base_url
-            ));
-        }
-        for (name, v) in [
-            ("requests_per_minute", u64::from(pg.requests_per_minute)),
-            ("rate_limit_burst", u64::from(pg.rate_limit_burst)),
-            ("timeout_ms", pg.timeout_ms),
-            ("breaker_failures", u64::from(pg.breaker_failures)),
-            ("breaker_open_ms", pg.breaker_open_ms),
-            ("max_in_flight", pg.max_in_flight as u64),
-            ("max_pages", pg.max_pages as u64),
-            ("max_response_bytes", pg.max_response_bytes as u64),
-            ("grouped_cache_days", pg.grouped_cache_days),
-        ] {
-            if v == 0 {
-                p.push(format!("data.polygon.{name} must be at least 1"));
-            }
-        }
-        if pg.retry_max_ms < pg.retry_base_ms {
-            p.push("data.polygon.retry_max_ms must be at least retry_base_ms".to_string());
-        }
-        if pg.breaker_open_max_ms < pg.breaker_open_ms {
-            p.push("data.polygon.breaker_open_max_ms must be at least breaker_open_ms".to_string());
-        }
-        let s = &self.scan;
-        if !(s.risk_pct > 0.0 && s.risk_pct <= 100.0) {
-            p.push(format!(
-                "scan.risk_pct must be in (0, 100], got {}",
-                s.risk_pct
-            ));
-        }
-        if s.account_size.is_nan() || s.account_size <= 0.0 {
-            p.push(format!(
-                "scan.account_size must be positive, got {}",
-                s.account_size
-            ));
-        }
-        if s.target_rr.is_nan() || s.target_rr <= 0.0 {
-            p.push(format!(
-                "scan.target_rr must be positive, got {}",
-                s.target_rr
-            ));
-        }
-        if !(0.5..=3.0).contains(&s.stop_atr_multiple) {
-            p.push(format!(
-                "scan.stop_atr_multiple must be within 0.5..=3 ATR, got {}",
-                s.stop_atr_multiple
-            ));
-        }
-        if s.max_universe_size == 0 {
-            p.push("scan.max_universe_size must be at least 1".to_string());
-        }
-        let a = &self.api;
-        if a.bind.parse::<std::net::SocketAddr>().is_err() {
-            p.push(format!(
-                "api.bind must be an IP:PORT address, got {:?}",
-                a.bind
-            ));
-        }
-        for (name, v) in [
-            ("max_body_bytes", a.max_body_bytes as u64),
-            ("max_active_scans", a.max_active_scans as u64),
-            ("max_lookback_days", a.max_lookback_days as u64),
-            ("history_ttl_secs", a.history_ttl_secs),
-            ("history_max_scans", a.history_max_scans as u64),
-            ("sse_keep_alive_secs", a.sse_keep_alive_secs),
-        ] {
-            if v == 0 {
-                p.push(format!("api.{name} must be at least 1"));
-            }
-        }
-        if self.cache.warm.max_symbols_per_second == 0 {
-            p.push("cache.warm.max_symbols_per_second must be at least 1".to_string());
-        }
-        if let Err(e) = self.cache.url.parse::<crate::cache::CacheTarget>() {
-            p.push(format!("cache.url: {e}"));
-        }
-        if let Err(problems) = crate::cache::SmartTtl::new(
-            self.cache.ttl.clone(),
-            std::sync::Arc::new(crate::cache::SystemClock),
-        ) {
-            p.extend(problems);
-        }
-        if p.is_empty() {
-            Ok(())
-        } else {
-            Err(SettingsError { problems: p })
-        }
+        validate::all(self)
     }
 
-    /// Worker actors to run locally: `cluster.workers`, or one per core when it is 0.
-    /// This node's id: `cluster.node_id`, or `HOSTNAME-PID` when that is empty.
+    /// This node's id: `cluster.node_id`, or `HOST-PID` when that is empty.
     pub fn node_id(&self) -> String {
         if !self.cluster.node_id.is_empty() {
             return self.cluster.node_id.clone();
         }
-        format!("{}-{}", crate::cluster::hostname(), std::process::id())
+        format!("{}-{}", self.cluster.host, std::process::id())
     }
 
+    /// Worker actors to run locally: `cluster.workers`, or one per core when it is 0.
     pub fn local_workers(&self) -> usize {
         match self.cluster.workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),

@@ -1,0 +1,139 @@
+//! Settings that name something and are parsed once: where the cache lives
+//! ([`CacheTarget`], from `cache.url` or `--cache`) and the market hours the cache's TTLs
+//! follow ([`TtlSettings`], `[cache.ttl]`).
+
+use chrono::NaiveTime;
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+use super::SettingsError;
+
+/// Where the cache lives: `none`, `memory`, `redis://HOST:PORT` or
+/// `redis-cluster://HOST:PORT[,HOST:PORT...]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheTarget {
+    None,
+    Memory,
+    Redis(String),
+    /// Seed nodes, each as `redis://HOST:PORT`.
+    RedisCluster(Vec<String>),
+}
+
+/// A `cache.url` / `--cache` value that names no cache.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid cache url {url:?}: {reason}")]
+pub struct InvalidCacheUrl {
+    pub url: String,
+    pub reason: String,
+}
+
+impl std::str::FromStr for CacheTarget {
+    type Err = InvalidCacheUrl;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let invalid = |reason: &str| InvalidCacheUrl {
+            url: s.to_string(),
+            reason: reason.to_string(),
+        };
+        match s {
+            "none" | "off" => Ok(CacheTarget::None),
+            "memory" => Ok(CacheTarget::Memory),
+            _ if s.starts_with("redis://") || s.starts_with("rediss://") => {
+                Ok(CacheTarget::Redis(s.to_string()))
+            }
+            _ => match s.strip_prefix("redis-cluster://") {
+                Some(rest) => {
+                    let nodes: Vec<String> = rest
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|n| !n.is_empty())
+                        .map(|n| format!("redis://{n}"))
+                        .collect();
+                    if nodes.is_empty() {
+                        Err(invalid("expected redis-cluster://HOST:PORT[,HOST:PORT...]"))
+                    } else {
+                        Ok(CacheTarget::RedisCluster(nodes))
+                    }
+                }
+                None => Err(invalid(
+                    "expected none, memory, redis://HOST:PORT or redis-cluster://HOST:PORT[,HOST:PORT...]",
+                )),
+            },
+        }
+    }
+}
+
+/// TTL settings (`[cache.ttl]`), all from config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TtlSettings {
+    pub bars_secs: u64,
+    pub features_secs: u64,
+    pub ml_secs: u64,
+    pub scan_secs: u64,
+    pub meta_secs: u64,
+    /// Daily volatility (std of daily returns) above which TTLs are halved.
+    pub high_vol_daily: f64,
+    /// Daily volatility below which TTLs are doubled.
+    pub low_vol_daily: f64,
+    /// IANA time zone of the exchange, e.g. `America/New_York`.
+    pub market_timezone: String,
+    /// Session open and close in exchange time, `HH:MM`.
+    pub market_open: String,
+    pub market_close: String,
+}
+
+/// The exchange's time zone and session, parsed from [`TtlSettings`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MarketHours {
+    pub tz: Tz,
+    pub open: NaiveTime,
+    pub close: NaiveTime,
+}
+
+impl TtlSettings {
+    /// Checks the settings (time zone, times, thresholds, TTLs) and parses the market
+    /// hours; lists every problem at once.
+    pub fn market_hours(&self) -> Result<MarketHours, SettingsError> {
+        let mut p = Vec::new();
+        let tz = self.market_timezone.parse::<Tz>().map_err(|_| {
+            format!(
+                "cache.ttl.market_timezone {:?} is not an IANA time zone",
+                self.market_timezone
+            )
+        });
+        let time = |name: &str, s: &str| {
+            NaiveTime::parse_from_str(s, "%H:%M")
+                .map_err(|_| format!("cache.ttl.{name} {s:?} is not HH:MM"))
+        };
+        let open = time("market_open", &self.market_open);
+        let close = time("market_close", &self.market_close);
+        if self.low_vol_daily.is_nan() || self.low_vol_daily >= self.high_vol_daily {
+            p.push("cache.ttl.low_vol_daily must be below cache.ttl.high_vol_daily".to_string());
+        }
+        if [
+            self.bars_secs,
+            self.features_secs,
+            self.ml_secs,
+            self.scan_secs,
+            self.meta_secs,
+        ]
+        .contains(&0)
+        {
+            p.push("cache.ttl.*_secs must be at least 1".to_string());
+        }
+        match (tz, open, close) {
+            (Ok(tz), Ok(open), Ok(close)) if p.is_empty() => {
+                if open >= close {
+                    p.push("cache.ttl.market_open must be before market_close".into());
+                    return Err(SettingsError { problems: p });
+                }
+                Ok(MarketHours { tz, open, close })
+            }
+            (tz, open, close) => {
+                p.extend([tz.err(), open.err(), close.err()].into_iter().flatten());
+                Err(SettingsError { problems: p })
+            }
+        }
+    }
+}

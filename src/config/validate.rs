@@ -1,0 +1,175 @@
+//! `Settings::validate`: one check per section, each adding its problems to one list, so a
+//! user sees every problem of a configuration at once.
+
+use super::{
+    ApiSettings, CacheSettings, ClusterSettings, DataSettings, ScanSettings, Settings,
+    SettingsError,
+};
+
+pub(super) fn all(s: &Settings) -> Result<(), SettingsError> {
+    let mut p = Vec::new();
+    cluster(&s.cluster, &mut p);
+    data(&s.data, &mut p);
+    scan(&s.scan, &mut p);
+    api(&s.api, &mut p);
+    cache(&s.cache, &mut p);
+    if p.is_empty() {
+        Ok(())
+    } else {
+        Err(SettingsError { problems: p })
+    }
+}
+
+/// `name must be at least 1` for every zero in `values`.
+fn at_least_one(section: &str, values: &[(&str, u64)], p: &mut Vec<String>) {
+    for (name, v) in values {
+        if *v == 0 {
+            p.push(format!("{section}.{name} must be at least 1"));
+        }
+    }
+}
+
+fn cluster(c: &ClusterSettings, p: &mut Vec<String>) {
+    at_least_one(
+        "cluster",
+        &[
+            ("shard_size", c.shard_size as u64),
+            ("max_attempts", u64::from(c.max_attempts)),
+            ("queue_capacity", c.queue_capacity as u64),
+        ],
+        p,
+    );
+    if c.queue_name.is_empty() || c.queue_name.contains(['{', '}']) {
+        p.push(format!(
+            "cluster.queue_name must be non-empty without braces, got {:?}",
+            c.queue_name
+        ));
+    }
+    if c.queue_block_ms == 0 {
+        p.push("cluster.queue_block_ms must be at least 1".to_string());
+    }
+    if c.visibility_timeout_ms <= c.queue_block_ms {
+        p.push("cluster.visibility_timeout_ms must exceed cluster.queue_block_ms".to_string());
+    }
+    if c.cancelled_ttl_secs == 0 || c.results_ttl_secs == 0 {
+        p.push("cluster.cancelled_ttl_secs and results_ttl_secs must be at least 1".to_string());
+    }
+    if c.heartbeat_ms == 0 || c.node_ttl_ms <= c.heartbeat_ms {
+        p.push(format!(
+            "cluster.node_ttl_ms ({}) must exceed cluster.heartbeat_ms ({}), which must be at least 1",
+            c.node_ttl_ms, c.heartbeat_ms
+        ));
+    }
+    if c.visibility_timeout_ms <= c.heartbeat_ms {
+        p.push("cluster.visibility_timeout_ms must exceed cluster.heartbeat_ms (nodes renew their shards every heartbeat)".to_string());
+    }
+    if c.node_id.contains(['{', '}', ' ']) {
+        p.push(format!(
+            "cluster.node_id must not contain braces or spaces, got {:?}",
+            c.node_id
+        ));
+    }
+}
+
+fn data(d: &DataSettings, p: &mut Vec<String>) {
+    if d.synthetic.days == 0 {
+        p.push("data.synthetic.days must be at least 1".to_string());
+    }
+    let rate = d.synthetic.failure_rate;
+    if !(0.0..=1.0).contains(&rate) {
+        p.push(format!(
+            "data.synthetic.failure_rate must be within 0..=1, got {rate}"
+        ));
+    }
+    let pg = &d.polygon;
+    if !(pg.base_url.starts_with("http://") || pg.base_url.starts_with("https://")) {
+        p.push(format!(
+            "data.polygon.base_url must be an http(s) URL, got {:?}",
+            pg.base_url
+        ));
+    }
+    at_least_one(
+        "data.polygon",
+        &[
+            ("requests_per_minute", u64::from(pg.requests_per_minute)),
+            ("rate_limit_burst", u64::from(pg.rate_limit_burst)),
+            ("timeout_ms", pg.timeout_ms),
+            ("breaker_failures", u64::from(pg.breaker_failures)),
+            ("breaker_open_ms", pg.breaker_open_ms),
+            ("max_in_flight", pg.max_in_flight as u64),
+            ("max_pages", pg.max_pages as u64),
+            ("max_response_bytes", pg.max_response_bytes as u64),
+            ("grouped_cache_days", pg.grouped_cache_days),
+        ],
+        p,
+    );
+    if pg.retry_max_ms < pg.retry_base_ms {
+        p.push("data.polygon.retry_max_ms must be at least retry_base_ms".to_string());
+    }
+    if pg.breaker_open_max_ms < pg.breaker_open_ms {
+        p.push("data.polygon.breaker_open_max_ms must be at least breaker_open_ms".to_string());
+    }
+}
+
+fn scan(s: &ScanSettings, p: &mut Vec<String>) {
+    if !(s.risk_pct > 0.0 && s.risk_pct <= 100.0) {
+        p.push(format!(
+            "scan.risk_pct must be in (0, 100], got {}",
+            s.risk_pct
+        ));
+    }
+    if s.account_size.is_nan() || s.account_size <= 0.0 {
+        p.push(format!(
+            "scan.account_size must be positive, got {}",
+            s.account_size
+        ));
+    }
+    if s.target_rr.is_nan() || s.target_rr <= 0.0 {
+        p.push(format!(
+            "scan.target_rr must be positive, got {}",
+            s.target_rr
+        ));
+    }
+    if !(0.5..=3.0).contains(&s.stop_atr_multiple) {
+        p.push(format!(
+            "scan.stop_atr_multiple must be within 0.5..=3 ATR, got {}",
+            s.stop_atr_multiple
+        ));
+    }
+    if s.max_universe_size == 0 {
+        p.push("scan.max_universe_size must be at least 1".to_string());
+    }
+}
+
+fn api(a: &ApiSettings, p: &mut Vec<String>) {
+    if a.bind.parse::<std::net::SocketAddr>().is_err() {
+        p.push(format!(
+            "api.bind must be an IP:PORT address, got {:?}",
+            a.bind
+        ));
+    }
+    at_least_one(
+        "api",
+        &[
+            ("max_body_bytes", a.max_body_bytes as u64),
+            ("max_active_scans", a.max_active_scans as u64),
+            ("max_lookback_days", a.max_lookback_days as u64),
+            ("history_ttl_secs", a.history_ttl_secs),
+            ("history_max_scans", a.history_max_scans as u64),
+            ("sse_keep_alive_secs", a.sse_keep_alive_secs),
+        ],
+        p,
+    );
+}
+
+fn cache(c: &CacheSettings, p: &mut Vec<String>) {
+    if c.warm.max_symbols_per_second == 0 {
+        p.push("cache.warm.max_symbols_per_second must be at least 1".to_string());
+    }
+    if let Err(e) = c.url.parse::<super::CacheTarget>() {
+        p.push(format!("cache.url: {e}"));
+    }
+    if let Err(e) = c.ttl.market_hours() {
+        p.extend(e.problems);
+    }
+}
