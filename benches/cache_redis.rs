@@ -4,7 +4,7 @@
 //! Every symbol's features are cached before the measurement (hit rate 100 %).
 //!
 //! `cargo bench --bench cache_redis` (needs `redis-server` and `redis-cli`; `scripts/test.sh`
-//! installs them). Target (issue 4): the cluster within 3× the memory backend.
+//! installs them). Target: the cluster within 3× the memory backend.
 
 #[path = "../tests/support/redis.rs"]
 #[allow(dead_code)]

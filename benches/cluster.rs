@@ -3,7 +3,7 @@
 //! stream), coordinator and 3 worker actors in this process, no cache, no injected latency.
 //!
 //! - `cluster/{embedded,redis,redis_cluster}_3_workers_5000x500`: the default universe.
-//!   Target (issue 5): through Redis at most 2× embedded.
+//!   Target: through Redis at most 2× embedded.
 //! - `cluster/{embedded,redis}_1000_one_symbol_shards`: 1,000 shards of one symbol each, so
 //!   the per-shard round trip dominates: (redis − embedded) / 1,000 is the dispatch
 //!   overhead per shard. Target: at most 100 µs.

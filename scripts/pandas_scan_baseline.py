@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""pandas + TA-Lib baseline of technic's scan (DESIGN.md §3-§4).
+"""pandas + TA-Lib baseline of technic's scan (the rules in docs/scan-rules.md).
 
 The kind of code the Python service technic replaces: one ``pd.read_csv`` per
 symbol file, TA-Lib per symbol, a plain Python loop, a DataFrame to rank.
 It is the reference for the cold-CSV benchmark, so it does the same work as
-``technic scan`` over a CSV directory: load, compute the §4 features and
-scores at the latest bar, filter, rank.
+``technic scan`` over a CSV directory: load, compute the same features
+and scores at the latest bar, filter, rank.
 
 Usage: python3 scripts/pandas_scan_baseline.py DIR [--top N] [--json OUT]
 """

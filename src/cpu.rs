@@ -1,6 +1,6 @@
 //! Hand CPU-bound work to rayon and await it from async code.
 //!
-//! STYLE rule: CPU work never runs on a tokio worker thread. Anything heavier than about
+//! A project rule: CPU work never runs on a tokio worker thread. Anything heavier than about
 //! half a millisecond (a shard's parsing or scoring) goes through [`run`].
 
 use tokio::sync::oneshot;

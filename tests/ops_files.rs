@@ -2,7 +2,7 @@
 //! tools and the real binary: promtool runs the alert rules' unit tests; every metric the
 //! dashboard and the alerts query must be one the exporter serves; the compose file has
 //! the topology the README promises and mounts files that exist; the Kubernetes manifests
-//! probe the endpoints the design names and their config loads with the real loader.
+//! probe the health endpoints the binary serves and their config loads with the real loader.
 //!
 //! promtool comes from the Debian package `prometheus` (`scripts/test.sh` installs it).
 
@@ -227,7 +227,7 @@ fn dashboards_and_alerts_query_only_exported_metrics() {
         missing.is_empty(),
         "metrics queried but not exported: {missing:?}; used by: {by_query:?}\nexposition:\n{text}"
     );
-    // Every family the design lists (DESIGN §8) is on the dashboard.
+    // Every family the README's Monitoring table lists is on the dashboard.
     for family in [
         "technic_scan_requests_total",
         "technic_scan_duration_seconds_bucket",

@@ -1,4 +1,4 @@
-//! The HTTP control plane (DESIGN §8): an axum router over the coordinator — scans
+//! The HTTP control plane: an axum router over the coordinator — scans
 //! (submit, history, state, SSE events, results, cancel), cache, cluster nodes,
 //! performance history, health, metrics and the OpenAPI document generated from the
 //! handlers' annotations (utoipa), so the document and the routes cannot drift apart.

@@ -1,4 +1,4 @@
-//! SmartTtl: how long a cached value stays valid (DESIGN §6).
+//! SmartTtl: how long a cached value stays valid.
 //!
 //! A base TTL per kind; halved for high-volatility symbols (daily vol above
 //! `high_vol_daily`), doubled for low (below `low_vol_daily`); and for daily bars (and the

@@ -1,12 +1,12 @@
-//! Per-symbol features at the latest bar (DESIGN §4), derived from the fused
-//! latest-value indicator pass.
+//! Per-symbol features at the latest bar, derived from the fused latest-value indicator
+//! pass. Definitions, windows and units: `docs/scan-rules.md`, "Features".
 
 use serde::{Deserialize, Serialize};
 
 use crate::indicators::Latest;
 
-/// The features the scores read. Percent fields say so in their name; returns are
-/// fractions (0.02 = 2 %).
+/// The features the scores read. `pct_from_high20`/`pct_from_low20` are percent (−1 =
+/// −1 %); returns and `atr_pct_14` (despite its name) are fractions (0.02 = 2 %).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Features {
     pub close: f64,

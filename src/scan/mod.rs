@@ -1,4 +1,5 @@
-//! The scan: pure computation from bars to ranked trade ideas (DESIGN §4).
+//! The scan: pure computation from bars to ranked trade ideas. Every rule, threshold and
+//! default it implements is written out in `docs/scan-rules.md`; change both together.
 //!
 //! Owns [`ScanConfig`] and its validation, the per-symbol pipeline ([`evaluate`]),
 //! scoring, trade plans, ranking and the [`ScanReport`] shape. No I/O and no async:

@@ -1,4 +1,5 @@
-//! The trade plan for one result: entry, stop, target and position size (DESIGN §4).
+//! The trade plan for one result: entry, stop, target and position size
+//! (`docs/scan-rules.md`, "Trade plan").
 
 use serde::{Deserialize, Serialize};
 

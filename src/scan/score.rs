@@ -1,4 +1,5 @@
-//! Sub-scores, TechRating and the signal (DESIGN §4). Pure arithmetic on [`Features`].
+//! Sub-scores, TechRating and the signal (`docs/scan-rules.md`, "Sub-scores" to "Signal").
+//! Pure arithmetic on [`Features`].
 //!
 //! A comparison with a NaN side scores 0; `sign(a, b)` is +1, −1 or 0.
 

@@ -1,4 +1,4 @@
-//! The dashboard (DESIGN §9): one HTML page, its script and stylesheet, and the vendored
+//! The dashboard: one HTML page, its script and stylesheet, and the vendored
 //! chart library (uPlot), all compiled into the binary with `include_bytes!` and served
 //! at `/` and `/assets/{name}` by the same axum server as the API.
 //!
