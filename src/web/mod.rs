@@ -1,6 +1,11 @@
-//! The dashboard: one HTML page, its script and stylesheet, and the vendored
-//! chart library (uPlot), all compiled into the binary with `include_bytes!` and served
-//! at `/` and `/assets/{name}` by the same axum server as the API.
+//! The dashboard: one HTML page, its ES modules and stylesheet, and the vendored chart
+//! library (uPlot), all compiled into the binary with `include_bytes!` and served at `/`
+//! and `/assets/{name}` by the same axum server as the API.
+//!
+//! The page loads `app.js` with `<script type="module">`; it imports the other modules
+//! with relative specifiers (`./api.js`), which the browser resolves under `/assets/`, so
+//! each module is one more entry of [`ASSETS`]. Module scripts are checked strictly
+//! against their MIME type, so every `.js` is served as `text/javascript`.
 //!
 //! The page talks only to `/api/v1/*` on its own origin. Nothing is fetched at run time
 //! from anywhere else: the Content-Security-Policy below forbids it, so a stray CDN link
@@ -29,33 +34,45 @@ pub const INDEX: Asset = Asset {
     body: include_bytes!("../../web/index.html"),
 };
 
-/// Everything under `/assets/`. `web/vendor/*` is copied from npm by
-/// `scripts/vendor_assets.sh` and committed, so a build needs no npm.
+const JS: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+
+/// One entry of [`ASSETS`]: the served name, its content type and, when it is not the
+/// name itself, its path under `web/`.
+macro_rules! embed {
+    ($name:literal, $content_type:expr) => {
+        embed!($name, $content_type, $name)
+    };
+    ($name:literal, $content_type:expr, $path:literal) => {
+        Asset {
+            name: $name,
+            content_type: $content_type,
+            body: include_bytes!(concat!("../../web/", $path)),
+        }
+    };
+}
+
+/// Everything under `/assets/`, the one list of served files. `app.js` is the entry
+/// module; the others are imported by it (or by each other) as `./{name}`. `web/vendor/*`
+/// is copied from npm by `scripts/vendor_assets.sh` and committed, so a build needs no npm.
 pub const ASSETS: &[Asset] = &[
-    Asset {
-        name: "app.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("../../web/app.js"),
-    },
-    Asset {
-        name: "app.css",
-        content_type: "text/css; charset=utf-8",
-        body: include_bytes!("../../web/app.css"),
-    },
-    Asset {
-        name: "uPlot.iife.min.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("../../web/vendor/uPlot.iife.min.js"),
-    },
-    Asset {
-        name: "uPlot.min.css",
-        content_type: "text/css; charset=utf-8",
-        body: include_bytes!("../../web/vendor/uPlot.min.css"),
-    },
+    embed!("app.js", JS),
+    embed!("api.js", JS),
+    embed!("ui.js", JS),
+    embed!("errors.js", JS),
+    embed!("charts.js", JS),
+    embed!("scanner.js", JS),
+    embed!("performance.js", JS),
+    embed!("cache.js", JS),
+    embed!("cluster.js", JS),
+    embed!("app.css", CSS),
+    embed!("uPlot.iife.min.js", JS, "vendor/uPlot.iife.min.js"),
+    embed!("uPlot.min.css", CSS, "vendor/uPlot.min.css"),
 ];
 
-/// Same-origin only: no CDN, no inline script. Inline styles are allowed because uPlot
-/// positions its cursor and legend through style attributes.
+/// Same-origin only: no CDN, no inline script. The modules' imports resolve to same-origin
+/// `/assets/…` URLs, which `script-src 'self'` allows. Inline styles are allowed because
+/// uPlot positions its cursor and legend through style attributes.
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
                    img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; \
                    base-uri 'none'";
@@ -153,8 +170,100 @@ mod tests {
         }
     }
 
+    /// Every script and stylesheet of `web/` (read at test time, so a new module that was
+    /// not added to the table fails here) is embedded with the bytes of that file.
     #[test]
-    fn the_test_ids_of_the_issue_are_on_the_page() {
+    fn every_script_and_stylesheet_in_web_is_embedded() {
+        let web = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&web).expect("web/") {
+            let path = entry.expect("entry").path();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .expect("utf-8 name");
+            if !path.is_file() || !(name.ends_with(".js") || name.ends_with(".css")) {
+                continue;
+            }
+            let a = ASSETS
+                .iter()
+                .find(|a| a.name == name)
+                .unwrap_or_else(|| panic!("web/{name} is not in ASSETS (src/web/mod.rs)"));
+            assert!(
+                std::fs::read(&path).expect("read") == a.body,
+                "/assets/{name} does not embed web/{name}"
+            );
+            seen += 1;
+        }
+        assert!(seen >= 2, "no scripts found in {}", web.display());
+    }
+
+    /// The specifiers of a module's static and dynamic imports (`… from "x"`, `import "x"`,
+    /// `import("x")`), wherever the statement breaks its lines.
+    fn imports(text: &str) -> Vec<&str> {
+        let mut specs = Vec::new();
+        for lead in ["from ", "import ", "import("] {
+            for (at, _) in text.match_indices(lead) {
+                let rest = &text[at + lead.len()..];
+                let Some(quote) = rest.chars().next().filter(|c| *c == '"' || *c == '\'') else {
+                    continue;
+                };
+                if let Some(end) = rest[1..].find(quote) {
+                    specs.push(&rest[1..=end]);
+                }
+            }
+        }
+        specs
+    }
+
+    /// The modules' imports: each is a relative `./{name}` (resolved under `/assets/`) of an
+    /// embedded script, and every embedded module is reached from the entry `app.js`.
+    #[test]
+    fn module_imports_resolve_to_embedded_scripts() {
+        let html = std::str::from_utf8(INDEX.body).expect("utf-8");
+        assert!(
+            html.contains(r#"<script src="/assets/app.js" type="module">"#),
+            "index.html must load app.js as a module"
+        );
+        let js = |name: &str| {
+            ASSETS
+                .iter()
+                .find(|a| a.name == name && a.content_type.starts_with("text/javascript"))
+        };
+        let mut reached = vec!["app.js"];
+        let mut i = 0;
+        while let Some(&name) = reached.get(i) {
+            i += 1;
+            let module = js(name).unwrap_or_else(|| panic!("{name} is not an embedded script"));
+            let text = std::str::from_utf8(module.body).expect("utf-8");
+            for spec in imports(text) {
+                let target = spec
+                    .strip_prefix("./")
+                    .unwrap_or_else(|| panic!("{name} imports {spec}: use a ./ path"));
+                let target = ASSETS
+                    .iter()
+                    .map(|a| a.name)
+                    .find(|n| *n == target)
+                    .unwrap_or_else(|| panic!("{name} imports {spec}, which is not embedded"));
+                assert!(js(target).is_some(), "{name} imports {spec}, not a script");
+                if !reached.contains(&target) {
+                    reached.push(target);
+                }
+            }
+        }
+        for a in ASSETS {
+            if a.content_type.starts_with("text/javascript") && !a.name.starts_with("uPlot") {
+                assert!(
+                    reached.contains(&a.name),
+                    "{} is embedded but no module imports it",
+                    a.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_test_ids_are_on_the_page() {
         let html = std::str::from_utf8(INDEX.body).expect("utf-8");
         for id in [
             "scan-universe-size",

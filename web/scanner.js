@@ -1,0 +1,290 @@
+// The Scanner page: the scan form, the progress bar (followed over Server-Sent Events),
+// the sortable results table and the CSV/JSON download links.
+
+import { api, ApiError } from "./api.js";
+import { clearError, showError } from "./errors.js";
+import { $, el, fmtInt, fmtNum, fmtPct, fmtSecs } from "./ui.js";
+
+const state = {
+  scanId: null,
+  running: false,
+  events: null,
+  results: [],
+  sort: null, // { key, dir: 1 | -1 }
+  lastProgress: null,
+};
+
+const COLUMNS = [
+  { key: "rank", label: "#", num: true },
+  { key: "symbol", label: "Symbol", text: true },
+  { key: "sector", label: "Sector", text: true },
+  { key: "signal", label: "Signal", text: true },
+  { key: "tech_rating", label: "TechRating", fmt: (v) => fmtNum(v, 1) },
+  { key: "close", label: "Close", fmt: (v) => fmtNum(v) },
+  { key: "entry", label: "Entry", fmt: (v) => fmtNum(v) },
+  { key: "stop", label: "Stop", fmt: (v) => fmtNum(v) },
+  { key: "target", label: "Target", fmt: (v) => fmtNum(v) },
+  { key: "reward_risk", label: "R:R", fmt: (v) => fmtNum(v, 1) },
+  { key: "position_size", label: "Shares", fmt: fmtInt },
+  { key: "rsi_14", label: "RSI 14", fmt: (v) => fmtNum(v, 1) },
+  { key: "ret_5d", label: "Ret 5d", fmt: (v) => fmtPct(v) },
+  { key: "ret_21d", label: "Ret 21d", fmt: (v) => fmtPct(v) },
+  { key: "dollar_vol_20", label: "$ Vol 20d", fmt: (v) => (v == null ? "—" : `${fmtNum(v / 1e6, 1)}M`) },
+];
+
+function signalClass(s) {
+  return String(s || "").toLowerCase().replace(/\s+/g, "-");
+}
+
+function renderHead() {
+  const row = $("#results-head");
+  row.replaceChildren(
+    ...COLUMNS.map((c) => {
+      const th = el("th", { scope: "col", class: c.text ? "text" : null, "data-key": c.key });
+      if (state.sort && state.sort.key === c.key) th.setAttribute("aria-sort", state.sort.dir > 0 ? "ascending" : "descending");
+      const b = el("button", { type: "button", class: "sort", "data-sort": c.key, text: c.label });
+      b.addEventListener("click", () => sortBy(c.key));
+      th.append(b);
+      return th;
+    }),
+  );
+}
+
+function sortBy(key) {
+  const col = COLUMNS.find((c) => c.key === key);
+  // Numbers start descending (highest first), text ascending; a second click flips.
+  const first = col.text ? 1 : -1;
+  state.sort = state.sort && state.sort.key === key ? { key, dir: -state.sort.dir } : { key, dir: first };
+  renderResults();
+}
+
+function sortedRows() {
+  const rows = state.results.map((r, i) => ({ ...r, rank: i + 1 }));
+  if (!state.sort) return rows;
+  const { key, dir } = state.sort;
+  return rows.sort((a, b) => {
+    const x = a[key], y = b[key];
+    if (typeof x === "number" && typeof y === "number") return (x - y) * dir || a.rank - b.rank;
+    return String(x).localeCompare(String(y)) * dir || a.rank - b.rank;
+  });
+}
+
+function renderResults() {
+  renderHead();
+  const body = $("#results-body");
+  body.replaceChildren(
+    ...sortedRows().map((r) =>
+      el(
+        "tr",
+        { "data-symbol": r.symbol },
+        ...COLUMNS.map((c) => {
+          const v = r[c.key];
+          if (c.key === "signal") return el("td", { class: "text" }, el("span", { class: `signal ${signalClass(v)}`, text: v }));
+          return el("td", { class: c.text ? "text" : null, text: c.fmt ? c.fmt(v) : v ?? "—" });
+        }),
+      ),
+    ),
+  );
+  $("#results-count").textContent = state.results.length ? `(${fmtInt(state.results.length)})` : "";
+}
+
+function setDownloads(id) {
+  for (const [sel, fmt] of [["#download-csv", "csv"], ["#download-json", "json"]]) {
+    const a = $(sel);
+    if (id) {
+      a.href = `/api/v1/scans/${encodeURIComponent(id)}/results?format=${fmt}`;
+      a.setAttribute("download", `technic-${id}.${fmt}`);
+      a.classList.remove("disabled");
+      a.removeAttribute("aria-disabled");
+    } else {
+      a.removeAttribute("href");
+      a.classList.add("disabled");
+      a.setAttribute("aria-disabled", "true");
+    }
+  }
+}
+
+function scanOptions() {
+  const f = $("#scan-form");
+  const list = (v) => v.split(/[,\s]+/).map((s) => s.trim()).filter(Boolean);
+  const num = (name) => {
+    const v = f.elements[name].value.trim();
+    return v === "" ? undefined : Number(v);
+  };
+  const body = {};
+  const symbols = list(f.elements.symbols.value);
+  if (symbols.length) body.symbols = symbols.map((s) => s.toUpperCase());
+  else if (num("universe_size") !== undefined) body.universe_size = num("universe_size");
+  const sectors = f.elements.sectors.value.split(",").map((s) => s.trim()).filter(Boolean);
+  if (sectors.length) body.sectors = sectors;
+  for (const k of ["min_price", "min_dollar_volume", "min_tech_rating", "top"]) {
+    if (num(k) !== undefined) body[k] = num(k);
+  }
+  return body;
+}
+
+function setProgress(p) {
+  state.lastProgress = p;
+  const bar = $('[data-testid="scan-progress"]');
+  const terminal = ["done", "failed", "cancelled"].includes(p.stage);
+  const pct = p.stage === "done" ? 100 : Math.max(0, Math.min(100, Math.round((p.fraction || 0) * 100)));
+  bar.setAttribute("aria-valuenow", String(pct));
+  bar.className = `progress ${terminal ? p.stage : ""}`;
+  $("#scan-bar").style.width = `${pct}%`;
+  const stage = (p.stage || "").replace(/_/g, " ");
+  $("#scan-stage").textContent = stage;
+  $("#scan-progress-text").textContent = `${stage} · ${p.message || ""} · ${pct}%`;
+  bar.setAttribute("aria-valuetext", `${stage}: ${p.message || ""}`);
+  $("#scan-eta").textContent = !terminal && p.eta_seconds != null ? `ETA ${fmtSecs(p.eta_seconds)}` : p.elapsed_seconds != null ? `elapsed ${fmtSecs(p.elapsed_seconds)}` : "";
+}
+
+function setRunning(running) {
+  state.running = running;
+  $("#scan-start").disabled = running;
+  $("#scan-cancel").disabled = !running;
+}
+
+async function startScan() {
+  clearError("scan");
+  state.scanId = null;
+  const body = scanOptions();
+  setRunning(true);
+  state.results = [];
+  state.sort = null;
+  renderResults();
+  setDownloads(null);
+  $("#scan-summary").textContent = "";
+  setProgress({ stage: "queued", fraction: 0, message: "Submitting" });
+  try {
+    const { id } = await api("POST", "/api/v1/scans", body);
+    state.scanId = id;
+    follow(id);
+  } catch (e) {
+    setRunning(false);
+    setProgress({ stage: "failed", fraction: 0, message: e.message });
+    showError(e, "scan", startScan);
+  }
+}
+
+function follow(id) {
+  if (state.events) state.events.close();
+  const es = new EventSource(`/api/v1/scans/${encodeURIComponent(id)}/events`);
+  state.events = es;
+  es.addEventListener("progress", (ev) => setProgress(JSON.parse(ev.data)));
+  es.addEventListener("report", (ev) => {
+    es.close();
+    state.events = null;
+    finished(id, JSON.parse(ev.data));
+  });
+  es.addEventListener("error", (ev) => {
+    if (ev.data) {
+      // The scan failed: the final event carries the API error.
+      es.close();
+      state.events = null;
+      setRunning(false);
+      const err = new ApiError(500, JSON.parse(ev.data));
+      setProgress({ stage: "failed", fraction: 0, message: err.message });
+      showError(err, "scan", startScan);
+      return;
+    }
+    if (es.readyState === EventSource.CLOSED) {
+      // Not a reconnect: the stream is gone (e.g. the scan left the history).
+      state.events = null;
+      checkScan(id);
+    }
+  });
+}
+
+/// The scan's state from the API (after a lost stream, or on load when `quiet`: an old
+/// failure is shown in the bar, not raised in the error panel).
+async function checkScan(id, quiet = false) {
+  try {
+    const s = await api("GET", `/api/v1/scans/${encodeURIComponent(id)}`);
+    if (state.scanId !== id) return; // a newer scan was started meanwhile
+    if (["done", "cancelled"].includes(s.stage)) finished(id, s);
+    else if (s.stage === "failed") {
+      setRunning(false);
+      setProgress({ ...(s.progress || {}), stage: "failed", message: (s.error && s.error.message) || "failed" });
+      if (s.error && !quiet) showError(new ApiError(500, { error: s.error }), "scan", startScan);
+    } else {
+      setRunning(true);
+      follow(id);
+    }
+  } catch (e) {
+    setRunning(false);
+    showError(e, "scan", () => checkScan(id));
+  }
+}
+
+async function finished(id, report) {
+  if (state.scanId !== id) return;
+  setRunning(false);
+  const t = report.timing || {};
+  const stage = report.status === "cancelled" ? "cancelled" : "done";
+  if (stage === "cancelled") {
+    setProgress({ ...(report.progress || state.lastProgress || {}), stage: "cancelled" });
+  } else {
+    setProgress({ stage: "done", fraction: 1, message: `${fmtInt(report.scanned)} symbols scanned`, elapsed_seconds: t.total_seconds });
+  }
+  $("#scan-summary").textContent =
+    `${fmtInt(report.scanned)} symbols in ${fmtSecs(t.total_seconds)} (${fmtInt(t.symbols_per_second)} symbols/s) · ` +
+    `${fmtInt((report.results || []).length || report.results_count)} results · ${fmtInt((report.failures || []).length)} failed` +
+    (t.cache_hit_rate != null ? ` · cache hit rate ${fmtPct(t.cache_hit_rate)}` : "");
+  await loadResults(id);
+}
+
+async function loadResults(id) {
+  try {
+    const r = await api("GET", `/api/v1/scans/${encodeURIComponent(id)}/results`);
+    state.results = r.results || [];
+    state.sort = null;
+    renderResults();
+    setDownloads(id);
+    clearError("results");
+  } catch (e) {
+    showError(e, "results", () => loadResults(id));
+  }
+}
+
+async function cancelScan() {
+  if (!state.scanId) return;
+  // Said before the request: the `cancelled` progress event may arrive before its answer.
+  $("#scan-eta").textContent = "cancelling…";
+  try {
+    await api("POST", `/api/v1/scans/${encodeURIComponent(state.scanId)}/cancel`);
+  } catch (e) {
+    showError(e, "scan", cancelScan);
+  }
+}
+
+/// On load: the newest scan of this server, followed if it still runs, else its results,
+/// so a reload (or a second analyst) sees what is going on.
+async function resumeLatest() {
+  try {
+    const { scans } = await api("GET", "/api/v1/scans?limit=1");
+    const latest = scans && scans[0];
+    if (!latest || state.scanId || state.running) return;
+    state.scanId = latest.id;
+    await checkScan(latest.id, true);
+  } catch {
+    // Nothing to resume: the page starts idle; the next action reports any error.
+  }
+}
+
+export const page = {
+  name: "scanner",
+  init() {
+    $("#scan-form").addEventListener("submit", (ev) => { ev.preventDefault(); startScan(); });
+    $("#scan-cancel").addEventListener("click", cancelScan);
+    renderResults();
+    resumeLatest();
+  },
+  /// The tab is hidden: the progress stream closes (the scan itself keeps running).
+  pause() {
+    if (state.events) { state.events.close(); state.events = null; }
+  },
+  /// The tab is shown again: a scan still running is followed from its current state.
+  resume() {
+    if (state.running && state.scanId && !state.events) checkScan(state.scanId);
+  },
+};
