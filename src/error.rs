@@ -143,18 +143,3 @@ impl UserError {
         s
     }
 }
-
-impl From<crate::config::SettingsError> for UserError {
-    fn from(e: crate::config::SettingsError) -> Self {
-        let n = e.problems.len();
-        UserError::new(
-            ErrorCode::InvalidConfig,
-            format!(
-                "invalid settings ({n} {}):\n  - {}",
-                if n == 1 { "problem" } else { "problems" },
-                e.problems.join("\n  - ")
-            ),
-            vec!["every setting is documented in configs/default.toml".into()],
-        )
-    }
-}

@@ -200,6 +200,9 @@ pub fn metrics() -> &'static Metrics {
     &METRICS
 }
 
+/// The content type of [`encode_metrics`]'s text.
+pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
 /// The registry in OpenMetrics text.
 pub fn encode_metrics() -> String {
     let mut out = String::new();

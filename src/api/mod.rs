@@ -97,13 +97,6 @@ pub fn openapi_json() -> String {
 }
 
 /// The whole application: routes, error shaping, token check, body limit, tracing.
-/// `/metrics` and `/health/live` alone: what a worker node serves with `--metrics-bind`.
-pub fn metrics_router() -> Router {
-    Router::new()
-        .route("/metrics", axum::routing::get(health::metrics))
-        .route("/health/live", axum::routing::get(health::live))
-}
-
 pub fn router(state: Arc<AppState>) -> Router {
     let (routes, doc) = routes();
     let doc = Arc::new(doc.to_json().unwrap_or_default());

@@ -311,7 +311,23 @@ async fn serve_metrics(bind: &str, shutdown: &Shutdown) -> Result<SocketAddr, Us
         .await
         .map_err(|e| bad(format!("--metrics-bind: cannot listen on {addr}: {e}")))?;
     let local = listener.local_addr().unwrap_or(addr);
-    let app = crate::api::metrics_router();
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(|| async {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        crate::telemetry::OPENMETRICS,
+                    )],
+                    crate::telemetry::encode_metrics(),
+                )
+            }),
+        )
+        .route(
+            "/health/live",
+            axum::routing::get(|| async { axum::Json(serde_json::json!({ "status": "pass" })) }),
+        );
     let stop = shutdown.clone();
     shutdown.spawn(async move {
         let served = axum::serve(listener, app)
