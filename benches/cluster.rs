@@ -3,7 +3,7 @@
 //! stream), coordinator and 3 worker actors in this process, no cache, no injected latency.
 //!
 //! - `cluster/{embedded,redis,redis_cluster}_3_workers_5000x500`: the default universe.
-//!   Target (issue 5): through Redis at most 2× embedded.
+//!   Target: through Redis at most 2× embedded.
 //! - `cluster/{embedded,redis}_1000_one_symbol_shards`: 1,000 shards of one symbol each, so
 //!   the per-shard round trip dominates: (redis − embedded) / 1,000 is the dispatch
 //!   overhead per shard. Target: at most 100 µs.
@@ -11,15 +11,14 @@
 //! `cargo bench --bench cluster` (needs `redis-server` and `redis-cli`; `scripts/test.sh`
 //! installs them). Worker *processes* and injected latency: `scripts/bench_cluster.sh`.
 
-#[path = "../tests/support/redis.rs"]
-#[allow(dead_code)]
-mod redis_support;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 
-use redis_support::{RedisCluster, RedisServer};
+use support::redis::{RedisCluster, RedisServer};
 use technic::cluster::{LocalCluster, QueueTarget};
 use technic::config::Settings;
 use technic::data::{MarketData, SyntheticProvider};
