@@ -6,15 +6,14 @@
 //! `cargo bench --bench cache_redis` (needs `redis-server` and `redis-cli`; `scripts/test.sh`
 //! installs them). Target: the cluster within 3× the memory backend.
 
-#[path = "../tests/support/redis.rs"]
-#[allow(dead_code)]
-mod redis_support;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
-use redis_support::{RedisCluster, RedisServer};
+use support::redis::{RedisCluster, RedisServer};
 use technic::cache::CacheTarget;
 use technic::cluster::LocalCluster;
 use technic::config::Settings;

@@ -11,15 +11,14 @@
 //! `cargo bench --bench cluster` (needs `redis-server` and `redis-cli`; `scripts/test.sh`
 //! installs them). Worker *processes* and injected latency: `scripts/bench_cluster.sh`.
 
-#[path = "../tests/support/redis.rs"]
-#[allow(dead_code)]
-mod redis_support;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 
-use redis_support::{RedisCluster, RedisServer};
+use support::redis::{RedisCluster, RedisServer};
 use technic::cluster::{LocalCluster, QueueTarget};
 use technic::config::Settings;
 use technic::data::{MarketData, SyntheticProvider};

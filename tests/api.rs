@@ -2,12 +2,13 @@
 //! (JSON and CSV), cancel, the error model, the token, the body limit, the bind check,
 //! readiness, metrics and the OpenAPI document.
 
-mod api_support;
+mod support;
 
 use std::process::Stdio;
 
-use api_support::{assert_error, client, read_events, Server};
 use serde_json::Value;
+use support::api::{assert_error, client, read_events, Server};
+use support::ports::Port;
 
 fn cli_scan_json(universe: &str) -> Value {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_technic"))
@@ -224,7 +225,7 @@ async fn errors_have_one_shape() {
         .send()
         .await
         .expect("delete");
-    let (st, v) = api_support::json_of(r).await;
+    let (st, v) = support::api::json_of(r).await;
     assert_error(st, &v, 405, "METHOD_NOT_ALLOWED");
 }
 
@@ -252,7 +253,7 @@ async fn token_protects_mutating_routes_and_is_never_logged() {
             .send()
             .await
             .expect("post");
-        let (st, v) = api_support::json_of(r).await;
+        let (st, v) = support::api::json_of(r).await;
         assert_error(st, &v, 401, "UNAUTHORIZED");
     }
     for path in [
@@ -269,7 +270,7 @@ async fn token_protects_mutating_routes_and_is_never_logged() {
         .send()
         .await
         .expect("put");
-    let (st, v) = api_support::json_of(r).await;
+    let (st, v) = support::api::json_of(r).await;
     assert_error(st, &v, 401, "UNAUTHORIZED");
     // Reads stay open; the right token submits.
     assert_eq!(s.get("/api/v1/scans").await.0, 200);
@@ -280,7 +281,7 @@ async fn token_protects_mutating_routes_and_is_never_logged() {
         .send()
         .await
         .expect("post");
-    let (st, v) = api_support::json_of(r).await;
+    let (st, v) = support::api::json_of(r).await;
     assert_eq!(st, 202, "{v}");
     s.wait_done(v["id"].as_str().expect("id")).await;
     assert!(!s.log().contains(TOKEN), "token in the log:\n{}", s.log());
@@ -288,8 +289,9 @@ async fn token_protects_mutating_routes_and_is_never_logged() {
 
 #[test]
 fn a_public_bind_without_a_token_refuses_to_start() {
-    let port = api_support::free_port().to_string();
-    let out = api_support::command(
+    let reserved = Port::reserve();
+    let port = reserved.number().to_string();
+    let out = support::api::command(
         &["--bind", &format!("0.0.0.0:{port}"), "--workers", "1"],
         &[],
     )
@@ -323,7 +325,7 @@ async fn readiness_follows_the_workers() {
         .expect("detailed");
     assert_eq!(r.status().as_u16(), 503);
     assert_eq!(r.headers()["content-type"], "application/health+json");
-    let (_, d) = api_support::json_of(r).await;
+    let (_, d) = support::api::json_of(r).await;
     assert_eq!(d["status"], "fail");
     assert_eq!(d["checks"]["cluster-nodes:count"][0]["status"], "fail");
     assert_eq!(d["error"]["code"], "WORKERS_UNAVAILABLE");

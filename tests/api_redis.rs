@@ -2,14 +2,14 @@
 //! going down and coming back, scan history and results survive a coordinator restart
 //! (and a cache clear), and the cache routes act on Redis.
 
-mod api_support;
 mod support;
 
 use std::time::{Duration, Instant};
 
-use api_support::{assert_error, client, read_events, Server, DEADLINE};
 use serde_json::Value;
+use support::api::{assert_error, client, read_events, Server, DEADLINE};
 use support::redis::{RedisCluster, RedisServer};
+use support::wait::wait_for_async;
 
 async fn detailed(s: &Server) -> (u16, Value) {
     let r = client()
@@ -18,19 +18,19 @@ async fn detailed(s: &Server) -> (u16, Value) {
         .await
         .expect("detailed");
     assert_eq!(r.headers()["content-type"], "application/health+json");
-    api_support::json_of(r).await
+    support::api::json_of(r).await
 }
 
 async fn wait_cache_status(s: &Server, want: &str) -> (u16, Value) {
-    let start = Instant::now();
-    loop {
+    wait_for_async(&format!("cache {want}"), DEADLINE, async || {
         let (st, d) = detailed(s).await;
         if d["checks"]["cache:connection"][0]["status"] == want {
-            return (st, d);
+            Ok((st, d))
+        } else {
+            Err(d)
         }
-        assert!(start.elapsed() < DEADLINE, "cache never {want}: {d}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await
 }
 
 #[tokio::test]
@@ -120,7 +120,7 @@ async fn history_and_results_survive_a_restart_and_a_cache_clear() {
         .send()
         .await
         .expect("clear");
-    let (st, cleared) = api_support::json_of(r).await;
+    let (st, cleared) = support::api::json_of(r).await;
     assert_eq!(st, 200, "{cleared}");
     assert!(
         cleared["removed"].as_u64().expect("removed") > 0,
@@ -153,7 +153,7 @@ async fn cache_routes_act_on_redis() {
     let put = |body: &'static str| {
         let url = s.url("/api/v1/cache/ttl");
         async move {
-            api_support::json_of(client().put(url).body(body).send().await.expect("put")).await
+            support::api::json_of(client().put(url).body(body).send().await.expect("put")).await
         }
     };
     let (st, v) = put(r#"{"bars_secs": 0, "market_open": "9h", "nope": 1}"#).await;

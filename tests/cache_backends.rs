@@ -5,10 +5,10 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 use support::redis::{query, RedisCluster, RedisServer};
+use support::wait::wait_for_async;
 use technic::cache::{
     open, Cache, CacheError, CacheTarget, Kind, MemoryCache, OpenOptions, RedisCache,
     RedisClusterCache, RedisOptions,
@@ -47,24 +47,6 @@ fn assert_within(what: &str, got: Option<Duration>, want: Duration) {
         got <= want && got + Duration::from_secs(2) >= want,
         "{what}: TTL {got:?}, expected about {want:?}"
     );
-}
-
-/// Polls `op` until it succeeds, up to `deadline`.
-async fn eventually<T, F, Fut>(what: &str, deadline: Duration, mut op: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, CacheError>>,
-{
-    let start = Instant::now();
-    loop {
-        match op().await {
-            Ok(v) => return v,
-            Err(_) if start.elapsed() < deadline => {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(e) => panic!("{what}: still failing after {deadline:?}: {e}"),
-        }
-    }
 }
 
 /// The contract every backend keeps.
@@ -453,7 +435,7 @@ async fn assert_unavailable_fast(cache: &dyn Cache) {
 /// Waits until the cache works again, then proves a write and a read go through.
 async fn assert_recovers(cache: &dyn Cache) {
     let key = bars_key(42);
-    eventually("set after restart", RECOVERY, || {
+    wait_for_async("set after restart", RECOVERY, || {
         cache.set_many(vec![(
             key.clone(),
             b"back".to_vec(),

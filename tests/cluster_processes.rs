@@ -11,8 +11,10 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use serde_json::Value;
-use support::redis::{free_port, query, RedisCluster, RedisServer};
-use support::technic::{http_get, run_json, wait_for, Proc, FAST_CLUSTER};
+use support::ports::Port;
+use support::redis::{query, RedisCluster, RedisServer};
+use support::technic::{http_get, run_json, Proc, FAST_CLUSTER};
+use support::wait::wait_for;
 
 const LONG: Duration = Duration::from_secs(90);
 
@@ -434,7 +436,9 @@ fn a_coordinator_with_local_workers_is_a_node_and_caches_in_redis() {
 /// worker whose Redis is down waits for it instead of exiting.
 #[test]
 fn redis_down_is_a_clear_error_for_the_coordinator_and_a_wait_for_workers() {
-    let url = format!("redis://127.0.0.1:{}", free_port(false));
+    // Reserved so nothing else listens there while the test expects Redis to be down.
+    let down = Port::reserve();
+    let url = format!("redis://{}", down.addr());
     let mut coordinator = Proc::spawn(
         "coordinator",
         &["scan", "--redis", &url, "--workers", "0", "--quiet"],

@@ -6,21 +6,19 @@
 //!
 //! promtool comes from the Debian package `prometheus` (`scripts/test.sh` installs it).
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use serde_yaml_ng::Value;
 
-mod support;
-
-#[path = "support/promql.rs"]
-mod promql;
-
-use std::time::Duration;
-use support::technic::{http_get, run_json, wait_for, Proc, FAST_CLUSTER};
-
-use promql::{metric_names, unexported};
+use support::ports::Port;
+use support::promql::{metric_names, unexported};
+use support::technic::{http_get, run_json, Proc, FAST_CLUSTER};
+use support::wait::wait_for;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -139,7 +137,8 @@ fn every_alert_is_actionable_and_tested_firing_and_quiet() {
 /// cluster's Redis is the test harness's redis-server, so the node gauge has been set.
 fn exposition() -> String {
     let redis = support::redis::RedisServer::start();
-    let bind = format!("127.0.0.1:{}", support::redis::free_port(false));
+    let port = Port::reserve();
+    let bind = port.addr();
     let url = redis.url();
     let _serve = Proc::spawn(
         "serve",
@@ -663,4 +662,37 @@ fn k8s_manifests_probe_the_health_endpoints_and_load_their_config() {
     technic::config::Settings::load(Some(&path), &HashMap::new())
         .unwrap_or_else(|e| panic!("cluster/k8s/configmap.yaml technic.toml: {e:?}"));
     assert!(s(&cm["data"]["redis_url"]).starts_with("redis-cluster://"));
+}
+
+#[test]
+fn the_promql_reader_finds_metric_names_and_nothing_else() {
+    let n = |e: &str| metric_names(e).into_iter().collect::<Vec<_>>();
+    assert_eq!(
+        n("histogram_quantile(0.95, sum by (le) (rate(technic_scan_duration_seconds_bucket[$__rate_interval])))"),
+        ["technic_scan_duration_seconds_bucket"]
+    );
+    assert_eq!(
+        n(
+            r#"sum(rate(a_total{outcome="failed",x=~"b|c}"}[15m])) / sum without(kind) (rate(b_total[15m])) > 0.05"#
+        ),
+        ["a_total", "b_total"]
+    );
+    assert_eq!(
+        n("max_over_time(technic_circuit_state[2m]) == 2 and on (job) up offset 5m"),
+        ["technic_circuit_state", "up"]
+    );
+    assert_eq!(n("x * 1e6 + y[5m:1m] unless ${var} z"), ["x", "y", "z"]);
+    assert_eq!(n("topk(3, count by (a) (q))"), ["q"]);
+}
+
+#[test]
+fn the_exposition_reader_maps_series_to_families() {
+    let text = "# TYPE a counter\n# TYPE h histogram\nh_bucket{le=\"1\"} 0\n# TYPE g gauge\n# TYPE c_total counter\n# EOF\n";
+    let used: BTreeSet<String> = [
+        "a_total", "a", "h_bucket", "h_count", "h", "g", "c_total", "up", "nope",
+    ]
+    .map(String::from)
+    .into();
+    let missing: Vec<String> = unexported(&used, text).into_iter().collect();
+    assert_eq!(missing, ["a", "h", "nope"]);
 }

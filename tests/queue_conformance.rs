@@ -272,8 +272,8 @@ async fn redis_queue_is_bounded_and_reports_an_unreachable_redis() {
         q.push(shards("a", 3)).await,
         Err(QueueError::Full { capacity: 2 })
     );
-    let port = support::redis::free_port(false);
-    let url = format!("redis://user:secret@127.0.0.1:{port}/");
+    let down = support::ports::Port::reserve();
+    let url = format!("redis://user:secret@{}/", down.addr());
     let down = open(&url, opts(50, 30_000, 3));
     let start = Instant::now();
     match down.push(shards("a", 1)).await {

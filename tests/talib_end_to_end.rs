@@ -65,7 +65,7 @@ fn the_indicators_command_matches_talib_on_every_bar() {
 
 #[test]
 fn the_scan_uses_talib_values_at_the_last_bar() {
-    use technic::data::csvdir::{read_bars_csv, Columns};
+    use technic::data::csv_bars::{read_bars_csv, Columns};
     use technic::scan::compute_features;
     for case in ["gbm_long", "penny", "volatile"] {
         let bars =

@@ -4,11 +4,10 @@
 //! Retry, the token; and the page's files over plain HTTP. The operator pages (performance,
 //! cache, cluster) are in `tests/web_ops.rs`. Screenshots go to `target/screenshots/`.
 
-mod api_support;
-mod web_support;
+mod support;
 
-use api_support::Server;
-use web_support::{num, start_and_follow, Browser, ONE_BROWSER, SLOW};
+use support::api::Server;
+use support::web::{num, start_and_follow, Browser, ONE_BROWSER, SLOW};
 
 /// The scan id the page is showing, from its CSV link.
 async fn shown_scan_id(b: &Browser) -> String {
@@ -151,8 +150,8 @@ async fn a_scan_from_the_page_fills_the_table_sorts_and_downloads_csv() {
     } else {
         json_href
     };
-    let (st, doc) = api_support::json_of(
-        api_support::client()
+    let (st, doc) = support::api::json_of(
+        support::api::client()
             .get(&json_href)
             .send()
             .await
@@ -303,7 +302,7 @@ async fn the_token_is_entered_once_and_sent_with_mutating_calls() {
 #[tokio::test]
 async fn the_page_and_assets_are_served_from_the_binary() {
     let s = Server::start(&["--workers", "1", "--token", "t0ken"], &[]).await;
-    let c = api_support::client();
+    let c = support::api::client();
     for (path, ct) in [
         ("/", "text/html; charset=utf-8"),
         ("/assets/app.js", "text/javascript; charset=utf-8"),
@@ -334,7 +333,7 @@ async fn the_page_and_assets_are_served_from_the_binary() {
         assert_eq!(again.status().as_u16(), 304, "{path}");
     }
     let (st, v) = s.get("/assets/missing.js").await;
-    api_support::assert_error(st, &v, 404, "ROUTE_NOT_FOUND");
+    support::api::assert_error(st, &v, 404, "ROUTE_NOT_FOUND");
     let html = c
         .get(s.url("/"))
         .send()

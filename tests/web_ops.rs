@@ -4,16 +4,14 @@
 //! a narrow screen, the keyboard and hidden-tab polling) and of a multi-process cluster
 //! with a worker killed. Screenshots go to `target/screenshots/`.
 
-mod api_support;
 mod support;
-mod web_support;
 
 use std::time::Duration;
 
-use api_support::Server;
 use serde_json::Value;
+use support::api::Server;
 use support::redis::RedisServer;
-use web_support::{num, start_and_follow, Browser, ONE_BROWSER, SLOW};
+use support::web::{num, start_and_follow, Browser, ONE_BROWSER, SLOW};
 
 #[tokio::test]
 async fn two_scans_chart_two_points_cache_hits_and_clear_empties_it() {

@@ -1,4 +1,4 @@
-//! Health, readiness, metrics, cluster nodes and performance history.
+//! Health and readiness: `/health`, `/health/live`, `/health/ready`, `/health/detailed`.
 //!
 //! `/health` and `/health/live` answer from memory (never Redis). `/health/ready` is 503
 //! until workers are registered. `/health/detailed` (`application/health+json`) checks
@@ -8,21 +8,22 @@
 
 use std::time::Duration;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{json, Value};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
-use super::history::ScanSummary;
 use super::scans::Shared;
 use super::state::{cluster_nodes, AppState, NodeInfo};
 use crate::data::CircuitState;
 use crate::error::ErrorCode;
+
+/// The worker binary serves `/metrics` next to `/health/live`; both reachable from here.
 
 /// How long the cache probe of `/health/detailed` may take.
 const CACHE_PROBE: Duration = Duration::from_secs(1);
@@ -280,103 +281,4 @@ pub async fn detailed(State(state): Shared) -> Response {
         body.to_string(),
     )
         .into_response()
-}
-
-/// Prometheus metrics, OpenMetrics text.
-#[utoipa::path(get, path = "/metrics", tag = "metrics",
-    responses((status = 200, body = String, content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8")))]
-pub async fn metrics() -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        crate::telemetry::encode_metrics(),
-    )
-        .into_response()
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Nodes {
-    pub nodes: Vec<NodeInfo>,
-}
-
-/// The cluster's nodes: every node of the registry over Redis (down ones included), or
-/// this process's workers in process.
-#[utoipa::path(get, path = "/api/v1/cluster/nodes", tag = "cluster",
-    responses((status = 200, body = Nodes), (status = 503, body = ErrorBody)))]
-pub async fn nodes(State(state): Shared) -> Result<Json<Nodes>, ApiError> {
-    match cluster_nodes(&state).await {
-        Ok(nodes) => Ok(Json(Nodes { nodes })),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot list the cluster nodes");
-            Err(ApiError::new(
-                ErrorCode::QueueUnavailable,
-                "the cluster's node registry (in Redis) does not answer",
-                vec!["check that the Redis given with --redis is running and reachable".into()],
-            ))
-        }
-    }
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-pub struct PerfQuery {
-    /// Most scans (default 100).
-    limit: Option<usize>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PerfPoint {
-    pub id: String,
-    pub finished_at: Option<chrono::DateTime<Utc>>,
-    pub scanned: Option<usize>,
-    pub total_seconds: f64,
-    pub symbols_per_second: f64,
-    pub cache_hit_rate: Option<f64>,
-    /// Against the first uncached scan of the same universe on record; `None` without one.
-    pub speedup: Option<f64>,
-}
-
-/// Finished scans' timing, oldest first, with the speedup against the same universe's
-/// first uncached scan in the history.
-#[utoipa::path(get, path = "/api/v1/performance/history", tag = "performance", params(PerfQuery),
-    responses((status = 200, body = Object)))]
-pub async fn performance(State(state): Shared, Query(q): Query<PerfQuery>) -> Json<Value> {
-    let limit = q
-        .limit
-        .unwrap_or(100)
-        .clamp(1, state.settings.api.history_max_scans);
-    let mut scans: Vec<ScanSummary> = state
-        .history
-        .list(limit)
-        .await
-        .into_iter()
-        .filter(|s| s.timing.is_some())
-        .collect();
-    scans.reverse();
-    let points: Vec<PerfPoint> = scans
-        .iter()
-        .filter_map(|s| {
-            let t = s.timing.as_ref()?;
-            let baseline = scans.iter().find(|b| {
-                b.universe_key == s.universe_key
-                    && b.timing.as_ref().is_some_and(|bt| {
-                        bt.cache_hit_rate.unwrap_or(0.0) == 0.0 && bt.total_seconds > 0.0
-                    })
-            });
-            Some(PerfPoint {
-                id: s.id.clone(),
-                finished_at: s.finished_at,
-                scanned: s.scanned,
-                total_seconds: t.total_seconds,
-                symbols_per_second: t.symbols_per_second,
-                cache_hit_rate: t.cache_hit_rate,
-                speedup: baseline
-                    .and_then(|b| b.timing.as_ref())
-                    .filter(|_| t.total_seconds > 0.0)
-                    .map(|bt| bt.total_seconds / t.total_seconds),
-            })
-        })
-        .collect();
-    Json(json!({ "scans": points }))
 }

@@ -1,7 +1,8 @@
-//! The HTTP control plane: an axum router over the coordinator — scans
-//! (submit, history, state, SSE events, results, cancel), cache, cluster nodes,
-//! performance history, health, metrics and the OpenAPI document generated from the
-//! handlers' annotations (utoipa), so the document and the routes cannot drift apart.
+//! The HTTP control plane: an axum router over the coordinator — scans (submit, history,
+//! state, SSE events, results, cancel), cache, cluster nodes ([`nodes`]), performance
+//! history ([`performance`]), health ([`health`]), metrics ([`metrics`]) and the OpenAPI
+//! document generated from the handlers' annotations (utoipa), so the document and the
+//! routes cannot drift apart.
 //!
 //! Every non-2xx body has one shape ([`error`]); mutating routes need the bearer token
 //! when one is configured ([`auth`]); bodies are bounded (413). Must not: hold a lock
@@ -13,6 +14,9 @@ pub mod error;
 pub mod events;
 pub mod health;
 pub mod history;
+pub mod metrics;
+pub mod nodes;
+pub mod performance;
 pub mod scan_request;
 pub mod scans;
 pub mod state;
@@ -80,13 +84,13 @@ fn routes() -> (Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(cache::clear))
         .routes(routes!(cache::warm))
         .routes(routes!(cache::get_ttl, cache::put_ttl))
-        .routes(routes!(health::nodes))
-        .routes(routes!(health::performance))
+        .routes(routes!(nodes::nodes))
+        .routes(routes!(performance::performance))
         .routes(routes!(health::health))
         .routes(routes!(health::live))
         .routes(routes!(health::ready))
         .routes(routes!(health::detailed))
-        .routes(routes!(health::metrics))
+        .routes(routes!(metrics::metrics))
         .routes(routes!(openapi))
         .split_for_parts()
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::output::emit;
-use crate::data::csvdir::{read_bars_csv, Columns};
+use crate::data::csv_bars::{read_bars_csv, Columns};
 use crate::error::{ErrorCode, UserError};
 use crate::indicators::{table, TABLE_COLUMNS};
 use crate::market::Bars;

@@ -1,6 +1,7 @@
-//! The per-shard pipeline a worker runs: cached features, then cached bars, then the
-//! provider; compute and score on rayon; write back what was computed. The warmer runs the
-//! same pipeline in [`CacheMode::Refresh`] to reload keys before they expire.
+//! The per-shard pipeline a worker runs, one function per stage: cached features, cached
+//! bars, the provider for the rest; compute and score on rayon; write back what was
+//! computed; the report. The warmer runs the same pipeline in [`CacheMode::Refresh`] to
+//! reload keys before they expire.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,7 +14,7 @@ use crate::cache::ScanCache;
 use crate::cache::{CacheReport, Kind};
 use crate::data::MarketData;
 use crate::data::{BarRange, DataError};
-use crate::market::{Bars, Origin};
+use crate::market::{Bars, Origin, UniverseEntry};
 use crate::scan::{
     compute_features, score, Evaluation, Failure, FilterReason, ScanConfig, ScanResult,
     SymbolFeatures, FEATURES_VERSION,
@@ -63,76 +64,158 @@ pub struct ShardReport {
 /// compute), then bars (a hit skips the provider), then the provider; what was computed or
 /// fetched is written back. Symbols after a cancellation are left out.
 pub async fn process_shard(ctx: &PipelineContext, shard: &Shard, mode: CacheMode) -> ShardReport {
-    let cfg = Arc::clone(&shard.config);
-    let n = shard.entries.len();
     let symbols: Vec<String> = shard.entries.iter().map(|e| e.symbol.clone()).collect();
-    let keys = CacheKeys::new(ctx.provider.cache_namespace(), &cfg);
-    let mut cache_stats = CacheReport::default();
-    let t0 = Instant::now();
+    let keys = CacheKeys::new(ctx.provider.cache_namespace(), &shard.config);
+    // The cache is read only in `Use` mode; it is written in both.
+    let readable = ctx.cache.as_deref().filter(|_| mode == CacheMode::Use);
+    let mut stats = CacheReport::default();
 
-    // 1. Cached features.
-    let mut features: Vec<Option<SymbolFeatures>> = vec![None; n];
-    let read_cache = mode == CacheMode::Use;
-    if let (Some(cache), true) = (&ctx.cache, read_cache) {
-        cache.record_requests(&symbols).await;
-        let (got, available) = cache
-            .get(Kind::Features, &keys.all(Kind::Features, &symbols))
-            .await;
-        features = got;
-        cache_stats.lookups = n as u64;
-        cache_stats.unavailable |= !available;
-    }
-    // 2. Cached bars, then the provider, for the rest.
-    let need: Vec<usize> = (0..n).filter(|&i| features[i].is_none()).collect();
-    let mut bars: Vec<Option<Result<Bars, DataError>>> = vec![None; n];
-    let mut cached_bars = vec![false; n];
-    if let (Some(cache), true) = (&ctx.cache, read_cache && !need.is_empty()) {
-        let need_syms: Vec<String> = need.iter().map(|&i| symbols[i].clone()).collect();
-        let (got, available) = cache
-            .get::<Bars>(Kind::Bars, &keys.all(Kind::Bars, &need_syms))
-            .await;
-        cache_stats.unavailable |= !available;
-        for (&i, b) in need.iter().zip(got) {
-            cached_bars[i] = b.is_some();
-            bars[i] = b.map(Ok);
-        }
-    }
-    let (mut bulk_symbols, mut fallback_symbols) = (0, 0);
-    let fetch: Vec<usize> = need
-        .iter()
-        .copied()
-        .filter(|&i| bars[i].is_none())
-        .collect();
-    if !fetch.is_empty() {
-        let fetch_syms: Vec<String> = fetch.iter().map(|&i| symbols[i].clone()).collect();
-        let range =
-            BarRange::new(cfg.as_of, cfg.lookback_days).with_scan_symbols(shard.scan_symbols);
-        let loaded = ctx.provider.load_many(&fetch_syms, range).await;
-        let count = |o: fn(&Origin) -> bool| {
-            loaded
-                .iter()
-                .filter(|r| r.as_ref().is_ok_and(|b| o(&b.origin)))
-                .count()
-        };
-        bulk_symbols = count(|o| *o == Origin::Bulk);
-        fallback_symbols = count(|o| matches!(o, Origin::Fallback(_)));
-        for (&i, b) in fetch.iter().zip(loaded) {
-            bars[i] = Some(b.map(|b| b.window(cfg.as_of, cfg.lookback_days).to_bars()));
-        }
-    }
-    cache_stats.hits = (0..n)
-        .filter(|&i| features[i].is_some() || cached_bars[i])
+    let t0 = Instant::now();
+    let features = cached_features(readable, &keys, &symbols, &mut stats).await;
+    let mut bars = cached_bars(readable, &keys, &symbols, &features, &mut stats).await;
+    let loaded = provider_load(ctx, shard, &symbols, &features, &mut bars.bars).await;
+    stats.hits = (0..symbols.len())
+        .filter(|&i| features[i].is_some() || bars.cached[i])
         .count() as u64;
     let fetch_seconds = t0.elapsed().as_secs_f64();
 
-    // 3. Compute what is missing and score everything, on rayon.
     let t1 = Instant::now();
+    let computed = compute(ctx, shard, features, bars.bars).await;
+    let compute_seconds = t1.elapsed().as_secs_f64();
+
+    if let Some(cache) = ctx.cache.as_deref() {
+        write_back(cache, &keys, &symbols, &computed, &bars.cached, &mut stats).await;
+    }
+    ShardReport {
+        scan_id: shard.scan_id.clone(),
+        node_id: ctx.node_id.clone(),
+        outcomes: computed.outcomes,
+        fetch_seconds,
+        compute_seconds,
+        cache: ctx.cache.as_ref().map(|_| stats),
+        bulk_symbols: loaded.bulk,
+        fallback_symbols: loaded.fallback,
+    }
+}
+
+/// Bars of one shard, index-aligned with its entries: `None` where not loaded (a features
+/// hit needs none), and whether each came from the cache.
+struct ShardBars {
+    bars: Vec<Option<Result<Bars, DataError>>>,
+    cached: Vec<bool>,
+}
+
+/// How many symbols the provider served through its bulk path and from a fallback source.
+#[derive(Default)]
+struct Loaded {
+    bulk: usize,
+    fallback: usize,
+}
+
+/// What compute produced: the outcome of each symbol not cancelled, the features computed
+/// fresh (by entry index) and the bars they were computed from.
+struct Computed {
+    outcomes: Vec<(String, SymbolOutcome)>,
+    fresh: Vec<(usize, SymbolFeatures)>,
+    bars: Vec<Option<Result<Bars, DataError>>>,
+}
+
+/// Stage 1: cached features, one per symbol (`None`: a miss, or no readable cache).
+async fn cached_features(
+    cache: Option<&ScanCache>,
+    keys: &CacheKeys,
+    symbols: &[String],
+    stats: &mut CacheReport,
+) -> Vec<Option<SymbolFeatures>> {
+    let Some(cache) = cache else {
+        return vec![None; symbols.len()];
+    };
+    cache.record_requests(symbols).await;
+    let (got, available) = cache
+        .get(Kind::Features, &keys.all(Kind::Features, symbols))
+        .await;
+    stats.lookups = symbols.len() as u64;
+    stats.unavailable |= !available;
+    got
+}
+
+/// Stage 2: cached bars for the symbols without cached features.
+async fn cached_bars(
+    cache: Option<&ScanCache>,
+    keys: &CacheKeys,
+    symbols: &[String],
+    features: &[Option<SymbolFeatures>],
+    stats: &mut CacheReport,
+) -> ShardBars {
+    let n = symbols.len();
+    let mut out = ShardBars {
+        bars: vec![None; n],
+        cached: vec![false; n],
+    };
+    let need: Vec<usize> = (0..n).filter(|&i| features[i].is_none()).collect();
+    let Some(cache) = cache.filter(|_| !need.is_empty()) else {
+        return out;
+    };
+    let need_syms: Vec<String> = need.iter().map(|&i| symbols[i].clone()).collect();
+    let (got, available) = cache
+        .get::<Bars>(Kind::Bars, &keys.all(Kind::Bars, &need_syms))
+        .await;
+    stats.unavailable |= !available;
+    for (&i, b) in need.iter().zip(got) {
+        out.cached[i] = b.is_some();
+        out.bars[i] = b.map(Ok);
+    }
+    out
+}
+
+/// Stage 3: the provider loads what neither cache served (symbols with neither features nor
+/// bars), windowed to the scan's lookback.
+async fn provider_load(
+    ctx: &PipelineContext,
+    shard: &Shard,
+    symbols: &[String],
+    features: &[Option<SymbolFeatures>],
+    bars: &mut [Option<Result<Bars, DataError>>],
+) -> Loaded {
+    let cfg = &shard.config;
+    let fetch: Vec<usize> = (0..symbols.len())
+        .filter(|&i| features[i].is_none() && bars[i].is_none())
+        .collect();
+    if fetch.is_empty() {
+        return Loaded::default();
+    }
+    let fetch_syms: Vec<String> = fetch.iter().map(|&i| symbols[i].clone()).collect();
+    let range = BarRange::new(cfg.as_of, cfg.lookback_days).with_scan_symbols(shard.scan_symbols);
+    let loaded = ctx.provider.load_many(&fetch_syms, range).await;
+    let count = |o: fn(&Origin) -> bool| {
+        loaded
+            .iter()
+            .filter(|r| r.as_ref().is_ok_and(|b| o(&b.origin)))
+            .count()
+    };
+    let counts = Loaded {
+        bulk: count(|o| *o == Origin::Bulk),
+        fallback: count(|o| matches!(o, Origin::Fallback(_))),
+    };
+    for (&i, b) in fetch.iter().zip(loaded) {
+        bars[i] = Some(b.map(|b| b.window(cfg.as_of, cfg.lookback_days).to_bars()));
+    }
+    counts
+}
+
+/// Stage 4: computes what is missing and scores everything, on rayon. A symbol reached
+/// after its scan was cancelled gets no outcome.
+async fn compute(
+    ctx: &PipelineContext,
+    shard: &Shard,
+    features: Vec<Option<SymbolFeatures>>,
+    bars: Vec<Option<Result<Bars, DataError>>>,
+) -> Computed {
     let entries = shard.entries.clone();
     let queue = ctx.queue.clone();
     let scan_id = shard.scan_id.clone();
-    let compute_cfg = Arc::clone(&cfg);
-    let (outcomes, computed, bars) = crate::cpu::run(move || {
-        let cfg = compute_cfg;
+    let cfg = Arc::clone(&shard.config);
+    crate::cpu::run(move || {
         let per_symbol: Vec<_> = entries
             .par_iter()
             .zip(features.into_par_iter())
@@ -141,96 +224,111 @@ pub async fn process_shard(ctx: &PipelineContext, shard: &Shard, mode: CacheMode
                 if queue.as_ref().is_some_and(|q| q.is_cancelled(&scan_id)) {
                     return None;
                 }
-                let (sf, fresh) = match (cached, bars) {
-                    (Some(sf), _) => (Ok(Some(sf)), false),
-                    (None, Some(Ok(b))) => (Ok(compute_features(b.view())), true),
-                    (None, Some(Err(e))) => (Err(e.clone()), false),
-                    (None, None) => (Ok(None), false),
-                };
-                let outcome = match &sf {
-                    Ok(Some(sf)) => match score(entry, sf, &cfg) {
-                        Evaluation::Passed(mut r) => {
-                            if let Some(Ok(Bars {
-                                origin: Origin::Fallback(source),
-                                ..
-                            })) = bars
-                            {
-                                r.fallback_source = Some(source.clone());
-                            }
-                            SymbolOutcome::Passed(r)
-                        }
-                        Evaluation::Filtered(f) => SymbolOutcome::Filtered(f),
-                    },
-                    Ok(None) => SymbolOutcome::Filtered(FilterReason::TooFewBars),
-                    Err(e) => SymbolOutcome::Failed(Failure {
-                        symbol: entry.symbol.clone(),
-                        code: e.code().to_string(),
-                        message: format!("{e}; {}", e.suggestion()),
-                    }),
-                };
-                let computed = match sf {
-                    Ok(Some(sf)) if fresh => Some(sf),
-                    _ => None,
-                };
-                Some(((entry.symbol.clone(), outcome), computed))
+                Some(evaluate(entry, cached, bars, &cfg))
             })
             .collect();
         let mut outcomes = Vec::with_capacity(per_symbol.len());
-        let mut computed = Vec::new();
+        let mut fresh = Vec::new();
         for (i, item) in per_symbol.into_iter().enumerate() {
             if let Some((outcome, sf)) = item {
                 outcomes.push(outcome);
                 if let Some(sf) = sf {
-                    computed.push((i, sf));
+                    fresh.push((i, sf));
                 }
             }
         }
-        (outcomes, computed, bars)
-    })
-    .await;
-    let compute_seconds = t1.elapsed().as_secs_f64();
-
-    // 4. Write back fresh features, and the bars they came from when those were fetched.
-    if let Some(cache) = &ctx.cache {
-        if !computed.is_empty() {
-            let f_items: Vec<_> = computed
-                .iter()
-                .map(|(i, sf)| {
-                    (
-                        keys.one(Kind::Features, &symbols[*i]),
-                        sf,
-                        sf.daily_vol(),
-                        Some(sf.as_of),
-                    )
-                })
-                .collect();
-            cache_stats.unavailable |= !cache.put(Kind::Features, &f_items).await;
-            let b_items: Vec<_> = computed
-                .iter()
-                .filter(|(i, _)| !cached_bars[*i])
-                .filter_map(|(i, sf)| match &bars[*i] {
-                    Some(Ok(b)) => Some((
-                        keys.one(Kind::Bars, &symbols[*i]),
-                        b,
-                        sf.daily_vol(),
-                        Some(sf.as_of),
-                    )),
-                    _ => None,
-                })
-                .collect();
-            cache_stats.unavailable |= !cache.put(Kind::Bars, &b_items).await;
+        Computed {
+            outcomes,
+            fresh,
+            bars,
         }
+    })
+    .await
+}
+
+/// One symbol's outcome from its cached features or its bars, and the features when they
+/// were computed here (to be written back).
+fn evaluate(
+    entry: &UniverseEntry,
+    cached: Option<SymbolFeatures>,
+    bars: &Option<Result<Bars, DataError>>,
+    cfg: &ScanConfig,
+) -> ((String, SymbolOutcome), Option<SymbolFeatures>) {
+    let (sf, fresh) = match (cached, bars) {
+        (Some(sf), _) => (Ok(Some(sf)), false),
+        (None, Some(Ok(b))) => (Ok(compute_features(b.view())), true),
+        (None, Some(Err(e))) => (Err(e.clone()), false),
+        (None, None) => (Ok(None), false),
+    };
+    let outcome = match &sf {
+        Ok(Some(sf)) => match score(entry, sf, cfg) {
+            Evaluation::Passed(mut r) => {
+                if let Some(Ok(Bars {
+                    origin: Origin::Fallback(source),
+                    ..
+                })) = bars
+                {
+                    r.fallback_source = Some(source.clone());
+                }
+                SymbolOutcome::Passed(r)
+            }
+            Evaluation::Filtered(f) => SymbolOutcome::Filtered(f),
+        },
+        Ok(None) => SymbolOutcome::Filtered(FilterReason::TooFewBars),
+        Err(e) => SymbolOutcome::Failed(Failure {
+            symbol: entry.symbol.clone(),
+            code: e.code().to_string(),
+            message: format!("{e}; {}", e.suggestion()),
+        }),
+    };
+    let computed = match sf {
+        Ok(Some(sf)) if fresh => Some(sf),
+        _ => None,
+    };
+    ((entry.symbol.clone(), outcome), computed)
+}
+
+/// Stage 5: writes back fresh features, and the bars they came from when those were
+/// fetched (not read from the cache).
+async fn write_back(
+    cache: &ScanCache,
+    keys: &CacheKeys,
+    symbols: &[String],
+    computed: &Computed,
+    cached_bars: &[bool],
+    stats: &mut CacheReport,
+) {
+    if computed.fresh.is_empty() {
+        return;
     }
-    ShardReport {
-        scan_id: shard.scan_id.clone(),
-        node_id: ctx.node_id.clone(),
-        outcomes,
-        fetch_seconds,
-        compute_seconds,
-        cache: ctx.cache.as_ref().map(|_| cache_stats),
-        bulk_symbols,
-        fallback_symbols,
-    }
+    let f_items: Vec<_> = computed
+        .fresh
+        .iter()
+        .map(|(i, sf)| {
+            (
+                keys.one(Kind::Features, &symbols[*i]),
+                sf,
+                sf.daily_vol(),
+                Some(sf.as_of),
+            )
+        })
+        .collect();
+    stats.unavailable |= !cache.put(Kind::Features, &f_items).await;
+    let b_items: Vec<_> = computed
+        .fresh
+        .iter()
+        .filter(|(i, _)| !cached_bars[*i])
+        .filter_map(|(i, sf)| match &computed.bars[*i] {
+            Some(Ok(b)) => Some((
+                keys.one(Kind::Bars, &symbols[*i]),
+                b,
+                sf.daily_vol(),
+                Some(sf.as_of),
+            )),
+            _ => None,
+        })
+        .collect();
+    stats.unavailable |= !cache.put(Kind::Bars, &b_items).await;
 }
 
 /// Cache keys of one scan's bars and features: data namespace, symbol, as-of, lookback

@@ -1,13 +1,15 @@
 //! Market data: the [`MarketData`] trait and its providers.
 //!
 //! Providers: [`synthetic`] (the embedded default, deterministic from a seed),
-//! [`csvdir`] (`DIR/SYMBOL.csv` + optional `DIR/universe.csv`) and [`polygon`] (the
-//! Polygon REST API, with a bulk grouped-daily path). Remote providers call through the
-//! one [`resilience`] layer; a [`fallback::FallbackChain`] serves what the primary cannot
-//! from the next source and flags those symbols. Every failure is a [`DataError`] with a
-//! stable code; callers turn per-symbol errors into per-symbol failures, never an
-//! aborted scan. Stands on `market` (and reads its settings from `config`).
+//! [`csvdir`] (`DIR/SYMBOL.csv` + optional `DIR/universe.csv`, bar files read by
+//! [`csv_bars`]) and [`polygon`] (the Polygon REST API, with a bulk grouped-daily path).
+//! Remote providers call through the one [`resilience`] layer; a
+//! [`fallback::FallbackChain`] serves what the primary cannot from the next source and
+//! flags those symbols. Every failure is a [`DataError`] with a stable code; callers turn
+//! per-symbol errors into per-symbol failures, never an aborted scan. Stands on `market`
+//! (and reads its settings from `config`).
 
+pub mod csv_bars;
 pub mod csvdir;
 pub mod fallback;
 pub mod polygon;
@@ -21,7 +23,8 @@ use chrono::NaiveDate;
 
 use crate::market::{Bars, UniverseEntry};
 
-pub use csvdir::{read_bars_csv, CsvError, CsvProvider};
+pub use csv_bars::{read_bars_csv, CsvError};
+pub use csvdir::CsvProvider;
 pub use fallback::FallbackChain;
 pub use polygon::PolygonProvider;
 pub use resilience::CircuitState;

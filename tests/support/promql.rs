@@ -1,5 +1,5 @@
 //! Reading PromQL and Prometheus expositions just enough to know which metric names a
-//! query selects and which an exporter serves (`tests/ops_files.rs`).
+//! query selects and which an exporter serves (`tests/ops_files.rs`, which also tests them).
 
 use std::collections::BTreeSet;
 
@@ -134,37 +134,4 @@ pub fn unexported(used: &BTreeSet<String>, exposition: &str) -> BTreeSet<String>
         .filter(|n| !served.contains(*n) && !PROMETHEUS_SERIES.contains(&n.as_str()))
         .cloned()
         .collect()
-}
-
-#[test]
-fn the_promql_reader_finds_metric_names_and_nothing_else() {
-    let n = |e: &str| metric_names(e).into_iter().collect::<Vec<_>>();
-    assert_eq!(
-        n("histogram_quantile(0.95, sum by (le) (rate(technic_scan_duration_seconds_bucket[$__rate_interval])))"),
-        ["technic_scan_duration_seconds_bucket"]
-    );
-    assert_eq!(
-        n(
-            r#"sum(rate(a_total{outcome="failed",x=~"b|c}"}[15m])) / sum without(kind) (rate(b_total[15m])) > 0.05"#
-        ),
-        ["a_total", "b_total"]
-    );
-    assert_eq!(
-        n("max_over_time(technic_circuit_state[2m]) == 2 and on (job) up offset 5m"),
-        ["technic_circuit_state", "up"]
-    );
-    assert_eq!(n("x * 1e6 + y[5m:1m] unless ${var} z"), ["x", "y", "z"]);
-    assert_eq!(n("topk(3, count by (a) (q))"), ["q"]);
-}
-
-#[test]
-fn the_exposition_reader_maps_series_to_families() {
-    let text = "# TYPE a counter\n# TYPE h histogram\nh_bucket{le=\"1\"} 0\n# TYPE g gauge\n# TYPE c_total counter\n# EOF\n";
-    let used: BTreeSet<String> = [
-        "a_total", "a", "h_bucket", "h_count", "h", "g", "c_total", "up", "nope",
-    ]
-    .map(String::from)
-    .into();
-    let missing: Vec<String> = unexported(&used, text).into_iter().collect();
-    assert_eq!(missing, ["a", "h", "nope"]);
 }

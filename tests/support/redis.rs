@@ -1,53 +1,24 @@
 //! Real `redis-server` processes for tests: a standalone server and a 3-master Redis Cluster,
-//! each on free loopback ports in its own temp dir, with no persistence, killed on Drop.
+//! each on reserved loopback ports in its own temp dir, with no persistence, killed on Drop.
 //!
 //! Readiness is awaited by polling (PING, `CLUSTER INFO`) under a deadline, never by sleeping
-//! a fixed time. Ports come from binding `127.0.0.1:0`; a cluster node also needs its bus port
-//! (port + 10000) free. A port taken between the check and the server's bind makes the server
-//! exit, and the start is retried on another port.
+//! a fixed time. Ports come from [`Port`] (a cluster node reserves its bus port, port +
+//! 10000, too) and stay reserved while the server lives, restarts included. A server that
+//! exits at start anyway (a process outside the tests took the port) is started again on
+//! another port.
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tempfile::TempDir;
+
+use super::ports::Port;
+use super::wait::{poll, wait_for};
 
 const START_DEADLINE: Duration = Duration::from_secs(10);
 const CLUSTER_DEADLINE: Duration = Duration::from_secs(30);
 const START_ATTEMPTS: usize = 5;
-
-/// A port free on 127.0.0.1 now; with `bus`, port + 10000 is free too.
-pub fn free_port(bus: bool) -> u16 {
-    loop {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let port = listener.local_addr().expect("local addr").port();
-        if !bus {
-            return port;
-        }
-        if let Some(bus_port) = port.checked_add(10_000) {
-            if TcpListener::bind(("127.0.0.1", bus_port)).is_ok() {
-                return port;
-            }
-        }
-    }
-}
-
-fn poll_until<T>(what: &str, deadline: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    let mut pause = Duration::from_millis(5);
-    loop {
-        if let Some(v) = probe() {
-            return v;
-        }
-        assert!(
-            start.elapsed() < deadline,
-            "{what}: not ready within {deadline:?}"
-        );
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(100));
-    }
-}
 
 /// A synchronous connection with short timeouts, for probes and direct writes.
 pub fn connect(port: u16) -> ::redis::RedisResult<::redis::Connection> {
@@ -67,7 +38,7 @@ pub fn query<T: ::redis::FromRedisValue>(port: u16, cmd: &::redis::Cmd) -> T {
 
 /// One `redis-server` process.
 pub struct RedisServer {
-    port: u16,
+    port: Port,
     dir: TempDir,
     extra: Vec<String>,
     child: Option<Child>,
@@ -82,8 +53,13 @@ impl RedisServer {
     fn start_with(extra: Vec<String>, bus: bool) -> Self {
         let mut last = String::new();
         for _ in 0..START_ATTEMPTS {
+            let port = if bus {
+                Port::reserve_with_bus()
+            } else {
+                Port::reserve()
+            };
             let mut server = RedisServer {
-                port: free_port(bus),
+                port,
                 dir: tempfile::tempdir().expect("temp dir"),
                 extra: extra.clone(),
                 child: None,
@@ -98,57 +74,50 @@ impl RedisServer {
 
     /// Starts the process on `self.port` and waits for PING; `Err` if it exits first.
     fn spawn(&mut self) -> Result<(), String> {
+        let port = self.port.number();
         let mut cmd = Command::new("redis-server");
         cmd.current_dir(self.dir.path())
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .args(["--logfile", "redis.log"])
             .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        let child = cmd.spawn().map_err(|e| {
+        let mut child = cmd.spawn().map_err(|e| {
             format!("spawn redis-server (is it installed? scripts/test.sh installs it): {e}")
         })?;
-        self.child = Some(child);
-        let start = Instant::now();
-        let mut pause = Duration::from_millis(5);
-        loop {
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                self.child = None;
-                return Err(format!(
-                    "redis-server on port {} exited: {status}; log: {}",
-                    self.port,
-                    self.log()
-                ));
+        // Ready: `Ok`; exited: `Err(status)`; neither yet: `None`.
+        let started = poll(START_DEADLINE, || {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(Err(status));
             }
-            let pong =
-                connect(self.port).and_then(|mut c| ::redis::cmd("PING").query::<String>(&mut c));
-            if pong.is_ok() {
-                return Ok(());
+            let pong = connect(port).and_then(|mut c| ::redis::cmd("PING").query::<String>(&mut c));
+            pong.is_ok().then_some(Ok(()))
+        });
+        match started {
+            Ok(Ok(())) => {
+                self.child = Some(child);
+                Ok(())
             }
-            if start.elapsed() > START_DEADLINE {
-                self.kill();
-                return Err(format!(
-                    "redis-server on port {} did not answer PING",
-                    self.port
-                ));
+            Ok(Err(status)) => Err(format!(
+                "redis-server on port {port} exited: {status}; log: {}",
+                self.log()
+            )),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(format!("redis-server on port {port} did not answer PING"))
             }
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(100));
         }
     }
 
     pub fn port(&self) -> u16 {
-        self.port
+        self.port.number()
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
+        format!("redis://127.0.0.1:{}/", self.port())
     }
 
     pub fn dir(&self) -> &Path {
@@ -199,7 +168,7 @@ impl RedisServer {
 
     /// A synchronous connection for direct writes and checks.
     pub fn connection(&self) -> ::redis::Connection {
-        connect(self.port).unwrap_or_else(|e| panic!("connect to {}: {e}", self.url()))
+        connect(self.port()).unwrap_or_else(|e| panic!("connect to {}: {e}", self.url()))
     }
 }
 
@@ -261,13 +230,17 @@ impl RedisCluster {
     pub fn wait_ok(&self) {
         for node in &self.nodes {
             let port = node.port();
-            poll_until(&format!("cluster node {port}"), CLUSTER_DEADLINE, || {
-                let mut c = connect(port).ok()?;
-                let info: String = ::redis::cmd("CLUSTER").arg("INFO").query(&mut c).ok()?;
-                let ok = info.lines().any(|l| l.trim() == "cluster_state:ok")
-                    && info.lines().any(|l| l.trim() == "cluster_known_nodes:3");
-                ok.then_some(())
-            });
+            wait_for(
+                &format!("cluster node {port} to be ok"),
+                CLUSTER_DEADLINE,
+                || {
+                    let mut c = connect(port).ok()?;
+                    let info: String = ::redis::cmd("CLUSTER").arg("INFO").query(&mut c).ok()?;
+                    let ok = info.lines().any(|l| l.trim() == "cluster_state:ok")
+                        && info.lines().any(|l| l.trim() == "cluster_known_nodes:3");
+                    ok.then_some(())
+                },
+            );
         }
     }
 

@@ -1,13 +1,15 @@
 //! Real `technic` processes for multi-process tests: each with a clean environment (plus
 //! the settings a test gives), stdout and stderr to files in its own temp dir, killed on
-//! Drop. Waits poll under a deadline; nothing sleeps a fixed time to "let things settle".
+//! Drop. Waits poll under a deadline ([`super::wait`]).
 
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use tempfile::TempDir;
+
+use super::wait::wait_for;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_technic");
 
@@ -21,19 +23,16 @@ pub const FAST_CLUSTER: &[(&str, &str)] = &[
     ("TECHNIC_LOG__LEVEL", "info"),
 ];
 
-/// Polls `probe` until it gives a value; panics with `what` after `deadline`.
-pub fn wait_for<T>(what: &str, deadline: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = probe() {
-            return v;
-        }
-        assert!(
-            start.elapsed() < deadline,
-            "{what}: not within {deadline:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
+/// `technic ARGS` with `env` over a clean environment (`PATH` kept).
+pub fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
     }
+    cmd
 }
 
 pub struct Proc {
@@ -48,17 +47,12 @@ impl Proc {
         let dir = tempfile::tempdir().expect("temp dir");
         let out = std::fs::File::create(dir.path().join("stdout")).expect("stdout file");
         let err = std::fs::File::create(dir.path().join("stderr")).expect("stderr file");
-        let mut cmd = Command::new(BIN);
-        cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .args(args)
+        let child = command(args, env)
             .stdin(Stdio::null())
             .stdout(out)
-            .stderr(err);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let child = cmd.spawn().expect("spawn technic");
+            .stderr(err)
+            .spawn()
+            .expect("spawn technic");
         Proc {
             child: Some(child),
             dir,

@@ -1,18 +1,19 @@
 //! A real headless Chromium driven through chromedriver (WebDriver, fantoccini) for the
-//! dashboard tests: a chromedriver process on a free port, killed on drop; helpers that
+//! dashboard tests: a chromedriver process on a reserved port, killed on drop; waits that
 //! poll with deadlines; screenshots into `target/screenshots/`.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
-pub const DEADLINE: Duration = Duration::from_secs(60);
+use super::ports::Port;
+pub use super::wait::DEADLINE;
+use super::wait::{wait_for_async, Probe};
 
 /// One browser at a time: Chromium is heavy on a 2-core machine, and the tests that use
 /// it must not starve each other's servers into timeouts.
@@ -32,9 +33,9 @@ pub struct Browser {
     pub client: Client,
     driver: Child,
     pub downloads: TempDir,
-    /// chromedriver's port and the WebDriver session, so a panicking test still ends the
-    /// session (and with it Chromium) from `Drop`.
-    port: u16,
+    /// chromedriver's port (reserved while it runs) and the WebDriver session, so a
+    /// panicking test still ends the session (and with it Chromium) from `Drop`.
+    port: Port,
     session: Option<String>,
 }
 
@@ -45,9 +46,9 @@ impl Browser {
         );
         let chrome = find_binary(&["chromium", "chromium-browser", "google-chrome"])
             .expect("chromium not found: scripts/test.sh installs it");
-        let port = crate::api_support::free_port();
+        let port = Port::reserve();
         let driver = Command::new(driver_bin)
-            .arg(format!("--port={port}"))
+            .arg(format!("--port={}", port.number()))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -70,21 +71,15 @@ impl Browser {
             Value::Object(m) => m,
             _ => unreachable!("a literal object"),
         };
-        let start = Instant::now();
-        let client = loop {
-            match ClientBuilder::rustls()
+        let url = format!("http://{}", port.addr());
+        let client = wait_for_async("a chromedriver session", DEADLINE, async || {
+            ClientBuilder::rustls()
                 .expect("rustls connector")
                 .capabilities(caps.clone())
-                .connect(&format!("http://127.0.0.1:{port}"))
+                .connect(&url)
                 .await
-            {
-                Ok(c) => break c,
-                Err(e) => {
-                    assert!(start.elapsed() < DEADLINE, "chromedriver session: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-        };
+        })
+        .await;
         let session = client.session_id().await.ok().flatten();
         Browser {
             client,
@@ -146,42 +141,27 @@ impl Browser {
     }
 
     /// Polls `probe` until it yields, or panics at the deadline naming `what`.
-    pub async fn wait_for<T, F, Fut>(&self, what: &str, mut probe: F) -> T
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Option<T>>,
-    {
-        let start = Instant::now();
-        loop {
-            if let Some(v) = probe().await {
-                return v;
-            }
-            assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+    pub async fn wait_for<P: Probe>(&self, what: &str, probe: impl AsyncFnMut() -> P) -> P::Value {
+        wait_for_async(what, DEADLINE, probe).await
     }
 
     /// Waits until the text of `data-testid=id` satisfies `ok`; returns it.
     pub async fn wait_text(&self, id: &str, ok: impl Fn(&str) -> bool) -> String {
-        let start = Instant::now();
-        let mut last = String::new();
-        loop {
-            if let Ok(e) = self
+        let what = format!("data-testid={id} to match");
+        wait_for_async(&what, DEADLINE, async || {
+            let e = self
                 .client
                 .find(Locator::Css(&format!("[data-testid=\"{id}\"]")))
                 .await
-            {
-                last = e.text().await.unwrap_or_default();
-                if ok(&last) {
-                    return last;
-                }
+                .map_err(|e| e.to_string())?;
+            let text = e.text().await.unwrap_or_default();
+            if ok(&text) {
+                Ok(text)
+            } else {
+                Err(format!("text {text:?}"))
             }
-            assert!(
-                start.elapsed() < DEADLINE,
-                "data-testid={id} never matched; last text: {last:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })
+        .await
     }
 
     /// The visible text of every `<tbody><tr>` of a table, one `Vec` of cells per row.
@@ -264,7 +244,7 @@ impl Drop for Browser {
         // HTTP (the async client needs the runtime that is unwinding), so chromedriver quits
         // Chromium instead of orphaning it when chromedriver is killed below.
         if let Some(id) = self.session.take() {
-            delete_session(self.port, &id);
+            delete_session(self.port.number(), &id);
         }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
@@ -308,26 +288,29 @@ pub fn num(s: Option<String>) -> f64 {
 /// value seen, in order.
 pub async fn start_and_follow(b: &Browser) -> Vec<f64> {
     b.click("scan-start").await;
-    let mut seen = Vec::new();
-    let start = Instant::now();
-    loop {
-        let v = num(b.attr("scan-progress", "aria-valuenow").await);
+    fn record(v: f64, seen: &mut Vec<f64>) {
         if seen.last() != Some(&v) {
             seen.push(v);
         }
+    }
+    let mut seen = Vec::new();
+    wait_for_async("the scan to finish", DEADLINE, async || {
+        record(
+            num(b.attr("scan-progress", "aria-valuenow").await),
+            &mut seen,
+        );
         let stage = b.text("scan-stage").await;
         if ["done", "failed", "cancelled"].contains(&stage.as_str()) {
             // The scan may have ended between the two reads: the bar's last value.
-            let v = num(b.attr("scan-progress", "aria-valuenow").await);
-            if seen.last() != Some(&v) {
-                seen.push(v);
-            }
-            return seen;
+            record(
+                num(b.attr("scan-progress", "aria-valuenow").await),
+                &mut seen,
+            );
+            Ok(())
+        } else {
+            Err(format!("stage {stage}, values {seen:?}"))
         }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "scan never finished: {seen:?}, stage {stage}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await;
+    seen
 }

@@ -1,45 +1,42 @@
-//! A real `technic serve` process on a free loopback port, and a small HTTP client with
+//! A real `technic serve` process on a reserved loopback port, and a small HTTP client with
 //! an SSE reader, for the control plane's integration tests.
-#![allow(dead_code)]
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::Duration;
 
 use serde_json::Value;
 use tempfile::TempDir;
 
-pub const DEADLINE: Duration = Duration::from_secs(60);
+use super::ports::Port;
+pub use super::wait::DEADLINE;
+use super::wait::{poll, wait_for_async};
 
-pub fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
+/// How long [`Server::stop`] waits for the exit after SIGTERM before SIGKILL.
+const STOP_DEADLINE: Duration = Duration::from_secs(20);
 
 /// `technic serve`, killed on drop; stderr goes to a file (`log()`).
 pub struct Server {
-    child: Option<Child>,
+    child: Option<std::process::Child>,
     pub base: String,
     dir: TempDir,
+    /// Reserved for as long as the server runs.
+    _port: Port,
 }
 
+/// `technic serve ARGS` with `env` over a clean environment.
 pub fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_technic"));
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .arg("serve")
-        .args(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd
+    let all: Vec<&str> = std::iter::once("serve")
+        .chain(args.iter().copied())
+        .collect();
+    super::technic::command(&all, env)
 }
 
 impl Server {
     /// Starts the server and waits until `/health` answers.
     pub async fn start(args: &[&str], env: &[(&str, &str)]) -> Server {
-        let port = free_port();
-        let bind = format!("127.0.0.1:{port}");
+        let port = Port::reserve();
+        let bind = port.addr();
         let dir = tempfile::tempdir().expect("tempdir");
         let log = std::fs::File::create(dir.path().join("serve.log")).expect("log file");
         let mut all: Vec<&str> = vec!["--bind", &bind];
@@ -53,21 +50,18 @@ impl Server {
             child: Some(child),
             base: format!("http://{bind}"),
             dir,
+            _port: port,
         };
-        let start = Instant::now();
-        loop {
-            if let Ok(r) = client().get(server.url("/health")).send().await {
-                if r.status().is_success() {
-                    return server;
-                }
-            }
-            assert!(
-                start.elapsed() < DEADLINE,
-                "technic serve did not answer: {}",
-                server.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_for_async(
+            "technic serve to answer /health",
+            DEADLINE,
+            async || match client().get(server.url("/health")).send().await {
+                Ok(r) if r.status().is_success() => Ok(()),
+                _ => Err(format!("log: {}", server.log())),
+            },
+        )
+        .await;
+        server
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -83,17 +77,13 @@ impl Server {
     }
 
     /// SIGTERM, then waits for the exit (SIGKILL after the deadline).
-    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+    pub fn stop(&mut self) -> Option<ExitStatus> {
         let mut child = self.child.take()?;
         let _ = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
             .status();
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(20) {
-            if let Ok(Some(s)) = child.try_wait() {
-                return Some(s);
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        if let Ok(status) = poll(STOP_DEADLINE, || child.try_wait().ok().flatten()) {
+            return Some(status);
         }
         let _ = child.kill();
         child.wait().ok()
@@ -125,16 +115,16 @@ impl Server {
 
     /// Polls the scan until its stage is terminal; returns its state.
     pub async fn wait_done(&self, id: &str) -> Value {
-        let start = Instant::now();
-        loop {
+        wait_for_async(&format!("scan {id} to finish"), DEADLINE, async || {
             let (status, v) = self.get(&format!("/api/v1/scans/{id}")).await;
             assert_eq!(status, 200, "{v}");
             if ["done", "failed", "cancelled"].contains(&v["stage"].as_str().unwrap_or("")) {
-                return v;
+                Ok(v)
+            } else {
+                Err(v)
             }
-            assert!(start.elapsed() < DEADLINE, "scan {id} not finished: {v}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })
+        .await
     }
 }
 

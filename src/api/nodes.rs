@@ -1,0 +1,35 @@
+//! `/api/v1/cluster/nodes`: the cluster's nodes, from the registry in Redis or this
+//! process's workers.
+
+use axum::extract::State;
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::error::{ApiError, ErrorBody};
+use super::scans::Shared;
+use super::state::{cluster_nodes, NodeInfo};
+use crate::error::ErrorCode;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Nodes {
+    pub nodes: Vec<NodeInfo>,
+}
+
+/// The cluster's nodes: every node of the registry over Redis (down ones included), or
+/// this process's workers in process.
+#[utoipa::path(get, path = "/api/v1/cluster/nodes", tag = "cluster",
+    responses((status = 200, body = Nodes), (status = 503, body = ErrorBody)))]
+pub async fn nodes(State(state): Shared) -> Result<Json<Nodes>, ApiError> {
+    match cluster_nodes(&state).await {
+        Ok(nodes) => Ok(Json(Nodes { nodes })),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list the cluster nodes");
+            Err(ApiError::new(
+                ErrorCode::QueueUnavailable,
+                "the cluster's node registry (in Redis) does not answer",
+                vec!["check that the Redis given with --redis is running and reachable".into()],
+            ))
+        }
+    }
+}
