@@ -56,7 +56,9 @@ impl LinkError {
             LinkError::Reply {
                 code: c, message, ..
             } => c.as_deref() == Some(code) || message.contains(code),
-            _ => false,
+            // A failed pipeline has no code of its own; its command's reply is in the text.
+            LinkError::Unavailable { message, .. } => message.contains(code),
+            LinkError::InvalidUrl { .. } => false,
         }
     }
 

@@ -15,7 +15,7 @@ use crate::cluster::{LocalCluster, NodeState, Progress, QueueError};
 use crate::config::Settings;
 use crate::data::MarketData;
 use crate::error::{ErrorCode, UserError};
-use crate::node::{redis_of, Node};
+use crate::node::Node;
 use crate::scan::ScanConfig;
 
 /// Shared by every handler.
@@ -41,7 +41,7 @@ impl AppState {
     pub fn new(node: &mut Node) -> Result<Self, UserError> {
         let api = &node.settings.api;
         let history = History::new(
-            redis_of(&node.plan.cache).as_ref(),
+            node.plan.cache.redis().as_ref(),
             api.history_max_scans,
             api.history_ttl_secs,
         )

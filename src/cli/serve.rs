@@ -23,7 +23,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR")]
     pub bind: Option<String>,
     /// Bearer token for mutating routes (prefer TECHNIC_API__TOKEN: arguments are visible in `ps`).
-    #[arg(long, value_name = "TOKEN", hide_env_values = true)]
+    #[arg(long, value_name = "TOKEN")]
     pub token: Option<String>,
     #[command(flatten)]
     pub node: NodeArgs,

@@ -3,8 +3,8 @@
 //! Layers, lowest first: `configs/default.toml` (embedded, documents every setting) <
 //! a user file (`--config`) < `TECHNIC_SECTION__KEY` environment variables < CLI flags
 //! (applied by the CLI on top of the loaded struct). The environment is passed in as a
-//! map, never read here, so tests stay isolated. Imports no other module of the crate:
-//! everything above it reads its settings from here.
+//! map, never read here, so tests stay isolated. Imports only the Redis URL syntax
+//! (`redis_link`): everything else reads its settings from here.
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -7,6 +7,7 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use super::SettingsError;
+use crate::redis_link::{redact, RedisUrl};
 
 /// Where the cache lives: `none`, `memory`, `redis://HOST:PORT` or
 /// `redis-cluster://HOST:PORT[,HOST:PORT...]`.
@@ -31,34 +32,32 @@ impl std::str::FromStr for CacheTarget {
     type Err = InvalidCacheUrl;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let invalid = |reason: &str| InvalidCacheUrl {
-            url: s.to_string(),
-            reason: reason.to_string(),
-        };
         match s {
             "none" | "off" => Ok(CacheTarget::None),
             "memory" => Ok(CacheTarget::Memory),
-            _ if s.starts_with("redis://") || s.starts_with("rediss://") => {
-                Ok(CacheTarget::Redis(s.to_string()))
-            }
-            _ => match s.strip_prefix("redis-cluster://") {
-                Some(rest) => {
-                    let nodes: Vec<String> = rest
-                        .split(',')
-                        .map(str::trim)
-                        .filter(|n| !n.is_empty())
-                        .map(|n| format!("redis://{n}"))
-                        .collect();
-                    if nodes.is_empty() {
-                        Err(invalid("expected redis-cluster://HOST:PORT[,HOST:PORT...]"))
-                    } else {
-                        Ok(CacheTarget::RedisCluster(nodes))
-                    }
-                }
-                None => Err(invalid(
-                    "expected none, memory, redis://HOST:PORT or redis-cluster://HOST:PORT[,HOST:PORT...]",
-                )),
+            _ if RedisUrl::looks_like(s) => match RedisUrl::parse(s) {
+                Ok(RedisUrl::Single(url)) => Ok(CacheTarget::Redis(url)),
+                Ok(RedisUrl::Cluster(seeds)) => Ok(CacheTarget::RedisCluster(seeds)),
+                Err(e) => Err(InvalidCacheUrl {
+                    url: redact(s),
+                    reason: e.to_string(),
+                }),
             },
+            _ => Err(InvalidCacheUrl {
+                url: s.to_string(),
+                reason: "expected none, memory, redis://HOST:PORT or redis-cluster://HOST:PORT[,HOST:PORT...]".into(),
+            }),
+        }
+    }
+}
+
+impl CacheTarget {
+    /// The Redis this target names, for the parts that share it (the scan history).
+    pub fn redis(&self) -> Option<RedisUrl> {
+        match self {
+            CacheTarget::Redis(url) => Some(RedisUrl::Single(url.clone())),
+            CacheTarget::RedisCluster(seeds) => Some(RedisUrl::Cluster(seeds.clone())),
+            CacheTarget::None | CacheTarget::Memory => None,
         }
     }
 }

@@ -25,7 +25,6 @@ use crate::cluster::{
 use crate::config::Settings;
 use crate::data::{self, DataSource, MarketData};
 use crate::error::{ErrorCode, UserError};
-use crate::redis_link::RedisUrl;
 use crate::scan::ScanConfig;
 use crate::shutdown::Shutdown;
 
@@ -95,15 +94,6 @@ pub fn hostname(from_env: Option<&str>) -> String {
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".into())
-}
-
-/// The Redis a cache target names, for the parts that share it (the scan history).
-pub fn redis_of(target: &CacheTarget) -> Option<RedisUrl> {
-    match target {
-        CacheTarget::Redis(url) => Some(RedisUrl::Single(url.clone())),
-        CacheTarget::RedisCluster(seeds) => Some(RedisUrl::Cluster(seeds.clone())),
-        CacheTarget::None | CacheTarget::Memory => None,
-    }
 }
 
 /// `invalid … options (N problems)` with one line per problem, as every command reports
