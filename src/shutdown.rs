@@ -10,7 +10,6 @@
 //! Nothing here sleeps or polls, and no task is aborted for an orderly stop.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
@@ -20,12 +19,27 @@ use tokio_util::task::TaskTracker;
 
 /// The stop signal and the completion guard of one scope. Cheap to clone; every clone is
 /// the same scope.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Shutdown {
     token: CancellationToken,
-    tracker: TaskTracker,
-    /// A child scope keeps its parent's completion open until the child completes.
-    _parent: Option<Arc<TaskTrackerToken>>,
+    /// This scope's tracker first, then its ancestors': a task of a child scope is waited
+    /// for by every scope above it, while the scope's own handle keeps nothing open.
+    trackers: Vec<TaskTracker>,
+}
+
+/// Keeps the completion of a scope (and of its ancestors) open until dropped.
+#[derive(Debug)]
+pub struct ShutdownGuard {
+    _tokens: Vec<TaskTrackerToken>,
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Shutdown {
+            token: CancellationToken::new(),
+            trackers: vec![TaskTracker::new()],
+        }
+    }
 }
 
 impl Shutdown {
@@ -33,13 +47,14 @@ impl Shutdown {
         Self::default()
     }
 
-    /// A scope that stops when this one does (or on its own), and that this one's
+    /// A scope that stops when this one does (or on its own), and whose tasks this one's
     /// [`Shutdown::complete`] waits for.
     pub fn child(&self) -> Shutdown {
+        let mut trackers = vec![TaskTracker::new()];
+        trackers.extend(self.trackers.iter().cloned());
         Shutdown {
             token: self.token.child_token(),
-            tracker: TaskTracker::new(),
-            _parent: Some(Arc::new(self.tracker.token())),
+            trackers,
         }
     }
 
@@ -64,23 +79,29 @@ impl Shutdown {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.tracker.spawn(task)
+        let guard = self.guard();
+        tokio::spawn(async move {
+            let _guard = guard;
+            task.await
+        })
     }
 
     /// A guard for work that is not a spawned task (an actor, a server loop): completion
     /// waits until it is dropped.
-    pub fn guard(&self) -> TaskTrackerToken {
-        self.tracker.token()
+    pub fn guard(&self) -> ShutdownGuard {
+        ShutdownGuard {
+            _tokens: self.trackers.iter().map(TaskTracker::token).collect(),
+        }
     }
 
     /// Triggers the stop and waits until every task and guard of this scope (and of its
     /// children) has ended, at most `deadline`. Returns whether everything ended in time.
     pub async fn complete(&self, deadline: Duration) -> bool {
         self.trigger();
-        self.tracker.close();
-        tokio::time::timeout(deadline, self.tracker.wait())
-            .await
-            .is_ok()
+        // Every constructor puts this scope's own tracker first.
+        let own = &self.trackers[0];
+        own.close();
+        tokio::time::timeout(deadline, own.wait()).await.is_ok()
     }
 }
 
@@ -126,6 +147,19 @@ mod tests {
         tokio::time::timeout(Duration::from_millis(1), late.triggered())
             .await
             .expect("a scope made after the trigger is already stopped");
+    }
+
+    #[tokio::test]
+    async fn a_child_handle_kept_alive_does_not_hold_up_its_parent() {
+        let root = Shutdown::new();
+        let child = root.child();
+        let task = child.clone();
+        child.spawn(async move { task.triggered().await });
+        assert!(root.complete(Duration::from_secs(1)).await);
+        assert!(
+            child.is_triggered(),
+            "{child:?} is still held here, and stopped"
+        );
     }
 
     #[tokio::test]
