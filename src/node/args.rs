@@ -137,6 +137,9 @@ impl NodeArgs {
         let Some(text) = self.workers.as_deref() else {
             return settings.local_workers();
         };
+        if matches!(role, Role::Cache | Role::Snapshot) {
+            return 0; // refused as unused above
+        }
         match text.trim().parse::<usize>() {
             Ok(0) if role == Role::Scan && *queue == QueueTarget::InProcess => {
                 problems.push(
