@@ -464,3 +464,73 @@ fn ctrl_c_cancels_and_prints_the_partial_report() {
     let scanned = report["scanned"].as_u64().expect("count");
     assert!(scanned > 0 && scanned < 3000, "partial: {scanned}");
 }
+
+#[test]
+fn json_log_mode_writes_only_json_lines_on_stderr_and_results_on_stdout() {
+    for (how, extra_env) in [
+        (vec!["--log-format", "json"], None),
+        (vec![], Some(("TECHNIC_LOG__FORMAT", "json"))),
+    ] {
+        let mut cmd = technic();
+        if let Some((k, v)) = extra_env {
+            cmd.env(k, v);
+        }
+        let mut args = how.clone();
+        args.extend(["scan", "--universe-size", "120", "--top", "3"]);
+        let out = cmd.args(&args).output().expect("runs");
+        assert!(out.status.success(), "{how:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        let lines: Vec<Value> = err
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l:?}")))
+            .collect();
+        // Progress per stage, then the summary with the report's timing.
+        assert!(
+            lines.iter().any(|l| l["fields"]["stage"] == "done"),
+            "{err}"
+        );
+        let summary = lines.last().expect("a summary line");
+        assert_eq!(summary["fields"]["scanned"], 120, "{err}");
+        assert!(summary["fields"]["timing"]["total_seconds"].is_number());
+        // The table is still on stdout, for the user.
+        assert!(String::from_utf8_lossy(&out.stdout).contains("TechRating"));
+    }
+    // Errors too.
+    let out = run(&["--log-format", "json", "scan", "--top", "x"]);
+    assert_eq!(out.status.code(), Some(2));
+    let e: Value = serde_json::from_str(stderr(&out).trim()).expect("one JSON line");
+    assert_eq!(e["level"], "ERROR");
+    assert_eq!(e["fields"]["code"], "INVALID_CONFIG");
+}
+
+#[test]
+fn an_invalid_log_level_is_an_error_not_silence() {
+    for (k, v) in [("TECHNIC_LOG__LEVEL", "verbose"), ("RUST_LOG", "infoo")] {
+        let out = technic()
+            .env(k, v)
+            .args(["scan", "--universe-size", "10"])
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(2), "{k}={v}: {}", stderr(&out));
+        assert!(stderr(&out).contains(v), "{}", stderr(&out));
+    }
+    let ok = technic()
+        .env("RUST_LOG", "technic::cluster=debug,warn")
+        .args(["scan", "--universe-size", "10", "-q"])
+        .output()
+        .expect("runs");
+    assert!(ok.status.success(), "{}", stderr(&ok));
+}
+
+#[test]
+fn shell_completions_name_the_commands() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = run(&["completions", shell]);
+        assert!(out.status.success(), "{shell}: {}", stderr(&out));
+        let script = String::from_utf8_lossy(&out.stdout);
+        for cmd in ["scan", "serve", "worker", "snapshot"] {
+            assert!(script.contains(cmd), "{shell} completion lacks {cmd}");
+        }
+    }
+    assert_eq!(run(&["completions", "tcsh"]).status.code(), Some(2));
+}

@@ -5,6 +5,7 @@ use clap::{Args, Subcommand};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 
 use super::output::emit;
+use super::say;
 use crate::cache::{CacheTarget, Kind};
 use crate::cluster::{warm_once, PipelineContext};
 use crate::config::Settings;
@@ -44,7 +45,7 @@ pub async fn run(args: &CacheArgs, settings: &Settings) -> Result<i32, UserError
         .plan(settings, Role::Cache)
         .map_err(|p| invalid_options("cache", p))?;
     if plan.cache == CacheTarget::Memory {
-        eprintln!("note: the memory cache lives inside one process; point --cache at Redis to see a shared cache");
+        say::info("note: the memory cache lives inside one process; point --cache at Redis to see a shared cache");
     }
     let unavailable = |m: String| {
         UserError::new(

@@ -8,6 +8,7 @@ mod cache;
 mod cluster;
 mod indicators;
 mod output;
+pub mod say;
 mod scan;
 mod serve;
 mod signals;
@@ -59,6 +60,11 @@ pub enum Command {
     Cluster(cluster::ClusterArgs),
     /// Run the coordinator, local workers and the HTTP control plane.
     Serve(serve::ServeArgs),
+    /// Print a shell completion script, e.g. `technic completions bash > /etc/bash_completion.d/technic`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Loads settings from the file and environment, applying `--log-format`.
@@ -83,6 +89,7 @@ pub async fn run(cli: Cli, settings: Settings) -> i32 {
         Command::Worker(args) => worker::run(&args, &settings).await,
         Command::Cluster(args) => cluster::run(&args, &settings).await,
         Command::Serve(args) => serve::run(args, settings).await,
+        Command::Completions { shell } => completions(shell),
     };
     match result {
         Ok(code) => code,
@@ -90,7 +97,16 @@ pub async fn run(cli: Cli, settings: Settings) -> i32 {
     }
 }
 
-fn report_error(e: &UserError) -> i32 {
-    eprintln!("{}", e.render());
+fn completions(shell: clap_complete::Shell) -> Result<i32, UserError> {
+    use clap::CommandFactory;
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "technic", &mut out);
+    output::emit(&String::from_utf8_lossy(&out), None)?;
+    Ok(0)
+}
+
+/// Prints the error (as a JSON line in JSON log mode); returns its exit status.
+pub fn report_error(e: &UserError) -> i32 {
+    say::error(e);
     e.code.exit_code()
 }

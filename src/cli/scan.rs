@@ -13,6 +13,7 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::output::{emit, OutputFormat};
+use super::say;
 use super::signals::Signals;
 use crate::cluster::{thousands, Progress, ScanHandle};
 use crate::config::Settings;
@@ -195,7 +196,11 @@ pub async fn run(args: ScanArgs, settings: &Settings) -> Result<i32, UserError> 
     };
     let table_rows = plan.config.top.unwrap_or(settings.scan.table_rows);
     let handle = cluster.submit(plan.config).await?;
-    let view = match (args.quiet, std::io::stderr().is_terminal()) {
+    // A live bar only on a terminal and outside JSON log mode.
+    let view = match (
+        args.quiet,
+        std::io::stderr().is_terminal() && !say::is_json(),
+    ) {
         (true, _) => ProgressView::Hidden,
         (false, true) => ProgressView::Bar,
         (false, false) => ProgressView::Lines,
@@ -250,14 +255,17 @@ async fn await_with_progress(
                     let p = progress.borrow_and_update().clone();
                     if let Some(bar) = &bar { draw(bar, &p); }
                     if view == ProgressView::Lines && last_stage != Some(p.stage) {
-                        eprintln!("[{}] {}", p.stage.as_str(), p.message);
+                        say::info_with(
+                            &format!("[{}] {}", p.stage.as_str(), p.message),
+                            serde_json::json!({"scan_id": cancel_handle.id, "stage": p.stage.as_str(), "done": p.done, "total": p.total}),
+                        );
                         last_stage = Some(p.stage);
                     }
                     if p.stage.is_terminal() { break; }
                 }
                 _ = interrupts.recv(), if !cancelled => {
                     cancelled = true;
-                    eprintln!("\ncancelling scan {}…", cancel_handle.id);
+                    say::info(&format!("\ncancelling scan {}…", cancel_handle.id));
                     cancel_handle.cancel();
                 }
             }
@@ -299,21 +307,35 @@ fn print_report(
         }
         OutputFormat::Table => {
             if report.results.is_empty() {
-                eprintln!("{}", empty_message(report));
+                say::info(&empty_message(report));
             } else {
                 emit(&format!("{}\n", table(report, table_rows)), out)?;
             }
-            eprintln!("{}", summary_line(report));
+            summary(report);
             return Ok(());
         }
     }
     if report.results.is_empty() {
-        eprintln!("{}", empty_message(report));
+        say::info(&empty_message(report));
     }
     if out.is_some() {
-        eprintln!("{}", summary_line(report));
+        summary(report);
     }
     Ok(())
+}
+
+/// The one-line summary on stderr (with the timing as fields in JSON mode).
+fn summary(report: &ScanReport) {
+    say::info_with(
+        &summary_line(report),
+        serde_json::json!({
+            "scan_id": report.id,
+            "scanned": report.scanned,
+            "results": report.results.len(),
+            "failed": report.failures.len(),
+            "timing": report.timing,
+        }),
+    );
 }
 
 fn table(report: &ScanReport, rows: usize) -> Table {

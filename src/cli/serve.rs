@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use super::say;
 use super::signals::Signals;
 use crate::api::{self, AppState};
 use crate::config::{Secret, Settings};
@@ -64,7 +65,10 @@ pub async fn run(args: ServeArgs, mut settings: Settings) -> Result<i32, UserErr
     let state = Arc::new(AppState::new(&mut node)?);
     let workers = state.workers;
     tracing::info!(%addr, workers, history_in_redis = state.history.persistent(), "control plane listening");
-    eprintln!("technic serve: listening on http://{addr} ({workers} local workers)");
+    say::info_with(
+        &format!("technic serve: listening on http://{addr} ({workers} local workers)"),
+        serde_json::json!({"addr": addr.to_string(), "workers": workers}),
+    );
     let app = api::router(state.clone());
     let stop = node.shutdown.clone();
     let mut server = node.shutdown.spawn(async move {
@@ -79,7 +83,7 @@ pub async fn run(args: ServeArgs, mut settings: Settings) -> Result<i32, UserErr
         }
         _ = signals.recv() => {}
     }
-    eprintln!("technic serve: shutting down");
+    say::info("technic serve: shutting down");
     // Cancelled scans still write their partial reports to the history; the server (and
     // open SSE streams) stop with the node's shutdown, under the deadline.
     let scans = state.live.all();

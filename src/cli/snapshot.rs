@@ -14,6 +14,7 @@ use chrono::{Datelike, NaiveDate, Weekday};
 use clap::Args;
 use rayon::prelude::*;
 
+use super::say;
 use crate::config::Settings;
 use crate::data::{BarRange, DataError, DataSource};
 use crate::error::{ErrorCode, UserError};
@@ -171,28 +172,35 @@ pub async fn run(args: &SnapshotArgs, settings: &Settings) -> Result<i32, UserEr
         .await?;
         written.extend(entries);
         if remote {
-            eprintln!(
+            say::info(&format!(
                 "snapshot: {}/{} symbols loaded",
                 written.len() + failures.len(),
                 universe.len()
-            );
+            ));
         }
     }
     if written.is_empty() && !failures.is_empty() {
         return Err(failures.swap_remove(0).1.into());
     }
     write_universe(&args.out.join("universe.csv"), &written)?;
-    eprintln!("wrote {} symbols to {}", written.len(), args.out.display());
+    say::info(&format!(
+        "wrote {} symbols to {}",
+        written.len(),
+        args.out.display()
+    ));
     if !failures.is_empty() {
-        eprintln!(
+        say::info(&format!(
             "{} symbols could not be copied (left out of universe.csv):",
             failures.len()
-        );
+        ));
         for (s, e) in failures.iter().take(10) {
-            eprintln!("  {s} [{}]: {e}; {}", e.code(), e.suggestion());
+            say::info_with(
+                &format!("  {s} [{}]: {e}; {}", e.code(), e.suggestion()),
+                serde_json::json!({"symbol": s, "code": e.code()}),
+            );
         }
         if failures.len() > 10 {
-            eprintln!("  … and {} more", failures.len() - 10);
+            say::info(&format!("  … and {} more", failures.len() - 10));
         }
     }
     Ok(0)

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use super::say;
 use super::signals::Signals;
 use crate::cluster::Drained;
 use crate::config::Settings;
@@ -50,13 +51,16 @@ pub async fn run(args: &WorkerArgs, settings: &Settings) -> Result<i32, UserErro
         .start(settings, None, &[], args.metrics_bind.as_deref())
         .await?;
     let node_id = node.id().to_string();
-    eprintln!(
-        "technic worker {node_id}: {} worker actors on queue {:?}{}; SIGTERM drains",
-        node.plan.workers.max(1),
-        node.settings.cluster.queue_name,
-        node.metrics
-            .map(|a| format!(", metrics on http://{a}/metrics"))
-            .unwrap_or_default()
+    say::info_with(
+        &format!(
+            "technic worker {node_id}: {} worker actors on queue {:?}{}; SIGTERM drains",
+            node.plan.workers.max(1),
+            node.settings.cluster.queue_name,
+            node.metrics
+                .map(|a| format!(", metrics on http://{a}/metrics"))
+                .unwrap_or_default()
+        ),
+        serde_json::json!({"node": node_id, "workers": node.plan.workers.max(1)}),
     );
     let timeout = Duration::from_secs(node.settings.cluster.drain_timeout_secs);
     let Some(mut worker) = node.worker.take() else {
@@ -74,21 +78,23 @@ pub async fn run(args: &WorkerArgs, settings: &Settings) -> Result<i32, UserErro
             ));
         }
     }
-    eprintln!("technic worker {node_id}: draining (a second signal exits at once)");
+    say::info(&format!(
+        "technic worker {node_id}: draining (a second signal exits at once)"
+    ));
     let drained = tokio::select! {
         d = worker.drain(timeout) => d,
         _ = signals.recv() => {
-            eprintln!("technic worker {node_id}: exiting without draining");
+            say::info(&format!("technic worker {node_id}: exiting without draining"));
             return Ok(143);
         }
     };
-    eprintln!(
+    say::info(&format!(
         "technic worker {node_id}: {}",
         match drained {
             Drained::Finished => "drained; every in-flight shard finished",
             Drained::HandedBack => "drain timeout; unfinished shards went back to the queue",
         }
-    );
+    ));
     node.stop().await;
     Ok(0)
 }

@@ -15,6 +15,7 @@ mod targets;
 mod validate;
 
 pub use targets::{CacheTarget, InvalidCacheUrl, MarketHours, TtlSettings};
+pub use validate::log_filter_problems;
 
 /// The embedded defaults, also the reference documentation of every setting.
 pub const DEFAULT_TOML: &str = include_str!("../../configs/default.toml");

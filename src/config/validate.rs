@@ -13,11 +13,40 @@ pub(super) fn all(s: &Settings) -> Result<(), SettingsError> {
     scan(&s.scan, &mut p);
     api(&s.api, &mut p);
     cache(&s.cache, &mut p);
+    p.extend(log_filter_problems("log.level", &s.log.level));
     if p.is_empty() {
         Ok(())
     } else {
         Err(SettingsError { problems: p })
     }
+}
+
+/// The problems of a log filter (`log.level`, `RUST_LOG`): comma-separated directives,
+/// each `LEVEL` or `TARGET=LEVEL`, where LEVEL is one of trace, debug, info, warn, error,
+/// off and TARGET a module path such as `technic::cluster`. Stricter than tracing's own
+/// parser, which takes a misspelt level for a target name and silently logs nothing.
+pub fn log_filter_problems(name: &str, filter: &str) -> Vec<String> {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    let level_ok = |l: &str| LEVELS.contains(&l.trim().to_ascii_lowercase().as_str());
+    let target_ok = |t: &str| {
+        !t.is_empty()
+            && t.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ':' | '-'))
+    };
+    let mut p = Vec::new();
+    for directive in filter.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let ok = match directive.split_once('=') {
+            Some((target, level)) => target_ok(target.trim()) && level_ok(level),
+            None => level_ok(directive),
+        };
+        if !ok {
+            p.push(format!(
+                "{name}: {directive:?} is not LEVEL or TARGET=LEVEL (levels: {})",
+                LEVELS.join(", ")
+            ));
+        }
+    }
+    p
 }
 
 /// `name must be at least 1` for every zero in `values`.
