@@ -45,11 +45,11 @@ use crate::data::MarketData;
 use crate::error::{ErrorCode, UserError};
 use crate::scan::ScanConfig;
 use crate::shutdown::Shutdown;
+use coordinator::{Coordinator, CoordinatorArgs};
+use transport::{ActorReporter, RedisReporter, Reporter, ResultsFeed};
 
 /// How long [`LocalCluster::shutdown`] waits for its tasks.
 const STOP_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
-use coordinator::{Coordinator, CoordinatorArgs};
-use transport::{ActorReporter, RedisReporter, Reporter, ResultsFeed};
 
 /// Which work queue a cluster uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
