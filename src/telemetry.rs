@@ -90,12 +90,50 @@ pub struct StateLabel {
     pub state: &'static str,
 }
 
+/// Upper bounds (seconds) of the scan-duration buckets: from 5 ms (a small scan on a
+/// laptop) to 5 min.
+pub const SCAN_DURATION_BUCKETS: [f64; 15] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+];
+
+/// Every `outcome` of `technic_symbols_processed_total`.
+pub const SYMBOL_OUTCOMES: [&str; 3] = ["passed", "filtered", "failed"];
+/// Every `kind` of the cache counters (`cache::Kind::as_str`).
+pub const CACHE_KINDS: [&str; 5] = ["bars", "features", "ml", "scan", "meta"];
+/// Every remote `provider` of `technic_provider_requests_total` (`Policy::provider`).
+pub const PROVIDERS: [&str; 1] = ["polygon"];
+/// Every `outcome` of `technic_provider_requests_total` (`ProviderOutcome::as_str`).
+pub const PROVIDER_OUTCOMES: [&str; 5] = ["ok", "error", "timeout", "rate_limited", "rejected"];
+/// Every `state` of `technic_cluster_nodes` (`NodeState::as_str`).
+pub const NODE_STATES: [&str; 3] = ["up", "draining", "down"];
+
+/// Creates every known series of the labelled families at 0, so each is exported from
+/// start-up and `rate()`/`increase()` see the first increment.
+fn export_known_series(m: &Metrics) {
+    for outcome in SYMBOL_OUTCOMES {
+        let _ = m.symbols_processed.get_or_create(&OutcomeLabel { outcome });
+    }
+    for kind in CACHE_KINDS {
+        let _ = m.cache_hits.get_or_create(&KindLabel { kind });
+        let _ = m.cache_misses.get_or_create(&KindLabel { kind });
+    }
+    for provider in PROVIDERS {
+        for outcome in PROVIDER_OUTCOMES {
+            let _ = m
+                .provider_requests
+                .get_or_create(&ProviderOutcomeLabels { provider, outcome });
+        }
+    }
+    for state in NODE_STATES {
+        let _ = m.cluster_nodes.get_or_create(&StateLabel { state });
+    }
+}
+
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     let mut registry = Registry::with_prefix("technic");
     let scan_requests = Counter::default();
     registry.register("scan_requests", "Scans submitted", scan_requests.clone());
-    let scan_duration =
-        Histogram::new([0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0]);
+    let scan_duration = Histogram::new(SCAN_DURATION_BUCKETS);
     registry.register_with_unit(
         "scan_duration",
         "Wall-clock duration of finished scans",
@@ -177,7 +215,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         })
         .set(1);
     registry.register("build_info", "Build information", build_info);
-    Metrics {
+    let m = Metrics {
         registry,
         scan_requests,
         scan_duration,
@@ -193,7 +231,9 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         cluster_nodes,
         provider_requests,
         circuit_state,
-    }
+    };
+    export_known_series(&m);
+    m
 });
 
 pub fn metrics() -> &'static Metrics {
@@ -203,12 +243,97 @@ pub fn metrics() -> &'static Metrics {
 /// The content type of [`encode_metrics`]'s text.
 pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
+/// The content type of [`encode_prometheus_text`]'s text.
+pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
 /// The registry in OpenMetrics text.
 pub fn encode_metrics() -> String {
     let mut out = String::new();
     // Writing into a String cannot fail.
     let _ = prometheus_client::encoding::text::encode(&mut out, &metrics().registry);
     out
+}
+
+/// The registry in the Prometheus text format 0.0.4 (what `promtool check metrics` and
+/// clients that do not ask for OpenMetrics read): the OpenMetrics text with each counter's
+/// `# HELP`/`# TYPE` named after its `_total` samples, without `# UNIT` and `# EOF`.
+pub fn encode_prometheus_text() -> String {
+    openmetrics_to_text(&encode_metrics())
+}
+
+fn openmetrics_to_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+            (counters.contains(name) && !name.ends_with("_total"))
+                .then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        match renamed {
+            Some(l) => out.push_str(l.trim_end()),
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The format a scrape asked for in its `Accept` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exposition {
+    OpenMetrics,
+    PrometheusText,
+}
+
+impl Exposition {
+    /// OpenMetrics when `Accept` lists `application/openmetrics-text` with a quality above
+    /// 0 and at least that of `text/plain`; the Prometheus text format otherwise
+    /// (no header, `*/*`, `text/plain`, anything else).
+    pub fn negotiate(accept: Option<&str>) -> Exposition {
+        let (mut openmetrics, mut text) = (0.0_f64, 0.0_f64);
+        for range in accept.unwrap_or_default().split(',') {
+            let mut parts = range.split(';').map(str::trim);
+            let media = parts.next().unwrap_or_default().to_ascii_lowercase();
+            let q = parts
+                .filter_map(|p| p.split_once('='))
+                .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
+                .map_or(1.0, |(_, v)| v.trim().parse::<f64>().unwrap_or(0.0));
+            match media.as_str() {
+                "application/openmetrics-text" => openmetrics = openmetrics.max(q),
+                "text/plain" => text = text.max(q),
+                _ => {}
+            }
+        }
+        if openmetrics > 0.0 && openmetrics >= text {
+            Exposition::OpenMetrics
+        } else {
+            Exposition::PrometheusText
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Exposition::OpenMetrics => OPENMETRICS,
+            Exposition::PrometheusText => PROMETHEUS_TEXT,
+        }
+    }
+
+    /// The registry in this format.
+    pub fn encode(self) -> String {
+        match self {
+            Exposition::OpenMetrics => encode_metrics(),
+            Exposition::PrometheusText => encode_prometheus_text(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -229,6 +354,55 @@ mod tests {
             "technic_circuit_state",
         ] {
             assert!(text.contains(name), "{name} missing from:\n{text}");
+        }
+    }
+
+    #[test]
+    fn labelled_counters_are_exported_at_zero_from_the_start() {
+        let text = super::encode_prometheus_text();
+        for series in [
+            r#"technic_symbols_processed_total{outcome="passed"}"#,
+            r#"technic_cache_misses_total{kind="meta"}"#,
+            r#"technic_provider_requests_total{provider="polygon",outcome="rejected"}"#,
+            r#"technic_cluster_nodes{state="down"}"#,
+        ] {
+            assert!(text.contains(series), "{series} missing from:\n{text}");
+        }
+    }
+
+    #[test]
+    fn the_text_format_names_counter_families_after_their_samples() {
+        let om = "# HELP technic_x Things.\n# TYPE technic_x counter\ntechnic_x_total 3\n\
+                  # HELP technic_d_seconds Time.\n# TYPE technic_d_seconds histogram\n# UNIT technic_d_seconds seconds\n\
+                  technic_d_seconds_sum 0.0\n# EOF\n";
+        let text = super::openmetrics_to_text(om);
+        assert_eq!(
+            text,
+            "# HELP technic_x_total Things.\n# TYPE technic_x_total counter\ntechnic_x_total 3\n\
+             # HELP technic_d_seconds Time.\n# TYPE technic_d_seconds histogram\ntechnic_d_seconds_sum 0.0\n"
+        );
+    }
+
+    #[test]
+    fn accept_decides_the_format() {
+        use super::Exposition::{self, OpenMetrics, PrometheusText};
+        for (accept, want) in [
+            (None, PrometheusText),
+            (Some("*/*"), PrometheusText),
+            (Some("text/plain"), PrometheusText),
+            (Some("text/plain; version=0.0.4"), PrometheusText),
+            (Some("application/openmetrics-text"), OpenMetrics),
+            (
+                Some("application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.3,*/*;q=0.2"),
+                OpenMetrics,
+            ),
+            (
+                Some("application/openmetrics-text;q=0.2,text/plain;q=0.9"),
+                PrometheusText,
+            ),
+            (Some("application/openmetrics-text;q=0"), PrometheusText),
+        ] {
+            assert_eq!(Exposition::negotiate(accept), want, "{accept:?}");
         }
     }
 }

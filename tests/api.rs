@@ -359,6 +359,7 @@ async fn metrics_move_after_scans() {
     let text = |r: reqwest::Response| async move { r.text().await.expect("text") };
     let r = client()
         .get(s.url("/metrics"))
+        .header("accept", "application/openmetrics-text")
         .send()
         .await
         .expect("metrics");
@@ -374,6 +375,7 @@ async fn metrics_move_after_scans() {
     let after = text(
         client()
             .get(s.url("/metrics"))
+            .header("accept", "application/openmetrics-text")
             .send()
             .await
             .expect("metrics"),

@@ -1,6 +1,7 @@
-//! `technic cluster nodes`: the node registry as a table (or JSON): every node seen in the
-//! last day, its state (up, draining, or down once its heartbeat expired), load, work done
-//! and last heartbeat.
+//! `technic cluster nodes`: the node registry as a table (or JSON): every node, its state
+//! (up, draining, or down once its heartbeat expired, until `cluster.prune_down_after_secs`
+//! after its last heartbeat), load, work done and last heartbeat.
+//! `technic cluster forget NODE`: removes a node's registry entry (a node that is gone).
 
 use clap::{Args, Subcommand};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
@@ -27,6 +28,13 @@ pub struct ClusterArgs {
 pub enum ClusterAction {
     /// The nodes of the cluster, their state, load and last heartbeat.
     Nodes,
+    /// Remove a node from the registry (a down node that will not come back). A node that
+    /// is still running reappears at its next heartbeat.
+    Forget {
+        /// The node's id, as `technic cluster nodes` lists it.
+        #[arg(value_name = "NODE")]
+        node: String,
+    },
 }
 
 pub async fn run(args: &ClusterArgs, settings: &Settings) -> Result<i32, UserError> {
@@ -39,7 +47,43 @@ pub async fn run(args: &ClusterArgs, settings: &Settings) -> Result<i32, UserErr
         ));
     }
     let registry = NodeRegistry::open(url, &settings.cluster)?;
-    let ClusterAction::Nodes = args.action;
+    match &args.action {
+        ClusterAction::Nodes => nodes(args, settings, &registry).await,
+        ClusterAction::Forget { node } => forget(args, settings, &registry, node).await,
+    }
+}
+
+async fn forget(
+    args: &ClusterArgs,
+    settings: &Settings,
+    registry: &NodeRegistry,
+    node: &str,
+) -> Result<i32, UserError> {
+    let node = node.trim();
+    if !registry.forget(node).await? {
+        return Err(UserError::new(
+            ErrorCode::InvalidInput,
+            format!(
+                "no node {node:?} in the registry of queue {:?}",
+                settings.cluster.queue_name
+            ),
+            vec!["list the nodes with `technic cluster nodes --redis URL`".into()],
+        ));
+    }
+    let text = if args.json {
+        serde_json::json!({ "forgotten": node }).to_string()
+    } else {
+        format!("forgot node {node}")
+    };
+    emit(&format!("{text}\n"), None)?;
+    Ok(0)
+}
+
+async fn nodes(
+    args: &ClusterArgs,
+    settings: &Settings,
+    registry: &NodeRegistry,
+) -> Result<i32, UserError> {
     let nodes = registry.list().await?;
     let text = if args.json {
         serde_json::to_string_pretty(&nodes)

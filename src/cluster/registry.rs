@@ -6,8 +6,13 @@
 //!   is up (or draining) while it exists;
 //! - field ID of the hash `technic:v1:nodes:{NAME}:info`: the node's last report (JSON), kept
 //!   after the node died so a down node still shows its host, work done and last
-//!   heartbeat. Entries silent for a day are pruned when the registry is listed; a node
-//!   that leaves on purpose (drain, end of a one-shot scan) removes both.
+//!   heartbeat. A down node's entry is pruned when the registry is listed
+//!   `cluster.prune_down_after_secs` after its last heartbeat; a node that leaves on
+//!   purpose (drain, end of a one-shot scan) removes both, and `technic cluster forget`
+//!   removes a node by hand.
+//!
+//! A coordinator lists the registry every heartbeat ([`NodeRegistry::watch`]), which keeps
+//! `technic_cluster_nodes{state}` current for Prometheus and does the pruning.
 //!
 //! One hash tag (the queue name), so the keys live in one slot of a Redis Cluster.
 
@@ -20,10 +25,8 @@ use super::queue::QueueError;
 use crate::config::ClusterSettings;
 use crate::redis_link::RedisOptions;
 use crate::redis_link::{Links, Use};
+use crate::shutdown::Shutdown;
 use crate::telemetry::{metrics, StateLabel};
-
-/// Entries silent this long are removed from the registry.
-const PRUNE_AFTER_MS: i64 = 24 * 3600 * 1000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -89,6 +92,8 @@ pub struct NodeRegistry {
     alive_prefix: String,
     info_key: String,
     ttl: Duration,
+    /// Down entries whose last heartbeat is older than this are pruned.
+    prune_down_after: Duration,
 }
 
 impl NodeRegistry {
@@ -109,6 +114,7 @@ impl NodeRegistry {
             alive_prefix: format!("{prefix}:alive:"),
             info_key: format!("{prefix}:info"),
             ttl: Duration::from_millis(c.node_ttl_ms),
+            prune_down_after: Duration::from_secs(c.prune_down_after_secs),
         })
     }
 
@@ -159,8 +165,51 @@ impl NodeRegistry {
         .await
     }
 
-    /// Every node seen in the last day, by id, with its state now; also sets the
-    /// `technic_cluster_nodes{state}` gauge.
+    /// Removes node `id`'s entry (a node that will not come back). Returns whether there
+    /// was one. A node still running writes it again at its next heartbeat.
+    pub async fn forget(&self, id: &str) -> Result<bool, QueueError> {
+        let alive = format!("{}{id}", self.alive_prefix);
+        let (alive, info_key) = (&alive, &self.info_key);
+        let (removed,): (u64,) = self
+            .call("forget node", Use::Shared, |mut c| async move {
+                ::redis::pipe()
+                    .cmd("DEL")
+                    .arg(alive)
+                    .ignore()
+                    .cmd("HDEL")
+                    .arg(info_key)
+                    .arg(id)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(removed > 0)
+    }
+
+    /// Lists the registry every `every` until `shutdown`: keeps the
+    /// `technic_cluster_nodes{state}` gauge current and prunes long-down nodes. A failed
+    /// listing leaves the gauge as it was (and is logged once per failure streak).
+    pub async fn watch(self: std::sync::Arc<Self>, every: Duration, shutdown: Shutdown) {
+        let mut failing = false;
+        loop {
+            match self.list().await {
+                Ok(_) => failing = false,
+                Err(e) if !failing => {
+                    failing = true;
+                    tracing::warn!(error = %e, "cannot list the cluster nodes for technic_cluster_nodes");
+                }
+                Err(_) => {}
+            }
+            tokio::select! {
+                _ = shutdown.triggered() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+        }
+    }
+
+    /// Every node of the registry, by id, with its state now; prunes down nodes silent for
+    /// longer than `cluster.prune_down_after_secs`; sets the `technic_cluster_nodes{state}`
+    /// gauge.
     pub async fn list(&self) -> Result<Vec<NodeView>, QueueError> {
         let info_key = &self.info_key;
         let all: HashMap<String, String> = self
@@ -176,8 +225,8 @@ impl NodeRegistry {
         let mut stale: Vec<String> = Vec::new();
         for (id, json) in all {
             match serde_json::from_str::<NodeInfo>(&json) {
-                Ok(info) if now - info.heartbeat_at_ms <= PRUNE_AFTER_MS => nodes.push(info),
-                _ => stale.push(id),
+                Ok(info) => nodes.push(info),
+                Err(_) => stale.push(id),
             }
         }
         nodes.sort_by(|a, b| a.id.cmp(&b.id));
@@ -194,6 +243,24 @@ impl NodeRegistry {
             })
             .await?
         };
+        let prune_after_ms = i64::try_from(self.prune_down_after.as_millis()).unwrap_or(i64::MAX);
+        let mut views: Vec<NodeView> = Vec::with_capacity(nodes.len());
+        for (mut info, alive) in nodes.into_iter().zip(alive) {
+            let age = (now - info.heartbeat_at_ms).max(0);
+            if alive.is_none() {
+                if age > prune_after_ms {
+                    stale.push(info.id);
+                    continue;
+                }
+                info.state = NodeState::Down;
+                info.busy = 0;
+                info.load = 0.0;
+            }
+            views.push(NodeView {
+                heartbeat_age_ms: age,
+                info,
+            });
+        }
         if !stale.is_empty() {
             let stale = &stale;
             // Best effort: a failure leaves them for the next listing.
@@ -207,21 +274,6 @@ impl NodeRegistry {
                 })
                 .await;
         }
-        let views: Vec<NodeView> = nodes
-            .into_iter()
-            .zip(alive)
-            .map(|(mut info, alive)| {
-                if alive.is_none() {
-                    info.state = NodeState::Down;
-                    info.busy = 0;
-                    info.load = 0.0;
-                }
-                NodeView {
-                    heartbeat_age_ms: (now - info.heartbeat_at_ms).max(0),
-                    info,
-                }
-            })
-            .collect();
         let m = &metrics().cluster_nodes;
         for state in [NodeState::Up, NodeState::Draining, NodeState::Down] {
             let n = views.iter().filter(|v| v.state() == state).count();

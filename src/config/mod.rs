@@ -199,6 +199,8 @@ pub struct ClusterSettings {
     pub node_id: String,
     pub heartbeat_ms: u64,
     pub node_ttl_ms: u64,
+    /// A down node's registry entry is pruned this long after its last heartbeat.
+    pub prune_down_after_secs: u64,
     pub drain_timeout_secs: u64,
     /// This machine's host name, for node ids and the registry. Not a setting: the node
     /// assembly fills it in at start-up (`localhost` until then).
@@ -439,6 +441,33 @@ mod tests {
             assert!(text.contains(part), "{part}: {text}");
         }
         assert_eq!(err.problems.len(), 5, "{err}");
+    }
+
+    #[test]
+    fn down_nodes_are_pruned_after_a_setting_that_outlasts_the_node_ttl() {
+        let s = Settings::load(None, &HashMap::new()).expect("defaults");
+        assert_eq!(s.cluster.prune_down_after_secs, 900);
+        let env = HashMap::from([(
+            "TECHNIC_CLUSTER__PRUNE_DOWN_AFTER_SECS".to_string(),
+            "5".to_string(),
+        )]);
+        let err = Settings::load(None, &env).expect_err("5 s is within the 5 s node TTL");
+        assert!(
+            err.to_string()
+                .contains("prune_down_after_secs (5) must exceed"),
+            "{err}"
+        );
+        let env = HashMap::from([(
+            "TECHNIC_CLUSTER__PRUNE_DOWN_AFTER_SECS".to_string(),
+            "6".to_string(),
+        )]);
+        assert_eq!(
+            Settings::load(None, &env)
+                .expect("valid")
+                .cluster
+                .prune_down_after_secs,
+            6
+        );
     }
 
     #[test]

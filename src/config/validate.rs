@@ -89,6 +89,12 @@ fn cluster(c: &ClusterSettings, p: &mut Vec<String>) {
             c.node_ttl_ms, c.heartbeat_ms
         ));
     }
+    if c.prune_down_after_secs.saturating_mul(1000) <= c.node_ttl_ms {
+        p.push(format!(
+            "cluster.prune_down_after_secs ({}) must exceed cluster.node_ttl_ms ({} ms): a node is only down once its entry expired",
+            c.prune_down_after_secs, c.node_ttl_ms
+        ));
+    }
     if c.visibility_timeout_ms <= c.heartbeat_ms {
         p.push("cluster.visibility_timeout_ms must exceed cluster.heartbeat_ms (nodes renew their shards every heartbeat)".to_string());
     }

@@ -184,6 +184,9 @@ impl NodePlan {
         if node.plan.role == Role::Serve {
             node.start_warmer();
         }
+        if matches!(node.plan.role, Role::Scan | Role::Serve) {
+            node.start_node_gauge();
+        }
         Ok(node)
     }
 }
@@ -247,6 +250,18 @@ impl Node {
         Ok(())
     }
 
+    /// Over Redis, a coordinator lists the registry every heartbeat, which keeps
+    /// `technic_cluster_nodes{state}` current (and prunes long-down nodes) whether or not
+    /// anyone calls the API.
+    fn start_node_gauge(&self) {
+        let Some(registry) = &self.registry else {
+            return;
+        };
+        let every = Duration::from_millis(self.settings.cluster.heartbeat_ms);
+        self.shutdown
+            .spawn(Arc::clone(registry).watch(every, self.shutdown.clone()));
+    }
+
     /// The periodic cache warmer (when there is a cache).
     fn start_warmer(&self) {
         let Some(cache) = &self.cache else {
@@ -304,13 +319,15 @@ async fn serve_metrics(bind: &str, shutdown: &Shutdown) -> Result<SocketAddr, Us
     let app = axum::Router::new()
         .route(
             "/metrics",
-            axum::routing::get(|| async {
+            axum::routing::get(|headers: axum::http::HeaderMap| async move {
+                let format = crate::telemetry::Exposition::negotiate(
+                    headers
+                        .get(axum::http::header::ACCEPT)
+                        .and_then(|v| v.to_str().ok()),
+                );
                 (
-                    [(
-                        axum::http::header::CONTENT_TYPE,
-                        crate::telemetry::OPENMETRICS,
-                    )],
-                    crate::telemetry::encode_metrics(),
+                    [(axum::http::header::CONTENT_TYPE, format.content_type())],
+                    format.encode(),
                 )
             }),
         )
