@@ -89,7 +89,7 @@ fn at(ms: i64) -> DateTime<Utc> {
 }
 
 /// The nodes of the cluster: over Redis, every node of the registry (down ones included,
-/// for a day); in process, this process's worker pool. `Err` when the registry cannot be
+/// until `cluster.prune_down_after_secs` after their last heartbeat); in process, this process's worker pool. `Err` when the registry cannot be
 /// read.
 pub async fn cluster_nodes(state: &AppState) -> Result<Vec<NodeInfo>, QueueError> {
     let Some(cluster) = &state.cluster else {
