@@ -11,7 +11,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use support::api::Server;
+use support::api::{assert_error, Server};
 
 /// The token the fuzzed server is started with: the mutating routes are fuzzed with it.
 const TOKEN: &str = "openapi-test-token";
@@ -76,6 +76,29 @@ async fn the_served_document_is_valid_openapi() {
         "openapi-spec-validator rejects /api/v1/openapi.json:\n{}",
         text(&out)
     );
+
+    // The documented bounds are the handlers': outside them, 400 in the error shape.
+    let doc: serde_json::Value = serde_json::from_str(&doc).expect("json");
+    let limit = &doc["paths"]["/api/v1/scans"]["get"]["parameters"][0];
+    assert_eq!(limit["name"], "limit", "{limit}");
+    let max = limit["schema"]["maximum"].as_u64().expect("maximum");
+    for q in [
+        "limit=0",
+        &format!("limit={}", max + 1),
+        "limit=abc",
+        "limit=-1",
+    ] {
+        let (status, body) = s.get(&format!("/api/v1/scans?{q}")).await;
+        assert_error(status, &body, 400, "INVALID_INPUT");
+    }
+    let (status, _) = s.get(&format!("/api/v1/scans?limit={max}")).await;
+    assert_eq!(status, 200);
+    for q in ["format=xml", "sort=bogus", "limit=0"] {
+        let (status, body) = s
+            .get(&format!("/api/v1/scans/no-such-scan/results?{q}"))
+            .await;
+        assert_error(status, &body, 400, "INVALID_INPUT");
+    }
 }
 
 /// Every check schemathesis has, with per-operation exceptions, each with its reason. Only

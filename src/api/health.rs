@@ -23,7 +23,7 @@ use super::state::{cluster_nodes, AppState, NodeInfo};
 use crate::data::CircuitState;
 use crate::error::ErrorCode;
 
-/// The worker binary serves `/metrics` next to `/health/live`; both reachable from here.
+// The worker binary serves `/metrics` next to `/health/live`; both reachable from here.
 
 /// How long the cache probe of `/health/detailed` may take.
 const CACHE_PROBE: Duration = Duration::from_secs(1);

@@ -12,7 +12,7 @@ use crate::error::ErrorCode;
 pub const LIMIT_MAX: usize = 100_000;
 
 /// How much of the parser's own message reaches the client (it may quote the value sent).
-const DETAIL_MAX: usize = 200;
+const DETAIL_MAX: usize = 400;
 
 /// A query string deserialised into `T`; a malformed one is `INVALID_INPUT` (400).
 #[derive(Debug, Clone, Copy, Default)]
@@ -29,7 +29,13 @@ where
         match Query::<T>::from_request_parts(parts, state).await {
             Ok(Query(q)) => Ok(ApiQuery(q)),
             Err(rejection) => {
-                let detail: String = rejection.body_text().chars().take(DETAIL_MAX).collect();
+                let text = rejection.body_text();
+                let detail: String = text
+                    .strip_prefix("Failed to deserialize query string: ")
+                    .unwrap_or(&text)
+                    .chars()
+                    .take(DETAIL_MAX)
+                    .collect();
                 Err(ApiError::new(
                     ErrorCode::InvalidInput,
                     format!("invalid query string: {detail}"),
