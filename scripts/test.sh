@@ -45,6 +45,28 @@ if ! need chromedriver || ! { need chromium || need chromium-browser; }; then
     chromium chromium-driver >/dev/null
 fi
 
+# tests/openapi.rs validates the served OpenAPI document (openapi-spec-validator) and
+# fuzzes the live API against it (schemathesis): pinned, in a git-ignored venv, found by
+# the test through TECHNIC_PY_TOOLS. Reinstalled only when the pins change.
+py_tools="target/py"
+py_pins="openapi-spec-validator==0.9.0 schemathesis==4.32.5"
+if [ "$(cat "$py_tools/.pins" 2>/dev/null)" != "$py_pins" ]; then
+  if ! need python3 || ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+    echo "installing python3 and python3-venv (apt-get)" >&2
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    $sudo apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      python3 python3-venv >/dev/null
+  fi
+  echo "installing $py_pins into $py_tools (pip)" >&2
+  rm -rf "$py_tools"
+  python3 -m venv "$py_tools"
+  "$py_tools/bin/pip" install -q --disable-pip-version-check $py_pins
+  echo "$py_pins" >"$py_tools/.pins"
+fi
+export TECHNIC_PY_TOOLS="$PWD/$py_tools/bin"
+
 cargo test --locked --all-targets "$@"
 # Doc tests are not part of --all-targets.
 cargo test --locked --doc

@@ -16,6 +16,7 @@ use super::error::{ApiError, ErrorBody};
 use super::scans::Shared;
 use crate::cache::{ScanCache, SmartTtl, SystemClock};
 use crate::cluster::{warm_once, PipelineContext};
+use crate::config::TtlSettings;
 use crate::error::ErrorCode;
 use crate::scan::ScanConfig;
 
@@ -85,7 +86,7 @@ pub async fn analytics(State(state): Shared) -> Result<Json<Value>, ApiError> {
 }
 
 /// Removes every technic cache key (`technic:v1:*`), nothing else.
-#[utoipa::path(post, path = "/api/v1/cache/clear", tag = "cache", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/cache/clear", tag = "cache", security((), ("bearer" = [])),
     responses((status = 200, body = Object), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn clear(State(state): Shared) -> Result<Json<Value>, ApiError> {
     let n = cache(&state)?.clear().await.map_err(|e| {
@@ -101,25 +102,31 @@ pub async fn clear(State(state): Shared) -> Result<Json<Value>, ApiError> {
 pub struct WarmRequest {
     /// Extra symbols to warm, besides the configured and most-requested ones (at most 1,000).
     #[serde(default)]
+    #[schema(max_items = 1000)]
     symbols: Vec<String>,
 }
 
 /// Loads the configured and most-requested symbols (and any listed) into the cache now.
-#[utoipa::path(post, path = "/api/v1/cache/warm", tag = "cache", security(("bearer" = [])),
-    request_body(content = WarmRequest, content_type = "application/json"),
-    responses((status = 200, body = Object), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/cache/warm", tag = "cache", security((), ("bearer" = [])),
+    request_body(content = Option<WarmRequest>, content_type = "application/json",
+        description = "extra symbols; an empty body warms the configured and most-requested ones"),
+    responses((status = 200, body = Object), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn warm(State(state): Shared, body: Bytes) -> Result<Json<Value>, ApiError> {
     let c = cache(&state)?.clone();
     let req: WarmRequest = if body.iter().all(u8::is_ascii_whitespace) {
         WarmRequest::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError::new(
-                ErrorCode::InvalidInput,
-                format!("invalid warm request: {e}"),
-                vec![r#"send {"symbols": ["AAPL", "MSFT"]} or an empty body"#.into()],
-            )
-        })?
+        // `null` is the absent body of the OpenAPI document (the body is optional).
+        serde_json::from_slice::<Option<WarmRequest>>(&body)
+            .map(Option::unwrap_or_default)
+            .map_err(|e| {
+                ApiError::new(
+                    ErrorCode::InvalidInput,
+                    format!("invalid warm request: {e}"),
+                    vec![r#"send {"symbols": ["AAPL", "MSFT"]} or an empty body"#.into()],
+                )
+            })?
     };
     if req.symbols.len() > 1000 {
         return Err(ApiError::new(
@@ -162,11 +169,47 @@ pub async fn get_ttl(State(state): Shared) -> Result<Json<Value>, ApiError> {
     ))
 }
 
+/// The longest TTL `PUT /api/v1/cache/ttl` sets (365 days, the documented `maximum`): a
+/// TTL near `u64::MAX` seconds would overflow when doubled for a low-volatility symbol.
+pub const TTL_SECS_MAX: u64 = 31_536_000;
+
+/// The body of `PUT /api/v1/cache/ttl`: any of the `[cache.ttl]` fields.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // documentation only: the body is merged over the settings in force
+pub struct TtlRequest {
+    #[schema(nullable = false, minimum = 1, maximum = 31_536_000)]
+    bars_secs: Option<u64>,
+    #[schema(nullable = false, minimum = 1, maximum = 31_536_000)]
+    features_secs: Option<u64>,
+    #[schema(nullable = false, minimum = 1, maximum = 31_536_000)]
+    ml_secs: Option<u64>,
+    #[schema(nullable = false, minimum = 1, maximum = 31_536_000)]
+    scan_secs: Option<u64>,
+    #[schema(nullable = false, minimum = 1, maximum = 31_536_000)]
+    meta_secs: Option<u64>,
+    /// Daily volatility above which TTLs are halved (above low_vol_daily).
+    #[schema(nullable = false)]
+    high_vol_daily: Option<f64>,
+    /// Daily volatility below which TTLs are doubled.
+    #[schema(nullable = false)]
+    low_vol_daily: Option<f64>,
+    /// An IANA time zone, e.g. `America/New_York`.
+    #[schema(nullable = false)]
+    market_timezone: Option<String>,
+    /// `HH:MM`, exchange time, before market_close.
+    #[schema(nullable = false)]
+    market_open: Option<String>,
+    /// `HH:MM`, exchange time.
+    #[schema(nullable = false)]
+    market_close: Option<String>,
+}
+
 /// Replaces TTL settings (a partial object keeps the other fields); every problem listed.
-#[utoipa::path(put, path = "/api/v1/cache/ttl", tag = "cache", security(("bearer" = [])),
-    request_body(content = Object, content_type = "application/json",
-        description = "any of bars_secs, features_secs, ml_secs, scan_secs, meta_secs, high_vol_daily, low_vol_daily, market_timezone, market_open, market_close"),
-    responses((status = 200, body = Object), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
+#[utoipa::path(put, path = "/api/v1/cache/ttl", tag = "cache", security((), ("bearer" = [])),
+    request_body(content = TtlRequest, content_type = "application/json"),
+    responses((status = 200, body = Object), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn put_ttl(State(state): Shared, body: Bytes) -> Result<Json<Value>, ApiError> {
     let c = cache(&state)?;
     let invalid = |problems: Vec<String>| {
@@ -199,8 +242,22 @@ pub async fn put_ttl(State(state): Shared, body: Bytes) -> Result<Json<Value>, A
         Ok(_) => return Err(invalid(vec!["the body must be a JSON object".into()])),
         Err(e) => return Err(invalid(vec![format!("the body is not valid JSON: {e}")])),
     }
-    let settings =
+    let settings: TtlSettings =
         serde_json::from_value(Value::Object(current)).map_err(|e| invalid(vec![e.to_string()]))?;
+    let too_long: Vec<String> = [
+        ("bars_secs", settings.bars_secs),
+        ("features_secs", settings.features_secs),
+        ("ml_secs", settings.ml_secs),
+        ("scan_secs", settings.scan_secs),
+        ("meta_secs", settings.meta_secs),
+    ]
+    .into_iter()
+    .filter(|(_, secs)| *secs > TTL_SECS_MAX)
+    .map(|(name, secs)| format!("{name} {secs} is above {TTL_SECS_MAX} (365 days)"))
+    .collect();
+    if !too_long.is_empty() {
+        return Err(invalid(too_long));
+    }
     let ttl = SmartTtl::new(settings, Arc::new(SystemClock)).map_err(|e| invalid(e.problems))?;
     c.set_smart_ttl(ttl);
     tracing::info!("cache ttl settings replaced over http");

@@ -17,6 +17,7 @@ pub mod history;
 pub mod metrics;
 pub mod nodes;
 pub mod performance;
+pub mod query;
 pub mod scan_request;
 pub mod scans;
 pub mod state;
@@ -149,6 +150,45 @@ mod tests {
         assert!(check_bind(&public, &Secret::default()).is_err());
         assert!(check_bind(&public, &Secret::new("t")).is_ok());
         assert!(check_bind(&local, &Secret::default()).is_ok());
+    }
+
+    /// The query parameters are query parameters, their bounds those the handlers hold
+    /// to, and the documented ranking keys the ones `sort` takes.
+    #[test]
+    fn openapi_query_parameters_match_the_handlers() {
+        let doc: serde_json::Value = serde_json::from_str(&openapi_json()).expect("json");
+        let params = |path: &str| doc["paths"][path]["get"]["parameters"].clone();
+        for path in [
+            "/api/v1/scans",
+            "/api/v1/scans/{id}/results",
+            "/api/v1/performance/history",
+        ] {
+            let ps = params(path);
+            let limit = ps
+                .as_array()
+                .and_then(|ps| ps.iter().find(|p| p["name"] == "limit"))
+                .unwrap_or_else(|| panic!("{path}: no limit in {ps}"));
+            assert_eq!(limit["in"], "query", "{path}: {limit}");
+            assert_eq!(limit["required"], false, "{path}: {limit}");
+            assert_eq!(limit["schema"]["minimum"], 1, "{path}: {limit}");
+            assert_eq!(
+                limit["schema"]["maximum"],
+                query::LIMIT_MAX,
+                "{path}: {limit}"
+            );
+        }
+        let ps = params("/api/v1/scans/{id}/results");
+        let sort = ps
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["name"] == "sort"))
+            .expect("sort");
+        assert_eq!(sort["in"], "query");
+        let keys = sort["schema"]["enum"].as_array().expect("sort enum");
+        assert_eq!(keys.len(), 10, "{sort}");
+        for k in keys {
+            serde_json::from_value::<crate::scan::SortKey>(k.clone())
+                .unwrap_or_else(|e| panic!("{k} is not a SortKey: {e}"));
+        }
     }
 
     #[test]

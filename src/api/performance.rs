@@ -1,19 +1,23 @@
 //! `/api/v1/performance/history`: finished scans' timing and their speedup against the
 //! same universe's first uncached scan.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::Json;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::{IntoParams, ToSchema};
 
+use super::error::{ApiError, ErrorBody};
 use super::history::ScanSummary;
+use super::query::{check_limit, ApiQuery};
 use super::scans::Shared;
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PerfQuery {
-    /// Most scans (default 100).
+    /// Most scans (default 100; the history keeps at most api.history_max_scans).
+    #[param(minimum = 1, maximum = 100_000)]
     limit: Option<usize>,
 }
 
@@ -32,12 +36,12 @@ pub struct PerfPoint {
 /// Finished scans' timing, oldest first, with the speedup against the same universe's
 /// first uncached scan in the history.
 #[utoipa::path(get, path = "/api/v1/performance/history", tag = "performance", params(PerfQuery),
-    responses((status = 200, body = Object)))]
-pub async fn performance(State(state): Shared, Query(q): Query<PerfQuery>) -> Json<Value> {
-    let limit = q
-        .limit
-        .unwrap_or(100)
-        .clamp(1, state.settings.api.history_max_scans);
+    responses((status = 200, body = Object), (status = 400, body = ErrorBody)))]
+pub async fn performance(
+    State(state): Shared,
+    ApiQuery(q): ApiQuery<PerfQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = check_limit(q.limit, 100)?.min(state.settings.api.history_max_scans.max(1));
     let mut scans: Vec<ScanSummary> = state
         .history
         .list(limit)
@@ -70,5 +74,5 @@ pub async fn performance(State(state): Shared, Query(q): Query<PerfQuery>) -> Js
             })
         })
         .collect();
-    Json(json!({ "scans": points }))
+    Ok(Json(json!({ "scans": points })))
 }

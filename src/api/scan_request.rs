@@ -30,6 +30,8 @@ pub fn parse(body: &[u8], settings: &Settings) -> Result<ScanConfig, ApiError> {
     } else {
         match serde_json::from_slice::<Value>(body) {
             Ok(Value::Object(m)) => m,
+            // `null` is the absent body of the OpenAPI document (the body is optional).
+            Ok(Value::Null) => Map::new(),
             Ok(_) => return Err(invalid(vec!["the body must be a JSON object".into()])),
             Err(e) => return Err(invalid(vec![format!("the body is not valid JSON: {e}")])),
         }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -15,6 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ErrorBody};
 use super::history::{ScanRecord, ScanSummary};
+use super::query::{check_limit, ApiQuery};
 use super::state::{AppState, LiveScan};
 use crate::error::ErrorCode;
 use crate::scan::export::json_rows_to_csv;
@@ -27,41 +28,97 @@ pub struct Submitted {
     pub id: String,
 }
 
-/// The scan config (all fields optional; absent ones take the server's defaults).
+/// The scan config (all fields optional; absent ones take the server's defaults). A
+/// `null` is accepted where the field itself may be empty (`universe_size`, `top`, …).
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)] // documentation only: the body is parsed by `scan_request::parse`
 pub struct ScanRequest {
+    /// At most the server's scan.max_universe_size.
+    #[schema(minimum = 1)]
     universe_size: Option<usize>,
+    /// Letters, digits, `.`, `-` or `_` (1–16 characters); at most scan.max_universe_size.
+    #[schema(nullable = false)]
     symbols: Option<Vec<String>>,
+    #[schema(nullable = false)]
     sectors: Option<Vec<String>>,
+    #[schema(nullable = false)]
     industries: Option<Vec<String>>,
+    #[schema(minimum = 0)]
     min_market_cap: Option<f64>,
+    /// At most lookback_days.
+    #[schema(nullable = false, maximum = 20_000)]
     min_bars: Option<usize>,
+    #[schema(nullable = false, minimum = 0)]
     min_price: Option<f64>,
+    #[schema(nullable = false, minimum = 0)]
     min_dollar_volume: Option<f64>,
     min_tech_rating: Option<f64>,
-    /// e.g. `["strong_long", "long"]`.
-    signals: Option<Vec<String>>,
+    /// Keep only these signals (empty: all).
+    #[schema(nullable = false, inline)]
+    signals: Option<Vec<SignalName>>,
+    /// At most api.max_lookback_days (5,000 by default).
+    #[schema(nullable = false, minimum = 1, maximum = 20_000)]
     lookback_days: Option<usize>,
-    /// YYYY-MM-DD.
+    /// YYYY-MM-DD, from api.min_as_of to today.
+    #[schema(format = Date)]
     as_of: Option<String>,
+    #[schema(minimum = 1)]
     top: Option<usize>,
-    /// tech_rating | trend | momentum | rsi14 | macd_hist | ret5d | ret21d | dollar_vol20 | vol_spike_ratio | close
-    sort: Option<String>,
+    #[schema(nullable = false, inline)]
+    sort: Option<RankingKey>,
+    #[schema(minimum = 1)]
     sector_cap: Option<usize>,
-    /// Partial objects keep the other weights: trend, momentum, volume, volatility, oscillator, breakout.
-    #[schema(value_type = Option<Object>)]
-    weights: Option<Value>,
+    /// A partial object keeps the other weights.
+    #[schema(nullable = false)]
+    weights: Option<ScanWeights>,
+    #[schema(nullable = false, exclusive_minimum = 0)]
     account_size: Option<f64>,
+    #[schema(nullable = false, exclusive_minimum = 0, maximum = 100)]
     risk_pct: Option<f64>,
+    #[schema(nullable = false, exclusive_minimum = 0)]
     target_rr: Option<f64>,
+    #[schema(nullable = false, minimum = 0.5, maximum = 3)]
     stop_atr_multiple: Option<f64>,
+}
+
+/// The weights of the sub-scores in TechRating.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // documentation only
+pub struct ScanWeights {
+    #[schema(nullable = false)]
+    trend: Option<f64>,
+    #[schema(nullable = false)]
+    momentum: Option<f64>,
+    #[schema(nullable = false)]
+    volume: Option<f64>,
+    #[schema(nullable = false)]
+    volatility: Option<f64>,
+    #[schema(nullable = false)]
+    oscillator: Option<f64>,
+    #[schema(nullable = false)]
+    breakout: Option<f64>,
+}
+
+/// A trade signal, as results name it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code)] // documentation only: the value is parsed as `Signal`
+pub enum SignalName {
+    #[serde(rename = "Strong Long")]
+    StrongLong,
+    Long,
+    Avoid,
+    Short,
+    #[serde(rename = "Strong Short")]
+    StrongShort,
 }
 
 /// Submits a scan.
 #[utoipa::path(post, path = "/api/v1/scans", tag = "scans",
-    request_body(content = ScanRequest, content_type = "application/json"),
-    security(("bearer" = [])),
+    request_body(content = Option<ScanRequest>, content_type = "application/json",
+        description = "the scan config; an empty body takes every default"),
+    security((), ("bearer" = [])),
     responses((status = 202, body = Submitted), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 413, body = ErrorBody),
         (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
@@ -140,8 +197,11 @@ pub async fn submit(State(state): Shared, body: Bytes) -> Result<Response, ApiEr
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// Most scans returned (default 50, at most api.history_max_scans + running scans).
+    /// Most scans returned (default 50; there are at most api.history_max_scans finished
+    /// plus the running ones).
+    #[param(minimum = 1, maximum = 100_000)]
     limit: Option<usize>,
 }
 
@@ -152,12 +212,13 @@ pub struct ScanList {
 
 /// Running scans, then the history (newest first), with timing.
 #[utoipa::path(get, path = "/api/v1/scans", tag = "scans", params(ListQuery),
-    responses((status = 200, body = ScanList)))]
-pub async fn list(State(state): Shared, Query(q): Query<ListQuery>) -> Json<ScanList> {
-    let limit = q.limit.unwrap_or(50).clamp(
-        1,
-        state.settings.api.history_max_scans + state.settings.api.max_active_scans,
-    );
+    responses((status = 200, body = ScanList), (status = 400, body = ErrorBody)))]
+pub async fn list(
+    State(state): Shared,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<ScanList>, ApiError> {
+    let limit = check_limit(q.limit, 50)?
+        .min(state.settings.api.history_max_scans + state.settings.api.max_active_scans);
     let mut scans: Vec<ScanSummary> = state.live.all().iter().map(|l| live_summary(l)).collect();
     for s in state.history.list(limit).await {
         if !scans.iter().any(|x| x.id == s.id) {
@@ -165,7 +226,7 @@ pub async fn list(State(state): Shared, Query(q): Query<ListQuery>) -> Json<Scan
         }
     }
     scans.truncate(limit);
-    Json(ScanList { scans })
+    Ok(Json(ScanList { scans }))
 }
 
 fn live_summary(l: &LiveScan) -> ScanSummary {
@@ -272,55 +333,60 @@ pub async fn get(State(state): Shared, Path(id): Path<String>) -> Result<Json<Va
     }))
 }
 
+/// The representation of a scan's results.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ResultFormat {
+    #[default]
+    Json,
+    Csv,
+}
+
+/// A ranking key.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)] // documentation only: the value is parsed as `SortKey`
+pub enum RankingKey {
+    TechRating,
+    Trend,
+    Momentum,
+    Rsi14,
+    MacdHist,
+    Ret5d,
+    Ret21d,
+    DollarVol20,
+    VolSpikeRatio,
+    Close,
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ResultsQuery {
     /// `json` (default) or `csv`.
-    format: Option<String>,
+    #[param(inline)]
+    format: Option<ResultFormat>,
     /// A ranking key (as the scan's `sort`): results re-ranked by it, descending.
-    sort: Option<String>,
-    /// Keep the first N rows.
+    #[param(value_type = Option<RankingKey>, inline)]
+    sort: Option<SortKey>,
+    /// Keep the first N rows (default: every row).
+    #[param(minimum = 1, maximum = 100_000)]
     limit: Option<usize>,
 }
 
 /// The ranked results, as JSON `{"results": [...]}` or CSV with a header row.
 #[utoipa::path(get, path = "/api/v1/scans/{id}/results", tag = "scans",
     params(("id" = String, Path, description = "scan id"), ResultsQuery),
-    responses((status = 200, body = Object, content_type = "application/json"),
-        (status = 200, body = String, content_type = "text/csv"),
+    responses((status = 200, description = "the results, as `format` asks",
+            content((Object = "application/json"), (String = "text/csv"))),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn results(
     State(state): Shared,
     Path(id): Path<String>,
-    Query(q): Query<ResultsQuery>,
+    ApiQuery(q): ApiQuery<ResultsQuery>,
 ) -> Result<Response, ApiError> {
-    let csv = match q.format.as_deref() {
-        None | Some("json") => false,
-        Some("csv") => true,
-        Some(_) => {
-            return Err(ApiError::new(
-                ErrorCode::InvalidInput,
-                "format must be json or csv",
-                vec!["use ?format=json or ?format=csv".into()],
-            ))
-        }
-    };
-    let sort = match q.sort.as_deref() {
-        None => None,
-        Some(s) => Some(serde_json::from_value::<SortKey>(Value::String(s.into())).map_err(|_| {
-            ApiError::new(
-                ErrorCode::InvalidInput,
-                "sort is not a ranking key",
-                vec!["use one of tech_rating, trend, momentum, rsi14, macd_hist, ret5d, ret21d, dollar_vol20, vol_spike_ratio, close".into()],
-            )
-        })?),
-    };
-    if q.limit == Some(0) {
-        return Err(ApiError::new(
-            ErrorCode::InvalidInput,
-            "limit must be at least 1",
-            vec!["omit limit for every row".into()],
-        ));
-    }
+    let csv = q.format.unwrap_or_default() == ResultFormat::Csv;
+    let sort = q.sort;
+    let limit = q.limit.map(|n| check_limit(Some(n), n)).transpose()?;
     let record = match find(&state, &id).await? {
         Found::Done(r) => r,
         Found::Live(l) => {
@@ -362,7 +428,7 @@ pub async fn results(
         };
         rank(&mut rows, &cfg);
     }
-    if let Some(n) = q.limit {
+    if let Some(n) = limit {
         rows.truncate(n);
     }
     let values: Vec<Value> = rows
@@ -378,7 +444,7 @@ pub async fn results(
 
 /// Cancels a running scan; its report comes back partial, stage `cancelled`.
 #[utoipa::path(post, path = "/api/v1/scans/{id}/cancel", tag = "scans",
-    params(("id" = String, Path, description = "scan id")), security(("bearer" = [])),
+    params(("id" = String, Path, description = "scan id")), security((), ("bearer" = [])),
     responses((status = 202, body = Object), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn cancel(State(state): Shared, Path(id): Path<String>) -> Result<Response, ApiError> {
