@@ -19,7 +19,8 @@
 //! - Everything is torn down on Drop (panics included): processes killed and reaped,
 //!   namespaces and links deleted, temp dirs removed. At start, namespaces and links left
 //!   by a rig whose process is gone (name prefix `trg`, with its pid) are deleted, and the
-//!   processes still in those namespaces are killed by pid. Every process gets
+//!   processes still in those namespaces are killed by pid; so are its temp dirs
+//!   (`technic-rig-PID-…`). Every process gets
 //!   `PR_SET_PDEATHSIG` so it dies with the test thread that started it.
 //!
 //! Where namespaces are not available (not root, or `ip netns add` fails), or when
@@ -193,6 +194,23 @@ fn remove_leftovers() {
     }
 }
 
+/// Deletes the temp dirs (`technic-rig-PID-…`) of rigs whose process is gone.
+fn remove_leftover_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let pid = name
+            .strip_prefix("technic-rig-")
+            .and_then(|r| r.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok());
+        if pid.is_some_and(|p| !alive(p)) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
 /// Why namespaces cannot be used here, if they cannot.
 fn namespaces_unavailable(probe: &str) -> Option<String> {
     if std::env::var("TECHNIC_RIG_LOOPBACK").is_ok_and(|v| v == "1") {
@@ -243,8 +261,9 @@ impl Rig {
             .timeout(Duration::from_secs(5))
             .build()
             .expect("http client");
+        remove_leftover_dirs();
         let dir = tempfile::Builder::new()
-            .prefix("technic-rig-")
+            .prefix(&format!("technic-rig-{pid}-"))
             .tempdir()
             .expect("temp dir");
 
@@ -281,12 +300,13 @@ impl Rig {
                 for (i, name) in names.iter().enumerate() {
                     let ns = format!("{PREFIX}-{pid}-{n}-{name}");
                     let veth = format!("{tag}v{i:x}");
-                    ip(&["netns", "add", &ns]);
+                    // Recorded first: a failed step is still cleaned up (Net's Drop).
                     net.namespaces.push(ns.clone());
+                    ip(&["netns", "add", &ns]);
+                    net.veths.push(veth.clone());
                     ip(&[
                         "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns,
                     ]);
-                    net.veths.push(veth.clone());
                     ip(&["link", "set", &veth, "master", &bridge, "up"]);
                     let addr = Ipv4Addr::new(10, 213, x, 10 + i as u8);
                     ip(&[
@@ -850,6 +870,8 @@ impl Rig {
 }
 
 impl Drop for Rig {
+    /// Kills and reaps every process; then `net` (a field, dropped after this) removes the
+    /// links and namespaces.
     fn drop(&mut self) {
         for p in &mut self.procs {
             if let Some(mut child) = p.child.take() {
@@ -858,25 +880,29 @@ impl Drop for Rig {
                 let _ = child.wait();
             }
         }
-        if let Some(net) = self.net.take() {
-            // Deleting one end of a veth pair deletes both. Deleting the namespace would too,
-            // but only once the kernel frees the namespace, which can outlive its processes.
-            for veth in &net.veths {
-                let _ = Command::new("ip").args(["link", "del", veth]).status();
-            }
-            for ns in &net.namespaces {
-                for p in ip_out(&["netns", "pids", ns]).split_whitespace() {
-                    if let Ok(p) = p.parse::<i32>() {
-                        // SAFETY: kill(2) on a pid in our own namespace.
-                        unsafe { libc::kill(p, libc::SIGKILL) };
-                    }
-                }
-                let _ = Command::new("ip").args(["netns", "del", ns]).status();
-            }
-            let _ = Command::new("ip")
-                .args(["link", "del", &net.bridge])
-                .status();
+    }
+}
+
+impl Drop for Net {
+    /// Also runs when the rig fails halfway through its setup.
+    fn drop(&mut self) {
+        // Deleting one end of a veth pair deletes both. Deleting the namespace would too,
+        // but only once the kernel frees the namespace, which can outlive its processes.
+        for veth in &self.veths {
+            let _ = Command::new("ip").args(["link", "del", veth]).status();
         }
+        for ns in &self.namespaces {
+            for p in ip_out(&["netns", "pids", ns]).split_whitespace() {
+                if let Ok(p) = p.parse::<i32>() {
+                    // SAFETY: kill(2) on a pid in a namespace of this rig.
+                    unsafe { libc::kill(p, libc::SIGKILL) };
+                }
+            }
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .status();
     }
 }
 
