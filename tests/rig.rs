@@ -74,6 +74,37 @@ fn wait_up(rig: &Rig, instance: &str, want: f64) {
     );
 }
 
+/// `Ok` when the coordinator's `GET /api/v1/cluster/nodes` lists `id` in `state`.
+fn node_state(rig: &Rig, id: &str, state: &str) -> Result<(), String> {
+    let url = format!("http://{}/api/v1/cluster/nodes", rig.addr("coordinator"));
+    let v = rig.get_json(&url)?;
+    let seen = v["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|n| n["id"] == id)
+        .map(|n| n["state"].clone());
+    match seen {
+        Some(s) if s == state => Ok(()),
+        other => Err(format!("{id}: {other:?}")),
+    }
+}
+
+#[test]
+fn the_committed_alertmanager_config_is_valid() {
+    let out = std::process::Command::new("amtool")
+        .args(["check-config", "cluster/alertmanager.yml"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run amtool (prometheus-alertmanager; scripts/test.sh installs it)");
+    assert!(
+        out.status.success(),
+        "amtool check-config cluster/alertmanager.yml: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn rig_targets_are_up_a_partitioned_worker_is_down_and_alerts_reach_the_webhook() {
     let (_guard, mut rig, t0) = start();
@@ -124,8 +155,12 @@ fn rig_targets_are_up_a_partitioned_worker_is_down_and_alerts_reach_the_webhook(
         "synthetic alert of the rig test"
     );
 
-    // A partitioned worker: its scrape fails, and comes back once healed.
+    // A partitioned worker: its scrape fails and its heartbeats stop reaching Redis; once
+    // healed it is scraped again and heartbeats again.
     let worker = rig.addr("worker-2").to_string();
+    wait_for("w2 up at the coordinator", SCRAPE, || {
+        node_state(&rig, "w2", "up")
+    });
     rig.partition("worker-2");
     wait_up(&rig, &worker, 0.0);
     for other in want.iter().filter(|i| **i != worker) {
@@ -135,8 +170,14 @@ fn rig_targets_are_up_a_partitioned_worker_is_down_and_alerts_reach_the_webhook(
             "{other} while worker-2 is cut off"
         );
     }
+    wait_for("w2 down at the coordinator", SCRAPE, || {
+        node_state(&rig, "w2", "down")
+    });
     rig.heal("worker-2");
     wait_up(&rig, &worker, 1.0);
+    wait_for("w2 up again at the coordinator", SCRAPE, || {
+        node_state(&rig, "w2", "up")
+    });
 
     // Teardown leaves no namespace, link or process behind.
     let tag = rig.tag();
