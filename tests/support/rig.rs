@@ -50,7 +50,7 @@ const PREFIX: &str = "trg";
 /// The bearer token of the rig's coordinator.
 pub const TOKEN: &str = "technic-rig-token-0123456789abcdef";
 const START: Duration = Duration::from_secs(60);
-/// The settings a test may override in every Prometheus `global` section.
+/// The scrape interval, scrape timeout and rule evaluation interval of the rig's Prometheus.
 const INTERVAL: &str = "1s";
 
 pub const REDIS: [&str; 6] = [
