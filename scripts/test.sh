@@ -67,6 +67,21 @@ if [ "$(cat "$py_tools/.pins" 2>/dev/null)" != "$py_pins" ]; then
 fi
 export TECHNIC_PY_TOOLS="$PWD/$py_tools/bin"
 
+# --- multi-host rig (tests/rig.rs) -------------------------------------------------------
+# The rig puts each host in a network namespace (`ip`, from iproute2; root needed, otherwise
+# it falls back to loopback) and runs Prometheus (the `prometheus` package above) and
+# Alertmanager (Debian's prometheus-alertmanager: /usr/bin/prometheus-alertmanager).
+if ! need ip || ! { need prometheus-alertmanager || need alertmanager; } || ! need prometheus; then
+  echo "installing iproute2, prometheus and prometheus-alertmanager (apt-get)" >&2
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    iproute2 prometheus prometheus-alertmanager >/dev/null
+  # Where services start, the packages also start their own servers; the rig runs its own.
+fi
+# --- end of multi-host rig -------------------------------------------------------------------
+
 cargo test --locked --all-targets "$@"
 # Doc tests are not part of --all-targets.
 cargo test --locked --doc

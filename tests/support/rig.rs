@@ -1,0 +1,1037 @@
+//! The multi-host rig: the docker-compose topology (docker/docker-compose.yml) as real
+//! processes, each "host" in its own network namespace.
+//!
+//! - A private test subnet `10.213.X.0/24` on a bridge `trg…b` that the rig creates; the
+//!   bridge holds the gateway address `.1` (the test process: webhook receiver, HTTP
+//!   probes), and every host is a namespace `trg-PID-N-HOST` joined to it by a veth pair.
+//!   Hosts have no default route: traffic stays inside the subnet.
+//! - Hosts: `redis-1`…`redis-6` (a Redis Cluster, 3 masters and 3 replicas, on 6379),
+//!   `coordinator` (`technic serve --workers 0`, on 8080, with a token), `worker-1`…`worker-3`
+//!   (`technic worker --metrics-bind ADDR:9101 --node-id wN`), `prometheus` (9090, with
+//!   `cluster/prometheus.yml` and `cluster/alerts.yml`), `alertmanager` (9093, with
+//!   `cluster/alertmanager.yml`), and a webhook receiver in the test process.
+//! - The ops files are used as they are, copied to a temp dir with only the host names of
+//!   scrape and alertmanager targets rewritten to the rig's addresses, the `global`
+//!   intervals shortened to 1 s, an `alerting` section added when the file has none, and
+//!   Alertmanager's webhook URL and group timings set for the test.
+//! - [`Rig::kill9`] kills a host's process; [`Rig::partition`] takes a host's veth link
+//!   down, [`Rig::heal`] up again.
+//! - Everything is torn down on Drop (panics included): processes killed and reaped,
+//!   namespaces and links deleted, temp dirs removed. At start, namespaces and links left
+//!   by a rig whose process is gone (name prefix `trg`, with its pid) are deleted, and the
+//!   processes still in those namespaces are killed by pid; so are its temp dirs
+//!   (`technic-rig-PID-…`). Every process gets
+//!   `PR_SET_PDEATHSIG` so it dies with the test thread that started it.
+//!
+//! Where namespaces are not available (not root, or `ip netns add` fails), or when
+//! `TECHNIC_RIG_LOOPBACK=1`, the rig says so on stderr and runs every host on 127.0.0.1 with
+//! ports reserved through [`super::ports`]; a partition is then a frozen process (SIGSTOP,
+//! SIGCONT to heal), as close as one address space gets.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use serde_yaml_ng::Value as Yaml;
+use tempfile::TempDir;
+
+use super::ports::Port;
+use super::technic::{BIN, FAST_CLUSTER};
+use super::wait::wait_for;
+
+/// Prefix of every namespace and link the rig creates.
+const PREFIX: &str = "trg";
+/// The bearer token of the rig's coordinator.
+pub const TOKEN: &str = "technic-rig-token-0123456789abcdef";
+const START: Duration = Duration::from_secs(60);
+/// The scrape interval, scrape timeout and rule evaluation interval of the rig's Prometheus.
+const INTERVAL: &str = "1s";
+
+pub const REDIS: [&str; 6] = [
+    "redis-1", "redis-2", "redis-3", "redis-4", "redis-5", "redis-6",
+];
+pub const WORKERS: [&str; 3] = ["worker-1", "worker-2", "worker-3"];
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// One host: its address and main port, and how it is isolated.
+struct Host {
+    addr: SocketAddr,
+    /// The namespace (namespace mode).
+    ns: Option<String>,
+    /// The root-side end of its veth pair (namespace mode).
+    veth: Option<String>,
+    /// The reserved port (loopback mode).
+    _port: Option<Port>,
+}
+
+struct Proc {
+    host: String,
+    child: Option<Child>,
+}
+
+/// Namespace mode's bridge.
+struct Net {
+    /// `trgPIDxN`: the prefix of the bridge and veth names.
+    tag: String,
+    /// `trg-PID-N-`: the prefix of the namespace names.
+    ns_prefix: String,
+    bridge: String,
+    namespaces: Vec<String>,
+    veths: Vec<String>,
+}
+
+/// Alert notifications received by the webhook, in arrival order.
+#[derive(Clone, Default)]
+pub struct Deliveries(Arc<Mutex<Vec<Value>>>);
+
+impl Deliveries {
+    pub fn all(&self) -> Vec<Value> {
+        self.0.lock().expect("deliveries").clone()
+    }
+
+    /// The alerts of every notification (each alert has its own `status`, `labels`).
+    pub fn alerts(&self) -> Vec<Value> {
+        self.all()
+            .iter()
+            .flat_map(|n| n["alerts"].as_array().cloned().unwrap_or_default())
+            .collect()
+    }
+}
+
+pub struct Rig {
+    hosts: BTreeMap<String, Host>,
+    procs: Vec<Proc>,
+    net: Option<Net>,
+    gateway: IpAddr,
+    webhook: SocketAddr,
+    _webhook_port: Port,
+    pub deliveries: Deliveries,
+    http: reqwest::Client,
+    rt: tokio::runtime::Runtime,
+    dir: TempDir,
+}
+
+/// `ip ARGS`, panicking with its stderr on failure.
+fn ip(args: &[&str]) {
+    let out = Command::new("ip")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("run ip {args:?} (iproute2; scripts/test.sh installs it): {e}"));
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn ip_out(args: &[&str]) -> String {
+    Command::new("ip")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+fn alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Deletes namespaces and links of rigs whose process is gone, killing (by pid) the
+/// processes still running in those namespaces.
+fn remove_leftovers() {
+    for line in ip_out(&["netns", "list"]).lines() {
+        let Some(name) = line.split_whitespace().next() else {
+            continue;
+        };
+        // trg-PID-N-HOST
+        let mut parts = name.splitn(4, '-');
+        if parts.next() != Some(PREFIX) {
+            continue;
+        }
+        let Some(pid) = parts.next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if alive(pid) {
+            continue;
+        }
+        for p in ip_out(&["netns", "pids", name]).split_whitespace() {
+            if let Ok(p) = p.parse::<i32>() {
+                // SAFETY: kill(2) on a pid; no memory is shared.
+                unsafe { libc::kill(p, libc::SIGKILL) };
+            }
+        }
+        let _ = Command::new("ip").args(["netns", "del", name]).status();
+    }
+    for line in ip_out(&["-o", "link", "show"]).lines() {
+        // "7: trg1a2bx0b: <…>" or "8: trg1a2bx0v3@if2: <…>"
+        let Some(name) = line.split(": ").nth(1) else {
+            continue;
+        };
+        let name = name.split('@').next().unwrap_or(name);
+        let Some(rest) = name.strip_prefix(PREFIX) else {
+            continue;
+        };
+        let Some((pid, _)) = rest.split_once('x') else {
+            continue;
+        };
+        let Ok(pid) = u32::from_str_radix(pid, 16) else {
+            continue;
+        };
+        if !alive(pid) {
+            let _ = Command::new("ip").args(["link", "del", name]).status();
+        }
+    }
+}
+
+/// Deletes the temp dirs (`technic-rig-PID-…`) of rigs whose process is gone.
+fn remove_leftover_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let pid = name
+            .strip_prefix("technic-rig-")
+            .and_then(|r| r.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok());
+        if pid.is_some_and(|p| !alive(p)) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// Why namespaces cannot be used here, if they cannot.
+fn namespaces_unavailable(probe: &str) -> Option<String> {
+    if std::env::var("TECHNIC_RIG_LOOPBACK").is_ok_and(|v| v == "1") {
+        return Some("TECHNIC_RIG_LOOPBACK=1".into());
+    }
+    // SAFETY: geteuid(2) reads nothing of ours.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("not root".into());
+    }
+    match Command::new("ip")
+        .args(["netns", "add", probe])
+        .stdin(Stdio::null())
+        .output()
+    {
+        Ok(o) if o.status.success() => {
+            let _ = Command::new("ip").args(["netns", "del", probe]).status();
+            None
+        }
+        Ok(o) => Some(format!(
+            "ip netns add failed: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
+        Err(e) => Some(format!("cannot run ip: {e}")),
+    }
+}
+
+/// A free `10.213.X.0/24` (no local address in it): the third octet.
+fn free_subnet(seed: u32) -> u8 {
+    let addrs = ip_out(&["-4", "-o", "addr", "show"]);
+    (0..250u32)
+        .map(|i| ((seed + i) % 250 + 1) as u8)
+        .find(|x| !addrs.contains(&format!("10.213.{x}.")))
+        .expect("a free 10.213.X.0/24")
+}
+
+impl Rig {
+    /// Starts the whole topology and waits until every process answers.
+    pub fn start() -> Rig {
+        static RIGS: AtomicU32 = AtomicU32::new(0);
+        let n = RIGS.fetch_add(1, Ordering::Relaxed);
+        let pid = std::process::id();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .expect("http client");
+        remove_leftover_dirs();
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("technic-rig-{pid}-"))
+            .tempdir()
+            .expect("temp dir");
+
+        let mut names: Vec<&str> = REDIS.to_vec();
+        names.extend(["coordinator"]);
+        names.extend(WORKERS);
+        names.extend(["prometheus", "alertmanager"]);
+        let port_of = |name: &str| match name {
+            "coordinator" => 8080,
+            "prometheus" => 9090,
+            "alertmanager" => 9093,
+            n if n.starts_with("redis-") => 6379,
+            _ => 9101,
+        };
+
+        let probe = format!("{PREFIX}-{pid}-{n}-probe");
+        let mut hosts = BTreeMap::new();
+        let (net, gateway) = match namespaces_unavailable(&probe) {
+            None => {
+                remove_leftovers();
+                let x = free_subnet(pid.wrapping_mul(7).wrapping_add(n));
+                let tag = format!("{PREFIX}{pid:x}x{n:x}");
+                let bridge = format!("{tag}b");
+                let mut net = Net {
+                    tag: tag.clone(),
+                    ns_prefix: format!("{PREFIX}-{pid}-{n}-"),
+                    bridge: bridge.clone(),
+                    namespaces: Vec::new(),
+                    veths: Vec::new(),
+                };
+                ip(&["link", "add", &bridge, "type", "bridge"]);
+                ip(&["addr", "add", &format!("10.213.{x}.1/24"), "dev", &bridge]);
+                ip(&["link", "set", &bridge, "up"]);
+                for (i, name) in names.iter().enumerate() {
+                    let ns = format!("{PREFIX}-{pid}-{n}-{name}");
+                    let veth = format!("{tag}v{i:x}");
+                    // Recorded first: a failed step is still cleaned up (Net's Drop).
+                    net.namespaces.push(ns.clone());
+                    ip(&["netns", "add", &ns]);
+                    net.veths.push(veth.clone());
+                    ip(&[
+                        "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+                    ]);
+                    ip(&["link", "set", &veth, "master", &bridge, "up"]);
+                    let addr = Ipv4Addr::new(10, 213, x, 10 + i as u8);
+                    ip(&[
+                        "-n",
+                        &ns,
+                        "addr",
+                        "add",
+                        &format!("{addr}/24"),
+                        "dev",
+                        "eth0",
+                    ]);
+                    ip(&["-n", &ns, "link", "set", "eth0", "up"]);
+                    ip(&["-n", &ns, "link", "set", "lo", "up"]);
+                    hosts.insert(
+                        name.to_string(),
+                        Host {
+                            addr: SocketAddr::new(addr.into(), port_of(name)),
+                            ns: Some(ns),
+                            veth: Some(veth),
+                            _port: None,
+                        },
+                    );
+                }
+                (Some(net), IpAddr::V4(Ipv4Addr::new(10, 213, x, 1)))
+            }
+            Some(why) => {
+                eprintln!(
+                    "rig: network namespaces not available ({why}); every host runs on 127.0.0.1 \
+                     and a partition is a frozen process"
+                );
+                for name in &names {
+                    let port = if name.starts_with("redis-") {
+                        Port::reserve_with_bus()
+                    } else {
+                        Port::reserve()
+                    };
+                    hosts.insert(
+                        name.to_string(),
+                        Host {
+                            addr: SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port.number()),
+                            ns: None,
+                            veth: None,
+                            _port: Some(port),
+                        },
+                    );
+                }
+                (None, IpAddr::V4(Ipv4Addr::LOCALHOST))
+            }
+        };
+
+        // The webhook receiver, in this process, on the gateway address.
+        let webhook_port = Port::reserve();
+        let webhook = SocketAddr::new(gateway, webhook_port.number());
+        let deliveries = Deliveries::default();
+        {
+            let listener = std::net::TcpListener::bind(webhook)
+                .unwrap_or_else(|e| panic!("webhook receiver on {webhook}: {e}"));
+            listener.set_nonblocking(true).expect("nonblocking");
+            let store = deliveries.clone();
+            rt.spawn(async move {
+                let app = axum::Router::new().route(
+                    "/alerts",
+                    axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
+                        let store = store.clone();
+                        async move {
+                            store.0.lock().expect("deliveries").push(body);
+                            "ok"
+                        }
+                    }),
+                );
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                let _ = axum::serve(listener, app).await;
+            });
+        }
+
+        let mut rig = Rig {
+            hosts,
+            procs: Vec::new(),
+            net,
+            gateway,
+            webhook,
+            _webhook_port: webhook_port,
+            deliveries,
+            http,
+            rt,
+            dir,
+        };
+        rig.start_redis();
+        rig.start_technic();
+        rig.start_monitoring();
+        rig
+    }
+
+    /// Whether hosts are network namespaces (else processes on 127.0.0.1).
+    pub fn namespaced(&self) -> bool {
+        self.net.is_some()
+    }
+
+    /// What namespace mode left on this machine: the rig's namespaces and links still
+    /// present (empty in loopback mode, and after Drop).
+    pub fn traces(tag: &(String, String)) -> Vec<String> {
+        let (links, namespaces) = tag;
+        let mut found: Vec<String> = ip_out(&["netns", "list"])
+            .lines()
+            .filter(|l| l.starts_with(namespaces.as_str()))
+            .map(String::from)
+            .collect();
+        found.extend(
+            ip_out(&["-o", "link", "show"])
+                .lines()
+                .filter_map(|l| l.split(": ").nth(1))
+                .filter(|name| name.starts_with(links.as_str()))
+                .map(String::from),
+        );
+        found
+    }
+
+    /// The name prefixes of this rig's links and namespaces (for [`Rig::traces`]).
+    pub fn tag(&self) -> Option<(String, String)> {
+        self.net
+            .as_ref()
+            .map(|n| (n.tag.clone(), n.ns_prefix.clone()))
+    }
+
+    /// `ADDR:PORT` of a host's process.
+    pub fn addr(&self, host: &str) -> SocketAddr {
+        self.host(host).addr
+    }
+
+    pub fn gateway(&self) -> IpAddr {
+        self.gateway
+    }
+
+    pub fn webhook(&self) -> SocketAddr {
+        self.webhook
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn host(&self, name: &str) -> &Host {
+        self.hosts
+            .get(name)
+            .unwrap_or_else(|| panic!("no host {name} in the rig"))
+    }
+
+    fn log_path(&self, host: &str) -> PathBuf {
+        self.dir.path().join(format!("{host}.log"))
+    }
+
+    /// A host's process output (stdout and stderr).
+    pub fn log(&self, host: &str) -> String {
+        std::fs::read_to_string(self.log_path(host)).unwrap_or_default()
+    }
+
+    /// Starts `program ARGS` on `host` (in its namespace), output to `HOST.log`.
+    fn spawn(&mut self, host: &str, program: &str, args: &[String], env: &[(&str, &str)]) {
+        let log = std::fs::File::create(self.log_path(host)).expect("log file");
+        let err = log.try_clone().expect("log file");
+        let mut cmd = match &self.host(host).ns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, program]);
+                c
+            }
+            None => Command::new(program),
+        };
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(env.iter().copied())
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err);
+        // SAFETY: prctl(2) only, between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {program} on {host}: {e}"));
+        self.procs.push(Proc {
+            host: host.to_string(),
+            child: Some(child),
+        });
+    }
+
+    fn proc_mut(&mut self, host: &str) -> &mut Proc {
+        self.procs
+            .iter_mut()
+            .find(|p| p.host == host)
+            .unwrap_or_else(|| panic!("no process on {host}"))
+    }
+
+    /// Panics with the host's log if its process has exited.
+    fn check_running(&mut self, host: &str) -> Result<(), String> {
+        let exited = self
+            .proc_mut(host)
+            .child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten());
+        match exited {
+            Some(status) => panic!("{host} exited ({status}); log:\n{}", self.log(host)),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits until `probe` on the rig yields, checking that `host`'s process still runs.
+    fn await_host<T>(
+        &mut self,
+        host: &str,
+        what: &str,
+        mut probe: impl FnMut(&Rig) -> Result<T, String>,
+    ) -> T {
+        let what = format!("{host}: {what}");
+        wait_for(&what, START, || {
+            self.check_running(host)?;
+            probe(self)
+        })
+    }
+
+    fn redis_cluster_url(&self) -> String {
+        let nodes: Vec<String> = REDIS[..3]
+            .iter()
+            .map(|h| self.addr(h).to_string())
+            .collect();
+        format!("redis-cluster://{}", nodes.join(","))
+    }
+
+    fn start_redis(&mut self) {
+        for host in REDIS {
+            let addr = self.addr(host);
+            let dir = self.dir.path().join(host);
+            std::fs::create_dir_all(&dir).expect("redis dir");
+            let args: Vec<String> = [
+                "--port",
+                &addr.port().to_string(),
+                "--bind",
+                &addr.ip().to_string(),
+                // Bound to a non-loopback address without a password, Redis refuses
+                // clients; the rig's subnet is private to the test.
+                "--protected-mode",
+                "no",
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                "2000",
+                "--appendonly",
+                "no",
+                "--save",
+                "",
+                "--daemonize",
+                "no",
+                "--dir",
+                dir.to_str().expect("utf-8 path"),
+            ]
+            .map(String::from)
+            .to_vec();
+            self.spawn(host, "redis-server", &args, &[]);
+        }
+        for host in REDIS {
+            let addr = self.addr(host);
+            self.await_host(host, "PING", |_| {
+                redis_cmd(addr, &::redis::cmd("PING")).map(|_: String| ())
+            });
+        }
+        let addrs: Vec<String> = REDIS.iter().map(|h| self.addr(h).to_string()).collect();
+        let out = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addrs)
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run redis-cli (scripts/test.sh installs it)");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for host in REDIS {
+            let addr = self.addr(host);
+            self.await_host(host, "cluster_state:ok with 6 nodes", |_| {
+                let info: String = redis_cmd(addr, ::redis::cmd("CLUSTER").arg("INFO"))?;
+                let ok = info.lines().any(|l| l.trim() == "cluster_state:ok")
+                    && info.lines().any(|l| l.trim() == "cluster_known_nodes:6");
+                if ok {
+                    Ok(())
+                } else {
+                    Err(info)
+                }
+            });
+        }
+    }
+
+    fn start_technic(&mut self) {
+        let redis = self.redis_cluster_url();
+        let mut env: Vec<(&str, &str)> = FAST_CLUSTER.to_vec();
+        env.push(("TECHNIC_API__TOKEN", TOKEN));
+        let coordinator = self.addr("coordinator").to_string();
+        let args: Vec<String> = [
+            "serve",
+            "--bind",
+            &coordinator,
+            "--redis",
+            &redis,
+            "--workers",
+            "0",
+        ]
+        .map(String::from)
+        .to_vec();
+        self.spawn("coordinator", BIN, &args, &env);
+        for (i, host) in WORKERS.iter().enumerate() {
+            let bind = self.addr(host).to_string();
+            let id = format!("w{}", i + 1);
+            let args: Vec<String> = [
+                "worker",
+                "--redis",
+                &redis,
+                "--workers",
+                "1",
+                "--node-id",
+                &id,
+                "--metrics-bind",
+                &bind,
+            ]
+            .map(String::from)
+            .to_vec();
+            self.spawn(host, BIN, &args, &env);
+        }
+        let url = format!("http://{coordinator}/health");
+        self.await_host("coordinator", "GET /health", |rig| rig.get_ok(&url));
+        for host in WORKERS {
+            let url = format!("http://{}/health/live", self.addr(host));
+            self.await_host(host, "GET /health/live", |rig| rig.get_ok(&url));
+        }
+    }
+
+    fn start_monitoring(&mut self) {
+        let prom_dir = self.dir.path().join("prometheus");
+        let am_dir = self.dir.path().join("alertmanager");
+        std::fs::create_dir_all(prom_dir.join("data")).expect("prometheus dir");
+        std::fs::create_dir_all(am_dir.join("data")).expect("alertmanager dir");
+
+        let prom_cfg = prometheus_config(
+            &read_yaml("cluster/prometheus.yml"),
+            &self.host_names(),
+            self.addr("alertmanager"),
+        );
+        std::fs::write(
+            prom_dir.join("prometheus.yml"),
+            serde_yaml_ng::to_string(&prom_cfg).expect("yaml"),
+        )
+        .expect("write prometheus.yml");
+        // Rule files as they are, next to the config (relative paths resolve there).
+        for rule in prom_cfg["rule_files"].as_sequence().into_iter().flatten() {
+            let rule = rule.as_str().expect("rule file path");
+            std::fs::copy(repo().join("cluster").join(rule), prom_dir.join(rule))
+                .unwrap_or_else(|e| panic!("copy cluster/{rule}: {e}"));
+        }
+        let am_cfg = alertmanager_config(&read_yaml("cluster/alertmanager.yml"), self.webhook);
+        std::fs::write(
+            am_dir.join("alertmanager.yml"),
+            serde_yaml_ng::to_string(&am_cfg).expect("yaml"),
+        )
+        .expect("write alertmanager.yml");
+
+        let am = self.addr("alertmanager");
+        let am_bin = ["prometheus-alertmanager", "alertmanager"]
+            .into_iter()
+            .find(|b| {
+                Command::new(b)
+                    .arg("--version")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success())
+            })
+            .expect("prometheus-alertmanager or alertmanager (scripts/test.sh installs it)");
+        let args = vec![
+            format!(
+                "--config.file={}",
+                am_dir.join("alertmanager.yml").display()
+            ),
+            format!("--storage.path={}", am_dir.join("data").display()),
+            format!("--web.listen-address={am}"),
+            // A single instance: no gossip port.
+            "--cluster.listen-address=".to_string(),
+        ];
+        self.spawn("alertmanager", am_bin, &args, &[]);
+
+        let prom = self.addr("prometheus");
+        let args = vec![
+            format!(
+                "--config.file={}",
+                prom_dir.join("prometheus.yml").display()
+            ),
+            format!("--storage.tsdb.path={}", prom_dir.join("data").display()),
+            format!("--web.listen-address={prom}"),
+        ];
+        self.spawn("prometheus", "prometheus", &args, &[]);
+
+        let url = format!("http://{am}/-/ready");
+        self.await_host("alertmanager", "GET /-/ready", |rig| rig.get_ok(&url));
+        let url = format!("http://{prom}/-/ready");
+        self.await_host("prometheus", "GET /-/ready", |rig| rig.get_ok(&url));
+    }
+
+    /// Compose service name → the rig's address, for every host.
+    fn host_names(&self) -> BTreeMap<String, SocketAddr> {
+        self.hosts
+            .iter()
+            .map(|(name, h)| (name.clone(), h.addr))
+            .collect()
+    }
+
+    /// `Ok` when GET `url` answers 2xx.
+    fn get_ok(&self, url: &str) -> Result<(), String> {
+        self.rt.block_on(async {
+            match self.http.get(url).send().await {
+                Ok(r) if r.status().is_success() => Ok(()),
+                Ok(r) => Err(format!("{url}: {}", r.status())),
+                Err(e) => Err(format!("{url}: {e}")),
+            }
+        })
+    }
+
+    /// GET `url` as JSON.
+    pub fn get_json(&self, url: &str) -> Result<Value, String> {
+        self.rt.block_on(async {
+            let r = self
+                .http
+                .get(url)
+                .send()
+                .await
+                .map_err(|e| format!("{url}: {e}"))?;
+            let status = r.status();
+            let text = r.text().await.map_err(|e| format!("{url}: {e}"))?;
+            if !status.is_success() {
+                return Err(format!("{url}: {status}: {text}"));
+            }
+            serde_json::from_str(&text).map_err(|e| format!("{url}: {e}: {text}"))
+        })
+    }
+
+    /// POST `body` as JSON to `url`; `Ok` on 2xx.
+    pub fn post_json(&self, url: &str, body: &Value) -> Result<(), String> {
+        self.rt.block_on(async {
+            let r = self
+                .http
+                .post(url)
+                .header("content-type", "application/json")
+                .body(body.to_string())
+                .send()
+                .await
+                .map_err(|e| format!("{url}: {e}"))?;
+            if r.status().is_success() {
+                Ok(())
+            } else {
+                Err(format!("{url}: {}", r.status()))
+            }
+        })
+    }
+
+    /// Prometheus' `GET /api/v1/PATH` `data`.
+    pub fn prometheus_api(&self, path: &str) -> Result<Value, String> {
+        let v = self.get_json(&format!("http://{}/api/v1/{path}", self.addr("prometheus")))?;
+        if v["status"] == "success" {
+            Ok(v["data"].clone())
+        } else {
+            Err(v.to_string())
+        }
+    }
+
+    /// An instant query's result vector.
+    pub fn query(&self, expr: &str) -> Result<Vec<Value>, String> {
+        let mut url = reqwest::Url::parse("http://x/").expect("url");
+        url.query_pairs_mut().append_pair("query", expr);
+        let q = url.query().expect("query");
+        let data = self.prometheus_api(&format!("query?{q}"))?;
+        Ok(data["result"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// Prometheus' alerts (`/api/v1/alerts`) named `name`.
+    pub fn alerts(&self, name: &str) -> Result<Vec<Value>, String> {
+        let data = self.prometheus_api("alerts")?;
+        Ok(data["alerts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|a| a["labels"]["alertname"] == name)
+            .cloned()
+            .collect())
+    }
+
+    /// Posts an alert straight to Alertmanager (API v2), as Prometheus would.
+    pub fn push_alert(&self, labels: &Value, summary: &str) -> Result<(), String> {
+        let url = format!("http://{}/api/v2/alerts", self.addr("alertmanager"));
+        let body = json!([{ "labels": labels, "annotations": { "summary": summary } }]);
+        self.post_json(&url, &body)
+    }
+
+    /// `kill -9` of the host's process (reaped before this returns).
+    pub fn kill9(&mut self, host: &str) {
+        let proc = self.proc_mut(host);
+        if let Some(mut child) = proc.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Cuts the host off: its veth link down (namespaces), or its process frozen.
+    pub fn partition(&mut self, host: &str) {
+        self.set_link(host, false);
+    }
+
+    /// Undoes [`Rig::partition`].
+    pub fn heal(&mut self, host: &str) {
+        self.set_link(host, true);
+    }
+
+    fn set_link(&mut self, host: &str, up: bool) {
+        match self.host(host).veth.clone() {
+            Some(veth) => ip(&["link", "set", &veth, if up { "up" } else { "down" }]),
+            None => {
+                let pid = self
+                    .proc_mut(host)
+                    .child
+                    .as_ref()
+                    .map(|c| c.id() as i32)
+                    .unwrap_or_else(|| panic!("{host} is not running"));
+                let sig = if up { libc::SIGCONT } else { libc::SIGSTOP };
+                // SAFETY: kill(2) on our own child's pid.
+                unsafe { libc::kill(pid, sig) };
+            }
+        }
+    }
+
+    /// The pids of the host processes still running.
+    pub fn pids(&self) -> Vec<u32> {
+        self.procs
+            .iter()
+            .filter_map(|p| p.child.as_ref().map(Child::id))
+            .collect()
+    }
+
+    /// Every host's log, for a failure message.
+    pub fn logs(&self) -> String {
+        self.procs
+            .iter()
+            .map(|p| format!("--- {} ---\n{}\n", p.host, self.log(&p.host)))
+            .collect()
+    }
+}
+
+impl Drop for Rig {
+    /// Kills and reaps every process; then `net` (a field, dropped after this) removes the
+    /// links and namespaces.
+    fn drop(&mut self) {
+        for p in &mut self.procs {
+            if let Some(mut child) = p.child.take() {
+                // SAFETY: kill(2) on our own child's pid (a stopped one dies too).
+                unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+impl Drop for Net {
+    /// Also runs when the rig fails halfway through its setup.
+    fn drop(&mut self) {
+        // Deleting one end of a veth pair deletes both. Deleting the namespace would too,
+        // but only once the kernel frees the namespace, which can outlive its processes.
+        for veth in &self.veths {
+            let _ = Command::new("ip").args(["link", "del", veth]).status();
+        }
+        for ns in &self.namespaces {
+            for p in ip_out(&["netns", "pids", ns]).split_whitespace() {
+                if let Ok(p) = p.parse::<i32>() {
+                    // SAFETY: kill(2) on a pid in a namespace of this rig.
+                    unsafe { libc::kill(p, libc::SIGKILL) };
+                }
+            }
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .status();
+    }
+}
+
+/// One Redis command on `addr`, with short timeouts.
+fn redis_cmd<T: ::redis::FromRedisValue>(
+    addr: SocketAddr,
+    cmd: &::redis::Cmd,
+) -> Result<T, String> {
+    let client = ::redis::Client::open(format!("redis://{addr}/")).map_err(|e| e.to_string())?;
+    let mut conn = client
+        .get_connection_with_timeout(Duration::from_millis(500))
+        .map_err(|e| e.to_string())?;
+    conn.set_read_timeout(Some(Duration::from_secs(2)))
+        .map_err(|e| e.to_string())?;
+    cmd.query(&mut conn).map_err(|e| e.to_string())
+}
+
+pub fn read_yaml(path: &str) -> Yaml {
+    let text = std::fs::read_to_string(repo().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// `HOST:PORT` with the compose service name `HOST` replaced by its rig address (the port
+/// too, which differs on loopback).
+fn rewrite_target(target: &str, hosts: &BTreeMap<String, SocketAddr>) -> String {
+    let (host, _) = target
+        .rsplit_once(':')
+        .unwrap_or_else(|| panic!("target {target} has no port"));
+    let addr = hosts
+        .get(host)
+        .unwrap_or_else(|| panic!("target {target}: no rig host {host}"));
+    addr.to_string()
+}
+
+/// Rewrites every `targets:` list found under `v`.
+fn rewrite_targets(v: &mut Yaml, hosts: &BTreeMap<String, SocketAddr>) {
+    match v {
+        Yaml::Mapping(m) => {
+            for (k, v) in m.iter_mut() {
+                if k.as_str() == Some("targets") {
+                    for t in v.as_sequence_mut().into_iter().flatten() {
+                        let new = rewrite_target(t.as_str().expect("target"), hosts);
+                        *t = Yaml::String(new);
+                    }
+                } else {
+                    rewrite_targets(v, hosts);
+                }
+            }
+        }
+        Yaml::Sequence(s) => s.iter_mut().for_each(|v| rewrite_targets(v, hosts)),
+        _ => {}
+    }
+}
+
+/// `cluster/prometheus.yml` for the rig: target host names to rig addresses, `global`
+/// intervals of [`INTERVAL`], and Alertmanager (the file's, rewritten, or the rig's).
+pub fn prometheus_config(
+    file: &Yaml,
+    hosts: &BTreeMap<String, SocketAddr>,
+    alertmanager: SocketAddr,
+) -> Yaml {
+    let mut cfg = file.clone();
+    rewrite_targets(&mut cfg, hosts);
+    let m = cfg.as_mapping_mut().expect("prometheus.yml is a mapping");
+    let global: Yaml = serde_yaml_ng::from_str(&format!(
+        "{{scrape_interval: {INTERVAL}, scrape_timeout: {INTERVAL}, evaluation_interval: {INTERVAL}}}"
+    ))
+    .expect("yaml");
+    m.insert("global".into(), global);
+    if !m.contains_key("alerting") {
+        let alerting: Yaml = serde_yaml_ng::from_str(&format!(
+            "{{alertmanagers: [{{static_configs: [{{targets: ['{alertmanager}']}}]}}]}}"
+        ))
+        .expect("yaml");
+        m.insert("alerting".into(), alerting);
+    }
+    cfg
+}
+
+/// `cluster/alertmanager.yml` for the rig: every webhook URL to the rig's receiver, and
+/// the route's grouping waits short enough for a test.
+pub fn alertmanager_config(file: &Yaml, webhook: SocketAddr) -> Yaml {
+    let mut cfg = file.clone();
+    for r in cfg["receivers"].as_sequence_mut().into_iter().flatten() {
+        for w in r["webhook_configs"].as_sequence_mut().into_iter().flatten() {
+            w["url"] = Yaml::String(format!("http://{webhook}/alerts"));
+        }
+    }
+    let route = cfg["route"]
+        .as_mapping_mut()
+        .expect("alertmanager.yml route");
+    route.insert("group_wait".into(), "1s".into());
+    route.insert("group_interval".into(), "2s".into());
+    cfg
+}
+
+/// The alert of `cluster/alerts.yml` on `technic_cluster_nodes{state="down"}`.
+pub fn node_down_alert() -> String {
+    let rules = read_yaml("cluster/alerts.yml");
+    rules["groups"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .flat_map(|g| g["rules"].as_sequence().cloned().unwrap_or_default())
+        .find(|r| {
+            let expr = r["expr"].as_str().unwrap_or_default();
+            expr.contains("technic_cluster_nodes") && expr.contains(r#"state="down""#)
+        })
+        .and_then(|r| r["alert"].as_str().map(String::from))
+        .expect("an alert on technic_cluster_nodes{state=\"down\"} in cluster/alerts.yml")
+}
+
+/// An alert rule's `for:` duration.
+pub fn alert_for(name: &str) -> Duration {
+    let rules = read_yaml("cluster/alerts.yml");
+    let rule = rules["groups"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .flat_map(|g| g["rules"].as_sequence().cloned().unwrap_or_default())
+        .find(|r| r["alert"].as_str() == Some(name))
+        .unwrap_or_else(|| panic!("alert {name}"));
+    let f = rule["for"].as_str().unwrap_or("0s");
+    let (n, unit) = f.split_at(f.len() - 1);
+    let n: u64 = n.parse().unwrap_or_else(|_| panic!("for: {f}"));
+    match unit {
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        _ => panic!("for: {f}"),
+    }
+}
