@@ -200,7 +200,6 @@ fn rig_targets_are_up_a_partitioned_worker_is_down_and_alerts_reach_the_webhook(
 }
 
 #[test]
-#[ignore = "needs the coordinator's background node gauge"]
 fn a_killed_worker_fires_the_node_down_alert_and_alertmanager_delivers_it() {
     let alert = node_down_alert();
     let hold = alert_for(&alert);
