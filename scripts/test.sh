@@ -45,6 +45,21 @@ if ! need chromedriver || ! { need chromium || need chromium-browser; }; then
     chromium chromium-driver >/dev/null
 fi
 
+# ---- deploy: kubernetes-validate (tests/deploy_files.rs) ---------------------------------
+# The Kubernetes manifests are checked against the API schema by kubernetes-validate
+# (PyPI), pinned, in the tests' Python venv target/py-tests (created if missing; pip runs
+# only when the pinned version is not installed).
+KUBERNETES_VALIDATE_VERSION=1.34.1
+if [ ! -x target/py-tests/bin/python ]; then
+  python3 -m venv target/py-tests
+fi
+if ! target/py-tests/bin/python -c "import importlib.metadata as m, sys; \
+sys.exit(m.version('kubernetes-validate') != '$KUBERNETES_VALIDATE_VERSION')" 2>/dev/null; then
+  echo "installing kubernetes-validate==$KUBERNETES_VALIDATE_VERSION (pip, target/py-tests)" >&2
+  target/py-tests/bin/pip install -q "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
+fi
+# ---- end deploy ---------------------------------------------------------------------------
+
 cargo test --locked --all-targets "$@"
 # Doc tests are not part of --all-targets.
 cargo test --locked --doc
