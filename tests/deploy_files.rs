@@ -397,7 +397,6 @@ fn start(c: &Container, redis: &str) -> Running {
     };
     let args: Vec<String> = c.args.iter().map(|a| local(a)).collect();
     let env: Vec<(String, String)> = c.env.iter().map(|(k, v)| (k.clone(), local(v))).collect();
-    drop(local);
     for (_, port) in &c.probes {
         assert!(
             ports.contains_key(port),
