@@ -45,11 +45,13 @@ if ! need chromedriver || ! { need chromium || need chromium-browser; }; then
     chromium chromium-driver >/dev/null
 fi
 
-# tests/openapi.rs validates the served OpenAPI document (openapi-spec-validator) and
-# fuzzes the live API against it (schemathesis): pinned, in a git-ignored venv, found by
-# the test through TECHNIC_PY_TOOLS. Reinstalled only when the pins change.
+# The Python test tools, pinned, in a git-ignored venv that the tests find through
+# TECHNIC_PY_TOOLS; reinstalled only when the pins change. tests/openapi.rs validates the
+# served OpenAPI document (openapi-spec-validator) and fuzzes the live API against it
+# (schemathesis); tests/deploy_files.rs checks the Kubernetes manifests against the API
+# schema (kubernetes-validate).
 py_tools="target/py"
-py_pins="openapi-spec-validator==0.9.0 schemathesis==4.32.5"
+py_pins="openapi-spec-validator==0.9.0 schemathesis==4.32.5 kubernetes-validate==1.34.1"
 if [ "$(cat "$py_tools/.pins" 2>/dev/null)" != "$py_pins" ]; then
   if ! need python3 || ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
     echo "installing python3 and python3-venv (apt-get)" >&2

@@ -269,10 +269,33 @@ fn the_dashboard_is_well_formed() {
             assert_eq!(p["datasource"]["uid"], "${datasource}", "{}", p["title"]);
         }
     }
-    let vars = d["templating"]["list"].as_array().expect("templating");
-    assert!(vars
+    // Import asks for a Prometheus datasource (`__inputs`), which becomes the default of
+    // the `datasource` variable the panels use (provisioned, the variable falls back to the
+    // default datasource, as Grafana does not fill inputs in provisioned dashboards).
+    let inputs = d["__inputs"].as_array().expect("__inputs");
+    assert!(inputs.iter().any(|i| i["name"] == "DS_PROMETHEUS"
+        && i["type"] == "datasource"
+        && i["pluginId"] == "prometheus"));
+    let requires = d["__requires"].as_array().expect("__requires");
+    assert!(requires
         .iter()
-        .any(|v| v["name"] == "datasource" && v["query"] == "prometheus"));
+        .any(|r| r["type"] == "datasource" && r["id"] == "prometheus"));
+    let mut panel_types: BTreeSet<&str> = panels
+        .iter()
+        .filter_map(|p| p["type"].as_str())
+        .filter(|t| *t != "row")
+        .collect();
+    for r in requires.iter().filter(|r| r["type"] == "panel") {
+        panel_types.remove(r["id"].as_str().unwrap_or_default());
+    }
+    assert!(
+        panel_types.is_empty(),
+        "panels not in __requires: {panel_types:?}"
+    );
+    let vars = d["templating"]["list"].as_array().expect("templating");
+    assert!(vars.iter().any(|v| v["name"] == "datasource"
+        && v["query"] == "prometheus"
+        && v["current"]["value"] == "${DS_PROMETHEUS}"));
     let ds = yaml("dashboards/provisioning/datasources/prometheus.yml");
     assert_eq!(s(&ds["datasources"][0]["type"]), "prometheus");
 }
@@ -436,7 +459,12 @@ fn compose_runs_one_coordinator_and_three_workers_on_that_cluster() {
         assert!(c.get(w)["ports"].is_null(), "{w}: workers publish no port");
     }
     for name in workers.iter().chain(&serve) {
-        let url = flag(&c.command(name), "--redis").expect("--redis");
+        // The cluster's Redis is the setting cluster.redis_url, the default of --redis.
+        let url = s(&c.get(name)["environment"]["TECHNIC_CLUSTER__REDIS_URL"]).to_string();
+        assert!(
+            flag(&c.command(name), "--redis").is_none(),
+            "{name}: one source"
+        );
         for seed in redis_seeds(&url) {
             assert!(
                 redis.contains(&seed),
@@ -492,21 +520,32 @@ fn compose_mounts_files_that_exist_where_the_configs_look() {
         format!("{coordinator}:8080"),
         "Prometheus scrapes the coordinator"
     );
-    // ... and every worker, on the port its --metrics-bind opens.
-    let worker_targets: BTreeSet<String> =
-        strings(&prom_cfg["scrape_configs"][1]["static_configs"][0]["targets"])
-            .into_iter()
-            .collect();
-    let workers: BTreeSet<String> = c
-        .technic("worker")
-        .iter()
-        .map(|w| {
-            let bind = flag(&c.command(w), "--metrics-bind").expect("--metrics-bind");
-            let port = bind.rsplit(':').next().unwrap_or_default().to_string();
-            format!("{w}:{port}")
-        })
-        .collect();
-    assert_eq!(worker_targets, workers, "Prometheus scrapes every worker");
+    // ... and every worker, found by DNS under a name every worker answers to (a network
+    // alias on a network Prometheus is on), on the port its --metrics-bind opens.
+    let sd = &prom_cfg["scrape_configs"][1]["dns_sd_configs"][0];
+    let names = strings(&sd["names"]);
+    assert_eq!(names.len(), 1, "one worker name: {names:?}");
+    let prom_networks = strings(&prom["networks"]);
+    for w in c.technic("worker") {
+        let bind = flag(&c.command(&w), "--metrics-bind").expect("--metrics-bind");
+        let port = bind.rsplit(':').next().unwrap_or_default();
+        assert_eq!(
+            sd["port"].as_u64().map(|p| p.to_string()).as_deref(),
+            Some(port)
+        );
+        let networks = c.get(&w)["networks"]
+            .as_mapping()
+            .expect("networks")
+            .clone();
+        assert!(
+            networks.iter().any(|(net, cfg)| {
+                prom_networks.iter().any(|p| p == s(net))
+                    && strings(&cfg["aliases"]).contains(&names[0])
+            }),
+            "{w} answers to {} where Prometheus looks: {networks:?}",
+            names[0]
+        );
+    }
 
     // Grafana: both provisioning directories, and the dashboard where the provider reads.
     for dir in ["datasources", "dashboards"] {
@@ -617,7 +656,13 @@ fn k8s_manifests_probe_the_health_endpoints_and_load_their_config() {
     let w = &workers["spec"]["template"]["spec"]["containers"][0];
     let wargs = strings(&w["args"]);
     assert!(wargs.contains(&"worker".to_string()));
-    assert_eq!(flag(&wargs, "--node-id").as_deref(), Some("$(POD_NAME)"));
+    let wenv = w["env"].as_sequence().expect("env");
+    assert!(
+        wenv.iter()
+            .any(|e| s(&e["name"]) == "TECHNIC_CLUSTER__NODE_ID"
+                && s(&e["valueFrom"]["fieldRef"]["fieldPath"]) == "metadata.name"),
+        "a worker's node id is its pod's name"
+    );
     assert_eq!(
         flag(&wargs, "--metrics-bind").as_deref(),
         Some("0.0.0.0:9101")
@@ -662,6 +707,27 @@ fn k8s_manifests_probe_the_health_endpoints_and_load_their_config() {
     technic::config::Settings::load(Some(&path), &HashMap::new())
         .unwrap_or_else(|e| panic!("cluster/k8s/configmap.yaml technic.toml: {e:?}"));
     assert!(s(&cm["data"]["redis_url"]).starts_with("redis-cluster://"));
+    for d in [coord, workers] {
+        let env = d["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_sequence()
+            .expect("env");
+        assert!(env
+            .iter()
+            .any(|e| s(&e["name"]) == "TECHNIC_CLUSTER__REDIS_URL"
+                && s(&e["valueFrom"]["configMapKeyRef"]["key"]) == "redis_url"));
+    }
+    // Workers are scraped through a headless Service on their metrics port.
+    let wsvc = find("Service", "workers");
+    assert_eq!(s(&wsvc["spec"]["clusterIP"]), "None", "headless");
+    assert_eq!(s(&wsvc["spec"]["ports"][0]["targetPort"]), "metrics");
+    let wlabels = &workers["spec"]["template"]["metadata"]["labels"];
+    for (k, v) in wsvc["spec"]["selector"].as_mapping().expect("selector") {
+        assert_eq!(&wlabels[s(k)], v, "the Service selects the worker pods");
+    }
+    let prom = yaml("cluster/prometheus.yml");
+    let sd = &prom["scrape_configs"][1]["dns_sd_configs"][0];
+    assert_eq!(strings(&sd["names"]), [s(&wsvc["metadata"]["name"])]);
+    assert_eq!(sd["port"].as_u64(), w["ports"][0]["containerPort"].as_u64());
 }
 
 #[test]

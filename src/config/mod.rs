@@ -184,6 +184,9 @@ pub struct SyntheticSettings {
 #[serde(deny_unknown_fields)]
 pub struct ClusterSettings {
     pub workers: usize,
+    /// The cluster's Redis URL, the default of `--redis`; empty: none (in-process).
+    #[serde(default)]
+    pub redis_url: String,
     pub shard_size: usize,
     pub max_attempts: u32,
     pub max_restarts: u32,
@@ -378,6 +381,20 @@ mod tests {
         assert_eq!(s.data.synthetic.seed, 7);
         assert_eq!(s.scan.weights.trend, 2.5);
         assert_eq!(s.data.synthetic.poison_symbols, ["AAA", "BBB"]);
+    }
+
+    #[test]
+    fn the_cluster_redis_url_is_a_setting() {
+        assert_eq!(Settings::defaults().cluster.redis_url, "");
+        let url = "redis-cluster://a:6379,b:6379";
+        let env = HashMap::from([("TECHNIC_CLUSTER__REDIS_URL".to_string(), url.to_string())]);
+        assert_eq!(
+            Settings::load(None, &env).expect("valid").cluster.redis_url,
+            url
+        );
+        // Not TECHNIC_<SECTION>__<KEY>: refused, not silently ignored.
+        let env = HashMap::from([("TECHNIC_REDIS_URL".to_string(), url.to_string())]);
+        assert!(Settings::load(None, &env).is_err());
     }
 
     #[test]

@@ -45,13 +45,19 @@ impl NodeArgs {
             problems.extend(e.problems.into_iter().map(|p| format!("--data: {p}")));
             vec![DataSource::Synthetic]
         });
-        let redis = self.redis.as_deref().map(str::trim);
+        // --redis, else cluster.redis_url (TECHNIC_CLUSTER__REDIS_URL); a snapshot has no cluster.
+        let configured = Some(settings.cluster.redis_url.trim())
+            .filter(|u| !u.is_empty() && role != Role::Snapshot);
+        let (redis, redis_from) = match self.redis.as_deref() {
+            Some(url) => (Some(url.trim()), "--redis"),
+            None => (configured, "cluster.redis_url"),
+        };
         let queue = match redis {
             Some(url) => match RedisUrl::parse(url) {
                 Ok(_) => QueueTarget::Redis(url.to_string()),
                 Err(_) => {
                     problems.push(format!(
-                        "--redis: {:?} is not a redis://HOST:PORT or redis-cluster://HOST:PORT[,HOST:PORT...] URL",
+                        "{redis_from}: {:?} is not a redis://HOST:PORT or redis-cluster://HOST:PORT[,HOST:PORT...] URL",
                         crate::redis_link::redact(url)
                     ));
                     QueueTarget::InProcess
@@ -59,7 +65,7 @@ impl NodeArgs {
             },
             None if role == Role::Worker => {
                 problems.push(
-                    "--redis: a worker joins a cluster through its Redis: give --redis URL".into(),
+                    "--redis: a worker joins a cluster through its Redis: give --redis URL (or set cluster.redis_url)".into(),
                 );
                 QueueTarget::InProcess
             }
@@ -154,5 +160,35 @@ impl NodeArgs {
                 1
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_redis_url_is_the_default_of_redis() {
+        let mut settings = Settings::defaults();
+        settings.cluster.redis_url = "redis://127.0.0.1:6399".into();
+        let p = NodeArgs::default().plan(&settings, Role::Worker).unwrap();
+        assert_eq!(p.queue, QueueTarget::Redis("redis://127.0.0.1:6399".into()));
+        // The flag wins; a snapshot has no cluster.
+        let flag = NodeArgs {
+            redis: Some("redis://127.0.0.1:6400".into()),
+            ..NodeArgs::default()
+        };
+        let p = flag.plan(&settings, Role::Worker).unwrap();
+        assert_eq!(p.queue, QueueTarget::Redis("redis://127.0.0.1:6400".into()));
+        let p = NodeArgs::default().plan(&settings, Role::Snapshot).unwrap();
+        assert_eq!(p.queue, QueueTarget::InProcess);
+        settings.cluster.redis_url = "http://x".into();
+        let problems = NodeArgs::default()
+            .plan(&settings, Role::Worker)
+            .unwrap_err();
+        assert!(
+            problems[0].starts_with("cluster.redis_url: "),
+            "{problems:?}"
+        );
     }
 }
