@@ -16,7 +16,7 @@ use crate::redis_link::RedisUrl;
 pub struct ClusterArgs {
     #[command(subcommand)]
     pub action: ClusterAction,
-    /// The cluster's Redis: redis://HOST:PORT or redis-cluster://HOST:PORT[,HOST:PORT...].
+    /// The cluster's Redis: redis://HOST:PORT or redis-cluster://HOST:PORT[,HOST:PORT...] (default: cluster.redis_url).
     #[arg(long, global = true, value_name = "URL")]
     pub redis: Option<String>,
     /// Output as JSON.
@@ -38,12 +38,17 @@ pub enum ClusterAction {
 }
 
 pub async fn run(args: &ClusterArgs, settings: &Settings) -> Result<i32, UserError> {
-    let url = args.redis.as_deref().map(str::trim).unwrap_or_default();
+    // --redis, else the cluster's configured Redis (cluster.redis_url).
+    let url = args
+        .redis
+        .as_deref()
+        .unwrap_or(&settings.cluster.redis_url)
+        .trim();
     if !RedisUrl::looks_like(url) {
         return Err(UserError::new(
             ErrorCode::InvalidInput,
             format!("--redis: {url:?} is not a redis://HOST:PORT or redis-cluster://HOST:PORT[,HOST:PORT...] URL"),
-            vec!["give the Redis the nodes were started with: technic cluster nodes --redis URL".into()],
+            vec!["give the Redis the nodes were started with: --redis URL, or set cluster.redis_url (TECHNIC_CLUSTER__REDIS_URL)".into()],
         ));
     }
     let registry = NodeRegistry::open(url, &settings.cluster)?;

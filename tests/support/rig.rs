@@ -957,6 +957,55 @@ fn rewrite_targets(v: &mut Yaml, hosts: &BTreeMap<String, SocketAddr>) {
     }
 }
 
+/// The rig's hosts a DNS name resolves to: the host of that name, or, for a group name such
+/// as `workers` (the network alias every `worker-N` service carries in the compose file, the
+/// headless Service on Kubernetes), every `worker-N` host.
+fn resolve(name: &str, hosts: &BTreeMap<String, SocketAddr>) -> Vec<String> {
+    if hosts.contains_key(name) {
+        return vec![name.to_string()];
+    }
+    let member = format!("{}-", name.trim_end_matches('s'));
+    hosts
+        .keys()
+        .filter(|h| h.starts_with(&member))
+        .cloned()
+        .collect()
+}
+
+/// Every `dns_sd_configs` (names + port) as the `static_configs` those names resolve to in
+/// the rig (no DNS server runs in the namespaces); [`rewrite_targets`] then maps the names.
+fn resolve_dns_sd(cfg: &mut Yaml, hosts: &BTreeMap<String, SocketAddr>) {
+    for job in cfg["scrape_configs"]
+        .as_sequence_mut()
+        .into_iter()
+        .flatten()
+    {
+        let Some(m) = job.as_mapping_mut() else {
+            continue;
+        };
+        let Some(sd) = m.remove("dns_sd_configs") else {
+            continue;
+        };
+        let mut targets = Vec::new();
+        for c in sd.as_sequence().into_iter().flatten() {
+            let port = c["port"].as_u64().expect("dns_sd_configs port");
+            for name in c["names"].as_sequence().into_iter().flatten() {
+                let name = name.as_str().expect("dns name");
+                let found = resolve(name, hosts);
+                assert!(!found.is_empty(), "dns name {name}: no rig host");
+                targets.extend(
+                    found
+                        .into_iter()
+                        .map(|h| Yaml::String(format!("{h}:{port}"))),
+                );
+            }
+        }
+        let static_configs: Yaml = serde_yaml_ng::from_str("[{targets: []}]").expect("yaml");
+        m.insert("static_configs".into(), static_configs);
+        m["static_configs"][0]["targets"] = Yaml::Sequence(targets);
+    }
+}
+
 /// `cluster/prometheus.yml` for the rig: target host names to rig addresses, `global`
 /// intervals of [`INTERVAL`], and Alertmanager (the file's, rewritten, or the rig's).
 pub fn prometheus_config(
@@ -965,6 +1014,7 @@ pub fn prometheus_config(
     alertmanager: SocketAddr,
 ) -> Yaml {
     let mut cfg = file.clone();
+    resolve_dns_sd(&mut cfg, hosts);
     rewrite_targets(&mut cfg, hosts);
     let m = cfg.as_mapping_mut().expect("prometheus.yml is a mapping");
     let global: Yaml = serde_yaml_ng::from_str(&format!(
