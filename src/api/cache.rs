@@ -169,10 +169,6 @@ pub async fn get_ttl(State(state): Shared) -> Result<Json<Value>, ApiError> {
     ))
 }
 
-/// The longest TTL `PUT /api/v1/cache/ttl` sets (365 days, the documented `maximum`): a
-/// TTL near `u64::MAX` seconds would overflow when doubled for a low-volatility symbol.
-pub const TTL_SECS_MAX: u64 = 31_536_000;
-
 /// The body of `PUT /api/v1/cache/ttl`: any of the `[cache.ttl]` fields.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -244,20 +240,6 @@ pub async fn put_ttl(State(state): Shared, body: Bytes) -> Result<Json<Value>, A
     }
     let settings: TtlSettings =
         serde_json::from_value(Value::Object(current)).map_err(|e| invalid(vec![e.to_string()]))?;
-    let too_long: Vec<String> = [
-        ("bars_secs", settings.bars_secs),
-        ("features_secs", settings.features_secs),
-        ("ml_secs", settings.ml_secs),
-        ("scan_secs", settings.scan_secs),
-        ("meta_secs", settings.meta_secs),
-    ]
-    .into_iter()
-    .filter(|(_, secs)| *secs > TTL_SECS_MAX)
-    .map(|(name, secs)| format!("{name} {secs} is above {TTL_SECS_MAX} (365 days)"))
-    .collect();
-    if !too_long.is_empty() {
-        return Err(invalid(too_long));
-    }
     let ttl = SmartTtl::new(settings, Arc::new(SystemClock)).map_err(|e| invalid(e.problems))?;
     c.set_smart_ttl(ttl);
     tracing::info!("cache ttl settings replaced over http");

@@ -192,7 +192,29 @@ mod tests {
     }
 
     #[test]
-    fn openapi_lists_every_design_route() {
+    fn documented_ttl_bounds_are_the_settings_bounds() {
+        let doc: serde_json::Value = serde_json::from_str(&openapi_json()).expect("json");
+        let schemas = doc["components"]["schemas"].as_object().expect("schemas");
+        let ttl_fields: Vec<&serde_json::Value> = schemas
+            .values()
+            .filter_map(|s| s["properties"].as_object())
+            .flat_map(|p| p.iter())
+            .filter(|(name, _)| name.ends_with("_secs") && name.as_str() != "history_ttl_secs")
+            .map(|(_, v)| v)
+            .filter(|v| v.get("maximum").is_some())
+            .collect();
+        assert!(!ttl_fields.is_empty(), "the TTL body documents its bounds");
+        for f in ttl_fields {
+            assert_eq!(
+                f["maximum"].as_u64(),
+                Some(crate::config::TTL_SECS_MAX),
+                "{f}"
+            );
+        }
+    }
+
+    #[test]
+    fn openapi_lists_every_route() {
         let doc: serde_json::Value = serde_json::from_str(&openapi_json()).expect("json");
         let paths = doc["paths"].as_object().expect("paths");
         for (path, method) in [

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 mod targets;
 mod validate;
 
-pub use targets::{CacheTarget, InvalidCacheUrl, MarketHours, TtlSettings};
+pub use targets::{CacheTarget, InvalidCacheUrl, MarketHours, TtlSettings, TTL_SECS_MAX};
 pub use validate::log_filter_problems;
 
 /// The embedded defaults, also the reference documentation of every setting.

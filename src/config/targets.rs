@@ -62,6 +62,10 @@ impl CacheTarget {
     }
 }
 
+/// The longest base TTL of a kind (365 days): a TTL near `u64::MAX` seconds would overflow
+/// when doubled for a low-volatility symbol.
+pub const TTL_SECS_MAX: u64 = 31_536_000;
+
 /// TTL settings (`[cache.ttl]`), all from config.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -110,17 +114,23 @@ impl TtlSettings {
         if self.low_vol_daily.is_nan() || self.low_vol_daily >= self.high_vol_daily {
             p.push("cache.ttl.low_vol_daily must be below cache.ttl.high_vol_daily".to_string());
         }
-        if [
-            self.bars_secs,
-            self.features_secs,
-            self.ml_secs,
-            self.scan_secs,
-            self.meta_secs,
-        ]
-        .contains(&0)
-        {
+        let ttls = [
+            ("bars_secs", self.bars_secs),
+            ("features_secs", self.features_secs),
+            ("ml_secs", self.ml_secs),
+            ("scan_secs", self.scan_secs),
+            ("meta_secs", self.meta_secs),
+        ];
+        if ttls.iter().any(|(_, s)| *s == 0) {
             p.push("cache.ttl.*_secs must be at least 1".to_string());
         }
+        p.extend(
+            ttls.iter()
+                .filter(|(_, secs)| *secs > TTL_SECS_MAX)
+                .map(|(name, secs)| {
+                    format!("cache.ttl.{name} {secs} is above {TTL_SECS_MAX} (365 days)")
+                }),
+        );
         match (tz, open, close) {
             (Ok(tz), Ok(open), Ok(close)) if p.is_empty() => {
                 if open >= close {
@@ -134,5 +144,23 @@ impl TtlSettings {
                 Err(SettingsError { problems: p })
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttls_are_bounded_so_doubling_cannot_overflow() {
+        let mut ttl = crate::config::Settings::defaults().cache.ttl;
+        ttl.bars_secs = u64::MAX;
+        ttl.meta_secs = TTL_SECS_MAX + 1;
+        let e = ttl.market_hours().unwrap_err();
+        assert_eq!(e.problems.len(), 2, "{e:?}");
+        assert!(e.problems[0].starts_with("cache.ttl.bars_secs"), "{e:?}");
+        ttl.bars_secs = TTL_SECS_MAX;
+        ttl.meta_secs = 1;
+        assert!(ttl.market_hours().is_ok());
     }
 }
