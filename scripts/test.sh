@@ -46,7 +46,7 @@ if ! need chromedriver || ! { need chromium || need chromium-browser; }; then
 fi
 
 # The Python test tools, pinned, in a git-ignored venv that the tests find through
-# TECHNIC_PY_TOOLS; reinstalled only when the pins change. tests/openapi.rs validates the
+# PY_TEST_TOOLS; reinstalled only when the pins change. tests/openapi.rs validates the
 # served OpenAPI document (openapi-spec-validator) and fuzzes the live API against it
 # (schemathesis); tests/deploy_files.rs checks the Kubernetes manifests against the API
 # schema (kubernetes-validate).
@@ -67,7 +67,9 @@ if [ "$(cat "$py_tools/.pins" 2>/dev/null)" != "$py_pins" ]; then
   "$py_tools/bin/pip" install -q --disable-pip-version-check $py_pins
   echo "$py_pins" >"$py_tools/.pins"
 fi
-export TECHNIC_PY_TOOLS="$PWD/$py_tools/bin"
+# Not a TECHNIC_* name: that prefix belongs to the settings, and technic refuses an unknown
+# one (every test that runs the binary with this environment would exit 2).
+export PY_TEST_TOOLS="$PWD/$py_tools/bin"
 
 # --- multi-host rig (tests/rig.rs) -------------------------------------------------------
 # The rig puts each host in a network namespace (`ip`, from iproute2; root needed, otherwise

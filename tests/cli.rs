@@ -440,11 +440,18 @@ fn ctrl_c_cancels_and_prints_the_partial_report() {
         .expect("spawn");
     let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
     // Wait until results flow (stderr is not a terminal: one line per stage).
+    let mut before = Vec::new();
     for line in lines.by_ref() {
-        if line.expect("utf8").starts_with("[computing]") {
+        let line = line.expect("utf8");
+        if line.starts_with("[computing]") {
             break;
         }
+        before.push(line);
     }
+    assert!(
+        child.try_wait().expect("status").is_none(),
+        "the scan ended before it was interrupted: {before:?}"
+    );
     let status = Std::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

@@ -549,13 +549,13 @@ fn every_k8s_container_starts_stays_up_and_stops_cleanly() {
 
 /// The validator scripts/test.sh installs (pinned there).
 fn kubernetes_validate() -> PathBuf {
-    let dir = std::env::var_os("TECHNIC_PY_TOOLS")
+    let dir = std::env::var_os("PY_TEST_TOOLS")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo().join("target/py/bin"));
     let tool = dir.join("kubernetes-validate");
     assert!(
         tool.is_file(),
-        "kubernetes-validate not found in {} (TECHNIC_PY_TOOLS or target/py/bin): run \
+        "kubernetes-validate not found in {} (PY_TEST_TOOLS or target/py/bin): run \
          scripts/test.sh, which installs the pinned Python test tools into target/py",
         dir.display()
     );

@@ -3,7 +3,7 @@
 //! (`schemathesis`: generated valid and invalid requests, every check).
 //!
 //! The tools are Python packages that `scripts/test.sh` installs, pinned, into a venv
-//! (`target/py`) and names in `TECHNIC_PY_TOOLS`. Without them these tests fail, saying
+//! (`target/py`) and names in `PY_TEST_TOOLS`. Without them these tests fail, saying
 //! so: they are never skipped.
 
 mod support;
@@ -24,15 +24,15 @@ const MAX_EXAMPLES: &str = "10";
 const SEED: &str = "20240601";
 
 /// The directory holding the `openapi-spec-validator` and `schemathesis` executables:
-/// `TECHNIC_PY_TOOLS`, else the venv `scripts/test.sh` creates.
+/// `PY_TEST_TOOLS`, else the venv `scripts/test.sh` creates.
 fn tools() -> PathBuf {
-    let dir = std::env::var_os("TECHNIC_PY_TOOLS")
+    let dir = std::env::var_os("PY_TEST_TOOLS")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/py/bin"));
     for tool in ["openapi-spec-validator", "schemathesis"] {
         assert!(
             dir.join(tool).is_file(),
-            "{tool} not found in {} (TECHNIC_PY_TOOLS or target/py/bin): run scripts/test.sh, \
+            "{tool} not found in {} (PY_TEST_TOOLS or target/py/bin): run scripts/test.sh, \
              which installs the pinned Python test tools into target/py and runs every test",
             dir.display()
         );
