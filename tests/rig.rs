@@ -203,7 +203,7 @@ fn rig_targets_are_up_a_partitioned_worker_is_down_and_alerts_reach_the_webhook(
 }
 
 #[test]
-fn a_killed_worker_fires_the_node_down_alert_and_alertmanager_delivers_it() {
+fn a_killed_worker_fires_the_node_down_alert_and_its_restart_resolves_it() {
     let alert = node_down_alert();
     let hold = alert_for(&alert);
     let (_guard, mut rig, t0) = start();
