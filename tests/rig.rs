@@ -2,8 +2,10 @@
 //! processes, one network namespace per host, watched by a real Prometheus with the alert
 //! rules of cluster/alerts.yml and a real Alertmanager with cluster/alertmanager.yml.
 //!
-//! Between a fault and its alert only Prometheus talks to technic: no API call moves a
-//! gauge here. The rigs of this file run one at a time (each is 12 hosts on two cores).
+//! Between a fault and its alert (and its resolution) only Prometheus talks to technic: no
+//! API call moves a gauge there. The PromQL test does call the API, to run scans against a
+//! fake Polygon before it queries every expression of the dashboard and the alert rules.
+//! The rigs of this file run one at a time (each is 12 hosts on two cores).
 
 mod support;
 
@@ -11,7 +13,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::rig::{alert_for, node_down_alert, Rig, WORKERS};
+use support::fake_polygon::FakePolygon;
+use support::rig::{alert_for, node_down_alert, Rig, Source, WORKERS};
 use support::wait::wait_for;
 
 const SCRAPE: Duration = Duration::from_secs(30);
@@ -200,7 +203,7 @@ fn rig_targets_are_up_a_partitioned_worker_is_down_and_alerts_reach_the_webhook(
 }
 
 #[test]
-fn a_killed_worker_fires_the_node_down_alert_and_alertmanager_delivers_it() {
+fn a_killed_worker_fires_the_node_down_alert_and_its_restart_resolves_it() {
     let alert = node_down_alert();
     let hold = alert_for(&alert);
     let (_guard, mut rig, t0) = start();
@@ -243,5 +246,323 @@ fn a_killed_worker_fires_the_node_down_alert_and_alertmanager_delivers_it() {
             .ok_or_else(|| format!("deliveries: {:?}", rig.deliveries.all()))
     });
     assert_eq!(delivered["labels"]["severity"], "critical", "{delivered}");
+
+    // The same node back (same command, same node id): it heartbeats again, every
+    // process's `technic_cluster_nodes{state="down"}` drops to 0, Prometheus resolves the
+    // alert and Alertmanager sends `resolved` for every instance it notified as firing.
+    rig.restart("worker-3");
+    let back = Instant::now();
+    let resolved = wait_for(&format!("{alert} resolved at the webhook"), SCRAPE, || {
+        let alerts: Vec<Value> = rig
+            .deliveries
+            .alerts()
+            .into_iter()
+            .filter(|a| a["labels"]["alertname"] == alert.as_str())
+            .collect();
+        let instances = |status: &str| -> std::collections::BTreeSet<String> {
+            alerts
+                .iter()
+                .filter(|a| a["status"] == status)
+                .map(|a| {
+                    a["labels"]["instance"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string()
+                })
+                .collect()
+        };
+        let (firing, resolved) = (instances("firing"), instances("resolved"));
+        if !resolved.is_empty() && firing.is_subset(&resolved) {
+            Ok(resolved)
+        } else {
+            Err(format!("firing {firing:?}, resolved {resolved:?}"))
+        }
+    });
+    wait_for(&format!("{alert} inactive in Prometheus"), SCRAPE, || {
+        let s = state(&rig)?;
+        if s.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{alert}: {s:?}"))
+        }
+    });
+    eprintln!(
+        "{alert} resolved for {resolved:?} {:?} after the restart",
+        back.elapsed()
+    );
+    eprintln!("rig test done in {:?}", t0.elapsed());
+}
+
+/// The Grafana variables a dashboard query may use, as a test sets them: every interval
+/// and range 1 minute (at the rig's 1 s scrape that is 60 samples a series).
+const GRAFANA_BUILTINS: [(&str, &str); 8] = [
+    ("__rate_interval", "1m"),
+    ("__interval_ms", "60000"),
+    ("__interval", "1m"),
+    ("__range_ms", "60000"),
+    ("__range_s", "60"),
+    ("__range", "1m"),
+    ("__from", "0"),
+    ("__to", "0"),
+];
+
+/// `expr` with every Grafana variable replaced (`$x`, `${x}`, `${x:fmt}`, `[[x]]`): the
+/// built-ins by [`GRAFANA_BUILTINS`], the dashboard's template variables by their current
+/// value, or `.*` when that is "All", unset or itself a variable (an import input such as
+/// `${DS_PROMETHEUS}`). Longest names first, so `$__interval` does not eat
+/// `$__interval_ms`.
+fn substitute(expr: &str, templating: &Value) -> String {
+    let mut vars: Vec<(String, String)> = GRAFANA_BUILTINS
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    for v in templating["list"].as_array().into_iter().flatten() {
+        let name = v["name"].as_str().unwrap_or_default().to_string();
+        let current = &v["current"]["value"];
+        let value = current
+            .as_str()
+            .or_else(|| current.as_array().and_then(|a| a.first()?.as_str()))
+            .filter(|s| !s.is_empty() && !s.contains('$') && *s != "$__all")
+            .unwrap_or(".*")
+            .to_string();
+        vars.push((name, value));
+    }
+    vars.sort_by_key(|(k, _)| std::cmp::Reverse(k.len()));
+    let mut out = expr.to_string();
+    for (k, v) in &vars {
+        for form in [format!("${{{k}}}"), format!("[[{k}]]"), format!("${k}")] {
+            out = out.replace(&form, v);
+        }
+        while let Some(i) = out.find(&format!("${{{k}:")) {
+            let end = out[i..].find('}').map_or(out.len(), |e| i + e + 1);
+            out.replace_range(i..end, v);
+        }
+    }
+    out
+}
+
+/// The rule's operand: every top-level comparison (`==`, `!=`, `>`, `<`, `>=`, `<=`,
+/// outside parentheses, brackets, braces and strings) made a `bool` comparison. An alert
+/// expression is empty whenever its alert is not firing; `A > bool X` instead yields a 0/1
+/// sample for every sample of `A` (NaN included), so it is empty exactly when the operand
+/// has no data, which is what this test requires.
+fn operand(expr: &str) -> String {
+    let c: Vec<char> = expr.chars().collect();
+    let mut out = String::new();
+    let (mut depth, mut i) = (0i32, 0);
+    while i < c.len() {
+        let ch = c[i];
+        match ch {
+            '"' | '\'' | '`' => {
+                let start = i;
+                i += 1;
+                while i < c.len() && c[i] != ch {
+                    i += if c[i] == '\\' && ch != '`' { 2 } else { 1 };
+                }
+                i = (i + 1).min(c.len());
+                out.extend(&c[start..i]);
+                continue;
+            }
+            '(' | '[' | '{' => depth += 1,
+            ')' | ']' | '}' => depth -= 1,
+            _ => {}
+        }
+        let two: String = c[i..(i + 2).min(c.len())].iter().collect();
+        let op = if ["==", "!=", ">=", "<="].contains(&two.as_str()) {
+            Some(2)
+        } else if ch == '>' || ch == '<' {
+            Some(1)
+        } else {
+            None
+        };
+        match op {
+            Some(n) if depth == 0 => {
+                out.extend(&c[i..i + n]);
+                i += n;
+                let rest: String = c[i..].iter().collect();
+                if !rest.trim_start().starts_with("bool") {
+                    out.push_str(" bool");
+                }
+            }
+            _ => {
+                out.push(ch);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Every panel query of `dashboards/technic.json` (rows' nested panels included), as
+/// `(what, expr)` with Grafana's variables substituted.
+fn dashboard_queries() -> Vec<(String, String)> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/dashboards/technic.json");
+    let d: Value = serde_json::from_str(&std::fs::read_to_string(path).expect("dashboard"))
+        .expect("dashboard JSON");
+    fn walk(panels: &Value, templating: &Value, out: &mut Vec<(String, String)>) {
+        for p in panels.as_array().into_iter().flatten() {
+            for t in p["targets"].as_array().into_iter().flatten() {
+                if let Some(expr) = t["expr"].as_str() {
+                    let (title, id) = (&p["title"], &t["refId"]);
+                    let what = format!(
+                        "panel {:?} {}",
+                        title.as_str().unwrap_or("?"),
+                        id.as_str().unwrap_or("?")
+                    );
+                    out.push((what, substitute(expr, templating)));
+                }
+            }
+            walk(&p["panels"], templating, out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(&d["panels"], &d["templating"], &mut out);
+    out
+}
+
+/// Every alert rule of `cluster/alerts.yml`, as `(what, operand expr)` ([`operand`]).
+fn alert_queries() -> Vec<(String, String)> {
+    let rules = support::rig::read_yaml("cluster/alerts.yml");
+    rules["groups"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .flat_map(|g| g["rules"].as_sequence().cloned().unwrap_or_default())
+        .filter_map(|r| {
+            let name = r["alert"].as_str().or(r["record"].as_str())?.to_string();
+            Some((format!("rule {name}"), operand(r["expr"].as_str()?)))
+        })
+        .collect()
+}
+
+/// Expressions allowed to return no data on the rig, with why. Empty: the scenario below
+/// produces data for every one.
+const NO_DATA_ALLOWED: &[(&str, &str)] = &[];
+
+#[test]
+fn grafana_and_variable_substitution_and_comparison_operands() {
+    let templating = json!({"list": [
+        {"name": "job", "current": {"value": "$__all"}},
+        {"name": "node", "current": {"value": "w1"}},
+        {"name": "datasource", "type": "datasource", "current": {"value": "${DS_PROMETHEUS}"}}
+    ]});
+    assert_eq!(
+        substitute(
+            r#"rate(x{job=~"$job",node="${node}"}[$__rate_interval]) + y[$__interval_ms]"#,
+            &templating
+        ),
+        r#"rate(x{job=~".*",node="w1"}[1m]) + y[60000]"#
+    );
+    assert_eq!(substitute("${job:regex}", &templating), ".*");
+    assert_eq!(
+        operand(r#"sum(a{x=~"a>b"}) / sum(b) > 0.05"#),
+        r#"sum(a{x=~"a>b"}) / sum(b) > bool 0.05"#
+    );
+    assert_eq!(operand("up == 0"), "up == bool 0");
+    assert_eq!(
+        operand("max_over_time(x[2m]) >= bool 2"),
+        "max_over_time(x[2m]) >= bool 2"
+    );
+    assert_eq!(operand("a / (b < 3)"), "a / (b < 3)");
+}
+
+#[test]
+fn every_dashboard_and_alert_expression_returns_data_after_scans_from_a_fake_polygon() {
+    let fake = {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let bars = rt.block_on(support::polygon::market(30, 300));
+        FakePolygon::new(bars, Default::default(), Duration::ZERO)
+    };
+    let guard = RIG.lock().unwrap_or_else(|e| e.into_inner());
+    let t0 = Instant::now();
+    let rig = Rig::start_with(Source::Polygon(fake.clone()));
+    eprintln!("rig up in {:?}", t0.elapsed());
+    for h in std::iter::once("coordinator").chain(WORKERS) {
+        wait_up(&rig, &rig.addr(h).to_string(), 1.0);
+    }
+
+    // Two identical scans (the second is served from the cache), then a smaller one.
+    let scan = |body: &Value| -> Value {
+        let id = rig
+            .api("POST", "scans", Some(body))
+            .unwrap_or_else(|e| panic!("submit: {e}\n{}", rig.logs()))["id"]
+            .as_str()
+            .expect("scan id")
+            .to_string();
+        let done = wait_for(&format!("scan {id} finished"), SCRAPE * 2, || {
+            let v = rig.api("GET", &format!("scans/{id}"), None)?;
+            match v["stage"].as_str() {
+                Some("done" | "failed" | "cancelled") => Ok(v),
+                _ => Err(v.to_string()),
+            }
+        });
+        assert_eq!(done["stage"], "done", "{done}\n{}", rig.logs());
+        done
+    };
+    let body = json!({
+        "as_of": support::polygon::as_of(),
+        "lookback_days": 120,
+        "min_price": 0,
+        "min_dollar_volume": 0,
+    });
+    scan(&body);
+    scan(&body);
+    let mut some = body.clone();
+    some["symbols"] = json!(fake.symbols()[..5]);
+    scan(&some);
+    assert!(fake.count("/v") > 0, "the fake Polygon got no request");
+
+    // The scans moved the cache, provider, scan and symbol series.
+    for moved in [
+        "sum(technic_scan_requests_total) >= 3",
+        "sum(technic_scan_duration_seconds_count) >= 3",
+        "sum(technic_symbols_processed_total) > 0",
+        "sum(technic_cache_hits_total) > 0",
+        "sum(technic_cache_misses_total) > 0",
+        r#"sum(technic_provider_requests_total{provider="polygon",outcome="ok"}) > 0"#,
+    ] {
+        wait_for(moved, SCRAPE, || match rig.query(moved)? {
+            r if r.is_empty() => Err(format!("{moved}: empty")),
+            r => Ok(r),
+        });
+    }
+
+    let queries: Vec<(String, String)> = dashboard_queries()
+        .into_iter()
+        .chain(alert_queries())
+        .collect();
+    assert!(queries.len() >= 10, "{queries:?}");
+    for (what, expr) in &queries {
+        assert!(!expr.contains('$'), "{what}: a variable left in {expr}");
+    }
+    // Every expression at once, until each has data (rates need two scrapes of a series).
+    let empty = |rig: &Rig| -> Vec<String> {
+        queries
+            .iter()
+            .filter(|(what, _)| !NO_DATA_ALLOWED.iter().any(|(w, _)| w == what))
+            .filter_map(|(what, expr)| match rig.query(expr) {
+                Ok(r) if !r.is_empty() => None,
+                Ok(_) => Some(format!("{what}: {expr} (no data)")),
+                Err(e) => Some(format!("{what}: {expr} ({e})")),
+            })
+            .collect()
+    };
+    let poll = support::wait::poll(SCRAPE, || match empty(&rig) {
+        e if e.is_empty() => Ok(()),
+        e => Err(e.join("\n")),
+    });
+    if let Err(e) = poll {
+        panic!(
+            "PromQL expressions without data on the rig: {}",
+            e.last.unwrap_or_default()
+        );
+    }
+    for (what, expr) in &queries {
+        eprintln!("{what}: {expr} → {:?}", rig.query(expr).map(|r| r.len()));
+    }
+    drop(rig);
+    drop(guard);
     eprintln!("rig test done in {:?}", t0.elapsed());
 }

@@ -14,8 +14,12 @@
 //!   scrape and alertmanager targets rewritten to the rig's addresses, the `global`
 //!   intervals shortened to 1 s, an `alerting` section added when the file has none, and
 //!   Alertmanager's webhook URL and group timings set for the test.
-//! - [`Rig::kill9`] kills a host's process; [`Rig::partition`] takes a host's veth link
-//!   down, [`Rig::heal`] up again.
+//! - [`Rig::kill9`] kills a host's process, [`Rig::restart`] starts it again with its
+//!   original command; [`Rig::partition`] takes a host's veth link down, [`Rig::heal`] up
+//!   again.
+//! - [`Rig::start_with`] a [`Source::Polygon`]: the technic processes read bars from
+//!   Polygon, pointed at a fake Polygon ([`super::fake_polygon`]) that the test process
+//!   serves on the gateway address; [`Rig::api`] calls the coordinator with its token.
 //! - Everything is torn down on Drop (panics included): processes killed and reaped,
 //!   namespaces and links deleted, temp dirs removed. At start, namespaces and links left
 //!   by a rig whose process is gone (name prefix `trg`, with its pid) are deleted, and the
@@ -41,6 +45,8 @@ use serde_json::{json, Value};
 use serde_yaml_ng::Value as Yaml;
 use tempfile::TempDir;
 
+use super::fake_polygon::FakePolygon;
+use super::polygon::KEY;
 use super::ports::Port;
 use super::technic::{BIN, FAST_CLUSTER};
 use super::wait::wait_for;
@@ -76,6 +82,10 @@ struct Host {
 struct Proc {
     host: String,
     child: Option<Child>,
+    /// The command it was started with, for [`Rig::restart`].
+    program: String,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 /// Namespace mode's bridge.
@@ -107,6 +117,16 @@ impl Deliveries {
     }
 }
 
+/// Where the rig's technic processes get their bars.
+#[derive(Clone, Default)]
+pub enum Source {
+    /// The built-in synthetic market (`data.source = "synthetic"`, the default).
+    #[default]
+    Synthetic,
+    /// Polygon, pointed at this fake, served by the test process on the gateway address.
+    Polygon(FakePolygon),
+}
+
 pub struct Rig {
     hosts: BTreeMap<String, Host>,
     procs: Vec<Proc>,
@@ -115,6 +135,8 @@ pub struct Rig {
     webhook: SocketAddr,
     _webhook_port: Port,
     pub deliveries: Deliveries,
+    /// The fake Polygon's server (dropped before the runtime).
+    polygon: Option<(wiremock::MockServer, Port)>,
     http: reqwest::Client,
     rt: tokio::runtime::Runtime,
     dir: TempDir,
@@ -247,8 +269,14 @@ fn free_subnet(seed: u32) -> u8 {
 }
 
 impl Rig {
-    /// Starts the whole topology and waits until every process answers.
+    /// Starts the whole topology (synthetic market data) and waits until every process
+    /// answers.
     pub fn start() -> Rig {
+        Rig::start_with(Source::Synthetic)
+    }
+
+    /// [`Rig::start`] with the technic processes reading bars from `source`.
+    pub fn start_with(source: Source) -> Rig {
         static RIGS: AtomicU32 = AtomicU32::new(0);
         let n = RIGS.fetch_add(1, Ordering::Relaxed);
         let pid = std::process::id();
@@ -382,6 +410,29 @@ impl Rig {
             });
         }
 
+        // The fake Polygon, in this process too, on the gateway address.
+        let polygon = match source {
+            Source::Synthetic => None,
+            Source::Polygon(fake) => {
+                let port = Port::reserve();
+                let addr = SocketAddr::new(gateway, port.number());
+                let listener = std::net::TcpListener::bind(addr)
+                    .unwrap_or_else(|e| panic!("fake Polygon on {addr}: {e}"));
+                let server = rt.block_on(async {
+                    let server = wiremock::MockServer::builder()
+                        .listener(listener)
+                        .start()
+                        .await;
+                    wiremock::Mock::given(wiremock::matchers::method("GET"))
+                        .respond_with(fake)
+                        .mount(&server)
+                        .await;
+                    server
+                });
+                Some((server, port))
+            }
+        };
+
         let mut rig = Rig {
             hosts,
             procs: Vec::new(),
@@ -390,6 +441,7 @@ impl Rig {
             webhook,
             _webhook_port: webhook_port,
             deliveries,
+            polygon,
             http,
             rt,
             dir,
@@ -465,7 +517,36 @@ impl Rig {
 
     /// Starts `program ARGS` on `host` (in its namespace), output to `HOST.log`.
     fn spawn(&mut self, host: &str, program: &str, args: &[String], env: &[(&str, &str)]) {
-        let log = std::fs::File::create(self.log_path(host)).expect("log file");
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let child = self.launch(host, program, args, &env, false);
+        self.procs.push(Proc {
+            host: host.to_string(),
+            child: Some(child),
+            program: program.to_string(),
+            args: args.to_vec(),
+            env,
+        });
+    }
+
+    /// Runs `program ARGS` on `host`; `append`: after the log of an earlier run.
+    fn launch(
+        &self,
+        host: &str,
+        program: &str,
+        args: &[String],
+        env: &[(String, String)],
+        append: bool,
+    ) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .append(append)
+            .truncate(!append)
+            .open(self.log_path(host))
+            .expect("log file");
         let err = log.try_clone().expect("log file");
         let mut cmd = match &self.host(host).ns {
             Some(ns) => {
@@ -478,7 +559,7 @@ impl Rig {
         cmd.args(args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .envs(env.iter().copied())
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .current_dir(self.dir.path())
             .stdin(Stdio::null())
             .stdout(log)
@@ -490,13 +571,19 @@ impl Rig {
                 Ok(())
             });
         }
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {program} on {host}: {e}"));
-        self.procs.push(Proc {
-            host: host.to_string(),
-            child: Some(child),
-        });
+        cmd.spawn()
+            .unwrap_or_else(|e| panic!("start {program} on {host}: {e}"))
+    }
+
+    /// Starts a host's process again (after [`Rig::kill9`]) with the command, arguments
+    /// and environment it was first started with (a worker keeps its node id), its output
+    /// appended to its log.
+    pub fn restart(&mut self, host: &str) {
+        let p = self.proc_mut(host);
+        assert!(p.child.is_none(), "{host} is still running");
+        let (program, args, env) = (p.program.clone(), p.args.clone(), p.env.clone());
+        let child = self.launch(host, &program, &args, &env, true);
+        self.proc_mut(host).child = Some(child);
     }
 
     fn proc_mut(&mut self, host: &str) -> &mut Proc {
@@ -613,6 +700,20 @@ impl Rig {
         let redis = self.redis_cluster_url();
         let mut env: Vec<(&str, &str)> = FAST_CLUSTER.to_vec();
         env.push(("TECHNIC_API__TOKEN", TOKEN));
+        let polygon_url = self
+            .polygon
+            .as_ref()
+            .map(|(server, _)| format!("http://{}", server.address()));
+        if let Some(url) = &polygon_url {
+            env.extend([
+                ("TECHNIC_DATA__SOURCE", "polygon"),
+                ("TECHNIC_DATA__POLYGON__BASE_URL", url.as_str()),
+                ("TECHNIC_DATA__POLYGON__API_KEY", KEY),
+                // The fake has no plan limit; the client's own limit would only slow scans.
+                ("TECHNIC_DATA__POLYGON__REQUESTS_PER_MINUTE", "600000"),
+                ("TECHNIC_DATA__POLYGON__RATE_LIMIT_BURST", "1000"),
+            ]);
+        }
         let coordinator = self.addr("coordinator").to_string();
         let args: Vec<String> = [
             "serve",
@@ -775,6 +876,28 @@ impl Rig {
             } else {
                 Err(format!("{url}: {}", r.status()))
             }
+        })
+    }
+
+    /// A call of the coordinator's API with the bearer token: `METHOD /api/v1/PATH` with an
+    /// optional JSON body; the JSON answer of a 2xx.
+    pub fn api(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, String> {
+        let url = format!("http://{}/api/v1/{path}", self.addr("coordinator"));
+        let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
+        self.rt.block_on(async {
+            let mut req = self.http.request(method, &url).bearer_auth(TOKEN);
+            if let Some(body) = body {
+                req = req
+                    .header("content-type", "application/json")
+                    .body(body.to_string());
+            }
+            let r = req.send().await.map_err(|e| format!("{url}: {e}"))?;
+            let status = r.status();
+            let text = r.text().await.map_err(|e| format!("{url}: {e}"))?;
+            if !status.is_success() {
+                return Err(format!("{url}: {status}: {text}"));
+            }
+            serde_json::from_str(&text).map_err(|e| format!("{url}: {e}: {text}"))
         })
     }
 
