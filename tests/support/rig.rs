@@ -28,7 +28,7 @@
 //!   `PR_SET_PDEATHSIG` so it dies with the test thread that started it.
 //!
 //! Where namespaces are not available (not root, or `ip netns add` fails), or when
-//! `TECHNIC_RIG_LOOPBACK=1`, the rig says so on stderr and runs every host on 127.0.0.1 with
+//! `RIG_LOOPBACK=1`, the rig says so on stderr and runs every host on 127.0.0.1 with
 //! ports reserved through [`super::ports`]; a partition is then a frozen process (SIGSTOP,
 //! SIGCONT to heal), as close as one address space gets.
 
@@ -235,8 +235,8 @@ fn remove_leftover_dirs() {
 
 /// Why namespaces cannot be used here, if they cannot.
 fn namespaces_unavailable(probe: &str) -> Option<String> {
-    if std::env::var("TECHNIC_RIG_LOOPBACK").is_ok_and(|v| v == "1") {
-        return Some("TECHNIC_RIG_LOOPBACK=1".into());
+    if std::env::var("RIG_LOOPBACK").is_ok_and(|v| v == "1") {
+        return Some("RIG_LOOPBACK=1".into());
     }
     // SAFETY: geteuid(2) reads nothing of ours.
     if unsafe { libc::geteuid() } != 0 {
