@@ -56,7 +56,7 @@ pub struct ScanRequest {
     min_tech_rating: Option<f64>,
     /// Keep only these signals (empty: all).
     #[schema(nullable = false, inline)]
-    signals: Option<Vec<SignalName>>,
+    signals: Option<Vec<crate::scan::Signal>>,
     /// At most api.max_lookback_days (5,000 by default).
     #[schema(nullable = false, minimum = 1, maximum = 20_000)]
     lookback_days: Option<usize>,
@@ -66,7 +66,7 @@ pub struct ScanRequest {
     #[schema(minimum = 1)]
     top: Option<usize>,
     #[schema(nullable = false, inline)]
-    sort: Option<RankingKey>,
+    sort: Option<crate::scan::SortKey>,
     #[schema(minimum = 1)]
     sector_cap: Option<usize>,
     /// A partial object keeps the other weights.
@@ -99,19 +99,6 @@ pub struct ScanWeights {
     oscillator: Option<f64>,
     #[schema(nullable = false)]
     breakout: Option<f64>,
-}
-
-/// A trade signal, as results name it.
-#[derive(Debug, Deserialize, ToSchema)]
-#[allow(dead_code)] // documentation only: the value is parsed as `Signal`
-pub enum SignalName {
-    #[serde(rename = "Strong Long")]
-    StrongLong,
-    Long,
-    Avoid,
-    Short,
-    #[serde(rename = "Strong Short")]
-    StrongShort,
 }
 
 /// Submits a scan.
@@ -342,23 +329,6 @@ pub enum ResultFormat {
     Csv,
 }
 
-/// A ranking key.
-#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-#[allow(dead_code)] // documentation only: the value is parsed as `SortKey`
-pub enum RankingKey {
-    TechRating,
-    Trend,
-    Momentum,
-    Rsi14,
-    MacdHist,
-    Ret5d,
-    Ret21d,
-    DollarVol20,
-    VolSpikeRatio,
-    Close,
-}
-
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ResultsQuery {
@@ -366,7 +336,7 @@ pub struct ResultsQuery {
     #[param(inline)]
     format: Option<ResultFormat>,
     /// A ranking key (as the scan's `sort`): results re-ranked by it, descending.
-    #[param(value_type = Option<RankingKey>, inline)]
+    #[param(value_type = Option<crate::scan::SortKey>, inline)]
     sort: Option<SortKey>,
     /// Keep the first N rows (default: every row).
     #[param(minimum = 1, maximum = 100_000)]

@@ -148,21 +148,7 @@ impl NodeRegistry {
     /// it is no longer listed. Only a node that stops heartbeating without leaving is
     /// listed down, so `down` (and its alert) means a node died.
     pub async fn leave(&self, id: &str) -> Result<(), QueueError> {
-        let alive = format!("{}{id}", self.alive_prefix);
-        let (alive, info_key) = (&alive, &self.info_key);
-        self.call("leave", Use::Shared, |mut c| async move {
-            ::redis::pipe()
-                .cmd("DEL")
-                .arg(alive)
-                .ignore()
-                .cmd("HDEL")
-                .arg(info_key)
-                .arg(id)
-                .ignore()
-                .query_async::<()>(&mut c)
-                .await
-        })
-        .await
+        self.forget(id).await.map(|_| ())
     }
 
     /// Removes node `id`'s entry (a node that will not come back). Returns whether there

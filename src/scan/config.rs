@@ -10,7 +10,18 @@ use super::score::Signal;
 use crate::config::{ScanSettings, WeightSettings};
 
 /// The key results are ranked by (descending; ties by symbol ascending).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum SortKey {
     #[default]
