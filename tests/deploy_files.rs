@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use serde_yaml_ng::Value;
 
+use support::files::{read, repo, yaml_docs};
 use support::ports::Port;
 use support::redis::RedisCluster;
 use support::technic::{http_get, run_json, Proc};
@@ -33,28 +34,6 @@ const API_TOKEN: &str = "deploy-files-test-token-0123456789abcdef";
 
 /// Variables the binary reads besides its settings (`TECHNIC_<SECTION>__<KEY>`).
 const OTHER_VARIABLES: &[&str] = &["POLYGON_API_KEY", "RUST_LOG", "HOSTNAME"];
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn read(rel: &str) -> String {
-    std::fs::read_to_string(repo().join(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
-}
-
-fn yaml_docs(rel: &str) -> Vec<Value> {
-    let text = read(rel);
-    serde_yaml_ng::Deserializer::from_str(&text)
-        .map(|d| {
-            let mut v: Value = serde::Deserialize::deserialize(d)
-                .unwrap_or_else(|e| panic!("{rel} is not YAML: {e}"));
-            v.apply_merge()
-                .unwrap_or_else(|e| panic!("{rel}: merge keys: {e}"));
-            v
-        })
-        .filter(|v| !v.is_null())
-        .collect()
-}
 
 fn s(v: &Value) -> String {
     match v {

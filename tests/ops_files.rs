@@ -9,24 +9,17 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use serde_yaml_ng::Value;
 
+use support::files::{read, repo, yaml_docs};
 use support::ports::Port;
 use support::promql::{metric_names, unexported};
 use support::technic::{http_get, run_json, Proc, FAST_CLUSTER};
 use support::wait::wait_for;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn read(rel: &str) -> String {
-    std::fs::read_to_string(repo().join(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
-}
 
 fn yaml(rel: &str) -> Value {
     let mut v: Value =
@@ -34,20 +27,6 @@ fn yaml(rel: &str) -> Value {
     v.apply_merge()
         .unwrap_or_else(|e| panic!("{rel}: merge keys: {e}"));
     v
-}
-
-fn yaml_docs(rel: &str) -> Vec<Value> {
-    let text = read(rel);
-    serde_yaml_ng::Deserializer::from_str(&text)
-        .map(|d| {
-            let mut v: Value = serde::Deserialize::deserialize(d)
-                .unwrap_or_else(|e| panic!("{rel} is not YAML: {e}"));
-            v.apply_merge()
-                .unwrap_or_else(|e| panic!("{rel}: merge keys: {e}"));
-            v
-        })
-        .filter(|v| !v.is_null())
-        .collect()
 }
 
 fn s(v: &Value) -> &str {

@@ -16,6 +16,7 @@
 
 pub mod api;
 pub mod fake_polygon;
+pub mod files;
 pub mod polygon;
 pub mod ports;
 pub mod promql;

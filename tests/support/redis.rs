@@ -183,6 +183,23 @@ pub struct RedisCluster {
     nodes: Vec<RedisServer>,
 }
 
+/// `redis-cli --cluster create` over `addrs` (HOST:PORT) with `replicas` per master.
+pub fn create_cluster(addrs: &[String], replicas: u32) {
+    let out = Command::new("redis-cli")
+        .args(["--cluster", "create"])
+        .args(addrs)
+        .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run redis-cli --cluster create (scripts/test.sh installs it)");
+    assert!(
+        out.status.success(),
+        "redis-cli --cluster create failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 impl RedisCluster {
     /// Three cluster-enabled servers, joined with `redis-cli --cluster create`, ready when
     /// every node reports `cluster_state:ok`.
@@ -208,19 +225,7 @@ impl RedisCluster {
             .iter()
             .map(|n| format!("127.0.0.1:{}", n.port()))
             .collect();
-        let out = Command::new("redis-cli")
-            .args(["--cluster", "create"])
-            .args(&addrs)
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
-            .stdin(Stdio::null())
-            .output()
-            .expect("run redis-cli --cluster create (scripts/test.sh installs it)");
-        assert!(
-            out.status.success(),
-            "redis-cli --cluster create failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        create_cluster(&addrs, 0);
         let cluster = RedisCluster { nodes };
         cluster.wait_ok();
         cluster

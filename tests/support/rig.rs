@@ -668,19 +668,7 @@ impl Rig {
             });
         }
         let addrs: Vec<String> = REDIS.iter().map(|h| self.addr(h).to_string()).collect();
-        let out = Command::new("redis-cli")
-            .args(["--cluster", "create"])
-            .args(&addrs)
-            .args(["--cluster-replicas", "1", "--cluster-yes"])
-            .stdin(Stdio::null())
-            .output()
-            .expect("run redis-cli (scripts/test.sh installs it)");
-        assert!(
-            out.status.success(),
-            "redis-cli --cluster create: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        super::redis::create_cluster(&addrs, 1);
         for host in REDIS {
             let addr = self.addr(host);
             self.await_host(host, "cluster_state:ok with 6 nodes", |_| {
