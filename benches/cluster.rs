@@ -19,7 +19,7 @@ use std::sync::Arc;
 use criterion::{criterion_group, criterion_main, Criterion};
 
 use support::redis::{RedisCluster, RedisServer};
-use technic::cluster::{LocalCluster, QueueTarget};
+use technic::cluster::{LocalCluster, QueueTarget, ScanKind};
 use technic::config::Settings;
 use technic::data::{MarketData, SyntheticProvider};
 use technic::scan::ScanConfig;
@@ -29,9 +29,17 @@ fn start(rt: &tokio::runtime::Runtime, settings: &Settings, target: &QueueTarget
     rt.block_on(async {
         let provider: Arc<dyn MarketData> =
             Arc::new(SyntheticProvider::new(&settings.data.synthetic));
-        LocalCluster::start_on(settings, provider, None, 3, target, &Shutdown::new())
-            .await
-            .expect("start")
+        LocalCluster::start_on(
+            settings,
+            provider,
+            None,
+            3,
+            target,
+            ScanKind::Cluster,
+            &Shutdown::new(),
+        )
+        .await
+        .expect("start")
     })
 }
 

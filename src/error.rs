@@ -25,6 +25,10 @@ pub enum ErrorCode {
     ScanNotRunning,
     /// The scan ended in an error: it has no results.
     ScanFailed,
+    /// A one-shot scan whose process died before it finished: nobody will finish it.
+    ScanAbandoned,
+    /// This process lost the scan's lease: another coordinator finishes it.
+    ScanSuperseded,
     /// A mutating route without the right bearer token.
     Unauthorized,
     PayloadTooLarge,
@@ -49,6 +53,8 @@ impl ErrorCode {
             ErrorCode::ScanNotFinished => "SCAN_NOT_FINISHED",
             ErrorCode::ScanNotRunning => "SCAN_NOT_RUNNING",
             ErrorCode::ScanFailed => "SCAN_FAILED",
+            ErrorCode::ScanAbandoned => "SCAN_ABANDONED",
+            ErrorCode::ScanSuperseded => "SCAN_SUPERSEDED",
             ErrorCode::Unauthorized => "UNAUTHORIZED",
             ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             ErrorCode::RateLimited => "RATE_LIMITED",
@@ -68,6 +74,7 @@ impl ErrorCode {
             | ErrorCode::ScanNotFinished
             | ErrorCode::ScanNotRunning
             | ErrorCode::ScanFailed
+            | ErrorCode::ScanAbandoned
             | ErrorCode::Unauthorized
             | ErrorCode::PayloadTooLarge
             | ErrorCode::RouteNotFound
@@ -76,6 +83,7 @@ impl ErrorCode {
             | ErrorCode::WorkersUnavailable
             | ErrorCode::QueueUnavailable
             | ErrorCode::CacheUnavailable
+            | ErrorCode::ScanSuperseded
             | ErrorCode::RateLimited => 3,
             ErrorCode::Internal => 1,
         }
@@ -89,7 +97,11 @@ impl ErrorCode {
             ErrorCode::Unauthorized => 401,
             ErrorCode::ScanNotFound | ErrorCode::RouteNotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
-            ErrorCode::ScanNotFinished | ErrorCode::ScanNotRunning | ErrorCode::ScanFailed => 409,
+            ErrorCode::ScanNotFinished
+            | ErrorCode::ScanNotRunning
+            | ErrorCode::ScanFailed
+            | ErrorCode::ScanAbandoned
+            | ErrorCode::ScanSuperseded => 409,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::EmptyUniverse => 422,
             ErrorCode::RateLimited => 429,

@@ -65,6 +65,10 @@ pub struct Metrics {
     pub active_scans: Gauge,
     /// outcome: passed | filtered | failed
     pub symbols_processed: Family<OutcomeLabel, Counter>,
+    /// Scans of the scan book this process ended, by outcome: written (its record is the
+    /// scan's one report), superseded (taken over first: not written), unwritten (Redis
+    /// unreachable); and scans it took over (taken_over).
+    pub scan_records: Family<OutcomeLabel, Counter>,
     pub worker_restarts: Counter,
     /// kind: bars | features | ml | scan | meta
     pub cache_hits: Family<KindLabel, Counter>,
@@ -142,6 +146,12 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     );
     let active_scans = Gauge::default();
     registry.register("active_scans", "Scans in progress", active_scans.clone());
+    let scan_records = Family::<OutcomeLabel, Counter>::default();
+    registry.register(
+        "scan_records",
+        "Scan book records this process ended or took over, by outcome",
+        scan_records.clone(),
+    );
     let symbols_processed = Family::<OutcomeLabel, Counter>::default();
     registry.register(
         "symbols_processed",
@@ -221,6 +231,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         scan_duration,
         active_scans,
         symbols_processed,
+        scan_records,
         worker_restarts,
         cache_hits,
         cache_misses,

@@ -2,20 +2,30 @@
 //! first (so a late subscriber is never behind), then each progress event as the
 //! coordinator publishes it (a slow subscriber skips to the newest: progress is a `watch`),
 //! then the final report (`event: report`) or error (`event: error`), then the end.
+//!
+//! Any serve answers for any scan: one this process owns is followed in memory; one owned
+//! by another serve is followed in the scan book (polled every [`POLL`]). Events carry
+//! ids (`DONE.STAGE` for progress, `end` for the report or error), the same on every
+//! serve, so a client whose serve died reconnects anywhere with `Last-Event-ID`: it gets
+//! the current state (unless it already has it), the rest of the progress and the report.
+//! A client that already has the end gets 204, which tells an `EventSource` to stop.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
-use futures_util::stream::{self, Stream};
+use axum::response::{IntoResponse, Response};
+use futures_util::stream;
 use tokio::sync::watch;
 
 use super::error::{ApiError, ErrorBody};
 use super::history::ScanRecord;
 use super::scans::{find, Found, Shared};
-use crate::cluster::Progress;
+use super::state::AppState;
+use crate::cluster::{BookEntry, Progress};
 
 enum Phase {
     Start,
@@ -28,21 +38,81 @@ struct Feed {
     progress: Option<watch::Receiver<Progress>>,
     finished: Option<watch::Receiver<Option<Arc<ScanRecord>>>>,
     phase: Phase,
+    /// The client's `Last-Event-ID`: the first progress event is skipped when it is that.
+    skip: Option<String>,
+}
+
+/// How often a scan owned by another serve is read from the scan book.
+const POLL: Duration = Duration::from_millis(250);
+/// The id of the last event of a scan.
+const END_ID: &str = "end";
+
+fn progress_id(p: &Progress) -> String {
+    format!("{}.{}", p.done, p.stage.as_str())
 }
 
 fn progress_event(p: &Progress) -> Event {
     Event::default()
         .event("progress")
+        .id(progress_id(p))
         .data(serde_json::to_string(p).unwrap_or_default())
 }
 
 fn final_event(r: &ScanRecord) -> Event {
+    let ev = Event::default().id(END_ID);
     match (r.report_json(), &r.error) {
-        (Some(json), _) => Event::default().event("report").data(&*json),
-        (None, Some(e)) => Event::default()
+        (Some(json), _) => ev.event("report").data(&*json),
+        (None, Some(e)) => ev
             .event("error")
             .data(ApiError(e.clone()).to_json().to_string()),
-        (None, None) => Event::default().event("error").data("{}"),
+        (None, None) => ev.event("error").data("{}"),
+    }
+}
+
+/// A scan owned by another serve, followed in the scan book.
+struct Remote {
+    state: Arc<AppState>,
+    id: String,
+    /// The id of the last progress event sent (or the client's `Last-Event-ID`).
+    last: Option<String>,
+    end: Option<Arc<ScanRecord>>,
+}
+
+async fn next_remote(mut r: Remote) -> Option<(Result<Event, Infallible>, Remote)> {
+    if let Some(rec) = r.end.take() {
+        let ev = final_event(&rec);
+        r.last = Some(END_ID.into());
+        return Some((Ok(ev), r));
+    }
+    if r.last.as_deref() == Some(END_ID) {
+        return None;
+    }
+    loop {
+        let progress = match r.state.history.get(&r.id).await {
+            Some(BookEntry::Running(s)) => s.progress,
+            Some(BookEntry::Finished(rec)) => {
+                let p = rec.progress.clone();
+                r.end = Some(rec);
+                if r.last.as_deref() == Some(progress_id(&p).as_str()) {
+                    return Box::pin(next_remote(r)).await;
+                }
+                p
+            }
+            None => return None,
+        };
+        let id = progress_id(&progress);
+        // The book lags the owner's own progress by up to a renewal: never send a client
+        // back below what it already had.
+        let behind = r
+            .last
+            .as_deref()
+            .and_then(|l| l.split('.').next()?.parse::<usize>().ok())
+            .is_some_and(|done| progress.done < done && r.end.is_none());
+        if !behind && r.last.as_deref() != Some(id.as_str()) {
+            r.last = Some(id);
+            return Some((Ok(progress_event(&progress)), r));
+        }
+        tokio::time::sleep(POLL).await;
     }
 }
 
@@ -60,15 +130,22 @@ async fn next(mut f: Feed) -> Option<(Result<Event, Infallible>, Feed)> {
                     .as_mut()
                     .and_then(|rx| rx.borrow_and_update().clone());
                 let p = f.progress.as_mut().map(|rx| rx.borrow_and_update().clone());
+                let skip = f.skip.take();
+                let seen = |p: &Progress| skip.as_deref() == Some(progress_id(p).as_str());
                 match (done, p) {
                     (Some(r), _) => {
                         let ev = progress_event(&r.progress);
+                        let first = !seen(&r.progress);
                         f.phase = Phase::Final(r);
-                        return Some((Ok(ev), f));
+                        if first {
+                            return Some((Ok(ev), f));
+                        }
                     }
                     (None, Some(p)) => {
                         f.phase = Phase::Running;
-                        return Some((Ok(progress_event(&p)), f));
+                        if !seen(&p) {
+                            return Some((Ok(progress_event(&p)), f));
+                        }
                     }
                     (None, None) => return None,
                 }
@@ -121,33 +198,57 @@ async fn next(mut f: Feed) -> Option<(Result<Event, Infallible>, Feed)> {
 pub async fn events(
     State(state): Shared,
     Path(id): Path<String>,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let last = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    if last.as_deref() == Some(END_ID) {
+        // The client has the end: 204 stops an EventSource from reconnecting.
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    let keep_alive =
+        KeepAlive::new().interval(Duration::from_secs(state.settings.api.sse_keep_alive_secs));
     let feed = match find(&state, &id).await? {
         Found::Live(l) => Feed {
             progress: Some(l.progress.clone()),
             finished: Some(l.finished.clone()),
             phase: Phase::Start,
+            skip: last,
         },
         Found::Done(r) => Feed {
             progress: None,
             finished: None,
-            phase: Phase::Final(r.clone()),
+            phase: Phase::Start,
+            skip: last,
         }
-        .with_first_progress(r),
+        .with_record(r),
+        Found::Elsewhere(r) => {
+            let remote = Remote {
+                state: state.clone(),
+                id: r.id,
+                last,
+                end: None,
+            };
+            return Ok(Sse::new(stream::unfold(remote, next_remote))
+                .keep_alive(keep_alive)
+                .into_response());
+        }
     };
-    let keep_alive = Duration::from_secs(state.settings.api.sse_keep_alive_secs);
-    Ok(Sse::new(stream::unfold(feed, next)).keep_alive(KeepAlive::new().interval(keep_alive)))
+    Ok(Sse::new(stream::unfold(feed, next))
+        .keep_alive(keep_alive)
+        .into_response())
 }
 
 impl Feed {
     /// A finished scan: its last progress, then the final event.
-    fn with_first_progress(self, r: Arc<ScanRecord>) -> Self {
+    fn with_record(self, r: Arc<ScanRecord>) -> Self {
         let (tx, rx) = watch::channel(None);
         let _ = tx.send(Some(r));
         Feed {
-            progress: None,
             finished: Some(rx),
-            phase: Phase::Start,
+            ..self
         }
     }
 }

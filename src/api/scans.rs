@@ -17,7 +17,8 @@ use super::error::{ApiError, ErrorBody};
 use super::history::{ScanRecord, ScanSummary};
 use super::query::{check_limit, ApiQuery};
 use super::state::{AppState, LiveScan};
-use crate::error::ErrorCode;
+use crate::cluster::{BookEntry, Concluded, Progress, RunningScan, ScanHandle};
+use crate::error::{ErrorCode, UserError};
 use crate::scan::export::json_rows_to_csv;
 use crate::scan::{rank, ScanConfig, SortKey};
 
@@ -129,22 +130,27 @@ pub async fn submit(State(state): Shared, body: Bytes) -> Result<Response, ApiEr
             vec!["retry when a running scan has finished (GET /api/v1/scans)".into()],
         ));
     }
-    let handle = cluster
-        .submit(config.clone())
-        .await
-        .map_err(ApiError::from)?;
+    let handle = cluster.submit(config).await.map_err(ApiError::from)?;
     let id = handle.id.clone();
+    tracing::info!(scan_id = %id, "scan submitted over http");
+    track(&state, handle);
+    Ok((StatusCode::ACCEPTED, Json(Submitted { id })).into_response())
+}
+
+/// Follows a scan this process owns (submitted here, or taken over) until it ends: cancel
+/// requests go to its coordinator, and its record goes to the history. A scan taken over
+/// by another serve just leaves: its new owner records it.
+pub fn track(state: &Arc<AppState>, handle: ScanHandle) {
     let (finished_tx, finished_rx) = watch::channel(None);
     let live = Arc::new(LiveScan {
-        id: id.clone(),
-        submitted_at: Utc::now(),
-        config,
+        id: handle.id.clone(),
+        submitted_at: handle.submitted_at,
+        config: Arc::clone(&handle.config),
         progress: handle.progress.clone(),
         finished: finished_rx,
         cancel: Arc::new(Notify::new()),
     });
     state.live.insert(live.clone());
-    tracing::info!(scan_id = %id, "scan submitted over http");
     let st = state.clone();
     tokio::spawn(async move {
         let mut progress = handle.progress.clone();
@@ -157,30 +163,47 @@ pub async fn submit(State(state): Shared, body: Bytes) -> Result<Response, ApiEr
                 _ = live.cancel.notified() => handle.cancel(),
             }
         }
-        let result = handle.report().await;
-        let last = progress.borrow().clone();
-        let (report, error) = match result {
-            Ok(r) => (Some(r), None),
-            Err(e) => (None, Some(ApiError::from(e).0)),
-        };
-        let record = Arc::new(ScanRecord {
-            id: live.id.clone(),
-            submitted_at: live.submitted_at,
-            finished_at: Utc::now(),
-            config: live.config.clone(),
-            progress: last,
-            report,
-            error,
-            report_json: Default::default(),
-        });
-        // The record is in the history before the live entry goes (no reader misses it),
-        // and the live entry is gone before anyone is told the scan finished (a client
-        // that saw it finish may submit again without meeting api.max_active_scans).
-        st.history.put(record.clone()).await;
-        st.live.remove(&live.id);
-        let _ = finished_tx.send(Some(record));
+        match handle.conclude().await {
+            Concluded::Ended(record) => {
+                // The record is in the history before the live entry goes (no reader
+                // misses it), and the live entry is gone before anyone is told the scan
+                // finished (a client that saw it finish may submit again without meeting
+                // api.max_active_scans).
+                st.history.put(record.clone()).await;
+                st.live.remove(&live.id);
+                let _ = finished_tx.send(Some(record));
+            }
+            // Readers find it in the book, under its new owner; this process's followers
+            // see their stream end and reconnect.
+            Concluded::Left(e) => {
+                tracing::info!(scan_id = %live.id, reason = %e.message, "scan left to the cluster");
+                st.live.remove(&live.id);
+            }
+        }
     });
-    Ok((StatusCode::ACCEPTED, Json(Submitted { id })).into_response())
+}
+
+/// Takes over, every `cluster.lease_renew_ms`, the cluster's scans whose owner stopped
+/// renewing its lease, until `shutdown`.
+pub async fn adopt_orphans(state: std::sync::Weak<AppState>, shutdown: crate::shutdown::Shutdown) {
+    loop {
+        let Some(state) = state.upgrade() else {
+            return;
+        };
+        let Some(cluster) = state.cluster.as_ref() else {
+            return;
+        };
+        for handle in cluster.adopt_orphans().await {
+            tracing::info!(scan_id = %handle.id, epoch = handle.epoch, "resuming a scan whose coordinator stopped");
+            track(&state, handle);
+        }
+        let every = std::time::Duration::from_millis(state.settings.cluster.lease_renew_ms);
+        drop(state);
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.triggered() => return,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -207,6 +230,16 @@ pub async fn list(
     let limit = check_limit(q.limit, 50)?
         .min(state.settings.api.history_max_scans + state.settings.api.max_active_scans);
     let mut scans: Vec<ScanSummary> = state.live.all().iter().map(|l| live_summary(l)).collect();
+    for r in state.history.running().await {
+        if !scans.iter().any(|x| x.id == r.id) {
+            scans.push(running_summary(
+                &r.id,
+                r.submitted_at,
+                &r.progress,
+                &r.config,
+            ));
+        }
+    }
     for s in state.history.list(limit).await {
         if !scans.iter().any(|x| x.id == s.id) {
             scans.push(s);
@@ -220,11 +253,20 @@ fn live_summary(l: &LiveScan) -> ScanSummary {
     if let Some(r) = l.finished.borrow().as_ref() {
         return r.summary();
     }
-    let p = l.progress.borrow();
+    let p = l.progress.borrow().clone();
+    running_summary(&l.id, l.submitted_at, &p, &l.config)
+}
+
+fn running_summary(
+    id: &str,
+    submitted_at: chrono::DateTime<Utc>,
+    p: &Progress,
+    config: &ScanConfig,
+) -> ScanSummary {
     ScanSummary {
-        id: l.id.clone(),
+        id: id.to_string(),
         stage: p.stage.as_str().into(),
-        submitted_at: l.submitted_at,
+        submitted_at,
         finished_at: None,
         universe_size: (p.total > 0).then_some(p.total),
         scanned: None,
@@ -232,13 +274,15 @@ fn live_summary(l: &LiveScan) -> ScanSummary {
         failures: None,
         timing: None,
         error_code: None,
-        universe_key: super::history::universe_key(&l.config),
+        universe_key: super::history::universe_key(config),
     }
 }
 
-/// A scan, live or from the history.
+/// A scan, live here, running under another owner, or from the history.
 pub enum Found {
     Live(Arc<LiveScan>),
+    /// Running under another coordinator (or between two owners), as the book has it.
+    Elsewhere(Box<RunningScan>),
     Done(Arc<ScanRecord>),
 }
 
@@ -266,7 +310,8 @@ pub async fn find(state: &AppState, id: &str) -> Result<Found, ApiError> {
         });
     }
     match state.history.get(id).await {
-        Some(r) => Ok(Found::Done(r)),
+        Some(BookEntry::Finished(r)) => Ok(Found::Done(r)),
+        Some(BookEntry::Running(r)) => Ok(Found::Elsewhere(r)),
         None => Err(ApiError::scan_not_found(id)),
     }
 }
@@ -297,15 +342,26 @@ pub fn record_view(r: &ScanRecord) -> Value {
     v
 }
 
-pub fn live_view(l: &LiveScan) -> Value {
+pub fn live_view(l: &LiveScan, owner: &str) -> Value {
     let p = l.progress.borrow().clone();
+    running_view(&l.id, &p, l.submitted_at, &l.config, owner)
+}
+
+fn running_view(
+    id: &str,
+    p: &Progress,
+    submitted_at: chrono::DateTime<Utc>,
+    config: &ScanConfig,
+    owner: &str,
+) -> Value {
     json!({
-        "id": l.id,
+        "id": id,
         "stage": p.stage.as_str(),
         "progress": p,
-        "submitted_at": l.submitted_at,
+        "submitted_at": submitted_at,
         "finished_at": null,
-        "config": l.config,
+        "config": config,
+        "owner": owner,
     })
 }
 
@@ -315,7 +371,10 @@ pub fn live_view(l: &LiveScan) -> Value {
     responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
 pub async fn get(State(state): Shared, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     Ok(Json(match find(&state, &id).await? {
-        Found::Live(l) => live_view(&l),
+        Found::Live(l) => live_view(&l, &state.node_id),
+        Found::Elsewhere(r) => {
+            running_view(&r.id, &r.progress, r.submitted_at, &r.config, &r.owner)
+        }
         Found::Done(r) => record_view(&r),
     }))
 }
@@ -360,19 +419,10 @@ pub async fn results(
     let record = match find(&state, &id).await? {
         Found::Done(r) => r,
         Found::Live(l) => {
-            return Err(ApiError::new(
-                ErrorCode::ScanNotFinished,
-                format!(
-                    "scan {} is still {}",
-                    l.id,
-                    l.progress.borrow().stage.as_str()
-                ),
-                vec![format!(
-                    "follow it with GET /api/v1/scans/{}/events, then retry",
-                    l.id
-                )],
-            ))
+            let stage = l.progress.borrow().stage;
+            return Err(not_finished(&l.id, stage));
         }
+        Found::Elsewhere(r) => return Err(not_finished(&r.id, r.progress.stage)),
     };
     let Some(report) = &record.report else {
         let why = record
@@ -412,6 +462,16 @@ pub async fn results(
     Ok(Json(json!({ "results": values })).into_response())
 }
 
+fn not_finished(id: &str, stage: crate::cluster::Stage) -> ApiError {
+    ApiError::new(
+        ErrorCode::ScanNotFinished,
+        format!("scan {id} is still {}", stage.as_str()),
+        vec![format!(
+            "follow it with GET /api/v1/scans/{id}/events, then retry"
+        )],
+    )
+}
+
 /// Cancels a running scan; its report comes back partial, stage `cancelled`.
 #[utoipa::path(post, path = "/api/v1/scans/{id}/cancel", tag = "scans",
     params(("id" = String, Path, description = "scan id")), security((), ("bearer" = [])),
@@ -425,6 +485,32 @@ pub async fn cancel(State(state): Shared, Path(id): Path<String>) -> Result<Resp
             Ok((
                 StatusCode::ACCEPTED,
                 Json(json!({"id": l.id, "cancelling": true})),
+            )
+                .into_response())
+        }
+        Found::Elsewhere(r) => {
+            let asked = match state.history.request_cancel(&r.id).await {
+                Ok(asked) => asked,
+                Err(e) => {
+                    return Err(ApiError::from(UserError::from(
+                        crate::cluster::QueueError::from(e),
+                    )))
+                }
+            };
+            if !asked {
+                return Err(ApiError::new(
+                    ErrorCode::ScanNotRunning,
+                    format!("scan {} already finished", r.id),
+                    vec![format!(
+                        "its results are at GET /api/v1/scans/{}/results",
+                        r.id
+                    )],
+                ));
+            }
+            tracing::info!(scan_id = %r.id, owner = %r.owner, "cancel requested over http for a scan owned by another serve");
+            Ok((
+                StatusCode::ACCEPTED,
+                Json(json!({"id": r.id, "cancelling": true})),
             )
                 .into_response())
         }

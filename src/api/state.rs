@@ -11,6 +11,7 @@ use tokio::sync::{watch, Notify};
 
 use super::history::{History, ScanRecord};
 use crate::cache::ScanCache;
+use crate::cluster::ScanBook;
 use crate::cluster::{LocalCluster, NodeState, Progress, QueueError};
 use crate::config::Settings;
 use crate::data::MarketData;
@@ -39,17 +40,27 @@ impl AppState {
     /// control plane stops it after the last scan) and keeps the history in the cache's
     /// Redis when there is one.
     pub fn new(node: &mut Node) -> Result<Self, UserError> {
-        let api = &node.settings.api;
-        let history = History::new(
-            node.plan.cache.redis().as_ref(),
-            api.history_max_scans,
-            api.history_ttl_secs,
-        )
-        .map_err(|e| UserError::new(ErrorCode::InvalidConfig, e.to_string(), vec![]))?;
+        let cluster = node.cluster.take();
+        let max = node.settings.api.history_max_scans;
+        // Over a Redis queue the coordinator writes the scan book; otherwise, with a Redis
+        // cache, the book in that Redis is the history alone.
+        let history = match cluster.as_ref().and_then(|c| c.book()) {
+            Some(book) => History::new(Some(Arc::clone(book)), false, max),
+            None => {
+                let book = node
+                    .plan
+                    .cache
+                    .redis()
+                    .map(|url| ScanBook::open(&url, &node.settings, node.id()))
+                    .transpose()
+                    .map_err(|e| UserError::new(ErrorCode::InvalidConfig, e.to_string(), vec![]))?;
+                History::new(book.map(Arc::new), true, max)
+            }
+        };
         Ok(AppState {
             node_id: node.id().to_string(),
             settings: node.settings.clone(),
-            cluster: node.cluster.take(),
+            cluster,
             workers: node.plan.workers,
             provider: node.provider.clone(),
             cache: node.cache.clone(),
@@ -139,11 +150,11 @@ pub async fn cluster_nodes(state: &AppState) -> Result<Vec<NodeInfo>, QueueError
         .collect())
 }
 
-/// A scan submitted to this coordinator that has not reached the history yet.
+/// A scan this coordinator owns that has not reached the history yet.
 pub struct LiveScan {
     pub id: String,
     pub submitted_at: DateTime<Utc>,
-    pub config: ScanConfig,
+    pub config: Arc<ScanConfig>,
     pub progress: watch::Receiver<Progress>,
     /// The record, once the scan has finished.
     pub finished: watch::Receiver<Option<Arc<ScanRecord>>>,

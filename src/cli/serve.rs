@@ -69,6 +69,10 @@ pub async fn run(args: ServeArgs, mut settings: Settings) -> Result<i32, UserErr
         &format!("technic serve: listening on http://{addr} ({workers} local workers)"),
         serde_json::json!({"addr": addr.to_string(), "workers": workers}),
     );
+    node.shutdown.spawn(api::scans::adopt_orphans(
+        Arc::downgrade(&state),
+        node.shutdown.clone(),
+    ));
     let app = api::router(state.clone());
     let stop = node.shutdown.clone();
     let mut server = node.shutdown.spawn(async move {
@@ -84,9 +88,16 @@ pub async fn run(args: ServeArgs, mut settings: Settings) -> Result<i32, UserErr
         _ = signals.recv() => {}
     }
     say::info("technic serve: shutting down");
-    // Cancelled scans still write their partial reports to the history; the server (and
+    // Over a Redis queue the running scans belong to the cluster: they are left running,
+    // and another serve takes them over when their leases lapse. In process, they are
+    // cancelled and still write their partial reports to the history. The server (and
     // open SSE streams) stop with the node's shutdown, under the deadline.
-    let scans = state.live.all();
+    let handover = state.cluster.as_ref().is_some_and(|c| c.book().is_some());
+    let scans = if handover {
+        Vec::new()
+    } else {
+        state.live.all()
+    };
     for scan in &scans {
         scan.cancel.notify_one();
     }

@@ -7,16 +7,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use chrono::{DateTime, Utc};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::{oneshot, watch};
 use tracing::{info, warn};
 
+use super::book::{ScanRecord, Takeover};
 use super::error::ScanError;
 use super::pipeline::{ShardReport, SymbolOutcome};
 use super::progress::{analyzing, thousands, Progress, Stage};
 use super::queue::WorkQueue;
 use super::registry::{live_workers, NodeRegistry};
 use super::shard::{plan_shards, shard_size, Shard};
+use super::steward::Steward;
 use super::transport::ResultsFeed;
 use crate::cache::CacheReport;
 use crate::data::{DataError, MarketData};
@@ -29,9 +32,28 @@ use crate::telemetry::{metrics, OutcomeLabel};
 /// What a submitter gets back: live progress, the final report, and a way to cancel.
 pub struct ScanHandle {
     pub id: String,
+    /// The owner's epoch: 1 for a new scan, more after each takeover.
+    pub epoch: u64,
+    pub submitted_at: DateTime<Utc>,
+    pub config: Arc<ScanConfig>,
     pub progress: watch::Receiver<Progress>,
     report: oneshot::Receiver<Result<ScanReport, ScanError>>,
-    coordinator: ActorRef<CoordinatorMsg>,
+    /// The selected universe, once dispatched (the steward records it).
+    pub(super) universe: Option<oneshot::Receiver<Arc<Vec<UniverseEntry>>>>,
+    pub(super) coordinator: ActorRef<CoordinatorMsg>,
+    /// The scan's record in Redis, when it has one.
+    pub(super) steward: Option<Steward>,
+}
+
+/// How a scan ended for the process that ran it.
+pub enum Concluded {
+    /// It ended here: the record (report or error) is final, and in the scan book when
+    /// the scan has one.
+    Ended(Arc<ScanRecord>),
+    /// It does not end here: another coordinator took it over (this one lost its lease),
+    /// or this process is stopping and leaves it, running, to the cluster. The error says
+    /// which.
+    Left(ScanError),
 }
 
 impl ScanHandle {
@@ -42,13 +64,65 @@ impl ScanHandle {
             .send_message(CoordinatorMsg::Cancel(self.id.clone()));
     }
 
+    /// Waits for the end of the scan and records it, exactly once, in the scan book.
+    pub async fn conclude(self) -> Concluded {
+        let left = match self.report.await {
+            Ok(Err(e)) if e.code == crate::error::ErrorCode::ScanSuperseded => Err(e),
+            Ok(result) => Ok(result),
+            // Without a verdict the scan's record stays running (the lease lapses and
+            // another serve takes it over); without a record it is simply lost.
+            Err(_) => Err(ScanError::internal(
+                "the coordinator stopped before the scan finished",
+            )),
+        };
+        let result = match left {
+            Ok(result) => result,
+            Err(e) => {
+                if let Some(s) = self.steward {
+                    s.stop().await;
+                }
+                return Concluded::Left(e);
+            }
+        };
+        let progress = self.progress.borrow().clone();
+        let (report, error) = match result {
+            Ok(r) => (Some(r), None),
+            Err(e) => (None, Some(e)),
+        };
+        let record = Arc::new(ScanRecord {
+            id: self.id,
+            submitted_at: self.submitted_at,
+            finished_at: Utc::now(),
+            config: Arc::unwrap_or_clone(self.config),
+            progress,
+            report,
+            error,
+            report_json: Default::default(),
+        });
+        match self.steward {
+            Some(s) => {
+                if s.finish(&record).await {
+                    Concluded::Ended(record)
+                } else {
+                    Concluded::Left(ScanError::superseded())
+                }
+            }
+            None => Concluded::Ended(record),
+        }
+    }
+
     /// Waits for the final report.
     pub async fn report(self) -> Result<ScanReport, ScanError> {
-        self.report.await.unwrap_or_else(|_| {
-            Err(ScanError::internal(
-                "the coordinator stopped before the scan finished",
-            ))
-        })
+        match self.conclude().await {
+            Concluded::Ended(record) => {
+                let record = Arc::unwrap_or_clone(record);
+                match (record.report, record.error) {
+                    (Some(r), _) => Ok(r),
+                    (None, e) => Err(e.unwrap_or_else(|| ScanError::internal("no report"))),
+                }
+            }
+            Concluded::Left(e) => Err(e),
+        }
     }
 }
 
@@ -59,10 +133,25 @@ pub enum CoordinatorMsg {
     /// Shards whose delivery attempts ran out, and why.
     ShardsExhausted(Vec<Shard>, String),
     Cancel(String),
+    /// Finish a scan whose lease expired, as its new owner: its outcomes so far (the
+    /// reports read from its results stream, up to `cursor`), then its missing shards.
+    Resume(Box<Resumption>, RpcReplyPort<ScanHandle>),
+    /// This coordinator lost the scan's lease: drop it without a report (its new owner
+    /// finishes it), leaving its results stream.
+    Release(String),
     /// No worker is left to run shards.
     WorkersLost(String),
     /// A report for this scan could not be decoded (a worker of another version?).
     ReportUnreadable(String, String),
+}
+
+/// What a coordinator needs to finish a scan it took over.
+pub struct Resumption {
+    pub takeover: Takeover,
+    /// The scan's reports so far, oldest first.
+    pub past: Vec<CoordinatorMsg>,
+    /// The results stream entry the past ends at.
+    pub cursor: String,
 }
 
 pub struct CoordinatorArgs {
@@ -86,7 +175,11 @@ pub struct CoordinatorState {
 }
 
 struct ActiveScan {
+    epoch: u64,
     config: Arc<ScanConfig>,
+    /// Where its results stream is read from.
+    cursor: String,
+    universe: Option<oneshot::Sender<Arc<Vec<UniverseEntry>>>>,
     started: Instant,
     dispatched: Option<Instant>,
     total: usize,
@@ -148,6 +241,51 @@ pub fn select_universe(mut all: Vec<UniverseEntry>, cfg: &ScanConfig) -> Vec<Uni
 }
 
 impl ActiveScan {
+    /// Counts a shard's outcomes (a symbol already counted keeps its first outcome).
+    fn record(&mut self, report: ShardReport) {
+        self.stages.fetch += report.fetch_seconds;
+        self.stages.compute += report.compute_seconds;
+        self.stages.bulk_symbols += report.bulk_symbols;
+        self.stages.fallback_symbols += report.fallback_symbols;
+        if let Some(c) = report.cache {
+            let acc = self.cache.get_or_insert_with(CacheReport::default);
+            acc.lookups += c.lookups;
+            acc.hits += c.hits;
+            acc.unavailable |= c.unavailable;
+        }
+        let mut fresh = 0;
+        for (symbol, outcome) in report.outcomes {
+            if let std::collections::hash_map::Entry::Vacant(v) = self.outcomes.entry(symbol) {
+                v.insert(outcome);
+                fresh += 1;
+            }
+        }
+        *self.per_node.entry(report.node_id).or_default() += fresh;
+        if self.total > 0 {
+            self.publish(
+                &report.scan_id,
+                Stage::Computing,
+                analyzing(self.outcomes.len(), self.total),
+            );
+        }
+    }
+
+    /// A shard whose delivery attempts ran out: its symbols without an outcome failed.
+    fn exhausted(&mut self, shard: Shard, reason: &str) {
+        for e in shard.entries {
+            self.outcomes.entry(e.symbol.clone()).or_insert_with(|| {
+                SymbolOutcome::Failed(Failure {
+                    symbol: e.symbol,
+                    code: "SHARD_FAILED".into(),
+                    message: format!(
+                        "shard failed after {} attempts: {reason}; check the worker logs",
+                        shard.attempt
+                    ),
+                })
+            });
+        }
+    }
+
     fn publish(&self, id: &str, stage: Stage, message: String) {
         let done = self.outcomes.len();
         let elapsed = self.started.elapsed().as_secs_f64();
@@ -279,7 +417,7 @@ impl CoordinatorState {
     fn end(&mut self, id: &str) -> Option<ActiveScan> {
         let scan = self.scans.remove(id)?;
         if let Some(feed) = &self.args.feed {
-            feed.unfollow(id);
+            feed.unfollow(id, true);
         }
         Some(scan)
     }
@@ -314,25 +452,36 @@ impl Actor for Coordinator {
             CoordinatorMsg::UniverseReady(id, universe, secs) => {
                 on_universe(state, id, universe, secs).await
             }
-            CoordinatorMsg::ShardDone(report) => on_shard_done(state, report),
+            CoordinatorMsg::ShardDone(report) => {
+                let id = report.scan_id.clone();
+                if let Some(scan) = state.scans.get_mut(&id) {
+                    if report.epoch >= scan.epoch {
+                        scan.record(report);
+                        finish_if_complete(state, &id);
+                    }
+                }
+            }
             CoordinatorMsg::ShardsExhausted(shards, reason) => {
                 for shard in shards {
-                    let Some(scan) = state.scans.get_mut(&shard.scan_id) else {
-                        continue;
-                    };
-                    for e in shard.entries {
-                        scan.outcomes.entry(e.symbol.clone()).or_insert_with(|| {
-                            SymbolOutcome::Failed(Failure {
-                                symbol: e.symbol,
-                                code: "SHARD_FAILED".into(),
-                                message: format!(
-                                    "shard failed after {} attempts: {reason}; check the worker logs",
-                                    shard.attempt
-                                ),
-                            })
-                        });
+                    let id = shard.scan_id.clone();
+                    if let Some(scan) = state.scans.get_mut(&id) {
+                        if shard.epoch >= scan.epoch {
+                            scan.exhausted(shard, &reason);
+                            finish_if_complete(state, &id);
+                        }
                     }
-                    finish_if_complete(state, &shard.scan_id);
+                }
+            }
+            CoordinatorMsg::Resume(resumption, reply) => {
+                let _ = reply.send(resume(myself, state, *resumption).await);
+            }
+            CoordinatorMsg::Release(id) => {
+                if let Some(scan) = state.scans.remove(&id) {
+                    if let Some(feed) = &state.args.feed {
+                        feed.unfollow(&id, false);
+                    }
+                    warn!(scan_id = %id, epoch = scan.epoch, "lost the scan's lease; its new owner finishes it");
+                    scan.fail(&id, ScanError::superseded());
                 }
             }
             CoordinatorMsg::Cancel(id) => {
@@ -371,12 +520,32 @@ fn submit(
         .map_err(ScanError::invalid_config)?;
     let id = new_scan_id();
     metrics().scan_requests.inc();
+    let handle = open(&myself, state, &id, 1, Arc::new(config), Utc::now());
+    resolve_universe(myself, state, id);
+    Ok(handle)
+}
+
+/// A scan becomes active in this coordinator (new, or taken over at `epoch`).
+fn open(
+    myself: &ActorRef<CoordinatorMsg>,
+    state: &mut CoordinatorState,
+    id: &str,
+    epoch: u64,
+    config: Arc<ScanConfig>,
+    submitted_at: DateTime<Utc>,
+) -> ScanHandle {
     metrics().active_scans.inc();
-    let (progress_tx, progress_rx) = watch::channel(Progress::queued(&id));
+    let (progress_tx, progress_rx) = watch::channel(Progress::queued(id));
     let (report_tx, report_rx) = oneshot::channel();
+    let (universe_tx, universe_rx) = oneshot::channel();
+    // A taken-over scan's elapsed time counts from its submission.
+    let age = (Utc::now() - submitted_at).to_std().unwrap_or_default();
     let scan = ActiveScan {
-        config: Arc::new(config),
-        started: Instant::now(),
+        epoch,
+        config: Arc::clone(&config),
+        cursor: "0-0".into(),
+        universe: Some(universe_tx),
+        started: Instant::now().checked_sub(age).unwrap_or_else(Instant::now),
         dispatched: None,
         total: 0,
         outcomes: HashMap::new(),
@@ -386,27 +555,74 @@ fn submit(
         progress: progress_tx,
         report: Some(report_tx),
     };
-    scan.publish(&id, Stage::ResolvingUniverse, "Resolving universe".into());
-    state.scans.insert(id.clone(), scan);
+    state.scans.insert(id.to_string(), scan);
+    ScanHandle {
+        id: id.to_string(),
+        epoch,
+        submitted_at,
+        config,
+        progress: progress_rx,
+        report: report_rx,
+        universe: Some(universe_rx),
+        coordinator: myself.clone(),
+        steward: None,
+    }
+}
 
+/// Lists the universe on a separate task (the mailbox stays free); `UniverseReady` follows.
+fn resolve_universe(myself: ActorRef<CoordinatorMsg>, state: &mut CoordinatorState, id: String) {
+    if let Some(scan) = state.scans.get(&id) {
+        scan.publish(&id, Stage::ResolvingUniverse, "Resolving universe".into());
+    }
     let provider = Arc::clone(&state.args.provider);
-    let me = myself.clone();
-    let scan_id = id.clone();
     tokio::spawn(async move {
         let t = Instant::now();
         let universe = provider.universe().await;
-        let _ = me.send_message(CoordinatorMsg::UniverseReady(
-            scan_id,
+        let _ = myself.send_message(CoordinatorMsg::UniverseReady(
+            id,
             universe,
             t.elapsed().as_secs_f64(),
         ));
     });
-    Ok(ScanHandle {
-        id,
-        progress: progress_rx,
-        report: report_rx,
-        coordinator: myself,
-    })
+}
+
+/// Takes over a scan: its outcomes so far, then the shards of the symbols that have none
+/// (or the whole universe again when the previous owner never dispatched it).
+async fn resume(
+    myself: ActorRef<CoordinatorMsg>,
+    state: &mut CoordinatorState,
+    r: Resumption,
+) -> ScanHandle {
+    let t = r.takeover;
+    let id = t.id.clone();
+    let handle = open(
+        &myself,
+        state,
+        &id,
+        t.epoch,
+        Arc::new(t.config),
+        t.submitted_at,
+    );
+    if let Some(scan) = state.scans.get_mut(&id) {
+        scan.cursor = r.cursor;
+        for msg in r.past {
+            match msg {
+                CoordinatorMsg::ShardDone(report) => scan.record(report),
+                CoordinatorMsg::ShardsExhausted(shards, reason) => {
+                    for shard in shards {
+                        scan.exhausted(shard, &reason);
+                    }
+                }
+                _ => {}
+            }
+        }
+        info!(scan_id = %id, epoch = t.epoch, outcomes = scan.outcomes.len(), "took the scan over");
+    }
+    match t.universe {
+        Some(selected) => dispatch(state, &id, selected).await,
+        None => resolve_universe(myself, state, id),
+    }
+    handle
 }
 
 async fn on_universe(
@@ -446,7 +662,12 @@ async fn on_universe(
         }
         return;
     }
-    scan.total = selected.len();
+    dispatch(state, &id, selected).await;
+}
+
+/// Shards the symbols of the selected universe that have no outcome yet onto the queue,
+/// with the scan's epoch, and follows its results.
+async fn dispatch(state: &mut CoordinatorState, id: &str, selected: Vec<UniverseEntry>) {
     // Every live worker of the cluster should be able to pull several shards.
     let cluster_workers = match &state.args.registry {
         Some(registry) => match registry.list().await {
@@ -458,66 +679,61 @@ async fn on_universe(
         },
         None => 0,
     };
+    let Some(scan) = state.scans.get_mut(id) else {
+        return;
+    };
+    scan.total = selected.len();
+    let missing: Vec<UniverseEntry> = selected
+        .iter()
+        .filter(|e| !scan.outcomes.contains_key(&e.symbol))
+        .cloned()
+        .collect();
+    if let Some(tx) = scan.universe.take() {
+        let _ = tx.send(Arc::new(selected));
+    }
     let workers = cluster_workers.max(state.args.workers);
-    let size = shard_size(selected.len(), workers, state.args.max_shard_size);
-    let shards = plan_shards(&id, &selected, size, &scan.config);
-    info!(scan_id = %id, symbols = selected.len(), shards = shards.len(), workers, "dispatching shards");
+    let size = shard_size(missing.len(), workers, state.args.max_shard_size);
+    let mut shards = plan_shards(id, &missing, size, &scan.config);
+    for s in &mut shards {
+        s.epoch = scan.epoch;
+        s.scan_symbols = scan.total;
+    }
+    info!(scan_id = %id, symbols = missing.len(), shards = shards.len(), workers, epoch = scan.epoch, "dispatching shards");
     scan.dispatched = Some(Instant::now());
     let message = if workers == 0 {
         warn!(scan_id = %id, "no worker node is up; the shards wait in the queue");
         format!(
             "Waiting for workers: {} symbols queued, no worker node is up (start `technic worker --redis URL`)",
-            thousands(scan.total)
+            thousands(missing.len())
         )
     } else {
-        analyzing(0, scan.total)
+        analyzing(scan.outcomes.len(), scan.total)
     };
-    scan.publish(&id, Stage::Fetching, message);
+    let stage = if scan.outcomes.is_empty() {
+        Stage::Fetching
+    } else {
+        Stage::Computing
+    };
+    scan.publish(id, stage, message);
     if let Some(feed) = &state.args.feed {
-        feed.follow(&id);
+        feed.follow(id, &scan.cursor);
+    }
+    if missing.is_empty() {
+        finish_if_complete(state, id);
+        return;
     }
     if let Err(e) = state.args.queue.push(shards).await {
-        if let Some(scan) = state.end(&id) {
-            scan.fail(&id, ScanError::queue(&e));
+        if let Some(scan) = state.end(id) {
+            scan.fail(id, ScanError::queue(&e));
         }
     }
-}
-
-fn on_shard_done(state: &mut CoordinatorState, report: ShardReport) {
-    let Some(scan) = state.scans.get_mut(&report.scan_id) else {
-        return;
-    };
-    scan.stages.fetch += report.fetch_seconds;
-    scan.stages.compute += report.compute_seconds;
-    scan.stages.bulk_symbols += report.bulk_symbols;
-    scan.stages.fallback_symbols += report.fallback_symbols;
-    if let Some(c) = report.cache {
-        let acc = scan.cache.get_or_insert_with(CacheReport::default);
-        acc.lookups += c.lookups;
-        acc.hits += c.hits;
-        acc.unavailable |= c.unavailable;
-    }
-    let mut fresh = 0;
-    for (symbol, outcome) in report.outcomes {
-        if let std::collections::hash_map::Entry::Vacant(v) = scan.outcomes.entry(symbol) {
-            v.insert(outcome);
-            fresh += 1;
-        }
-    }
-    *scan.per_node.entry(report.node_id).or_default() += fresh;
-    scan.publish(
-        &report.scan_id,
-        Stage::Computing,
-        analyzing(scan.outcomes.len(), scan.total),
-    );
-    finish_if_complete(state, &report.scan_id);
 }
 
 fn finish_if_complete(state: &mut CoordinatorState, id: &str) {
     if state
         .scans
         .get(id)
-        .is_some_and(|s| s.outcomes.len() >= s.total)
+        .is_some_and(|s| s.total > 0 && s.outcomes.len() >= s.total)
     {
         if let Some(scan) = state.end(id) {
             scan.finish(id, ScanStatus::Completed);

@@ -77,6 +77,17 @@ impl UserError {
         )
     }
 
+    pub fn superseded() -> Self {
+        UserError::new(
+            ErrorCode::ScanSuperseded,
+            "this process lost the scan's lease in redis; another coordinator owns it now",
+            vec![
+                "follow the scan on any technic serve: GET /api/v1/scans/{id}".into(),
+                "check this process's connection to redis (renewals failed for longer than cluster.lease_ms)".into(),
+            ],
+        )
+    }
+
     pub fn cache_unavailable() -> Self {
         UserError::new(
             ErrorCode::CacheUnavailable,

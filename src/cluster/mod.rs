@@ -8,6 +8,7 @@
 //! back through the [`transport`] of the queue; progress is a `watch` channel per scan;
 //! cancellation stops handing out shards and makes workers stop between symbols.
 
+mod book;
 mod coordinator;
 mod error;
 mod node;
@@ -17,6 +18,7 @@ mod queue;
 mod redis_queue;
 mod registry;
 mod shard;
+mod steward;
 mod supervision;
 pub mod transport;
 mod warmer;
@@ -26,7 +28,11 @@ use std::sync::Arc;
 
 use ractor::{Actor, ActorRef};
 
-pub use coordinator::{select_universe, CoordinatorMsg, ScanHandle};
+pub use book::{
+    universe_key, BookEntry, Lease, RunningScan, ScanBook, ScanKind, ScanRecord, ScanSummary,
+    Sweep, Takeover,
+};
+pub use coordinator::{select_universe, Concluded, CoordinatorMsg, ScanHandle};
 pub use error::ScanError;
 pub use node::{Drained, WorkerNode};
 pub use pipeline::{process_shard, CacheMode, PipelineContext, ShardReport, SymbolOutcome};
@@ -61,10 +67,11 @@ pub enum QueueTarget {
     Redis(String),
 }
 
-/// The Redis side of a node: its queue handle, the registry, and how it reports results.
+/// The Redis side of a node: its queue handle, the registry and the scan book.
 pub struct ClusterLink {
     pub queue: Arc<RedisStreamsQueue>,
     pub registry: Arc<NodeRegistry>,
+    pub book: Arc<ScanBook>,
 }
 
 impl ClusterLink {
@@ -73,9 +80,12 @@ impl ClusterLink {
         let queue =
             RedisStreamsQueue::open(url, RedisQueueOptions::from_settings(&settings.cluster))?;
         let registry = NodeRegistry::open(url, &settings.cluster)?;
+        let book = crate::redis_link::RedisUrl::parse(url)
+            .and_then(|u| ScanBook::open(&u, settings, &settings.node_id()))?;
         Ok(ClusterLink {
             queue: Arc::new(queue),
             registry: Arc::new(registry),
+            book: Arc::new(book),
         })
     }
 }
@@ -86,6 +96,11 @@ pub struct LocalCluster {
     node: Option<WorkerNode>,
     queue: Arc<dyn WorkQueue>,
     registry: Option<Arc<NodeRegistry>>,
+    /// Over Redis: the queue (to read a taken-over scan's results) and the scan book.
+    redis: Option<(Arc<RedisStreamsQueue>, Arc<ScanBook>)>,
+    /// Who this cluster's scans belong to.
+    kind: ScanKind,
+    lease_renew: std::time::Duration,
     /// The cluster's own scope (results feed, node heartbeat); a child of the caller's.
     shutdown: Shutdown,
 }
@@ -113,6 +128,7 @@ impl LocalCluster {
             cache,
             workers.max(1),
             &QueueTarget::InProcess,
+            ScanKind::OneShot,
             &Shutdown::new(),
         )
         .await
@@ -120,14 +136,16 @@ impl LocalCluster {
 
     /// Coordinator and `workers` local worker actors over `target`. Over Redis, `workers`
     /// may be 0 (a coordinator only: the shards go to `technic worker` nodes), and the
-    /// local workers form a node of the cluster like any other. Its tasks stop with
-    /// `shutdown` (or with [`LocalCluster::shutdown`]).
+    /// local workers form a node of the cluster like any other; every scan then has a
+    /// record in the scan book, owned as `kind` says. Its tasks stop with `shutdown` (or
+    /// with [`LocalCluster::shutdown`]).
     pub async fn start_on(
         settings: &Settings,
         provider: Arc<dyn MarketData>,
         cache: Option<Arc<ScanCache>>,
         workers: usize,
         target: &QueueTarget,
+        kind: ScanKind,
         shutdown: &Shutdown,
     ) -> Result<Self, UserError> {
         let shutdown = shutdown.child();
@@ -185,7 +203,7 @@ impl LocalCluster {
                 cache,
                 stats: Arc::default(),
             };
-            Some(WorkerNode::start(settings, ctx, workers, registry.clone(), &shutdown).await?)
+            Some(WorkerNode::start(settings, ctx, workers, link.as_ref(), &shutdown).await?)
         } else {
             None
         };
@@ -194,6 +212,9 @@ impl LocalCluster {
             node,
             queue,
             registry,
+            redis: link.map(|l| (l.queue, l.book)),
+            kind,
+            lease_renew: std::time::Duration::from_millis(settings.cluster.lease_renew_ms),
             shutdown,
         })
     }
@@ -208,14 +229,91 @@ impl LocalCluster {
         self.node.as_ref()
     }
 
-    /// Submits a scan; invalid configs are rejected here, with every problem listed.
+    /// The scan book (over Redis).
+    pub fn book(&self) -> Option<&Arc<ScanBook>> {
+        self.redis.as_ref().map(|(_, b)| b)
+    }
+
+    /// Submits a scan; invalid configs are rejected here, with every problem listed. Over
+    /// Redis the scan is recorded in the scan book first; if Redis cannot take the record
+    /// the scan still runs, but only in this process.
     pub async fn submit(&self, config: ScanConfig) -> Result<ScanHandle, ScanError> {
-        match ractor::call!(self.coordinator, CoordinatorMsg::Submit, Box::new(config)) {
-            Ok(result) => result,
-            Err(e) => Err(ScanError::internal(&format!(
-                "coordinator unreachable: {e}"
-            ))),
+        let mut handle =
+            match ractor::call!(self.coordinator, CoordinatorMsg::Submit, Box::new(config)) {
+                Ok(result) => result?,
+                Err(e) => {
+                    return Err(ScanError::internal(&format!(
+                        "coordinator unreachable: {e}"
+                    )))
+                }
+            };
+        if let Some(book) = self.book() {
+            match book
+                .create(&handle.id, self.kind, handle.submitted_at, &handle.config)
+                .await
+            {
+                Ok(()) => steward::Steward::attach(&mut handle, Arc::clone(book), self.lease_renew),
+                Err(e) => {
+                    tracing::warn!(scan_id = %handle.id, error = %e, "no record of the scan in redis: it ends with this process")
+                }
+            }
         }
+        Ok(handle)
+    }
+
+    /// Takes over the cluster scans whose owner's lease expired (serves only: one-shot
+    /// scans are abandoned instead), each resumed from its outcomes so far.
+    pub async fn adopt_orphans(&self) -> Vec<ScanHandle> {
+        let Some((queue, book)) = &self.redis else {
+            return Vec::new();
+        };
+        if self.kind != ScanKind::Cluster {
+            return Vec::new();
+        }
+        let orphans = match book.sweep().await {
+            Ok(s) => s.orphans,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot look for orphaned scans");
+                return Vec::new();
+            }
+        };
+        let mut adopted = Vec::new();
+        for id in orphans {
+            let takeover = match book.take(&id).await {
+                Ok(Some(t)) => t,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(scan_id = %id, error = %e, "cannot take the scan over");
+                    continue;
+                }
+            };
+            let (past, cursor) = match transport::read_past(queue, &id).await {
+                Ok(p) => p,
+                Err(e) => {
+                    // Its lease lapses again and another attempt reads them.
+                    tracing::warn!(scan_id = %id, error = %e, "cannot read the scan's results so far");
+                    continue;
+                }
+            };
+            let resumption = coordinator::Resumption {
+                takeover,
+                past,
+                cursor,
+            };
+            match ractor::call!(
+                self.coordinator,
+                CoordinatorMsg::Resume,
+                Box::new(resumption)
+            ) {
+                Ok(mut handle) => {
+                    steward::count("taken_over");
+                    steward::Steward::attach(&mut handle, Arc::clone(book), self.lease_renew);
+                    adopted.push(handle);
+                }
+                Err(e) => tracing::error!(scan_id = %id, error = %e, "coordinator unreachable"),
+            }
+        }
+        adopted
     }
 
     /// Submits a scan and waits for its report.

@@ -13,12 +13,14 @@ use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorRef};
 use tokio::task::JoinHandle;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
+use super::book::ScanBook;
 use super::queue::WorkQueue;
 use super::registry::{NodeInfo, NodeRegistry, NodeState};
 use super::supervision::RestartPolicy;
 use super::worker::{worker_id, NodeStats, Pool, PoolArgs, PoolMsg, WorkerContext};
+use super::ClusterLink;
 use crate::config::Settings;
 use crate::error::{ErrorCode, UserError};
 use crate::shutdown::Shutdown;
@@ -65,9 +67,10 @@ impl WorkerNode {
         settings: &Settings,
         ctx: WorkerContext,
         workers: usize,
-        registry: Option<Arc<NodeRegistry>>,
+        link: Option<&ClusterLink>,
         shutdown: &Shutdown,
     ) -> Result<Self, UserError> {
+        let registry = link.map(|l| Arc::clone(&l.registry));
         let workers = workers.max(1);
         let shutdown = shutdown.child();
         let identity = Identity {
@@ -101,6 +104,7 @@ impl WorkerNode {
                 stats: Arc::clone(&ctx.stats),
                 queue: Arc::clone(&ctx.queue),
                 registry: Arc::clone(registry),
+                book: link.map(|l| Arc::clone(&l.book)),
                 draining: Arc::clone(&draining),
                 renew_every: Duration::from_millis(settings.cluster.queue_block_ms),
                 beat_every: Duration::from_millis(settings.cluster.heartbeat_ms),
@@ -235,12 +239,32 @@ struct Heartbeat {
     stats: Arc<NodeStats>,
     queue: Arc<dyn WorkQueue>,
     registry: Arc<NodeRegistry>,
+    /// Read every beat: the scans' current epochs and the abandoned one-shot scans.
+    book: Option<Arc<ScanBook>>,
     draining: Arc<AtomicBool>,
     renew_every: Duration,
     beat_every: Duration,
 }
 
 impl Heartbeat {
+    /// Fences the queue with the scans' current epochs, and drops the shards of one-shot
+    /// scans whose process died (this pass or another node's marked them abandoned).
+    async fn sweep(&self) {
+        let Some(book) = &self.book else {
+            return;
+        };
+        match book.sweep().await {
+            Ok(sweep) => {
+                for id in &sweep.abandoned {
+                    warn!(scan_id = %id, "one-shot scan abandoned: its process stopped renewing its lease");
+                    self.queue.cancel(id).await;
+                }
+                self.queue.fence(sweep.epochs);
+            }
+            Err(e) => debug!(error = %e, "cannot read the scan book this beat"),
+        }
+    }
+
     async fn run(self, shutdown: Shutdown) {
         let mut last_beat: Option<Instant> = None;
         let mut failing = false;
@@ -254,6 +278,7 @@ impl Heartbeat {
                     &self.stats,
                     self.draining.load(Ordering::Acquire),
                 );
+                self.sweep().await;
                 match self.registry.beat(&info).await {
                     Ok(()) if failing => {
                         failing = false;

@@ -49,6 +49,9 @@ pub enum SymbolOutcome {
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ShardReport {
     pub scan_id: String,
+    /// The shard's epoch: an owner ignores reports of shards an older owner dispatched.
+    #[serde(default)]
+    pub epoch: u64,
     pub node_id: String,
     pub outcomes: Vec<(String, SymbolOutcome)>,
     pub fetch_seconds: f64,
@@ -88,6 +91,7 @@ pub async fn process_shard(ctx: &PipelineContext, shard: &Shard, mode: CacheMode
     }
     ShardReport {
         scan_id: shard.scan_id.clone(),
+        epoch: shard.epoch,
         node_id: ctx.node_id.clone(),
         outcomes: computed.outcomes,
         fetch_seconds,
@@ -214,6 +218,7 @@ async fn compute(
     let entries = shard.entries.clone();
     let queue = ctx.queue.clone();
     let scan_id = shard.scan_id.clone();
+    let epoch = shard.epoch;
     let cfg = Arc::clone(&shard.config);
     crate::cpu::run(move || {
         let per_symbol: Vec<_> = entries
@@ -221,7 +226,10 @@ async fn compute(
             .zip(features.into_par_iter())
             .zip(bars.par_iter())
             .map(|((entry, cached), bars)| {
-                if queue.as_ref().is_some_and(|q| q.is_cancelled(&scan_id)) {
+                if queue
+                    .as_ref()
+                    .is_some_and(|q| q.is_dropped(&scan_id, epoch))
+                {
                     return None;
                 }
                 Some(evaluate(entry, cached, bars, &cfg))

@@ -19,6 +19,8 @@ pub enum Stage {
     Done,
     Failed,
     Cancelled,
+    /// A one-shot scan whose process died: nobody reads it any more.
+    Abandoned,
 }
 
 impl Stage {
@@ -32,11 +34,15 @@ impl Stage {
             Stage::Done => "done",
             Stage::Failed => "failed",
             Stage::Cancelled => "cancelled",
+            Stage::Abandoned => "abandoned",
         }
     }
 
     pub fn is_terminal(self) -> bool {
-        matches!(self, Stage::Done | Stage::Failed | Stage::Cancelled)
+        matches!(
+            self,
+            Stage::Done | Stage::Failed | Stage::Cancelled | Stage::Abandoned
+        )
     }
 }
 

@@ -78,6 +78,13 @@ pub trait WorkQueue: Send + Sync + 'static {
     async fn cancel(&self, scan_id: &str);
     /// Whether a scan was cancelled (workers check between symbols).
     fn is_cancelled(&self, scan_id: &str) -> bool;
+    /// Whether a shard of this scan and epoch should not run (any more): its scan was
+    /// cancelled or abandoned, or taken over by an owner of a newer epoch.
+    fn is_dropped(&self, scan_id: &str, _epoch: u64) -> bool {
+        self.is_cancelled(scan_id)
+    }
+    /// The current epoch of each running scan (from the scan book, every heartbeat).
+    fn fence(&self, _epochs: HashMap<String, u64>) {}
     /// Stops handing out shards; waiting consumers get `None`.
     fn close(&self);
 }

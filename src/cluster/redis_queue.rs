@@ -24,6 +24,8 @@
 mod claim;
 mod results;
 
+pub use results::ResultEntry;
+
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -122,6 +124,8 @@ pub struct RedisStreamsQueue {
     acks: Mutex<Vec<(String, String)>>,
     /// Scan ids known cancelled, refreshed from Redis on every pull round trip.
     cancelled: Mutex<HashSet<String>>,
+    /// The current epoch of each running scan, as last fenced.
+    epochs: Mutex<HashMap<String, u64>>,
     /// Claimed entries whose attempts are used up, waiting to be handed out as exhausted.
     exhausted: Mutex<VecDeque<(Entry, Shard)>>,
     last_claim: Mutex<Option<Instant>>,
@@ -196,6 +200,7 @@ impl RedisStreamsQueue {
             receipts: Mutex::new(HashMap::new()),
             acks: Mutex::new(Vec::new()),
             cancelled: Mutex::new(HashSet::new()),
+            epochs: Mutex::new(HashMap::new()),
             exhausted: Mutex::new(VecDeque::new()),
             last_claim: Mutex::new(None),
             claim_cursors: Mutex::new(["0-0".to_string(), "0-0".to_string()]),
@@ -372,7 +377,7 @@ impl RedisStreamsQueue {
                 junk.push(first);
                 None
             }
-            Some(s) if lock(&self.cancelled).contains(&s.scan_id) => {
+            Some(s) if self.is_dropped(&s.scan_id, s.epoch) => {
                 junk.push(first);
                 None
             }
@@ -549,6 +554,17 @@ impl WorkQueue for RedisStreamsQueue {
     /// elsewhere after the next pull round trip of any consumer on this handle.
     fn is_cancelled(&self, scan_id: &str) -> bool {
         lock(&self.cancelled).contains(scan_id)
+    }
+
+    fn is_dropped(&self, scan_id: &str, epoch: u64) -> bool {
+        self.is_cancelled(scan_id)
+            || lock(&self.epochs)
+                .get(scan_id)
+                .is_some_and(|current| epoch < *current)
+    }
+
+    fn fence(&self, epochs: HashMap<String, u64>) {
+        *lock(&self.epochs) = epochs;
     }
 
     fn close(&self) {

@@ -20,6 +20,10 @@ pub struct Shard {
     /// Symbols in the whole scan: lets a remote provider choose bulk loading per scan.
     #[serde(default)]
     pub scan_symbols: usize,
+    /// The epoch of the scan's owner that dispatched it: workers drop shards of an older
+    /// epoch (the scan was taken over and its missing shards dispatched again).
+    #[serde(default)]
+    pub epoch: u64,
 }
 
 /// The shard size for a universe: at most `max_size`, and small enough that each of
@@ -47,6 +51,7 @@ pub fn plan_shards(
             config: Arc::clone(config),
             attempt: 1,
             scan_symbols: entries.len(),
+            epoch: 0,
         })
         .collect()
 }

@@ -24,7 +24,7 @@ use tracing::{error, warn};
 use super::coordinator::CoordinatorMsg;
 use super::pipeline::ShardReport;
 use super::queue::QueueError;
-use super::redis_queue::RedisStreamsQueue;
+use super::redis_queue::{RedisStreamsQueue, ResultEntry};
 use super::shard::Shard;
 use crate::shutdown::Shutdown;
 
@@ -141,6 +141,34 @@ impl Reporter for RedisReporter {
     }
 }
 
+/// A results stream entry as the coordinator's message.
+fn decode(entry: &ResultEntry) -> CoordinatorMsg {
+    match rmp_serde::from_slice::<WorkerEvent>(&entry.payload) {
+        Ok(WorkerEvent::ShardDone(r)) => CoordinatorMsg::ShardDone(r),
+        Ok(WorkerEvent::Exhausted { shards, reason }) => {
+            CoordinatorMsg::ShardsExhausted(shards, reason)
+        }
+        Err(e) => {
+            // Most likely a worker of another version. Its shard was acked, so the scan
+            // could never complete: fail it, visibly.
+            error!(scan_id = %entry.scan_id, error = %e, "unreadable shard report");
+            CoordinatorMsg::ReportUnreadable(entry.scan_id.clone(), e.to_string())
+        }
+    }
+}
+
+/// A scan's reports so far, for its new owner: the messages and the entry they end at.
+pub async fn read_past(
+    queue: &RedisStreamsQueue,
+    scan_id: &str,
+) -> Result<(Vec<CoordinatorMsg>, String), QueueError> {
+    let entries = queue.read_all_results(scan_id).await?;
+    let cursor = entries
+        .last()
+        .map_or_else(|| "0-0".into(), |e| e.id.clone());
+    Ok((entries.iter().map(decode).collect(), cursor))
+}
+
 /// The coordinator's side of the Redis results streams: one task reads the streams of the
 /// followed scans and forwards each report to the coordinator actor.
 pub struct ResultsFeed {
@@ -175,15 +203,16 @@ impl ResultsFeed {
         shutdown.spawn(async move { me.run(coordinator, stop).await });
     }
 
-    /// Starts reading a scan's results (from the beginning of its stream).
-    pub fn follow(&self, scan_id: &str) {
-        lock(&self.cursors).insert(scan_id.to_string(), "0-0".into());
+    /// Starts reading a scan's results after the entry `cursor` (`0-0`: from the start).
+    pub fn follow(&self, scan_id: &str, cursor: &str) {
+        lock(&self.cursors).insert(scan_id.to_string(), cursor.to_string());
         self.wake.notify_one();
     }
 
-    /// Stops reading a scan's results and deletes its stream.
-    pub fn unfollow(&self, scan_id: &str) {
-        if lock(&self.cursors).remove(scan_id).is_some() {
+    /// Stops reading a scan's results; deletes its stream when `delete` (the scan ended
+    /// here, rather than moved to another owner).
+    pub fn unfollow(&self, scan_id: &str, delete: bool) {
+        if lock(&self.cursors).remove(scan_id).is_some() && delete {
             let queue = Arc::clone(&self.queue);
             let scan_id = scan_id.to_string();
             tokio::spawn(async move { queue.drop_results(&scan_id).await });
@@ -223,19 +252,7 @@ impl ResultsFeed {
                         None => continue,
                     }
                 }
-                let msg = match rmp_serde::from_slice::<WorkerEvent>(&entry.payload) {
-                    Ok(WorkerEvent::ShardDone(r)) => CoordinatorMsg::ShardDone(r),
-                    Ok(WorkerEvent::Exhausted { shards, reason }) => {
-                        CoordinatorMsg::ShardsExhausted(shards, reason)
-                    }
-                    Err(e) => {
-                        // Most likely a worker of another version. Its shard was acked, so
-                        // the scan could never complete: fail it, visibly.
-                        error!(scan_id = %entry.scan_id, error = %e, "unreadable shard report");
-                        CoordinatorMsg::ReportUnreadable(entry.scan_id.clone(), e.to_string())
-                    }
-                };
-                if coordinator.send_message(msg).is_err() {
+                if coordinator.send_message(decode(&entry)).is_err() {
                     return;
                 }
             }

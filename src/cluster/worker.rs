@@ -95,12 +95,20 @@ impl Actor for Worker {
         let outcome = if delivery.exhausted {
             let reason = format!("shard delivered {} times without an ack", shard.attempt);
             settle_exhausted(&state.ctx, vec![shard], reason).await
-        } else if !state.ctx.queue.is_cancelled(&shard.scan_id) {
+        } else if !state.ctx.queue.is_dropped(&shard.scan_id, shard.epoch) {
             let span = info_span!("shard", scan_id = %shard.scan_id, shard = shard.index, attempt = shard.attempt, worker = %state.id);
             let report = process_shard(&state.ctx.pipeline(), &shard, CacheMode::Use)
                 .instrument(span)
                 .await;
             let symbols = report.outcomes.len() as u64;
+            // A scan dropped meanwhile (cancelled, abandoned, taken over) has no reader
+            // for this report: sending it would only recreate its results stream.
+            if state.ctx.queue.is_dropped(&shard.scan_id, shard.epoch) {
+                stats.busy.fetch_sub(1, Ordering::Relaxed);
+                state.ctx.queue.ack(delivery.id).await;
+                myself.send_message(WorkerMsg::Pull)?;
+                return Ok(());
+            }
             let sent = state.ctx.reporter.shard_done(report).await;
             if sent.is_ok() {
                 stats.shards_done.fetch_add(1, Ordering::Relaxed);

@@ -205,6 +205,9 @@ pub struct ClusterSettings {
     /// A down node's registry entry is pruned this long after its last heartbeat.
     pub prune_down_after_secs: u64,
     pub drain_timeout_secs: u64,
+    /// A scan owner's lease in Redis, and how often it is renewed (and orphans looked for).
+    pub lease_ms: u64,
+    pub lease_renew_ms: u64,
     /// This machine's host name, for node ids and the registry. Not a setting: the node
     /// assembly fills it in at start-up (`localhost` until then).
     #[serde(skip, default = "localhost")]

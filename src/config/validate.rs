@@ -95,6 +95,12 @@ fn cluster(c: &ClusterSettings, p: &mut Vec<String>) {
             c.prune_down_after_secs, c.node_ttl_ms
         ));
     }
+    if c.lease_renew_ms == 0 || c.lease_ms < 2 * c.lease_renew_ms {
+        p.push(format!(
+            "cluster.lease_ms ({}) must be at least twice cluster.lease_renew_ms ({}), which must be at least 1",
+            c.lease_ms, c.lease_renew_ms
+        ));
+    }
     if c.visibility_timeout_ms <= c.heartbeat_ms {
         p.push("cluster.visibility_timeout_ms must exceed cluster.heartbeat_ms (nodes renew their shards every heartbeat)".to_string());
     }

@@ -19,7 +19,7 @@ pub use args::NodeArgs;
 
 use crate::cache::{CacheTarget, ScanCache};
 use crate::cluster::{
-    run_warmer, ClusterLink, LocalCluster, NodeRegistry, PipelineContext, QueueTarget,
+    run_warmer, ClusterLink, LocalCluster, NodeRegistry, PipelineContext, QueueTarget, ScanKind,
     WorkerContext, WorkerNode,
 };
 use crate::config::Settings;
@@ -211,6 +211,11 @@ impl Node {
             self.cache.clone(),
             p.workers,
             &p.queue,
+            if p.role == Role::Serve {
+                ScanKind::Cluster
+            } else {
+                ScanKind::OneShot
+            },
             &self.shutdown,
         )
         .await?;
@@ -241,7 +246,7 @@ impl Node {
             &self.settings,
             ctx,
             self.plan.workers,
-            Some(link.registry.clone()),
+            Some(&link),
             &self.shutdown,
         )
         .await?;

@@ -76,6 +76,25 @@ impl Server {
         self.dir.path().join("serve.log")
     }
 
+    /// Sends a signal (`KILL`, `STOP`, `CONT`, …) to the server process.
+    pub fn signal(&self, sig: &str) {
+        if let Some(c) = &self.child {
+            let status = Command::new("kill")
+                .args([&format!("-{sig}"), &c.id().to_string()])
+                .status()
+                .expect("kill");
+            assert!(status.success(), "kill -{sig}");
+        }
+    }
+
+    /// `kill -9`, and reaps the process.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
     /// SIGTERM, then waits for the exit (SIGKILL after the deadline).
     pub fn stop(&mut self) -> Option<ExitStatus> {
         let mut child = self.child.take()?;
@@ -171,12 +190,28 @@ pub fn assert_error(status: u16, body: &Value, want_status: u16, want_code: &str
 #[derive(Debug, Clone)]
 pub struct SseEvent {
     pub event: String,
+    pub id: Option<String>,
     pub data: Value,
 }
 
 /// Reads an SSE stream until `event: report` or `event: error` (inclusive) or its end.
 pub async fn read_events(url: &str) -> Vec<SseEvent> {
-    let mut resp = client().get(url).send().await.expect("sse");
+    read_events_until(url, None, |_| false).await
+}
+
+/// Reads an SSE stream, sending `Last-Event-ID` when given, until `stop` says so after an
+/// event, `event: report` or `event: error` (inclusive), or its end (a dropped connection
+/// ends it too).
+pub async fn read_events_until(
+    url: &str,
+    last_event_id: Option<&str>,
+    mut stop: impl FnMut(&SseEvent) -> bool,
+) -> Vec<SseEvent> {
+    let mut req = client().get(url);
+    if let Some(id) = last_event_id {
+        req = req.header("last-event-id", id);
+    }
+    let mut resp = req.send().await.expect("sse");
     assert_eq!(resp.status().as_u16(), 200);
     let ct = resp
         .headers()
@@ -187,16 +222,19 @@ pub async fn read_events(url: &str) -> Vec<SseEvent> {
     assert!(ct.starts_with("text/event-stream"), "{ct}");
     let mut buf = String::new();
     let mut out = Vec::new();
-    while let Some(chunk) = resp.chunk().await.expect("chunk") {
+    while let Ok(Some(chunk)) = resp.chunk().await {
         buf.push_str(&String::from_utf8_lossy(&chunk));
         while let Some(end) = buf.find("\n\n") {
             let block: String = buf[..end].to_string();
             buf.drain(..end + 2);
             let mut event = String::from("message");
             let mut data = String::new();
+            let mut id = None;
             for line in block.lines() {
                 if let Some(e) = line.strip_prefix("event:") {
                     event = e.trim().to_string();
+                } else if let Some(i) = line.strip_prefix("id:") {
+                    id = Some(i.trim().to_string());
                 } else if let Some(d) = line.strip_prefix("data:") {
                     data.push_str(d.trim_start());
                 }
@@ -205,11 +243,14 @@ pub async fn read_events(url: &str) -> Vec<SseEvent> {
                 continue; // keep-alive comment
             }
             let last = event == "report" || event == "error";
-            out.push(SseEvent {
+            let ev = SseEvent {
                 event,
+                id,
                 data: serde_json::from_str(&data).unwrap_or(Value::Null),
-            });
-            if last {
+            };
+            let stop_here = stop(&ev);
+            out.push(ev);
+            if last || stop_here {
                 return out;
             }
         }

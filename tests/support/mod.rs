@@ -11,6 +11,7 @@
 //! - [`fake_polygon`]: a fake Polygon upstream (wiremock responder) over synthetic bars.
 //! - [`polygon`]: provider settings, markets and scan helpers of the Polygon tests.
 //! - [`promql`]: reading PromQL and Prometheus expositions for metric names.
+//! - [`reports`]: scan reports against the embedded scan, every symbol exactly once.
 //! - [`rig`]: the compose topology as processes, one network namespace per host.
 #![allow(dead_code)]
 
@@ -21,6 +22,7 @@ pub mod polygon;
 pub mod ports;
 pub mod promql;
 pub mod redis;
+pub mod reports;
 pub mod rig;
 pub mod technic;
 pub mod wait;

@@ -100,6 +100,42 @@ impl RedisStreamsQueue {
         Ok(out)
     }
 
+    /// Every entry of a scan's results stream (what a new owner reads), oldest first.
+    pub async fn read_all_results(&self, scan_id: &str) -> Result<Vec<ResultEntry>, QueueError> {
+        let key = self.results_key(scan_id);
+        let mut out: Vec<ResultEntry> = Vec::new();
+        loop {
+            let start = out
+                .last()
+                .map_or_else(|| "-".to_string(), |e| format!("({}", e.id));
+            let (key, start) = (&key, &start);
+            let page: ::redis::streams::StreamRangeReply = self
+                .call("read past results", Use::Shared, |mut c| async move {
+                    ::redis::cmd("XRANGE")
+                        .arg(key)
+                        .arg(start)
+                        .arg("+")
+                        .arg("COUNT")
+                        .arg(READ_COUNT)
+                        .query_async(&mut c)
+                        .await
+                })
+                .await?;
+            let n = page.ids.len();
+            out.extend(page.ids.into_iter().map(|sid| ResultEntry {
+                scan_id: scan_id.to_string(),
+                payload: match sid.map.get("r") {
+                    Some(Value::BulkString(b)) => b.clone(),
+                    _ => Vec::new(),
+                },
+                id: sid.id,
+            }));
+            if n < READ_COUNT {
+                return Ok(out);
+            }
+        }
+    }
+
     /// Deletes a scan's results stream (its scan ended). Late reports recreate it, with the
     /// TTL, and are never read.
     pub async fn drop_results(&self, scan_id: &str) {
