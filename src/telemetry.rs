@@ -70,6 +70,8 @@ pub struct Metrics {
     /// unreachable); and scans it took over (taken_over).
     pub scan_records: Family<OutcomeLabel, Counter>,
     pub worker_restarts: Counter,
+    /// Rounds of the cache warmer run by this process (the leader's duty).
+    pub cache_warm_runs: Counter,
     /// kind: bars | features | ml | scan | meta
     pub cache_hits: Family<KindLabel, Counter>,
     pub cache_misses: Family<KindLabel, Counter>,
@@ -146,6 +148,12 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     );
     let active_scans = Gauge::default();
     registry.register("active_scans", "Scans in progress", active_scans.clone());
+    let cache_warm_runs = Counter::default();
+    registry.register(
+        "cache_warm_runs",
+        "Rounds of the cache warmer this process ran (only the leader warms)",
+        cache_warm_runs.clone(),
+    );
     let scan_records = Family::<OutcomeLabel, Counter>::default();
     registry.register(
         "scan_records",
@@ -233,6 +241,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         symbols_processed,
         scan_records,
         worker_restarts,
+        cache_warm_runs,
         cache_hits,
         cache_misses,
         cache_decode_errors,

@@ -110,7 +110,7 @@ async fn history_and_results_survive_a_restart_and_a_cache_clear() {
     // The history is stored with a TTL.
     let ttl: i64 = support::redis::query(
         redis.port(),
-        redis::cmd("TTL").arg(format!("technic:history:{{scans}}:record:{id}")),
+        redis::cmd("TTL").arg(format!("technic:v1:queue:{{technic}}:scan:{id}")),
     );
     assert!(ttl > 0, "{ttl}");
 

@@ -407,3 +407,79 @@ async fn a_killed_one_shot_scan_is_abandoned_and_its_work_stops() {
     let exists: i64 = support::redis::query(port, &exists);
     assert_eq!(exists, 0);
 }
+
+/// `technic_cache_warm_runs_total` of a serve.
+async fn warm_runs(s: &Server) -> u64 {
+    let text = client()
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("body");
+    text.lines()
+        .find_map(|l| l.strip_prefix("technic_cache_warm_runs_total "))
+        .map_or(0, |v| v.trim().parse().expect("a count"))
+}
+
+/// The leader named by `/api/v1/cluster/nodes` of `s`.
+async fn leader_of(s: &Server) -> Option<String> {
+    let (status, v) = s.get("/api/v1/cluster/nodes").await;
+    assert_eq!(status, 200, "{v}");
+    v["leader"].as_str().map(String::from)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_lease_moves_when_the_leader_dies_and_one_serve_warms() {
+    let rig = Rig::start();
+    let names = ["serve-a", "serve-b"];
+    let mut serves = Vec::new();
+    for id in names {
+        let env = rig.env(&[
+            ("TECHNIC_CLUSTER__NODE_ID", id),
+            ("TECHNIC_CACHE__WARM__INTERVAL_SECS", "1"),
+        ]);
+        serves.push(Server::start(&["--redis", &rig.url, "--workers", "0"], &env).await);
+    }
+    let first = wait_for_async("one leader, named by both serves", LONG, async || {
+        match (leader_of(&serves[0]).await, leader_of(&serves[1]).await) {
+            (Some(x), Some(y)) if x == y => Ok(x),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let l = names
+        .iter()
+        .position(|n| *n == first)
+        .expect("a serve leads");
+    let f = 1 - l;
+    // Both serves run for a while; only the leader warms.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (lr, fr) = (warm_runs(&serves[l]).await, warm_runs(&serves[f]).await);
+    println!("leader {first}: warm runs {lr} on the leader, {fr} on the other serve");
+    assert!(lr >= 2 && fr == 0, "only the leader warms: {lr} vs {fr}");
+    serves[l].kill9();
+    let killed = Instant::now();
+    wait_for_async("the other serve to lead", LONG, async || {
+        match leader_of(&serves[f]).await {
+            Some(x) if x == names[f] => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    println!(
+        "the leader lease moved {:.2} s after kill -9",
+        killed.elapsed().as_secs_f64()
+    );
+    let before = warm_runs(&serves[f]).await;
+    wait_for_async("the new leader to warm", LONG, async || {
+        let r = warm_runs(&serves[f]).await;
+        if r > before {
+            Ok(())
+        } else {
+            Err(r)
+        }
+    })
+    .await;
+}

@@ -1,5 +1,5 @@
 // The Cluster page: every node of the cluster with its state, load, work done and the
-// age of its last heartbeat.
+// age of its last heartbeat, and the serve holding the leader lease.
 
 import { api } from "./api.js";
 import { clearError, showError } from "./errors.js";
@@ -13,12 +13,13 @@ function heartbeatAge(n) {
 
 async function refreshCluster() {
   try {
-    const { nodes } = await api("GET", "/api/v1/cluster/nodes");
+    const { nodes, leader } = await api("GET", "/api/v1/cluster/nodes");
     clearError("cluster");
     const count = {};
     for (const n of nodes) count[n.state] = (count[n.state] || 0) + 1;
     $("#cluster-summary").textContent = [`${nodes.length} node${nodes.length === 1 ? "" : "s"}`,
       ...Object.entries(count).map(([s, n]) => `${n} ${s}`)].join(" · ");
+    $('[data-testid="cluster-leader"]').textContent = leader ? `leader: ${leader}` : "";
     $('[data-testid="cluster-nodes"] tbody').replaceChildren(
       ...nodes.map((n) =>
         el("tr", { "data-node": n.id, "data-state": n.state, class: n.state === "down" ? "node-down" : null },

@@ -166,6 +166,9 @@ async function startScan() {
   }
 }
 
+/// How long the page waits before asking again for a scan whose stream was lost.
+const RECONNECT_MS = 2000;
+
 function follow(id) {
   if (state.events) state.events.close();
   const es = new EventSource(`/api/v1/scans/${encodeURIComponent(id)}/events`);
@@ -202,7 +205,7 @@ async function checkScan(id, quiet = false) {
     const s = await api("GET", `/api/v1/scans/${encodeURIComponent(id)}`);
     if (state.scanId !== id) return; // a newer scan was started meanwhile
     if (["done", "cancelled"].includes(s.stage)) finished(id, s);
-    else if (s.stage === "failed") {
+    else if (s.stage === "failed" || s.stage === "abandoned") {
       setRunning(false);
       setProgress({ ...(s.progress || {}), stage: "failed", message: (s.error && s.error.message) || "failed" });
       if (s.error && !quiet) showError(new ApiError(500, { error: s.error }), "scan", startScan);
@@ -211,8 +214,14 @@ async function checkScan(id, quiet = false) {
       follow(id);
     }
   } catch (e) {
-    setRunning(false);
     showError(e, "scan", () => checkScan(id));
+    // The server may be restarting, or another serve about to take the scan over: keep
+    // trying by ourselves while this scan is the one shown.
+    if (!e.status || e.status >= 500) {
+      setTimeout(() => { if (state.scanId === id) checkScan(id, quiet); }, RECONNECT_MS);
+    } else {
+      setRunning(false);
+    }
   }
 }
 

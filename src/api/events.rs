@@ -192,8 +192,10 @@ async fn next(mut f: Feed) -> Option<(Result<Event, Infallible>, Feed)> {
 
 /// Live progress of a scan, then its final report.
 #[utoipa::path(get, path = "/api/v1/scans/{id}/events", tag = "scans",
-    params(("id" = String, Path, description = "scan id")),
-    responses((status = 200, description = "text/event-stream: `progress` events (Progress JSON), then one `report` (the ScanReport) or `error` event", content_type = "text/event-stream"),
+    params(("id" = String, Path, description = "scan id"),
+        ("Last-Event-ID" = Option<String>, Header, description = "the id of the last event received (reconnecting, to this or any serve)")),
+    responses((status = 200, description = "text/event-stream: `progress` events (Progress JSON, id `DONE.STAGE`), then one `report` (the ScanReport) or `error` event (id `end`)", content_type = "text/event-stream"),
+        (status = 204, description = "Last-Event-ID was `end`: the client has the outcome (an EventSource stops reconnecting)"),
         (status = 404, body = ErrorBody)))]
 pub async fn events(
     State(state): Shared,

@@ -14,6 +14,9 @@ use crate::error::ErrorCode;
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Nodes {
     pub nodes: Vec<NodeInfo>,
+    /// The serve holding the leader lease (it runs the cache warmer, the node gauge and
+    /// pruning); `null` in process or while no serve holds it.
+    pub leader: Option<String>,
 }
 
 /// The cluster's nodes: every node of the registry over Redis (down ones included), or
@@ -22,7 +25,16 @@ pub struct Nodes {
     responses((status = 200, body = Nodes), (status = 503, body = ErrorBody)))]
 pub async fn nodes(State(state): Shared) -> Result<Json<Nodes>, ApiError> {
     match cluster_nodes(&state).await {
-        Ok(nodes) => Ok(Json(Nodes { nodes })),
+        Ok(nodes) => {
+            let leader = match state.cluster.as_ref().and_then(|c| c.book()) {
+                Some(book) => book.leader().await.unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "cannot read the leader lease");
+                    None
+                }),
+                None => None,
+            };
+            Ok(Json(Nodes { nodes, leader }))
+        }
         Err(e) => {
             tracing::warn!(error = %e, "cannot list the cluster nodes");
             Err(ApiError::new(

@@ -15,6 +15,8 @@
 //! - `P:running`: a hash of the running scans, `ID → "EPOCH KIND"`, which every node reads
 //!   every heartbeat: workers drop shards of older epochs and of abandoned scans, serves take
 //!   over cluster scans whose lease expired;
+//! - `P:leader`: the node holding the leader lease (cluster-wide duties: the cache warmer,
+//!   the node gauge and pruning), a string with a TTL of `cluster.lease_ms`;
 //! - `P:history`: finished scans by submit time (ms), trimmed to `api.history_max_scans`;
 //!   a finished scan's hash expires after `api.history_ttl_secs`.
 //!
@@ -24,7 +26,7 @@
 //! no progress and finish nothing.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -196,34 +198,48 @@ pub struct Sweep {
 /// The book's view of a stored hash: field → value.
 type Fields = HashMap<String, String>;
 
-const CREATE: &str = r"
+static CREATE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'kind', ARGV[2], 'epoch', 1, 'status', 'running',
   'submitted_at', ARGV[4], 'config', ARGV[5], 'seq', 0)
 redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[3])
 redis.call('HSET', KEYS[3], ARGV[6], '1 ' .. ARGV[2])
-return 1";
+return 1",
+    )
+});
 
-const RENEW: &str = r"
+static RENEW: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[2] or redis.call('HGET', KEYS[1], 'status') ~= 'running' then
   return 0
 end
 redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[3])
 redis.call('PEXPIRE', KEYS[3], ARGV[4])
 if redis.call('HEXISTS', KEYS[1], 'cancel') == 1 then return 2 end
-return 1";
+return 1",
+    )
+});
 
-const PROGRESS: &str = r"
+static PROGRESS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'status') ~= 'running' then
   return 0
 end
 redis.call('HSET', KEYS[1], 'progress', ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'seq', 1)
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'universe', ARGV[3]) end
-return 1";
+return 1",
+    )
+});
 
 /// KEYS: scan, lease, running, history, results. ARGV: epoch, status, record, summary,
 /// finished_at, submitted_at, id, history ttl (s), history max, key prefix.
-const FINISH: &str = r"
+static FINISH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'status') ~= 'running' then
   return 0
 end
@@ -238,10 +254,14 @@ local old = redis.call('ZRANGE', KEYS[4], 0, -max - 1)
 for _, id in ipairs(old) do redis.call('DEL', ARGV[10] .. ':scan:' .. id) end
 if #old > 0 then redis.call('ZREMRANGEBYRANK', KEYS[4], 0, #old - 1) end
 redis.call('EXPIRE', KEYS[4], ARGV[8])
-return 1";
+return 1",
+    )
+});
 
 /// KEYS: scan, lease, running. ARGV: owner, lease ms, id.
-const TAKE: &str = r"
+static TAKE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 if redis.call('HGET', KEYS[1], 'status') ~= 'running' or redis.call('HGET', KEYS[1], 'kind') ~= 'cluster'
    or redis.call('EXISTS', KEYS[2]) == 1 then
   return 0
@@ -250,11 +270,15 @@ local epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
 redis.call('HSET', KEYS[1], 'owner', ARGV[1])
 redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
 redis.call('HSET', KEYS[3], ARGV[3], epoch .. ' cluster')
-return epoch";
+return epoch",
+    )
+});
 
 /// KEYS: running, history, cancelled. ARGV: key prefix, now (ms), reason, history ttl (s),
 /// cancelled ttl (ms). Returns {running (flat id, value), orphans, abandoned}.
-const SWEEP: &str = r"
+static SWEEP: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 local all = redis.call('HGETALL', KEYS[1])
 local running, orphans, abandoned = {}, {}, {}
 for i = 1, #all, 2 do
@@ -279,12 +303,35 @@ for i = 1, #all, 2 do
     if redis.call('EXISTS', ARGV[1] .. ':lease:' .. id) == 0 then table.insert(orphans, id) end
   end
 end
-return {running, orphans, abandoned}";
+return {running, orphans, abandoned}",
+    )
+});
 
-const CANCEL: &str = r"
+/// KEYS: leader. ARGV: owner, lease ms. 1 when `owner` holds the leader lease now.
+static LEAD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0",
+    )
+});
+
+static CANCEL: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
 redis.call('HSET', KEYS[1], 'cancel', 1)
-return 1";
+return 1",
+    )
+});
 
 /// Why an abandoned scan ended, in its record.
 pub const ABANDONED_REASON: &str =
@@ -384,8 +431,7 @@ impl ScanBook {
         config: &ScanConfig,
     ) -> Result<(), LinkError> {
         let config = serde_json::to_string(config).unwrap_or_default();
-        let script = Script::new(CREATE);
-        let mut inv = script.prepare_invoke();
+        let mut inv = CREATE.prepare_invoke();
         inv.key(self.key("scan", id))
             .key(self.key("lease", id))
             .key(self.running_key())
@@ -400,8 +446,7 @@ impl ScanBook {
 
     /// Renews the lease of a scan this node owns at `epoch` (and its results stream's TTL).
     pub async fn renew(&self, id: &str, epoch: u64) -> Result<Lease, LinkError> {
-        let script = Script::new(RENEW);
-        let mut inv = script.prepare_invoke();
+        let mut inv = RENEW.prepare_invoke();
         inv.key(self.key("scan", id))
             .key(self.key("lease", id))
             .key(self.key("results", id))
@@ -425,8 +470,7 @@ impl ScanBook {
         progress: &Progress,
         universe: Option<&[UniverseEntry]>,
     ) -> Result<bool, LinkError> {
-        let script = Script::new(PROGRESS);
-        let mut inv = script.prepare_invoke();
+        let mut inv = PROGRESS.prepare_invoke();
         inv.key(self.key("scan", id))
             .arg(epoch)
             .arg(serde_json::to_string(progress).unwrap_or_default())
@@ -446,8 +490,7 @@ impl ScanBook {
             (_, Some(_)) => "done",
             _ => "failed",
         };
-        let script = Script::new(FINISH);
-        let mut inv = script.prepare_invoke();
+        let mut inv = FINISH.prepare_invoke();
         let id = &record.id;
         inv.key(self.key("scan", id))
             .key(self.key("lease", id))
@@ -482,8 +525,7 @@ impl ScanBook {
 
     /// Abandons expired one-shot scans and lists the running ones (see [`Sweep`]).
     pub async fn sweep(&self) -> Result<Sweep, LinkError> {
-        let script = Script::new(SWEEP);
-        let mut inv = script.prepare_invoke();
+        let mut inv = SWEEP.prepare_invoke();
         inv.key(self.running_key())
             .key(self.history_key())
             .key(format!("{}:cancelled", self.prefix))
@@ -511,8 +553,7 @@ impl ScanBook {
     /// Takes over a cluster scan whose lease expired: `None` when another node was first
     /// (or the scan is no longer an orphan).
     pub async fn take(&self, id: &str) -> Result<Option<Takeover>, LinkError> {
-        let script = Script::new(TAKE);
-        let mut inv = script.prepare_invoke();
+        let mut inv = TAKE.prepare_invoke();
         inv.key(self.key("scan", id))
             .key(self.key("lease", id))
             .key(self.running_key())
@@ -540,10 +581,27 @@ impl ScanBook {
         }))
     }
 
+    /// Takes or renews the leader lease (`P:leader`) for this node: whether it is the
+    /// leader now.
+    pub async fn lead(&self) -> Result<bool, LinkError> {
+        let mut inv = LEAD.prepare_invoke();
+        inv.key(format!("{}:leader", self.prefix))
+            .arg(&self.owner)
+            .arg(ms(self.lease));
+        Ok(self.run::<i64>("leader lease", inv).await? == 1)
+    }
+
+    /// The node holding the leader lease, if any.
+    pub async fn leader(&self) -> Result<Option<String>, LinkError> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("GET").arg(format!("{}:leader", self.prefix));
+        let (leader,): (Option<String>,) = self.query("read leader", pipe).await?;
+        Ok(leader)
+    }
+
     /// Asks the owner of a running scan to cancel it: `false` when it is not running.
     pub async fn request_cancel(&self, id: &str) -> Result<bool, LinkError> {
-        let script = Script::new(CANCEL);
-        let mut inv = script.prepare_invoke();
+        let mut inv = CANCEL.prepare_invoke();
         inv.key(self.key("scan", id));
         Ok(self.run::<i64>("cancel scan", inv).await? == 1)
     }

@@ -11,6 +11,7 @@
 mod book;
 mod coordinator;
 mod error;
+mod leader;
 mod node;
 mod pipeline;
 mod progress;
@@ -34,6 +35,7 @@ pub use book::{
 };
 pub use coordinator::{select_universe, Concluded, CoordinatorMsg, ScanHandle};
 pub use error::ScanError;
+pub use leader::Leader;
 pub use node::{Drained, WorkerNode};
 pub use pipeline::{process_shard, CacheMode, PipelineContext, ShardReport, SymbolOutcome};
 pub use progress::{analyzing, thousands, Progress, Stage};

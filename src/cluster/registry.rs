@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::leader::Leader;
 use super::queue::QueueError;
 use crate::config::ClusterSettings;
 use crate::redis_link::RedisOptions;
@@ -175,16 +176,29 @@ impl NodeRegistry {
     /// Lists the registry every `every` until `shutdown`: keeps the
     /// `technic_cluster_nodes{state}` gauge current and prunes long-down nodes. A failed
     /// listing leaves the gauge as it was (and is logged once per failure streak).
-    pub async fn watch(self: std::sync::Arc<Self>, every: Duration, shutdown: Shutdown) {
+    pub async fn watch(
+        self: std::sync::Arc<Self>,
+        every: Duration,
+        leader: Leader,
+        shutdown: Shutdown,
+    ) {
         let mut failing = false;
+        let mut led = false;
         loop {
-            match self.list().await {
-                Ok(_) => failing = false,
-                Err(e) if !failing => {
-                    failing = true;
-                    tracing::warn!(error = %e, "cannot list the cluster nodes for technic_cluster_nodes");
+            if leader.leads() {
+                led = true;
+                match self.maintain().await {
+                    Ok(()) => failing = false,
+                    Err(e) if !failing => {
+                        failing = true;
+                        tracing::warn!(error = %e, "cannot list the cluster nodes for technic_cluster_nodes");
+                    }
+                    Err(_) => {}
                 }
-                Err(_) => {}
+            } else if led {
+                // Only the leader reports the cluster's nodes: one series, one alert.
+                led = false;
+                set_gauge(&[]);
             }
             tokio::select! {
                 _ = shutdown.triggered() => return,
@@ -193,10 +207,35 @@ impl NodeRegistry {
         }
     }
 
-    /// Every node of the registry, by id, with its state now; prunes down nodes silent for
-    /// longer than `cluster.prune_down_after_secs`; sets the `technic_cluster_nodes{state}`
-    /// gauge.
+    /// The leader's duty: prunes down nodes silent for longer than
+    /// `cluster.prune_down_after_secs` and sets the `technic_cluster_nodes{state}` gauge.
+    async fn maintain(&self) -> Result<(), QueueError> {
+        let (views, stale) = self.read().await?;
+        if !stale.is_empty() {
+            let (info_key, stale) = (&self.info_key, &stale);
+            // Best effort: a failure leaves them for the next pass.
+            let _ = self
+                .call("prune nodes", Use::Shared, |mut c| async move {
+                    ::redis::cmd("HDEL")
+                        .arg(info_key)
+                        .arg(stale)
+                        .query_async::<()>(&mut c)
+                        .await
+                })
+                .await;
+        }
+        set_gauge(&views);
+        Ok(())
+    }
+
+    /// Every node of the registry, by id, with its state now (nodes down for longer than
+    /// `cluster.prune_down_after_secs` are left out: the leader prunes them).
     pub async fn list(&self) -> Result<Vec<NodeView>, QueueError> {
+        Ok(self.read().await?.0)
+    }
+
+    /// The listed nodes, and the ids of entries to prune (unreadable or down too long).
+    async fn read(&self) -> Result<(Vec<NodeView>, Vec<String>), QueueError> {
         let info_key = &self.info_key;
         let all: HashMap<String, String> = self
             .call("list nodes", Use::Shared, |mut c| async move {
@@ -247,28 +286,19 @@ impl NodeRegistry {
                 info,
             });
         }
-        if !stale.is_empty() {
-            let stale = &stale;
-            // Best effort: a failure leaves them for the next listing.
-            let _ = self
-                .call("prune nodes", Use::Shared, |mut c| async move {
-                    ::redis::cmd("HDEL")
-                        .arg(info_key)
-                        .arg(stale)
-                        .query_async::<()>(&mut c)
-                        .await
-                })
-                .await;
-        }
-        let m = &metrics().cluster_nodes;
-        for state in [NodeState::Up, NodeState::Draining, NodeState::Down] {
-            let n = views.iter().filter(|v| v.state() == state).count();
-            m.get_or_create(&StateLabel {
-                state: state.as_str(),
-            })
-            .set(n as i64);
-        }
-        Ok(views)
+        Ok((views, stale))
+    }
+}
+
+/// `technic_cluster_nodes{state}` from a listing.
+fn set_gauge(views: &[NodeView]) {
+    let m = &metrics().cluster_nodes;
+    for state in [NodeState::Up, NodeState::Draining, NodeState::Down] {
+        let n = views.iter().filter(|v| v.state() == state).count();
+        m.get_or_create(&StateLabel {
+            state: state.as_str(),
+        })
+        .set(n as i64);
     }
 }
 

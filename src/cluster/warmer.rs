@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
+use super::leader::Leader;
 use super::pipeline::{process_shard, CacheKeys, CacheMode, PipelineContext};
 use super::shard::plan_shards;
 use crate::cache::Kind;
@@ -112,12 +113,19 @@ pub async fn run_warmer(
     ctx: PipelineContext,
     settings: WarmSettings,
     config: ScanConfig,
+    leader: Leader,
     shutdown: Shutdown,
 ) {
     let mut tick = tokio::time::interval(Duration::from_secs(settings.interval_secs.max(1)));
     loop {
         tokio::select! {
-            _ = tick.tick() => { warm_once(&ctx, &settings, &config).await; }
+            _ = tick.tick() => {
+                // A cluster-wide duty: only the leader warms (the cache is shared).
+                if leader.leads() {
+                    crate::telemetry::metrics().cache_warm_runs.inc();
+                    warm_once(&ctx, &settings, &config).await;
+                }
+            }
             _ = shutdown.triggered() => return,
         }
     }

@@ -19,8 +19,8 @@ pub use args::NodeArgs;
 
 use crate::cache::{CacheTarget, ScanCache};
 use crate::cluster::{
-    run_warmer, ClusterLink, LocalCluster, NodeRegistry, PipelineContext, QueueTarget, ScanKind,
-    WorkerContext, WorkerNode,
+    run_warmer, ClusterLink, Leader, LocalCluster, NodeRegistry, PipelineContext, QueueTarget,
+    ScanKind, WorkerContext, WorkerNode,
 };
 use crate::config::Settings;
 use crate::data::{self, DataSource, MarketData};
@@ -81,6 +81,9 @@ pub struct Node {
     pub registry: Option<Arc<NodeRegistry>>,
     /// Where `/metrics` is served, when asked for.
     pub metrics: Option<SocketAddr>,
+    /// Whether this node runs the cluster-wide duties (a serve over Redis is elected;
+    /// any other node is alone).
+    pub leader: Leader,
     /// Stops every task of the node.
     pub shutdown: Shutdown,
 }
@@ -172,6 +175,7 @@ impl NodePlan {
             worker: None,
             registry: None,
             metrics,
+            leader: Leader::alone(),
             shutdown,
             plan: self,
             settings,
@@ -182,9 +186,11 @@ impl NodePlan {
             Role::Cache | Role::Snapshot => {}
         }
         if node.plan.role == Role::Serve {
+            if let Some(book) = node.cluster.as_ref().and_then(|c| c.book()) {
+                let every = Duration::from_millis(node.settings.cluster.lease_renew_ms);
+                node.leader = Leader::elect(Arc::clone(book), every, &node.shutdown);
+            }
             node.start_warmer();
-        }
-        if matches!(node.plan.role, Role::Scan | Role::Serve) {
             node.start_node_gauge();
         }
         Ok(node)
@@ -255,7 +261,7 @@ impl Node {
         Ok(())
     }
 
-    /// Over Redis, a coordinator lists the registry every heartbeat, which keeps
+    /// Over Redis, the leading serve lists the registry every heartbeat, which keeps
     /// `technic_cluster_nodes{state}` current (and prunes long-down nodes) whether or not
     /// anyone calls the API.
     fn start_node_gauge(&self) {
@@ -263,8 +269,11 @@ impl Node {
             return;
         };
         let every = Duration::from_millis(self.settings.cluster.heartbeat_ms);
-        self.shutdown
-            .spawn(Arc::clone(registry).watch(every, self.shutdown.clone()));
+        self.shutdown.spawn(Arc::clone(registry).watch(
+            every,
+            self.leader.clone(),
+            self.shutdown.clone(),
+        ));
     }
 
     /// The periodic cache warmer (when there is a cache).
@@ -282,6 +291,7 @@ impl Node {
             ctx,
             self.settings.cache.warm.clone(),
             ScanConfig::from_settings(&self.settings.scan),
+            self.leader.clone(),
             self.shutdown.clone(),
         ));
     }

@@ -1,6 +1,7 @@
 //! The way back: each scan has a results stream, `technic:v1:queue:{NAME}:results:SCAN`, in
 //! the queue's hash tag. Workers `XADD` an encoded report (and renew the stream's TTL in the
-//! same round trip, so the stream of a scan whose coordinator died still expires); the
+//! same script, so the stream of a scan whose coordinator died still expires; the script
+//! drops the report of a scan in the cancelled set, so a deleted stream stays deleted); the
 //! coordinator `XREAD`s every stream of its running scans in one blocking call and deletes a
 //! stream when its scan ends. The payload is opaque here: what a report says is the
 //! transport's business (`cluster/transport.rs`).
@@ -11,6 +12,17 @@ use ::redis::Value;
 use super::RedisStreamsQueue;
 use crate::cluster::queue::QueueError;
 use crate::redis_link::Use;
+
+/// KEYS: results stream, cancelled set. ARGV: scan id, payload, TTL (ms).
+static PUBLISH: std::sync::LazyLock<::redis::Script> = std::sync::LazyLock::new(|| {
+    ::redis::Script::new(
+        r"
+if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return 0 end
+redis.call('XADD', KEYS[1], '*', 'r', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1",
+    )
+});
 
 /// Entries returned by one read, at most.
 const READ_COUNT: usize = 512;
@@ -28,27 +40,22 @@ impl RedisStreamsQueue {
         format!("{}:results:{scan_id}", self.keys.prefix)
     }
 
-    /// Appends a report to a scan's results stream.
+    /// Appends a report to a scan's results stream, unless the scan was cancelled or
+    /// abandoned: nobody reads it then, and appending would recreate a deleted stream.
     pub async fn publish_result(&self, scan_id: &str, payload: &[u8]) -> Result<(), QueueError> {
-        let key = self.results_key(scan_id);
         let ttl = self.opts.results_ttl.as_millis().max(1) as u64;
-        let key = &key;
+        let mut inv = PUBLISH.prepare_invoke();
+        inv.key(self.results_key(scan_id))
+            .key(&self.keys.cancelled)
+            .arg(scan_id)
+            .arg(payload)
+            .arg(ttl);
+        let inv = &inv;
         self.call("publish result", Use::Shared, |mut c| async move {
-            ::redis::pipe()
-                .cmd("XADD")
-                .arg(key)
-                .arg("*")
-                .arg("r")
-                .arg(payload)
-                .ignore()
-                .cmd("PEXPIRE")
-                .arg(key)
-                .arg(ttl)
-                .ignore()
-                .query_async::<()>(&mut c)
-                .await
+            inv.invoke_async::<i64>(&mut c).await
         })
         .await
+        .map(drop)
     }
 
     /// Waits (up to the queue's block time) for entries after the given cursors, one
