@@ -28,7 +28,10 @@ struct Rig {
 
 impl Rig {
     fn start() -> Self {
-        let redis = RedisCluster::start();
+        Self::on(RedisCluster::start())
+    }
+
+    fn on(redis: RedisCluster) -> Self {
         let url = redis.target();
         Rig { redis, url }
     }
@@ -482,4 +485,42 @@ async fn the_leader_lease_moves_when_the_leader_dies_and_one_serve_warms() {
         }
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_master_failover_during_a_takeover_still_ends_in_one_correct_report() {
+    let mut rig = Rig::on(RedisCluster::start_with_replicas(1));
+    let _workers = rig.workers(3);
+    let mut a = rig.serve("serve-a").await;
+    let b = rig.serve("serve-b").await;
+    rig.wait_workers_up(3);
+    let id = a
+        .submit(&format!("{{\"universe_size\": {UNIVERSE}}}"))
+        .await;
+    wait_progress(&b, &id, 200).await;
+    // The coordinator and the master of the queue's slot (scan book, queue, results) die
+    // together: the takeover has to wait for the replica's promotion.
+    let master = rig.redis.master_of("technic:v1:queue:{technic}:shards");
+    a.kill9();
+    rig.redis.kill_node(master);
+    let killed = Instant::now();
+    let done = wait_for_async("the scan to finish on serve-b", LONG, async || {
+        let (status, v) = b.get(&format!("/api/v1/scans/{id}")).await;
+        if status == 200 && v["stage"] == "done" {
+            Ok(v)
+        } else {
+            Err(format!("{status} {v}"))
+        }
+    })
+    .await;
+    println!(
+        "kill -9 of the coordinator and its Redis master: done {:.2} s later",
+        killed.elapsed().as_secs_f64()
+    );
+    assert_eq!(done["status"], "completed", "{done}");
+    let report = report_from(&b, &id).await;
+    assert_complete(&report, UNIVERSE);
+    assert_eq!(ratings(&report), ratings(&embedded(UNIVERSE)));
+    assert_eq!(records(&b, "written").await, 1, "one report");
+    assert_eq!(listed(&b, &id).await, 1);
 }

@@ -89,8 +89,13 @@ async fn next_remote(mut r: Remote) -> Option<(Result<Event, Infallible>, Remote
     }
     loop {
         let progress = match r.state.history.get(&r.id).await {
-            Some(BookEntry::Running(s)) => s.progress,
-            Some(BookEntry::Finished(rec)) => {
+            // Redis is away for a moment (a failover?): keep the stream, ask again.
+            Err(_) => {
+                tokio::time::sleep(POLL).await;
+                continue;
+            }
+            Ok(Some(BookEntry::Running(s))) => s.progress,
+            Ok(Some(BookEntry::Finished(rec))) => {
                 let p = rec.progress.clone();
                 r.end = Some(rec);
                 if r.last.as_deref() == Some(progress_id(&p).as_str()) {
@@ -98,7 +103,7 @@ async fn next_remote(mut r: Remote) -> Option<(Result<Event, Infallible>, Remote
                 }
                 p
             }
-            None => return None,
+            Ok(None) => return None,
         };
         let id = progress_id(&progress);
         // The book lags the owner's own progress by up to a renewal: never send a client

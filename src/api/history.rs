@@ -14,6 +14,7 @@ use tracing::warn;
 
 pub use crate::cluster::{universe_key, ScanRecord, ScanSummary};
 use crate::cluster::{BookEntry, RunningScan, ScanBook};
+use crate::redis_link::LinkError;
 
 pub struct History {
     memory: Mutex<VecDeque<Arc<ScanRecord>>>,
@@ -62,18 +63,18 @@ impl History {
         }
     }
 
-    /// A scan by id: finished in this process, else whatever the book has.
-    pub async fn get(&self, id: &str) -> Option<BookEntry> {
+    /// A scan by id: finished in this process, else whatever the book has; `Err` when the
+    /// book cannot be read (the scan may exist: not a 404).
+    pub async fn get(&self, id: &str) -> Result<Option<BookEntry>, LinkError> {
         if let Some(r) = self.mem().iter().find(|r| r.id == id) {
-            return Some(BookEntry::Finished(r.clone()));
+            return Ok(Some(BookEntry::Finished(r.clone())));
         }
-        match self.book.as_ref()?.get(id).await {
-            Ok(entry) => entry,
-            Err(e) => {
-                warn!(scan_id = %id, error = %e, "scan book unreadable in redis");
-                None
-            }
-        }
+        let Some(book) = &self.book else {
+            return Ok(None);
+        };
+        book.get(id).await.inspect_err(|e| {
+            warn!(scan_id = %id, error = %e, "scan book unreadable in redis");
+        })
     }
 
     /// Asks the owner of a scan running elsewhere to cancel it (`false`: not running).

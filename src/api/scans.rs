@@ -310,9 +310,10 @@ pub async fn find(state: &AppState, id: &str) -> Result<Found, ApiError> {
         });
     }
     match state.history.get(id).await {
-        Some(BookEntry::Finished(r)) => Ok(Found::Done(r)),
-        Some(BookEntry::Running(r)) => Ok(Found::Elsewhere(r)),
-        None => Err(ApiError::scan_not_found(id)),
+        Ok(Some(BookEntry::Finished(r))) => Ok(Found::Done(r)),
+        Ok(Some(BookEntry::Running(r))) => Ok(Found::Elsewhere(r)),
+        Ok(None) => Err(ApiError::scan_not_found(id)),
+        Err(e) => Err(book_unavailable(e)),
     }
 }
 
@@ -462,6 +463,11 @@ pub async fn results(
     Ok(Json(json!({ "results": values })).into_response())
 }
 
+/// The scan book (in the cluster's Redis) does not answer: the scan may exist.
+fn book_unavailable(e: crate::redis_link::LinkError) -> ApiError {
+    ApiError::from(UserError::from(crate::cluster::QueueError::from(e)))
+}
+
 fn not_finished(id: &str, stage: crate::cluster::Stage) -> ApiError {
     ApiError::new(
         ErrorCode::ScanNotFinished,
@@ -489,14 +495,11 @@ pub async fn cancel(State(state): Shared, Path(id): Path<String>) -> Result<Resp
                 .into_response())
         }
         Found::Elsewhere(r) => {
-            let asked = match state.history.request_cancel(&r.id).await {
-                Ok(asked) => asked,
-                Err(e) => {
-                    return Err(ApiError::from(UserError::from(
-                        crate::cluster::QueueError::from(e),
-                    )))
-                }
-            };
+            let asked = state
+                .history
+                .request_cancel(&r.id)
+                .await
+                .map_err(book_unavailable)?;
             if !asked {
                 return Err(ApiError::new(
                     ErrorCode::ScanNotRunning,

@@ -13,9 +13,11 @@
 //! Both streams have the consumer group `workers`. A pull is one `XREADGROUP ... COUNT 1 BLOCK
 //! block_ms STREAMS retry shards > >` on the consumer's own connection; an ack is `XACK` +
 //! `XDEL`, deferred to ride in the same round trip as the handle's next call (the next pull,
-//! at the latest the next `renew`, i.e. within `block_ms`): a busy worker pays one round trip
-//! per shard for pull + ack, not two. A process that dies with acks unsent leaves those
-//! shards to be claimed and run again, which idempotent results absorb. A shard's `attempt` field is the truth about deliveries: re-queuing (by
+//! at the latest the next `renew`, i.e. within `block_ms`), behind the shard's report (the
+//! `Outbox`): a busy worker pays one round trip per shard for report + ack + next pull, not
+//! three. A process that dies with its outbox unsent leaves those shards to be claimed and
+//! run again, which idempotent results absorb. A shard's `attempt` field is the truth about
+//! deliveries: re-queuing (by
 //! `requeue_consumer`, or after `XAUTOCLAIM` finds an entry idle longer than the visibility
 //! timeout) writes a copy with `attempt + 1` to the retry stream and acks the old entry; a
 //! shard whose attempts are used up is handed out once more as `Delivery { exhausted: true }`
@@ -120,8 +122,8 @@ pub struct RedisStreamsQueue {
     next_id: AtomicU64,
     /// Std locks, never held across an await.
     receipts: Mutex<HashMap<u64, Receipt>>,
-    /// Acked entries (stream, id) not yet sent to Redis.
-    acks: Mutex<Vec<(String, String)>>,
+    /// Reports and acks not yet sent to Redis.
+    outbox: Mutex<Outbox>,
     /// Scan ids known cancelled, refreshed from Redis on every pull round trip.
     cancelled: Mutex<HashSet<String>>,
     /// The current epoch of each running scan, as last fenced.
@@ -137,6 +139,24 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // Every mutation under these locks is a single insert/remove, so a panic elsewhere
     // cannot leave them inconsistent: poisoning carries no meaning.
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Work done but not yet told to Redis: shard reports to publish, then acks. Sent at the
+/// head of the handle's next round trip (a pull, at the latest a renew), reports first, so an
+/// ack never reaches Redis before its report: a busy worker pays one round trip per shard
+/// for report + ack + next pull.
+#[derive(Default)]
+struct Outbox {
+    /// (scan id, encoded report).
+    reports: Vec<(String, Vec<u8>)>,
+    /// (stream, entry id).
+    acks: Vec<(String, String)>,
+}
+
+impl Outbox {
+    fn is_empty(&self) -> bool {
+        self.reports.is_empty() && self.acks.is_empty()
+    }
 }
 
 /// Appends `XACK` + `XDEL` of each entry to a pipeline (replies ignored).
@@ -198,7 +218,7 @@ impl RedisStreamsQueue {
             failing: AtomicBool::new(false),
             next_id: AtomicU64::new(0),
             receipts: Mutex::new(HashMap::new()),
-            acks: Mutex::new(Vec::new()),
+            outbox: Mutex::new(Outbox::default()),
             cancelled: Mutex::new(HashSet::new()),
             epochs: Mutex::new(HashMap::new()),
             exhausted: Mutex::new(VecDeque::new()),
@@ -269,23 +289,46 @@ impl RedisStreamsQueue {
         .await
     }
 
-    /// Takes the deferred acks, for a pipeline about to be sent; give them back with
-    /// [`Self::restore_acks`] if it fails.
-    fn take_acks(&self) -> Vec<(String, String)> {
-        std::mem::take(&mut *lock(&self.acks))
+    /// Takes the outbox, for a pipeline about to be sent (see [`Self::add_outbox`]); give
+    /// it back with [`Self::restore_outbox`] if that fails.
+    fn take_outbox(&self) -> Outbox {
+        std::mem::take(&mut *lock(&self.outbox))
     }
 
-    fn restore_acks(&self, acks: Vec<(String, String)>) {
-        lock(&self.acks).extend(acks);
+    /// Puts an unsent outbox back, ahead of what was added meanwhile.
+    fn restore_outbox(&self, mut unsent: Outbox) {
+        let mut o = lock(&self.outbox);
+        let newer = std::mem::take(&mut *o);
+        unsent.reports.extend(newer.reports);
+        unsent.acks.extend(newer.acks);
+        *o = unsent;
     }
 
-    /// Sends the deferred acks now.
-    async fn flush_acks(&self) {
-        let acks = self.take_acks();
-        let refs: Vec<(&str, &str)> = acks.iter().map(|(s, i)| (s.as_str(), i.as_str())).collect();
-        if let Err(e) = self.remove(&refs).await {
-            self.on_error("ack", &e);
-            self.restore_acks(acks);
+    /// Appends the outbox to a pipeline: each report's publish script, then each ack's
+    /// `XACK` + `XDEL` (replies ignored).
+    fn add_outbox(&self, pipe: &mut ::redis::Pipeline, o: &Outbox) {
+        for (scan_id, payload) in &o.reports {
+            self.add_publish(pipe, scan_id, payload);
+        }
+        add_removals(pipe, o.acks.iter().map(|(s, i)| (s.as_str(), i.as_str())));
+    }
+
+    /// Sends the outbox now.
+    async fn flush_outbox(&self) {
+        let o = self.take_outbox();
+        if o.is_empty() {
+            return;
+        }
+        let mut pipe = ::redis::pipe();
+        self.add_outbox(&mut pipe, &o);
+        let sent = self
+            .call("flush", Use::Shared, |mut c| async move {
+                pipe.query_async::<()>(&mut c).await
+            })
+            .await;
+        if let Err(e) = sent {
+            self.on_error("flush", &e);
+            self.restore_outbox(o);
         }
     }
 
@@ -293,12 +336,9 @@ impl RedisStreamsQueue {
     async fn read(&self, consumer: &str) -> Result<Vec<Entry>, QueueError> {
         let block = self.opts.block.as_millis() as u64;
         let keys = &self.keys;
-        let acks = self.take_acks();
+        let outbox = self.take_outbox();
         let mut pipe = ::redis::pipe();
-        add_removals(
-            &mut pipe,
-            acks.iter().map(|(s, i)| (s.as_str(), i.as_str())),
-        );
+        self.add_outbox(&mut pipe, &outbox);
         let pipe = &pipe;
         let result: Result<(Vec<String>, Option<StreamReadReply>), QueueError> = self
             .call("xreadgroup", Use::Blocking(consumer), |mut c| async move {
@@ -322,7 +362,13 @@ impl RedisStreamsQueue {
                     .await
             })
             .await;
-        let (cancelled, reply) = result.inspect_err(|_| self.restore_acks(acks))?;
+        let (cancelled, reply) = match result {
+            Ok(r) => r,
+            Err(e) => {
+                self.restore_outbox(outbox);
+                return Err(e);
+            }
+        };
         lock(&self.cancelled).extend(cancelled);
         let mut out = Vec::new();
         for k in reply.map(|r| r.keys).unwrap_or_default() {
@@ -436,7 +482,7 @@ impl WorkQueue for RedisStreamsQueue {
     async fn pull(&self, consumer: &str) -> Option<Delivery> {
         loop {
             if self.closed.load(Ordering::Acquire) {
-                self.flush_acks().await;
+                self.flush_outbox().await;
                 return None;
             }
             match self.try_pull(consumer).await {
@@ -460,7 +506,7 @@ impl WorkQueue for RedisStreamsQueue {
         let Some(r) = lock(&self.receipts).remove(&delivery_id) else {
             return;
         };
-        lock(&self.acks).push((r.stream, r.entry));
+        lock(&self.outbox).acks.push((r.stream, r.entry));
     }
 
     async fn release(&self, delivery_id: u64) {
@@ -474,12 +520,9 @@ impl WorkQueue for RedisStreamsQueue {
             .values()
             .map(|r| (r.stream.clone(), r.entry.clone(), r.consumer.clone()))
             .collect();
-        let acks = self.take_acks();
+        let outbox = self.take_outbox();
         let mut pipe = ::redis::pipe();
-        add_removals(
-            &mut pipe,
-            acks.iter().map(|(s, i)| (s.as_str(), i.as_str())),
-        );
+        self.add_outbox(&mut pipe, &outbox);
         pipe.cmd("SMEMBERS").arg(&self.keys.cancelled);
         for (stream, entry, consumer) in &held {
             // Idle time back to 0, delivery count unchanged (JUSTID).
@@ -503,7 +546,7 @@ impl WorkQueue for RedisStreamsQueue {
                 Ok(())
             }
             Err(e) => {
-                self.restore_acks(acks);
+                self.restore_outbox(outbox);
                 self.on_error("renew", &e);
                 Err(e)
             }
@@ -512,7 +555,7 @@ impl WorkQueue for RedisStreamsQueue {
 
     async fn requeue_consumer(&self, consumer: &str, max_attempts: u32) -> Vec<Shard> {
         // What this handle acked must not be re-queued as the dead consumer's.
-        self.flush_acks().await;
+        self.flush_outbox().await;
         lock(&self.receipts).retain(|_, r| r.consumer != consumer);
         self.links.drop_consumer(consumer).await;
         match self.try_requeue(consumer, max_attempts).await {

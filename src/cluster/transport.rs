@@ -110,10 +110,14 @@ impl RedisReporter {
 
 #[async_trait]
 impl Reporter for RedisReporter {
+    /// Staged in the queue handle's outbox: it rides, with the shard's ack, in the worker's
+    /// next pull (one round trip per shard), and is retried with the one after if that fails.
     async fn shard_done(&self, report: ShardReport) -> Result<(), ReportError> {
         let scan_id = report.scan_id.clone();
-        self.publish(&scan_id, &WorkerEvent::ShardDone(report))
-            .await
+        let payload = rmp_serde::to_vec_named(&WorkerEvent::ShardDone(report))
+            .map_err(|e| ReportError::Unavailable(format!("encode report: {e}")))?;
+        self.0.stage_result(&scan_id, payload);
+        Ok(())
     }
 
     async fn shards_exhausted(

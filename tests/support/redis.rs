@@ -204,7 +204,13 @@ impl RedisCluster {
     /// Three cluster-enabled servers, joined with `redis-cli --cluster create`, ready when
     /// every node reports `cluster_state:ok`.
     pub fn start() -> Self {
-        let nodes: Vec<RedisServer> = (0..3)
+        Self::start_with_replicas(0)
+    }
+
+    /// Three masters with `replicas` replicas each (a master killed is failed over to its
+    /// replica after `cluster-node-timeout`, 2 s).
+    pub fn start_with_replicas(replicas: u32) -> Self {
+        let nodes: Vec<RedisServer> = (0..3 * (1 + replicas))
             .map(|_| {
                 RedisServer::start_with(
                     [
@@ -214,6 +220,9 @@ impl RedisCluster {
                         "nodes.conf",
                         "--cluster-node-timeout",
                         "2000",
+                        // Replicas sync at once (the default waits 5 s for more replicas).
+                        "--repl-diskless-sync-delay",
+                        "0",
                     ]
                     .map(String::from)
                     .to_vec(),
@@ -225,14 +234,31 @@ impl RedisCluster {
             .iter()
             .map(|n| format!("127.0.0.1:{}", n.port()))
             .collect();
-        create_cluster(&addrs, 0);
+        create_cluster(&addrs, replicas);
         let cluster = RedisCluster { nodes };
         cluster.wait_ok();
+        cluster.wait_replicas_synced();
         cluster
     }
 
-    /// Waits until every node says `cluster_state:ok` and knows all three masters.
+    /// Waits until every replica has synced with its master: only a synced replica can be
+    /// promoted when its master dies.
+    fn wait_replicas_synced(&self) {
+        for node in &self.nodes {
+            let port = node.port();
+            wait_for(&format!("replica {port} to sync"), CLUSTER_DEADLINE, || {
+                let mut c = connect(port).ok()?;
+                let info: String = ::redis::cmd("INFO").arg("replication").query(&mut c).ok()?;
+                let replica = info.lines().any(|l| l.trim() == "role:slave");
+                let synced = info.lines().any(|l| l.trim() == "master_link_status:up");
+                (!replica || synced).then_some(())
+            });
+        }
+    }
+
+    /// Waits until every node says `cluster_state:ok` and knows every node.
     pub fn wait_ok(&self) {
+        let known = format!("cluster_known_nodes:{}", self.nodes.len());
         for node in &self.nodes {
             let port = node.port();
             wait_for(
@@ -242,7 +268,7 @@ impl RedisCluster {
                     let mut c = connect(port).ok()?;
                     let info: String = ::redis::cmd("CLUSTER").arg("INFO").query(&mut c).ok()?;
                     let ok = info.lines().any(|l| l.trim() == "cluster_state:ok")
-                        && info.lines().any(|l| l.trim() == "cluster_known_nodes:3");
+                        && info.lines().any(|l| l.trim() == known);
                     ok.then_some(())
                 },
             );
@@ -270,6 +296,14 @@ impl RedisCluster {
 
     pub fn nodes(&self) -> &[RedisServer] {
         &self.nodes
+    }
+
+    /// Kills the node on `port` (SIGKILL).
+    pub fn kill_node(&mut self, port: u16) {
+        self.nodes
+            .iter_mut()
+            .filter(|n| n.port() == port)
+            .for_each(RedisServer::kill);
     }
 
     /// Kills every node.

@@ -13,16 +13,13 @@ use super::RedisStreamsQueue;
 use crate::cluster::queue::QueueError;
 use crate::redis_link::Use;
 
-/// KEYS: results stream, cancelled set. ARGV: scan id, payload, TTL (ms).
-static PUBLISH: std::sync::LazyLock<::redis::Script> = std::sync::LazyLock::new(|| {
-    ::redis::Script::new(
-        r"
+/// KEYS: results stream, cancelled set. ARGV: scan id, payload, TTL (ms). Sent as `EVAL`
+/// (it rides in pipelines, where a missing script could not be loaded on the fly).
+const PUBLISH: &str = r"
 if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return 0 end
 redis.call('XADD', KEYS[1], '*', 'r', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return 1",
-    )
-});
+return 1";
 
 /// Entries returned by one read, at most.
 const READ_COUNT: usize = 512;
@@ -40,22 +37,39 @@ impl RedisStreamsQueue {
         format!("{}:results:{scan_id}", self.keys.prefix)
     }
 
-    /// Appends a report to a scan's results stream, unless the scan was cancelled or
-    /// abandoned: nobody reads it then, and appending would recreate a deleted stream.
-    pub async fn publish_result(&self, scan_id: &str, payload: &[u8]) -> Result<(), QueueError> {
+    /// Appends `PUBLISH` of a report to a pipeline (reply ignored).
+    pub(super) fn add_publish(&self, pipe: &mut ::redis::Pipeline, scan_id: &str, payload: &[u8]) {
         let ttl = self.opts.results_ttl.as_millis().max(1) as u64;
-        let mut inv = PUBLISH.prepare_invoke();
-        inv.key(self.results_key(scan_id))
-            .key(&self.keys.cancelled)
+        pipe.cmd("EVAL")
+            .arg(PUBLISH)
+            .arg(2)
+            .arg(self.results_key(scan_id))
+            .arg(&self.keys.cancelled)
             .arg(scan_id)
             .arg(payload)
-            .arg(ttl);
-        let inv = &inv;
+            .arg(ttl)
+            .ignore();
+    }
+
+    /// Appends a report to a scan's results stream now, unless the scan was cancelled or
+    /// abandoned: nobody reads it then, and appending would recreate a deleted stream.
+    pub async fn publish_result(&self, scan_id: &str, payload: &[u8]) -> Result<(), QueueError> {
+        let mut pipe = ::redis::pipe();
+        self.add_publish(&mut pipe, scan_id, payload);
+        let pipe = &pipe;
         self.call("publish result", Use::Shared, |mut c| async move {
-            inv.invoke_async::<i64>(&mut c).await
+            pipe.query_async::<()>(&mut c).await
         })
         .await
-        .map(drop)
+    }
+
+    /// Queues a report for the handle's next round trip, ahead of the shard's ack (see
+    /// `Outbox`): accepted at once; sent by the next pull or renew, and put back for the
+    /// one after if that fails.
+    pub fn stage_result(&self, scan_id: &str, payload: Vec<u8>) {
+        super::lock(&self.outbox)
+            .reports
+            .push((scan_id.to_string(), payload));
     }
 
     /// Waits (up to the queue's block time) for entries after the given cursors, one
