@@ -144,8 +144,9 @@ async fn report_from(s: &Server, id: &str) -> Value {
     last.data.clone()
 }
 
-/// `technic_scan_records_total{outcome}` of a serve.
-async fn records(s: &Server, outcome: &str) -> u64 {
+/// The value of one unlabelled-or-labelled series (`name{labels}`) in a serve's `/metrics`
+/// (0 when absent).
+async fn metric(s: &Server, series: &str) -> u64 {
     let text = client()
         .get(s.url("/metrics"))
         .send()
@@ -154,10 +155,19 @@ async fn records(s: &Server, outcome: &str) -> u64 {
         .text()
         .await
         .expect("body");
-    let line = format!("technic_scan_records_total{{outcome=\"{outcome}\"}} ");
+    let prefix = format!("{series} ");
     text.lines()
-        .find_map(|l| l.strip_prefix(&line))
+        .find_map(|l| l.strip_prefix(&prefix))
         .map_or(0, |v| v.trim().parse().expect("a count"))
+}
+
+/// `technic_scan_records_total{outcome}` of a serve.
+async fn records(s: &Server, outcome: &str) -> u64 {
+    metric(
+        s,
+        &format!("technic_scan_records_total{{outcome=\"{outcome}\"}}"),
+    )
+    .await
 }
 
 /// How often the scan is listed by `s`.
@@ -174,16 +184,23 @@ async fn listed(s: &Server, id: &str) -> usize {
 
 const UNIVERSE: usize = 1500;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_serve_costs_seconds_and_the_other_serve_finishes_the_scan() {
-    let rig = Rig::start();
-    let _workers = rig.workers(3);
-    let mut a = rig.serve("serve-a").await;
+/// Three workers, `serve-a` and `serve-b`, and a scan of [`UNIVERSE`] submitted to
+/// `serve-a`: (workers, serve-a, serve-b, scan id).
+async fn two_serves_and_a_scan(rig: &Rig) -> (Vec<Proc>, Server, Server, String) {
+    let workers = rig.workers(3);
+    let a = rig.serve("serve-a").await;
     let b = rig.serve("serve-b").await;
     rig.wait_workers_up(3);
     let id = a
         .submit(&format!("{{\"universe_size\": {UNIVERSE}}}"))
         .await;
+    (workers, a, b, id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_serve_costs_seconds_and_the_other_serve_finishes_the_scan() {
+    let rig = Rig::start();
+    let (_workers, mut a, b, id) = two_serves_and_a_scan(&rig).await;
     // Any serve answers for any running scan.
     let seen = wait_progress(&b, &id, 200).await;
     assert_eq!(seen["owner"], "serve-a", "{seen}");
@@ -249,13 +266,7 @@ fn progress_done(e: &SseEvent) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_stream_resumes_on_another_serve_with_last_event_id() {
     let rig = Rig::start();
-    let _workers = rig.workers(3);
-    let mut a = rig.serve("serve-a").await;
-    let b = rig.serve("serve-b").await;
-    rig.wait_workers_up(3);
-    let id = a
-        .submit(&format!("{{\"universe_size\": {UNIVERSE}}}"))
-        .await;
+    let (_workers, mut a, b, id) = two_serves_and_a_scan(&rig).await;
     let path = format!("/api/v1/scans/{id}/events");
     let first = read_events_until(&a.url(&path), None, |e| progress_done(e) >= 150).await;
     let last = first.last().expect("events").clone();
@@ -294,13 +305,7 @@ async fn an_event_stream_resumes_on_another_serve_with_last_event_id() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_owner_cannot_report_after_its_scan_was_taken_over() {
     let rig = Rig::start();
-    let _workers = rig.workers(3);
-    let a = rig.serve("serve-a").await;
-    let b = rig.serve("serve-b").await;
-    rig.wait_workers_up(3);
-    let id = a
-        .submit(&format!("{{\"universe_size\": {UNIVERSE}}}"))
-        .await;
+    let (_workers, a, b, id) = two_serves_and_a_scan(&rig).await;
     wait_progress(&b, &id, 150).await;
     a.signal("STOP");
     let report = report_from(&b, &id).await;
@@ -413,17 +418,7 @@ async fn a_killed_one_shot_scan_is_abandoned_and_its_work_stops() {
 
 /// `technic_cache_warm_runs_total` of a serve.
 async fn warm_runs(s: &Server) -> u64 {
-    let text = client()
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("body");
-    text.lines()
-        .find_map(|l| l.strip_prefix("technic_cache_warm_runs_total "))
-        .map_or(0, |v| v.trim().parse().expect("a count"))
+    metric(s, "technic_cache_warm_runs_total").await
 }
 
 /// The leader named by `/api/v1/cluster/nodes` of `s`.
@@ -490,13 +485,7 @@ async fn the_leader_lease_moves_when_the_leader_dies_and_one_serve_warms() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_master_failover_during_a_takeover_still_ends_in_one_correct_report() {
     let mut rig = Rig::on(RedisCluster::start_with_replicas(1));
-    let _workers = rig.workers(3);
-    let mut a = rig.serve("serve-a").await;
-    let b = rig.serve("serve-b").await;
-    rig.wait_workers_up(3);
-    let id = a
-        .submit(&format!("{{\"universe_size\": {UNIVERSE}}}"))
-        .await;
+    let (_workers, mut a, b, id) = two_serves_and_a_scan(&rig).await;
     wait_progress(&b, &id, 200).await;
     // The coordinator and the master of the queue's slot (scan book, queue, results) die
     // together: the takeover has to wait for the replica's promotion.
