@@ -170,14 +170,14 @@ pub fn track(state: &Arc<AppState>, handle: ScanHandle) {
                 // finished (a client that saw it finish may submit again without meeting
                 // api.max_active_scans).
                 st.history.put(record.clone()).await;
-                st.live.remove(&live.id);
+                st.live.remove(&live);
                 let _ = finished_tx.send(Some(record));
             }
             // Readers find it in the book, under its new owner; this process's followers
             // see their stream end and reconnect.
             Concluded::Left(e) => {
                 tracing::info!(scan_id = %live.id, reason = %e.message, "scan left to the cluster");
-                st.live.remove(&live.id);
+                st.live.remove(&live);
             }
         }
     });

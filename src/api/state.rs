@@ -180,8 +180,13 @@ impl LiveScans {
         self.map().insert(scan.id.clone(), scan);
     }
 
-    pub fn remove(&self, id: &str) {
-        self.map().remove(id);
+    /// Removes this entry (not a newer one of the same scan: this process may have taken
+    /// the scan over again meanwhile).
+    pub fn remove(&self, scan: &Arc<LiveScan>) {
+        let mut map = self.map();
+        if map.get(&scan.id).is_some_and(|s| Arc::ptr_eq(s, scan)) {
+            map.remove(&scan.id);
+        }
     }
 
     pub fn len(&self) -> usize {

@@ -136,9 +136,9 @@ pub enum CoordinatorMsg {
     /// Finish a scan whose lease expired, as its new owner: its outcomes so far (the
     /// reports read from its results stream, up to `cursor`), then its missing shards.
     Resume(Box<Resumption>, RpcReplyPort<ScanHandle>),
-    /// This coordinator lost the scan's lease: drop it without a report (its new owner
-    /// finishes it), leaving its results stream.
-    Release(String),
+    /// This coordinator lost the lease of the scan it owned at this epoch: drop it without
+    /// a report (its new owner finishes it), leaving its results stream.
+    Release(String, u64),
     /// No worker is left to run shards.
     WorkersLost(String),
     /// A report for this scan could not be decoded (a worker of another version?).
@@ -310,6 +310,15 @@ impl ActiveScan {
         });
     }
 
+    /// Leaves the scan to its new owner: no progress event (it is not over), the handle
+    /// concludes `Left`.
+    fn release(mut self) {
+        if let Some(tx) = self.report.take() {
+            let _ = tx.send(Err(ScanError::superseded()));
+        }
+        metrics().active_scans.dec();
+    }
+
     fn fail(mut self, id: &str, err: ScanError) {
         self.publish(id, Stage::Failed, err.message.clone());
         if let Some(tx) = self.report.take() {
@@ -475,13 +484,16 @@ impl Actor for Coordinator {
             CoordinatorMsg::Resume(resumption, reply) => {
                 let _ = reply.send(resume(myself, state, *resumption).await);
             }
-            CoordinatorMsg::Release(id) => {
-                if let Some(scan) = state.scans.remove(&id) {
+            CoordinatorMsg::Release(id, epoch) => {
+                // This process may have taken the scan over again since (a newer epoch).
+                if state.scans.get(&id).is_some_and(|s| s.epoch == epoch) {
                     if let Some(feed) = &state.args.feed {
                         feed.unfollow(&id, false);
                     }
-                    warn!(scan_id = %id, epoch = scan.epoch, "lost the scan's lease; its new owner finishes it");
-                    scan.fail(&id, ScanError::superseded());
+                    if let Some(scan) = state.scans.remove(&id) {
+                        warn!(scan_id = %id, epoch, "lost the scan's lease; its new owner finishes it");
+                        scan.release();
+                    }
                 }
             }
             CoordinatorMsg::Cancel(id) => {
@@ -595,6 +607,11 @@ async fn resume(
 ) -> ScanHandle {
     let t = r.takeover;
     let id = t.id.clone();
+    // Taken back at a newer epoch (its lease lapsed while this process owned it): the
+    // older handle is left, and the scan starts again from what the stream holds.
+    if let Some(old) = state.scans.remove(&id) {
+        old.release();
+    }
     let handle = open(
         &myself,
         state,

@@ -124,7 +124,7 @@ impl Watch {
                             let _ = self.coordinator.send_message(CoordinatorMsg::Cancel(self.id.clone()));
                         }
                         Ok(Lease::Lost) => {
-                            let _ = self.coordinator.send_message(CoordinatorMsg::Release(self.id.clone()));
+                            let _ = self.coordinator.send_message(CoordinatorMsg::Release(self.id.clone(), self.epoch));
                             return;
                         }
                         Err(e) => {
