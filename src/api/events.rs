@@ -80,42 +80,43 @@ struct Remote {
 
 async fn next_remote(mut r: Remote) -> Option<(Result<Event, Infallible>, Remote)> {
     if let Some(rec) = r.end.take() {
-        let ev = final_event(&rec);
         r.last = Some(END_ID.into());
-        return Some((Ok(ev), r));
+        return Some((Ok(final_event(&rec)), r));
     }
     if r.last.as_deref() == Some(END_ID) {
         return None;
     }
     loop {
-        let progress = match r.state.history.get(&r.id).await {
+        match r.state.history.get(&r.id).await {
             // Redis is away for a moment (a failover?): keep the stream, ask again.
-            Err(_) => {
-                tokio::time::sleep(POLL).await;
-                continue;
-            }
-            Ok(Some(BookEntry::Running(s))) => s.progress,
-            Ok(Some(BookEntry::Finished(rec))) => {
-                let p = rec.progress.clone();
-                r.end = Some(rec);
-                if r.last.as_deref() == Some(progress_id(&p).as_str()) {
-                    return Box::pin(next_remote(r)).await;
-                }
-                p
-            }
+            Err(_) => {}
             Ok(None) => return None,
-        };
-        let id = progress_id(&progress);
-        // The book lags the owner's own progress by up to a renewal: never send a client
-        // back below what it already had.
-        let behind = r
-            .last
-            .as_deref()
-            .and_then(|l| l.split('.').next()?.parse::<usize>().ok())
-            .is_some_and(|done| progress.done < done && r.end.is_none());
-        if !behind && r.last.as_deref() != Some(id.as_str()) {
-            r.last = Some(id);
-            return Some((Ok(progress_event(&progress)), r));
+            // Its last progress (unless the client has it), then the report.
+            Ok(Some(BookEntry::Finished(rec))) => {
+                let id = progress_id(&rec.progress);
+                if r.last.as_deref() == Some(id.as_str()) {
+                    r.last = Some(END_ID.into());
+                    return Some((Ok(final_event(&rec)), r));
+                }
+                let ev = progress_event(&rec.progress);
+                r.last = Some(id);
+                r.end = Some(rec);
+                return Some((Ok(ev), r));
+            }
+            Ok(Some(BookEntry::Running(s))) => {
+                let id = progress_id(&s.progress);
+                // The book lags the owner's own progress by up to a renewal: never send a
+                // client back below what it already had.
+                let behind = r
+                    .last
+                    .as_deref()
+                    .and_then(|l| l.split('.').next()?.parse::<usize>().ok())
+                    .is_some_and(|done| s.progress.done < done);
+                if !behind && r.last.as_deref() != Some(id.as_str()) {
+                    r.last = Some(id);
+                    return Some((Ok(progress_event(&s.progress)), r));
+                }
+            }
         }
         tokio::time::sleep(POLL).await;
     }

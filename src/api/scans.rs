@@ -478,6 +478,15 @@ fn not_finished(id: &str, stage: crate::cluster::Stage) -> ApiError {
     )
 }
 
+/// `202 {"id", "cancelling": true}`: the cancel is on its way to the scan's coordinator.
+fn cancelling(id: &str) -> Response {
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({"id": id, "cancelling": true})),
+    )
+        .into_response()
+}
+
 /// Cancels a running scan; its report comes back partial, stage `cancelled`.
 #[utoipa::path(post, path = "/api/v1/scans/{id}/cancel", tag = "scans",
     params(("id" = String, Path, description = "scan id")), security((), ("bearer" = [])),
@@ -488,11 +497,7 @@ pub async fn cancel(State(state): Shared, Path(id): Path<String>) -> Result<Resp
         Found::Live(l) => {
             l.cancel.notify_one();
             tracing::info!(scan_id = %l.id, "cancel requested over http");
-            Ok((
-                StatusCode::ACCEPTED,
-                Json(json!({"id": l.id, "cancelling": true})),
-            )
-                .into_response())
+            Ok(cancelling(&l.id))
         }
         Found::Elsewhere(r) => {
             let asked = state
@@ -511,11 +516,7 @@ pub async fn cancel(State(state): Shared, Path(id): Path<String>) -> Result<Resp
                 ));
             }
             tracing::info!(scan_id = %r.id, owner = %r.owner, "cancel requested over http for a scan owned by another serve");
-            Ok((
-                StatusCode::ACCEPTED,
-                Json(json!({"id": r.id, "cancelling": true})),
-            )
-                .into_response())
+            Ok(cancelling(&r.id))
         }
         Found::Done(r) => Err(ApiError::new(
             ErrorCode::ScanNotRunning,
