@@ -1,11 +1,16 @@
 //! The local cluster end to end, in process: real coordinator and worker actors, the
-//! in-process work queue, the synthetic provider.
+//! in-process work queue (and once the Redis Streams queue on a real redis-server), the
+//! synthetic provider.
+
+mod support;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
+use support::redis::RedisServer;
 use technic::cache::ScanCache;
-use technic::cluster::{LocalCluster, Stage};
+use technic::cluster::{LocalCluster, QueueTarget, ScanKind, Stage};
 use technic::config::Settings;
 use technic::data::{MarketData, SyntheticProvider};
 use technic::scan::{ScanConfig, ScanReport, ScanStatus};
@@ -291,4 +296,38 @@ async fn the_warmer_loads_seeded_and_most_requested_symbols() {
     let report = submit_and_wait(&cluster, ScanConfig { symbols, ..cfg }).await;
     assert_eq!(report.timing.cache_hit_rate, Some(1.0));
     cluster.shutdown().await;
+}
+
+/// Over Redis, a scan started right after another gets its reports at once, although the
+/// coordinator's results feed was blocked reading the first scan's stream: with a 20 s
+/// `queue_block_ms`, a feed that waited out its blocked read would take 20 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scan_started_after_another_is_not_held_by_the_blocked_results_read() {
+    let server = RedisServer::start();
+    let mut s = settings(200, &[]);
+    s.cluster.queue_block_ms = 20_000;
+    s.cluster.visibility_timeout_ms = 60_000;
+    let provider: Arc<dyn MarketData> = Arc::new(SyntheticProvider::new(&s.data.synthetic));
+    let cluster = LocalCluster::start_on(
+        &s,
+        provider,
+        None,
+        2,
+        &QueueTarget::Redis(server.url()),
+        ScanKind::OneShot,
+        &technic::shutdown::Shutdown::new(),
+    )
+    .await
+    .expect("cluster starts");
+    let config = ScanConfig::from_settings(&s.scan);
+    for round in 0..3 {
+        let report = tokio::time::timeout(
+            Duration::from_secs(10),
+            submit_and_wait(&cluster, config.clone()),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("scan {round} waited for the blocked read"));
+        assert_eq!(report.universe_size, 200);
+    }
+    // No shutdown: closing waits out the workers' 20 s blocked reads.
 }

@@ -2,7 +2,8 @@
 //! `redis-server`, Redis Streams on a 3-master Redis Cluster), plus what only the Redis queue
 //! has to show: a consumer that dies without a word (kill -9) has its shard claimed by a live
 //! one after the visibility timeout, attempts run out, a blocked pull notices `close()` within
-//! the BLOCK bound, and a cancel made on one node reaches another.
+//! the BLOCK bound, a cancel made on one node reaches another, and small shards are read
+//! ahead (several per round trip) without being lost, hoarded or charged an attempt.
 
 mod support;
 
@@ -22,11 +23,40 @@ use technic::scan::ScanConfig;
 const PROMPT: Duration = Duration::from_secs(5);
 
 fn shards(scan: &str, n: usize) -> Vec<Shard> {
-    let entries: Vec<UniverseEntry> = (0..n)
+    sized_shards(scan, n, 1)
+}
+
+/// `n` shards of `size` symbols each.
+fn sized_shards(scan: &str, n: usize, size: usize) -> Vec<Shard> {
+    let entries: Vec<UniverseEntry> = (0..n * size)
         .map(|i| UniverseEntry::bare(format!("{scan}{i}")))
         .collect();
     let cfg = Arc::new(ScanConfig::from_settings(&Settings::defaults().scan));
-    plan_shards(scan, &entries, 1, &cfg)
+    plan_shards(scan, &entries, size, &cfg)
+}
+
+/// `XREADGROUP` calls Redis has served so far.
+fn xreadgroup_calls(port: u16) -> u64 {
+    let info: String = query(port, ::redis::cmd("INFO").arg("commandstats"));
+    info.lines()
+        .find_map(|l| l.strip_prefix("cmdstat_xreadgroup:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |n| n.parse().expect("calls"))
+}
+
+/// Shard indices pending (read, not acked) for a consumer on the shard stream.
+fn pending_for(port: u16, consumer: &str) -> usize {
+    let pending: Vec<(String, String, u64, u64)> = query(
+        port,
+        ::redis::cmd("XPENDING")
+            .arg("technic:v1:queue:{technic}:shards")
+            .arg("workers")
+            .arg("-")
+            .arg("+")
+            .arg(1000)
+            .arg(consumer),
+    );
+    pending.len()
 }
 
 /// The semantics at the top of `src/cluster/queue.rs`, for any implementation.
@@ -314,4 +344,173 @@ async fn redis_pull_survives_a_restarted_redis() {
         .expect("pull task")
         .expect("a shard");
     assert_eq!(got.shard.scan_id, "after");
+}
+
+/// One-symbol shards are read `prefetch_symbols` at a time: 40 shards cost a handful of
+/// `XREADGROUP`s, not 40, and come out in order, each once.
+#[tokio::test]
+async fn redis_small_shards_are_read_ahead_in_few_round_trips() {
+    let server = RedisServer::start();
+    let q = open(
+        &server.url(),
+        RedisQueueOptions {
+            prefetch_symbols: 16,
+            ..opts(50, 30_000, 3)
+        },
+    );
+    q.push(shards("p", 40)).await.expect("push");
+    let before = xreadgroup_calls(server.port());
+    for want in 0..40 {
+        let d = q.pull("w1").await.expect("shard");
+        assert_eq!((d.shard.index, d.shard.attempt), (want, 1));
+        q.ack(d.id).await;
+    }
+    let reads = xreadgroup_calls(server.port()) - before;
+    // 1 (size unknown yet) + 16 + 16 + 7 = 4 reads.
+    assert!(
+        reads <= 4,
+        "{reads} XREADGROUP calls for 40 one-symbol shards"
+    );
+    q.renew().await.expect("renew sends the last acks");
+    let len: usize = query(
+        server.port(),
+        ::redis::cmd("XLEN").arg("technic:v1:queue:{technic}:shards"),
+    );
+    assert_eq!(len, 0, "every shard acked and deleted");
+}
+
+/// Shards larger than `prefetch_symbols` go out one per pull: a second worker gets the next
+/// one instead of finding it held by the first.
+#[tokio::test]
+async fn redis_large_shards_are_not_hoarded() {
+    let server = RedisServer::start();
+    let q = open(&server.url(), opts(50, 30_000, 3));
+    q.push(sized_shards("big", 3, 100)).await.expect("push");
+    let a = q.pull("w1").await.expect("shard");
+    let b = q.pull("w1").await.expect("shard");
+    assert_eq!((a.shard.index, b.shard.index), (0, 1));
+    assert_eq!(pending_for(server.port(), "w1"), 2, "only what it pulled");
+    let c = tokio::time::timeout(PROMPT, q.pull("w2"))
+        .await
+        .expect("not held by w1")
+        .expect("shard");
+    assert_eq!(c.shard.index, 2);
+}
+
+/// Small shards that take long (a data source with latency) are not read ahead either: a
+/// worker holds only about 10 ms of work beyond the shard it runs.
+#[tokio::test]
+async fn redis_slow_shards_are_not_read_ahead() {
+    let server = RedisServer::start();
+    let q = open(&server.url(), opts(50, 30_000, 3));
+    q.push(shards("slow", 4)).await.expect("push");
+    for want in 0..2 {
+        let d = q.pull("w1").await.expect("shard");
+        assert_eq!(d.shard.index, want);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        q.ack(d.id).await;
+    }
+    assert_eq!(pending_for(server.port(), "w1"), 1, "only the one it runs");
+    let other = tokio::time::timeout(PROMPT, q.pull("w2"))
+        .await
+        .expect("not held by w1")
+        .expect("shard");
+    assert_eq!(other.shard.index, 2);
+}
+
+/// A consumer that dies holding read-ahead shards: the one it ran comes back with attempt 2,
+/// the ones it never started with attempt 1, the run one first.
+#[tokio::test]
+async fn redis_requeue_gives_back_read_ahead_shards_unchanged() {
+    let server = RedisServer::start();
+    let q = open(&server.url(), opts(50, 30_000, 3));
+    q.push(shards("r", 6)).await.expect("push");
+    let first = q.pull("w1").await.expect("shard");
+    assert_eq!(first.shard.index, 0);
+    q.ack(first.id).await;
+    // The second read takes the other five ahead; w1 runs shard 1 and dies.
+    let running = q.pull("w1").await.expect("shard");
+    assert_eq!(running.shard.index, 1);
+    assert_eq!(pending_for(server.port(), "w1"), 5);
+    assert!(q.requeue_consumer("w1", 3).await.is_empty());
+    let mut got = Vec::new();
+    for _ in 0..5 {
+        let d = tokio::time::timeout(PROMPT, q.pull("w2"))
+            .await
+            .expect("pull")
+            .expect("shard");
+        got.push((d.shard.index, d.shard.attempt));
+        q.ack(d.id).await;
+    }
+    assert_eq!(got, [(1, 2), (2, 1), (3, 1), (4, 1), (5, 1)]);
+}
+
+/// A consumer stopping with read-ahead shards (the queue closed under it) gives them back:
+/// another node runs them at once, attempt unchanged, without waiting out the visibility
+/// timeout.
+#[tokio::test]
+async fn redis_close_gives_read_ahead_shards_back() {
+    let server = RedisServer::start();
+    let node_a = open(&server.url(), opts(50, 30_000, 3));
+    let node_b = open(&server.url(), opts(50, 30_000, 3));
+    node_a.push(shards("g", 5)).await.expect("push");
+    let d = node_a.pull("a-w1").await.expect("shard");
+    node_a.ack(d.id).await;
+    let d = node_a.pull("a-w1").await.expect("shard");
+    node_a.ack(d.id).await;
+    assert_eq!(
+        pending_for(server.port(), "a-w1"),
+        4,
+        "one acked late, three ahead"
+    );
+    node_a.close();
+    assert!(node_a.pull("a-w1").await.is_none());
+    assert_eq!(
+        pending_for(server.port(), "a-w1"),
+        0,
+        "acks sent, read-ahead given back"
+    );
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let d = tokio::time::timeout(PROMPT, node_b.pull("b-w1"))
+            .await
+            .expect("given back, not left to the visibility timeout")
+            .expect("shard");
+        got.push((d.shard.index, d.shard.attempt));
+    }
+    assert_eq!(got, [(2, 1), (3, 1), (4, 1)]);
+}
+
+/// Read-ahead shards are renewed like the running one: past the visibility timeout, another
+/// node claims none of them.
+#[tokio::test]
+async fn redis_read_ahead_shards_are_renewed() {
+    let server = RedisServer::start();
+    let node_a = open(&server.url(), opts(50, 400, 3));
+    let node_b = open(&server.url(), opts(50, 400, 3));
+    node_a.push(shards("n", 4)).await.expect("push");
+    let d = node_a.pull("a-w1").await.expect("shard");
+    node_a.ack(d.id).await;
+    let running = node_a.pull("a-w1").await.expect("shard");
+    assert_eq!(
+        pending_for(server.port(), "a-w1"),
+        3,
+        "the running one and two ahead"
+    );
+    let until = Instant::now() + Duration::from_millis(1_200);
+    while Instant::now() < until {
+        node_a.renew().await.expect("renew");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), node_b.pull("b-w1"))
+                .await
+                .is_err(),
+            "node b claimed a shard node a holds and renews"
+        );
+    }
+    assert_eq!(pending_for(server.port(), "a-w1"), 3, "still held");
+    node_a.ack(running.id).await;
+    for want in [2, 3] {
+        let d = node_a.pull("a-w1").await.expect("shard");
+        assert_eq!((d.shard.index, d.shard.attempt), (want, 1));
+    }
 }

@@ -10,18 +10,22 @@
 //! - `technic:v1:queue:{NAME}:results:SCAN`: the results stream of one scan, which workers
 //!   `XADD` shard reports to and its coordinator `XREAD`s (see `results.rs`).
 //!
-//! Both streams have the consumer group `workers`. A pull is one `XREADGROUP ... COUNT 1 BLOCK
-//! block_ms STREAMS retry shards > >` on the consumer's own connection; an ack is `XACK` +
-//! `XDEL`, deferred to ride in the same round trip as the handle's next call (the next pull,
-//! at the latest the next `renew`, i.e. within `block_ms`), behind the shard's report (the
-//! `Outbox`): a busy worker pays one round trip per shard for report + ack + next pull, not
-//! three. A process that dies with its outbox unsent leaves those shards to be claimed and
-//! run again, which idempotent results absorb. A shard's `attempt` field is the truth about
-//! deliveries: re-queuing (by
-//! `requeue_consumer`, or after `XAUTOCLAIM` finds an entry idle longer than the visibility
-//! timeout) writes a copy with `attempt + 1` to the retry stream and acks the old entry; a
-//! shard whose attempts are used up is handed out once more as `Delivery { exhausted: true }`
-//! for the caller to report failed and ack.
+//! Both streams have the consumer group `workers`. A read is one `XREADGROUP ... COUNT n BLOCK
+//! block_ms STREAMS retry shards > >` on the consumer's own connection, where `n` is as many
+//! shards as fit in `prefetch_symbols` symbols (learned from the shards last read, at least
+//! one): shards read ahead wait in the consumer's [`Prefetch`] and are handed out by the next
+//! pulls without a round trip. They are in flight for that consumer like the shard it runs
+//! (renewed, re-queued if it dies, given back with the same attempt when it stops or is
+//! re-queued). An ack is `XACK` + `XDEL`, deferred to ride in the same round trip as the
+//! handle's next read or `renew` (or sent once it has waited `OUTBOX_MAX_AGE`), behind the
+//! shard's report (the `Outbox`): a busy worker pays one round trip per read for every report,
+//! ack and next pull, not three per shard. A process that dies with its outbox unsent leaves
+//! those shards to be claimed and run again, which idempotent results absorb. A shard's
+//! `attempt` field is the truth about deliveries: re-queuing (by `requeue_consumer`, or after
+//! `XAUTOCLAIM` finds an entry idle longer than the visibility timeout) writes a copy with
+//! `attempt + 1` to the retry stream and acks the old entry; a shard whose attempts are used
+//! up is handed out once more as `Delivery { exhausted: true }` for the caller to report
+//! failed and ack.
 
 mod claim;
 mod results;
@@ -52,6 +56,13 @@ const CLAIM_CALLS: usize = 8;
 const PENDING_COUNT: usize = 1_000;
 /// Pause after a failed pull before trying again.
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
+/// Longest a report or ack waits for the next read while a worker runs shards read ahead:
+/// older, the outbox is sent on its own round trip.
+const OUTBOX_MAX_AGE: Duration = Duration::from_millis(100);
+/// At most about this much work (at the pace of the consumer's last shard) is read ahead:
+/// slow shards, e.g. on a data source with latency, go out one at a time so no worker holds
+/// work another could start.
+const READ_AHEAD: Duration = Duration::from_millis(10);
 
 /// How the queue behaves; see `[cluster]` in `configs/default.toml`.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,6 +71,8 @@ pub struct RedisQueueOptions {
     pub name: String,
     /// Longest `XREADGROUP BLOCK`: bounds how long `close()` takes to reach a waiting pull.
     pub block: Duration,
+    /// Symbols of shards a consumer reads ahead (always at least one shard).
+    pub prefetch_symbols: usize,
     /// A pulled entry idle this long is claimed by the next live puller (its consumer is
     /// presumed dead). A live node renews its entries (`renew`) well within it.
     pub visibility_timeout: Duration,
@@ -79,6 +92,7 @@ impl RedisQueueOptions {
         RedisQueueOptions {
             name: c.queue_name.clone(),
             block: Duration::from_millis(c.queue_block_ms),
+            prefetch_symbols: c.prefetch_symbols,
             visibility_timeout: Duration::from_millis(c.visibility_timeout_ms),
             max_attempts: c.max_attempts,
             capacity: c.queue_capacity,
@@ -130,6 +144,8 @@ pub struct RedisStreamsQueue {
     epochs: Mutex<HashMap<String, u64>>,
     /// Claimed entries whose attempts are used up, waiting to be handed out as exhausted.
     exhausted: Mutex<VecDeque<(Entry, Shard)>>,
+    /// Per consumer: shards read ahead, not handed out yet.
+    prefetched: Mutex<HashMap<String, Prefetch>>,
     last_claim: Mutex<Option<Instant>>,
     /// Where the next `XAUTOCLAIM` pass resumes, per stream (retry, shards).
     claim_cursors: Mutex<[String; 2]>,
@@ -151,11 +167,55 @@ struct Outbox {
     reports: Vec<(String, Vec<u8>)>,
     /// (stream, entry id).
     acks: Vec<(String, String)>,
+    /// When the oldest item was added.
+    since: Option<Instant>,
 }
 
 impl Outbox {
     fn is_empty(&self) -> bool {
         self.reports.is_empty() && self.acks.is_empty()
+    }
+
+    fn report(&mut self, scan_id: String, payload: Vec<u8>) {
+        self.since.get_or_insert_with(Instant::now);
+        self.reports.push((scan_id, payload));
+    }
+
+    fn ack(&mut self, stream: String, entry: String) {
+        self.since.get_or_insert_with(Instant::now);
+        self.acks.push((stream, entry));
+    }
+
+    fn is_stale(&self) -> bool {
+        self.since.is_some_and(|t| t.elapsed() >= OUTBOX_MAX_AGE)
+    }
+}
+
+/// Shards read ahead for one consumer: pending for it in Redis, not handed out yet, and what
+/// sizes its next read.
+#[derive(Default)]
+struct Prefetch {
+    shards: VecDeque<(Entry, Shard)>,
+    /// Symbols of the largest shard of the last read.
+    largest: usize,
+    /// When the last shard was handed out, and how long the one before took (from hand-out
+    /// to the consumer's next pull).
+    handed_out: Option<Instant>,
+    shard_time: Option<Duration>,
+}
+
+impl Prefetch {
+    /// Shards the next read asks for: as many as fit in `prefetch_symbols` symbols and in
+    /// `READ_AHEAD` of work at the pace of the last shard; one until a shard was timed.
+    fn count(&self, prefetch_symbols: usize) -> usize {
+        let Some(took) = self.shard_time else {
+            return 1;
+        };
+        let by_symbols = prefetch_symbols / self.largest.max(1);
+        let by_time = READ_AHEAD.as_micros() / took.as_micros().max(1);
+        by_symbols
+            .min(usize::try_from(by_time).unwrap_or(usize::MAX))
+            .max(1)
     }
 }
 
@@ -222,6 +282,7 @@ impl RedisStreamsQueue {
             cancelled: Mutex::new(HashSet::new()),
             epochs: Mutex::new(HashMap::new()),
             exhausted: Mutex::new(VecDeque::new()),
+            prefetched: Mutex::new(HashMap::new()),
             last_claim: Mutex::new(None),
             claim_cursors: Mutex::new(["0-0".to_string(), "0-0".to_string()]),
         })
@@ -301,6 +362,7 @@ impl RedisStreamsQueue {
         let newer = std::mem::take(&mut *o);
         unsent.reports.extend(newer.reports);
         unsent.acks.extend(newer.acks);
+        unsent.since = unsent.since.or(newer.since);
         *o = unsent;
     }
 
@@ -332,8 +394,9 @@ impl RedisStreamsQueue {
         }
     }
 
-    /// One blocking read for `consumer`, refreshing the cancelled set in the same trip.
-    async fn read(&self, consumer: &str) -> Result<Vec<Entry>, QueueError> {
+    /// One blocking read of up to `count` shards per stream for `consumer`, after the outbox
+    /// and refreshing the cancelled set, in one round trip.
+    async fn read(&self, consumer: &str, count: usize) -> Result<Vec<Entry>, QueueError> {
         let block = self.opts.block.as_millis() as u64;
         let keys = &self.keys;
         let outbox = self.take_outbox();
@@ -350,7 +413,7 @@ impl RedisStreamsQueue {
                     .arg(GROUP)
                     .arg(consumer)
                     .arg("COUNT")
-                    .arg(1)
+                    .arg(count)
                     .arg("BLOCK")
                     .arg(block)
                     .arg("STREAMS")
@@ -375,7 +438,8 @@ impl RedisStreamsQueue {
             let stream = k.key.clone();
             out.extend(entries_of(&stream, k.ids));
         }
-        // The retry stream first: it holds the oldest work.
+        // The retry stream first: it holds the oldest work (a stable sort keeps each
+        // stream's order).
         out.sort_by_key(|e| e.stream != self.keys.retry);
         Ok(out)
     }
@@ -397,50 +461,97 @@ impl RedisStreamsQueue {
         }
     }
 
-    /// One pull attempt: `Ok(None)` when nothing came within the block time.
+    /// One pull attempt: `Ok(None)` when nothing came within the block time or the queue
+    /// was closed meanwhile.
     async fn try_pull(&self, consumer: &str) -> Result<Option<Delivery>, QueueError> {
-        if let Some((e, s)) = lock(&self.exhausted).pop_front() {
-            return Ok(Some(self.deliver(consumer, e, s, true)));
+        loop {
+            if let Some((e, s)) = lock(&self.exhausted).pop_front() {
+                return Ok(Some(self.deliver(consumer, e, s, true)));
+            }
+            if self.closed.load(Ordering::Acquire) {
+                return Ok(None);
+            }
+            if let Some((entry, shard)) = self.next_prefetched(consumer) {
+                if self.is_dropped(&shard.scan_id, shard.epoch) {
+                    lock(&self.outbox).ack(entry.stream, entry.id);
+                    continue;
+                }
+                if lock(&self.outbox).is_stale() {
+                    self.flush_outbox().await;
+                }
+                return Ok(Some(self.deliver(consumer, entry, shard, false)));
+            }
+            self.ensure_groups().await?;
+            self.reclaim_idle(consumer).await?;
+            if !lock(&self.exhausted).is_empty() {
+                continue;
+            }
+            let entries = self.read(consumer, self.prefetch_count(consumer)).await?;
+            if entries.is_empty() {
+                return Ok(None);
+            }
+            self.keep_prefetched(consumer, entries);
         }
-        self.ensure_groups().await?;
-        self.reclaim_idle(consumer).await?;
-        if let Some((e, s)) = lock(&self.exhausted).pop_front() {
-            return Ok(Some(self.deliver(consumer, e, s, true)));
+    }
+
+    fn prefetch_count(&self, consumer: &str) -> usize {
+        lock(&self.prefetched)
+            .get(consumer)
+            .map_or(1, |p| p.count(self.opts.prefetch_symbols))
+    }
+
+    /// Times the consumer's last shard (it pulls again when done with it).
+    fn shard_finished(&self, consumer: &str) {
+        if let Some(p) = lock(&self.prefetched).get_mut(consumer) {
+            if let Some(t) = p.handed_out.take() {
+                p.shard_time = Some(t.elapsed());
+            }
         }
-        let mut entries = self.read(consumer).await?.into_iter();
-        let Some(first) = entries.next() else {
-            return Ok(None);
+    }
+
+    fn shard_handed_out(&self, consumer: &str) {
+        if let Some(p) = lock(&self.prefetched).get_mut(consumer) {
+            p.handed_out = Some(Instant::now());
+        }
+    }
+
+    fn next_prefetched(&self, consumer: &str) -> Option<(Entry, Shard)> {
+        lock(&self.prefetched)
+            .get_mut(consumer)
+            .and_then(|p| p.shards.pop_front())
+    }
+
+    /// Puts what a read returned in the consumer's prefetch (unreadable entries are dropped)
+    /// and notes the largest shard, which sizes the next read.
+    fn keep_prefetched(&self, consumer: &str, entries: Vec<Entry>) {
+        let mut largest = 0;
+        let mut all = lock(&self.prefetched);
+        let p = all.entry(consumer.to_string()).or_default();
+        for e in entries {
+            match e.shard.clone() {
+                Some(s) => {
+                    largest = largest.max(s.entries.len());
+                    p.shards.push_back((e, s));
+                }
+                None => {
+                    error!(entry = %e.id, "unreadable shard entry dropped");
+                    lock(&self.outbox).ack(e.stream, e.id);
+                }
+            }
+        }
+        p.largest = largest;
+    }
+
+    /// Hands a stopping consumer's read-ahead shards back to the queue, same attempt.
+    async fn give_back(&self, consumer: &str) {
+        let Some(p) = lock(&self.prefetched).remove(consumer) else {
+            return;
         };
-        // Two entries come back when both streams had one: give the second back (same
-        // attempt) so it is not stuck pending for this consumer.
-        let mut give_back: Vec<(Entry, Shard)> = entries
-            .filter_map(|e| e.shard.clone().map(|s| (e, s)))
-            .collect();
-        let mut junk = Vec::new();
-        let keep = match first.shard.clone() {
-            None => {
-                error!(entry = %first.id, "unreadable shard entry dropped");
-                junk.push(first);
-                None
-            }
-            Some(s) if self.is_dropped(&s.scan_id, s.epoch) => {
-                junk.push(first);
-                None
-            }
-            Some(s) if self.closed.load(Ordering::Acquire) => {
-                give_back.push((first, s));
-                None
-            }
-            Some(s) => Some((first, s)),
-        };
-        let moves: Vec<(&Entry, &Shard)> = give_back.iter().map(|(e, s)| (e, s)).collect();
-        self.move_to_retry(&moves).await?;
-        let ids: Vec<(&str, &str)> = junk
-            .iter()
-            .map(|e| (e.stream.as_str(), e.id.as_str()))
-            .collect();
-        self.remove(&ids).await?;
-        Ok(keep.map(|(e, s)| self.deliver(consumer, e, s, false)))
+        let moves: Vec<(&Entry, &Shard)> = p.shards.iter().map(|(e, s)| (e, s)).collect();
+        if let Err(e) = self.move_to_retry(&moves).await {
+            // Still pending for the consumer: claimed after the visibility timeout.
+            self.on_error("give back", &e);
+        }
     }
 }
 
@@ -482,12 +593,15 @@ impl WorkQueue for RedisStreamsQueue {
     async fn pull(&self, consumer: &str) -> Option<Delivery> {
         loop {
             if self.closed.load(Ordering::Acquire) {
+                self.give_back(consumer).await;
                 self.flush_outbox().await;
                 return None;
             }
+            self.shard_finished(consumer);
             match self.try_pull(consumer).await {
                 Ok(Some(d)) => {
                     self.on_success();
+                    self.shard_handed_out(consumer);
                     return Some(d);
                 }
                 Ok(None) => self.on_success(),
@@ -506,7 +620,7 @@ impl WorkQueue for RedisStreamsQueue {
         let Some(r) = lock(&self.receipts).remove(&delivery_id) else {
             return;
         };
-        lock(&self.outbox).acks.push((r.stream, r.entry));
+        lock(&self.outbox).ack(r.stream, r.entry);
     }
 
     async fn release(&self, delivery_id: u64) {
@@ -516,10 +630,17 @@ impl WorkQueue for RedisStreamsQueue {
     }
 
     async fn renew(&self) -> Result<(), QueueError> {
-        let held: Vec<(String, String, String)> = lock(&self.receipts)
+        let mut held: Vec<(String, String, String)> = lock(&self.receipts)
             .values()
             .map(|r| (r.stream.clone(), r.entry.clone(), r.consumer.clone()))
             .collect();
+        for (consumer, p) in lock(&self.prefetched).iter() {
+            held.extend(
+                p.shards
+                    .iter()
+                    .map(|(e, _)| (e.stream.clone(), e.id.clone(), consumer.clone())),
+            );
+        }
         let outbox = self.take_outbox();
         let mut pipe = ::redis::pipe();
         self.add_outbox(&mut pipe, &outbox);
@@ -557,8 +678,18 @@ impl WorkQueue for RedisStreamsQueue {
         // What this handle acked must not be re-queued as the dead consumer's.
         self.flush_outbox().await;
         lock(&self.receipts).retain(|_, r| r.consumer != consumer);
+        // Shards it read ahead never ran: they go back with the same attempt.
+        let unstarted: HashSet<(String, String)> = lock(&self.prefetched)
+            .remove(consumer)
+            .map(|p| {
+                p.shards
+                    .into_iter()
+                    .map(|(e, _)| (e.stream, e.id))
+                    .collect()
+            })
+            .unwrap_or_default();
         self.links.drop_consumer(consumer).await;
-        match self.try_requeue(consumer, max_attempts).await {
+        match self.try_requeue(consumer, max_attempts, &unstarted).await {
             Ok(exhausted) => exhausted,
             Err(e) => {
                 // Whatever was not moved is claimed after the visibility timeout.

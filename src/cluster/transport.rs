@@ -223,6 +223,13 @@ impl ResultsFeed {
         }
     }
 
+    /// Whether a scan is followed now that `read` (the cursors of a read) does not cover.
+    fn follows_more_than(&self, read: &[(String, String)]) -> bool {
+        lock(&self.cursors)
+            .keys()
+            .any(|scan| !read.iter().any(|(s, _)| s == scan))
+    }
+
     async fn run(&self, coordinator: ActorRef<CoordinatorMsg>, shutdown: Shutdown) {
         while !shutdown.is_triggered() {
             let cursors: Vec<(String, String)> = lock(&self.cursors)
@@ -236,7 +243,24 @@ impl ResultsFeed {
                 }
                 continue;
             }
-            let entries = match self.queue.read_results(&self.reader, &cursors).await {
+            let read = self.queue.read_results(&self.reader, &cursors);
+            tokio::pin!(read);
+            let read = loop {
+                tokio::select! {
+                    read = &mut read => break Some(read),
+                    _ = self.wake.notified() => if self.follows_more_than(&cursors) {
+                        break None;
+                    },
+                }
+            };
+            let Some(read) = read else {
+                // A new scan to follow: the blocked read would keep it waiting up to the
+                // block time. Its connection stays busy with the dropped read until then,
+                // so the next read opens a fresh one.
+                self.queue.close_reader(&self.reader).await;
+                continue;
+            };
+            let entries = match read {
                 Ok(entries) => entries,
                 Err(_) => {
                     // Logged once per outage by the queue; workers keep their shards

@@ -196,6 +196,9 @@ pub struct ClusterSettings {
     pub queue_capacity: usize,
     pub queue_name: String,
     pub queue_block_ms: u64,
+    /// A worker pulls small shards several at a time, holding at most this many symbols of
+    /// work ahead of the one it runs (always at least one shard).
+    pub prefetch_symbols: usize,
     pub visibility_timeout_ms: u64,
     pub cancelled_ttl_secs: u64,
     pub results_ttl_secs: u64,

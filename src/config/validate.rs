@@ -65,6 +65,7 @@ fn cluster(c: &ClusterSettings, p: &mut Vec<String>) {
             ("shard_size", c.shard_size as u64),
             ("max_attempts", u64::from(c.max_attempts)),
             ("queue_capacity", c.queue_capacity as u64),
+            ("prefetch_symbols", c.prefetch_symbols as u64),
         ],
         p,
     );

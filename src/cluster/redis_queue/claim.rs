@@ -2,6 +2,7 @@
 //! (`requeue_consumer` when the supervisor saw the death, `XAUTOCLAIM` after the visibility
 //! timeout when nobody did), or out as exhausted once their attempts are used up.
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use ::redis::streams::{StreamAutoClaimReply, StreamClaimReply};
@@ -11,7 +12,7 @@ use super::{
     encode, entries_of, lock, Entry, RedisStreamsQueue, CLAIM_CALLS, CLAIM_COUNT, GROUP,
     PENDING_COUNT,
 };
-use crate::cluster::queue::QueueError;
+use crate::cluster::queue::{QueueError, WorkQueue};
 use crate::cluster::shard::Shard;
 use crate::redis_link::Use;
 
@@ -48,28 +49,32 @@ impl RedisStreamsQueue {
         .await
     }
 
-    /// Sorts claimed entries (their consumer is gone): unreadable or cancelled ones are
-    /// dropped, those with attempts left are re-queued with `attempt + 1`, the rest are
-    /// returned as exhausted (still pending, for the caller to ack).
+    /// Sorts claimed entries (their consumer is gone): unreadable or dropped ones (see
+    /// `is_dropped`) are removed, those in `unstarted` (read ahead, never handed out) are
+    /// re-queued with the same attempt, others with attempts left with `attempt + 1`, and the
+    /// rest are returned as exhausted (still pending, for the caller to ack).
     pub(super) async fn settle(
         &self,
         entries: Vec<Entry>,
         max_attempts: u32,
+        unstarted: &HashSet<(String, String)>,
     ) -> Result<Vec<(Entry, Shard)>, QueueError> {
         let mut drop = Vec::new();
         let mut retry = Vec::new();
+        let mut redelivered = 0;
         let mut exhausted = Vec::new();
-        {
-            let cancelled = lock(&self.cancelled);
-            for e in entries {
-                match e.shard.clone() {
-                    None => drop.push(e),
-                    Some(s) if cancelled.contains(&s.scan_id) => drop.push(e),
-                    Some(s) if s.attempt >= max_attempts => exhausted.push((e, s)),
-                    Some(mut s) => {
-                        s.attempt += 1;
-                        retry.push((e, s));
-                    }
+        for e in entries {
+            match e.shard.clone() {
+                None => drop.push(e),
+                Some(s) if self.is_dropped(&s.scan_id, s.epoch) => drop.push(e),
+                Some(s) if unstarted.contains(&(e.stream.clone(), e.id.clone())) => {
+                    retry.push((e, s))
+                }
+                Some(s) if s.attempt >= max_attempts => exhausted.push((e, s)),
+                Some(mut s) => {
+                    s.attempt += 1;
+                    redelivered += 1;
+                    retry.push((e, s));
                 }
             }
         }
@@ -82,7 +87,7 @@ impl RedisStreamsQueue {
         self.move_to_retry(&moves).await?;
         crate::telemetry::metrics()
             .queue_redeliveries
-            .inc_by(moves.len() as u64);
+            .inc_by(redelivered);
         Ok(exhausted)
     }
 
@@ -138,7 +143,9 @@ impl RedisStreamsQueue {
                 "claimed shards idle past the visibility timeout"
             );
         }
-        let exhausted = self.settle(claimed, self.opts.max_attempts).await?;
+        let exhausted = self
+            .settle(claimed, self.opts.max_attempts, &HashSet::new())
+            .await?;
         lock(&self.exhausted).extend(exhausted);
         Ok(())
     }
@@ -185,11 +192,12 @@ impl RedisStreamsQueue {
         &self,
         consumer: &str,
         max_attempts: u32,
+        unstarted: &HashSet<(String, String)>,
     ) -> Result<Vec<Shard>, QueueError> {
         self.ensure_groups().await?;
         let mut entries = self.claim_from(&self.keys.retry, consumer).await?;
         entries.extend(self.claim_from(&self.keys.shards, consumer).await?);
-        let exhausted = self.settle(entries, max_attempts).await?;
+        let exhausted = self.settle(entries, max_attempts, unstarted).await?;
         let ids: Vec<(&str, &str)> = exhausted
             .iter()
             .map(|(e, _)| (e.stream.as_str(), e.id.as_str()))

@@ -67,9 +67,7 @@ impl RedisStreamsQueue {
     /// `Outbox`): accepted at once; sent by the next pull or renew, and put back for the
     /// one after if that fails.
     pub fn stage_result(&self, scan_id: &str, payload: Vec<u8>) {
-        super::lock(&self.outbox)
-            .reports
-            .push((scan_id.to_string(), payload));
+        super::lock(&self.outbox).report(scan_id.to_string(), payload);
     }
 
     /// Waits (up to the queue's block time) for entries after the given cursors, one
