@@ -500,7 +500,7 @@ fn every_compose_technic_service_starts_stays_up_and_stops_cleanly() {
     let kinds: Vec<&str> = containers.iter().map(Container::subcommand).collect();
     assert_eq!(
         kinds.iter().filter(|k| **k == "serve").count(),
-        1,
+        2,
         "{kinds:?}"
     );
     assert_eq!(

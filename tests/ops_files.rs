@@ -404,27 +404,35 @@ fn compose_runs_a_six_node_redis_cluster_formed_by_one_init() {
 }
 
 #[test]
-fn compose_runs_one_coordinator_and_three_workers_on_that_cluster() {
+fn compose_runs_two_coordinators_and_three_workers_on_that_cluster() {
     let c = Compose::load();
     let (redis, init) = (c.redis_nodes(), c.init());
     let serve = c.technic("serve");
-    assert_eq!(serve.len(), 1, "one coordinator: {serve:?}");
-    let coord = c.get(&serve[0]);
-    let args = c.command(&serve[0]);
-    assert_eq!(flag(&args, "--bind").as_deref(), Some("0.0.0.0:8080"));
-    assert_eq!(flag(&args, "--workers").as_deref(), Some("0"));
-    assert!(
-        s(&coord["environment"]["TECHNIC_API__TOKEN"]).starts_with("${TECHNIC_API__TOKEN:?"),
-        "the token comes from the environment and is required"
+    assert_eq!(
+        serve.len(),
+        2,
+        "two coordinators, so a scan outlives one: {serve:?}"
     );
-    assert!(strings(&coord["healthcheck"]["test"])
-        .iter()
-        .any(|a| a.ends_with("/health/ready")));
-    for p in strings(&coord["ports"]) {
+    let mut published = BTreeSet::new();
+    for name in &serve {
+        let coord = c.get(name);
+        let args = c.command(name);
+        assert_eq!(flag(&args, "--bind").as_deref(), Some("0.0.0.0:8080"));
+        assert_eq!(flag(&args, "--workers").as_deref(), Some("0"));
         assert!(
-            p.starts_with("127.0.0.1:"),
-            "published on loopback only: {p}"
+            s(&coord["environment"]["TECHNIC_API__TOKEN"]).starts_with("${TECHNIC_API__TOKEN:?"),
+            "{name}: the token comes from the environment and is required"
         );
+        assert!(strings(&coord["healthcheck"]["test"])
+            .iter()
+            .any(|a| a.ends_with("/health/ready")));
+        for p in strings(&coord["ports"]) {
+            assert!(
+                p.starts_with("127.0.0.1:"),
+                "published on loopback only: {p}"
+            );
+            assert!(published.insert(p.clone()), "{name}: {p} published twice");
+        }
     }
 
     let workers = c.technic("worker");
@@ -492,38 +500,37 @@ fn compose_mounts_files_that_exist_where_the_configs_look() {
             dst.display()
         );
     }
-    let coordinator = &c.technic("serve")[0];
-    let target = s(&prom_cfg["scrape_configs"][0]["static_configs"][0]["targets"][0]);
-    assert_eq!(
-        target,
-        format!("{coordinator}:8080"),
-        "Prometheus scrapes the coordinator"
-    );
-    // ... and every worker, found by DNS under a name every worker answers to (a network
-    // alias on a network Prometheus is on), on the port its --metrics-bind opens.
-    let sd = &prom_cfg["scrape_configs"][1]["dns_sd_configs"][0];
-    let names = strings(&sd["names"]);
-    assert_eq!(names.len(), 1, "one worker name: {names:?}");
+    // Every coordinator (job 0) and every worker (job 1), found by DNS under a name each of
+    // them answers to (a network alias on a network Prometheus is on), on the port its
+    // --bind / --metrics-bind opens.
     let prom_networks = strings(&prom["networks"]);
-    for w in c.technic("worker") {
-        let bind = flag(&c.command(&w), "--metrics-bind").expect("--metrics-bind");
-        let port = bind.rsplit(':').next().unwrap_or_default();
-        assert_eq!(
-            sd["port"].as_u64().map(|p| p.to_string()).as_deref(),
-            Some(port)
-        );
-        let networks = c.get(&w)["networks"]
-            .as_mapping()
-            .expect("networks")
-            .clone();
-        assert!(
-            networks.iter().any(|(net, cfg)| {
-                prom_networks.iter().any(|p| p == s(net))
-                    && strings(&cfg["aliases"]).contains(&names[0])
-            }),
-            "{w} answers to {} where Prometheus looks: {networks:?}",
-            names[0]
-        );
+    for (job, command, bind_flag) in [(0, "serve", "--bind"), (1, "worker", "--metrics-bind")] {
+        let sd = &prom_cfg["scrape_configs"][job]["dns_sd_configs"][0];
+        let names = strings(&sd["names"]);
+        assert_eq!(names.len(), 1, "one {command} name: {names:?}");
+        let services = c.technic(command);
+        assert!(!services.is_empty(), "no {command} service");
+        for name in services {
+            let bind = flag(&c.command(&name), bind_flag).expect(bind_flag);
+            let port = bind.rsplit(':').next().unwrap_or_default();
+            assert_eq!(
+                sd["port"].as_u64().map(|p| p.to_string()).as_deref(),
+                Some(port),
+                "{name}"
+            );
+            let networks = c.get(&name)["networks"]
+                .as_mapping()
+                .unwrap_or_else(|| panic!("{name}: networks with aliases"))
+                .clone();
+            assert!(
+                networks.iter().any(|(net, cfg)| {
+                    prom_networks.iter().any(|p| p == s(net))
+                        && strings(&cfg["aliases"]).contains(&names[0])
+                }),
+                "{name} answers to {} where Prometheus looks: {networks:?}",
+                names[0]
+            );
+        }
     }
 
     // Grafana: both provisioning directories, and the dashboard where the provider reads.
@@ -620,16 +627,21 @@ fn k8s_manifests_probe_the_health_endpoints_and_load_their_config() {
         .any(
             |e| s(&e["name"]) == "TECHNIC_API__TOKEN" && !e["valueFrom"]["secretKeyRef"].is_null()
         ));
-    let svc = find("Service", "coordinator");
-    assert_eq!(s(&svc["spec"]["ports"][0]["targetPort"]), port_name);
+    assert!(
+        coord["spec"]["replicas"].as_u64() >= Some(2),
+        "two coordinators, so a scan outlives one"
+    );
+    // The API Service, and a headless one through which Prometheus scrapes every pod.
     let pod_labels = &coord["spec"]["template"]["metadata"]["labels"];
-    for (k, v) in svc["spec"]["selector"].as_mapping().expect("selector") {
-        assert_eq!(
-            &pod_labels[s(k)],
-            v,
-            "the Service selects the coordinator pods"
-        );
+    for name in ["coordinator", "coordinators"] {
+        let svc = find("Service", name);
+        assert_eq!(s(&svc["spec"]["ports"][0]["targetPort"]), port_name);
+        for (k, v) in svc["spec"]["selector"].as_mapping().expect("selector") {
+            assert_eq!(&pod_labels[s(k)], v, "{name} selects the coordinator pods");
+        }
     }
+    let csvc = find("Service", "coordinators");
+    assert_eq!(s(&csvc["spec"]["clusterIP"]), "None", "headless");
 
     let workers = find("Deployment", "technic-worker");
     let w = &workers["spec"]["template"]["spec"]["containers"][0];
@@ -707,6 +719,9 @@ fn k8s_manifests_probe_the_health_endpoints_and_load_their_config() {
     let sd = &prom["scrape_configs"][1]["dns_sd_configs"][0];
     assert_eq!(strings(&sd["names"]), [s(&wsvc["metadata"]["name"])]);
     assert_eq!(sd["port"].as_u64(), w["ports"][0]["containerPort"].as_u64());
+    let sd = &prom["scrape_configs"][0]["dns_sd_configs"][0];
+    assert_eq!(strings(&sd["names"]), [s(&csvc["metadata"]["name"])]);
+    assert_eq!(sd["port"].as_u64(), c["ports"][0]["containerPort"].as_u64());
 }
 
 #[test]

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::fake_polygon::FakePolygon;
-use support::rig::{alert_for, node_down_alert, Rig, Source, WORKERS};
+use support::reports::{embedded, ratings};
+use support::rig::{alert_for, node_down_alert, Rig, Source, COORDINATORS, WORKERS};
 use support::wait::wait_for;
 
 const SCRAPE: Duration = Duration::from_secs(30);
@@ -113,7 +114,8 @@ fn rig_targets_are_up_a_partitioned_worker_is_down_and_alerts_reach_the_webhook(
     let (_guard, mut rig, t0) = start();
 
     // Every target of cluster/prometheus.yml, scraped across the namespaces.
-    let want: Vec<String> = std::iter::once("coordinator")
+    let want: Vec<String> = COORDINATORS
+        .into_iter()
         .chain(WORKERS)
         .map(|h| rig.addr(h).to_string())
         .collect();
@@ -130,7 +132,11 @@ fn rig_targets_are_up_a_partitioned_worker_is_down_and_alerts_reach_the_webhook(
         }
     });
     let jobs: Vec<&str> = seen.iter().map(|(j, _, _)| j.as_str()).collect();
-    assert!(jobs.contains(&"technic-coordinator"), "{seen:?}");
+    assert_eq!(
+        jobs.iter().filter(|j| **j == "technic-coordinator").count(),
+        2,
+        "{seen:?}"
+    );
     assert_eq!(
         jobs.iter().filter(|j| **j == "technic-workers").count(),
         3,
@@ -207,7 +213,7 @@ fn a_killed_worker_fires_the_node_down_alert_and_its_restart_resolves_it() {
     let alert = node_down_alert();
     let hold = alert_for(&alert);
     let (_guard, mut rig, t0) = start();
-    for h in std::iter::once("coordinator").chain(WORKERS) {
+    for h in COORDINATORS.into_iter().chain(WORKERS) {
         wait_up(&rig, &rig.addr(h).to_string(), 1.0);
     }
 
@@ -479,7 +485,7 @@ fn every_dashboard_and_alert_expression_returns_data_after_scans_from_a_fake_pol
     let t0 = Instant::now();
     let rig = Rig::start_with(Source::Polygon(fake.clone()));
     eprintln!("rig up in {:?}", t0.elapsed());
-    for h in std::iter::once("coordinator").chain(WORKERS) {
+    for h in COORDINATORS.into_iter().chain(WORKERS) {
         wait_up(&rig, &rig.addr(h).to_string(), 1.0);
     }
 
@@ -565,4 +571,151 @@ fn every_dashboard_and_alert_expression_returns_data_after_scans_from_a_fake_pol
     drop(rig);
     drop(guard);
     eprintln!("rig test done in {:?}", t0.elapsed());
+}
+
+/// `technic_scan_records_total{outcome}` of a coordinator, straight from its `/metrics`.
+fn records(rig: &Rig, host: &str, outcome: &str) -> u64 {
+    let text = rig
+        .get_text(&format!("http://{}/metrics", rig.addr(host)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let series = format!("technic_scan_records_total{{outcome=\"{outcome}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&series))
+        .map_or(0, |v| v.trim().parse().expect("a count"))
+}
+
+/// Two coordinators on their own hosts, three workers, the synthetic market at 20 ms per
+/// symbol. A scan submitted to `coordinator` survives it twice:
+/// - `kill -9` of `coordinator` mid-scan: `coordinator-2` takes it over and finishes it,
+///   with the embedded scan's results, and both list it once (the first after a restart);
+/// - `coordinator` cut off the network mid-scan (its link down: it still runs, but reaches
+///   neither Redis nor anyone): `coordinator-2` takes over and finishes; once the link is
+///   back the cut-off owner gives the scan up and writes no second report.
+#[test]
+fn a_scan_outlives_its_coordinator_killed_or_cut_off_on_another_host() {
+    const UNIVERSE: usize = 1500;
+    const LONG: Duration = Duration::from_secs(120);
+    let guard = RIG.lock().unwrap_or_else(|e| e.into_inner());
+    let t0 = Instant::now();
+    let mut rig = Rig::start_with(Source::SlowSynthetic(20));
+    eprintln!("rig up in {:?}", t0.elapsed());
+    let want = ratings(&embedded(UNIVERSE));
+    let body = json!({ "universe_size": UNIVERSE });
+    let state =
+        |rig: &Rig, host: &str, id: &str| rig.api_on(host, "GET", &format!("scans/{id}"), None);
+    let progress_at_least = |rig: &Rig, host: &str, id: &str, done: u64| {
+        wait_for(&format!("{done} symbols of {id} on {host}"), LONG, || {
+            let v = state(rig, host, id)?;
+            if v["progress"]["done"].as_u64() >= Some(done) || v["stage"] == "done" {
+                Ok(v)
+            } else {
+                Err(v.to_string())
+            }
+        })
+    };
+    let finished = |rig: &Rig, id: &str| -> Value {
+        let v = wait_for(&format!("{id} done on coordinator-2"), LONG, || {
+            let v = state(rig, "coordinator-2", id)?;
+            if v["stage"] == "done" {
+                Ok(v)
+            } else {
+                Err(v.to_string())
+            }
+        });
+        let results = rig
+            .api_on("coordinator-2", "GET", &format!("scans/{id}/results"), None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(ratings(&results), want, "identical to the embedded scan");
+        v
+    };
+    let listed = |rig: &Rig, host: &str, id: &str| -> usize {
+        let v = rig
+            .api_on(host, "GET", "scans", None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        v["scans"]
+            .as_array()
+            .expect("scans")
+            .iter()
+            .filter(|s| s["id"] == id)
+            .count()
+    };
+    let submit = |rig: &Rig| -> String {
+        rig.api("POST", "scans", Some(&body))
+            .unwrap_or_else(|e| panic!("submit: {e}\n{}", rig.logs()))["id"]
+            .as_str()
+            .expect("scan id")
+            .to_string()
+    };
+
+    // 1. kill -9 of the owner.
+    let id = submit(&rig);
+    let seen = progress_at_least(&rig, "coordinator-2", &id, 200);
+    assert_eq!(seen["owner"], "coordinator", "{seen}");
+    rig.kill9("coordinator");
+    let killed = Instant::now();
+    let taken = wait_for("coordinator-2 to take the scan over", LONG, || {
+        let v = state(&rig, "coordinator-2", &id)?;
+        if v["owner"] == "coordinator-2" || v["stage"] == "done" {
+            Ok(v)
+        } else {
+            Err(v.to_string())
+        }
+    });
+    let takeover = killed.elapsed();
+    let then = taken["progress"]["done"].as_u64().unwrap_or(0);
+    progress_at_least(&rig, "coordinator-2", &id, then + 1);
+    let resumed = killed.elapsed();
+    let done = finished(&rig, &id);
+    eprintln!(
+        "kill -9 of the coordinator host's serve: taken over after {:.2} s, progress again after {:.2} s, scan {:.2} s",
+        takeover.as_secs_f64(),
+        resumed.as_secs_f64(),
+        done["timing"]["total_seconds"].as_f64().unwrap_or(0.0)
+    );
+    assert_eq!(records(&rig, "coordinator-2", "written"), 1, "one report");
+    rig.restart("coordinator");
+    wait_for("coordinator back", LONG, || rig.api("GET", "scans", None));
+    assert_eq!(listed(&rig, "coordinator", &id), 1);
+    assert_eq!(listed(&rig, "coordinator-2", &id), 1);
+
+    // 2. The owner cut off the network, then back.
+    let id = submit(&rig);
+    let seen = progress_at_least(&rig, "coordinator-2", &id, 200);
+    assert_eq!(seen["owner"], "coordinator", "{seen}");
+    rig.partition("coordinator");
+    let cut = Instant::now();
+    finished(&rig, &id);
+    eprintln!(
+        "coordinator cut off: scan done on coordinator-2 {:.2} s later",
+        cut.elapsed().as_secs_f64()
+    );
+    rig.heal("coordinator");
+    wait_for("the cut-off owner to show the scan done", LONG, || {
+        let v = state(&rig, "coordinator", &id)?;
+        if v["stage"] == "done" {
+            Ok(v)
+        } else {
+            Err(v.to_string())
+        }
+    });
+    wait_for("the cut-off owner to give the scan up", LONG, || {
+        let log = rig.log("coordinator");
+        (log.contains("lost the scan's lease") || log.contains("taken over before its record"))
+            .then_some(())
+            .ok_or("not yet")
+    });
+    assert_eq!(
+        records(&rig, "coordinator", "written"),
+        0,
+        "no second report"
+    );
+    assert_eq!(
+        records(&rig, "coordinator-2", "written"),
+        2,
+        "one report per scan"
+    );
+    assert_eq!(listed(&rig, "coordinator", &id), 1);
+    assert_eq!(listed(&rig, "coordinator-2", &id), 1);
+    drop(rig);
+    drop(guard);
 }

@@ -6,7 +6,8 @@
 //!   probes), and every host is a namespace `trg-PID-N-HOST` joined to it by a veth pair.
 //!   Hosts have no default route: traffic stays inside the subnet.
 //! - Hosts: `redis-1`…`redis-6` (a Redis Cluster, 3 masters and 3 replicas, on 6379),
-//!   `coordinator` (`technic serve --workers 0`, on 8080, with a token), `worker-1`…`worker-3`
+//!   `coordinator` and `coordinator-2` (`technic serve --workers 0`, node ids as the host
+//!   names, on 8080, with a token: two, so a scan outlives either), `worker-1`…`worker-3`
 //!   (`technic worker --metrics-bind ADDR:9101 --node-id wN`), `prometheus` (9090, with
 //!   `cluster/prometheus.yml` and `cluster/alerts.yml`), `alertmanager` (9093, with
 //!   `cluster/alertmanager.yml`), and a webhook receiver in the test process.
@@ -19,7 +20,10 @@
 //!   again.
 //! - [`Rig::start_with`] a [`Source::Polygon`]: the technic processes read bars from
 //!   Polygon, pointed at a fake Polygon ([`super::fake_polygon`]) that the test process
-//!   serves on the gateway address; [`Rig::api`] calls the coordinator with its token.
+//!   serves on the gateway address; a [`Source::SlowSynthetic`]: the synthetic market with a
+//!   latency per symbol and workers without a cache, for scans long enough to kill
+//!   something in. [`Rig::api`] calls the
+//!   coordinator with its token, [`Rig::api_on`] either coordinator.
 //! - Everything is torn down on Drop (panics included): processes killed and reaped,
 //!   namespaces and links deleted, temp dirs removed. At start, namespaces and links left
 //!   by a rig whose process is gone (name prefix `trg`, with its pid) are deleted, and the
@@ -63,6 +67,7 @@ pub const REDIS: [&str; 6] = [
     "redis-1", "redis-2", "redis-3", "redis-4", "redis-5", "redis-6",
 ];
 pub const WORKERS: [&str; 3] = ["worker-1", "worker-2", "worker-3"];
+pub const COORDINATORS: [&str; 2] = ["coordinator", "coordinator-2"];
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -125,6 +130,8 @@ pub enum Source {
     Synthetic,
     /// Polygon, pointed at this fake, served by the test process on the gateway address.
     Polygon(FakePolygon),
+    /// The synthetic market, each symbol's load delayed by this many milliseconds.
+    SlowSynthetic(u64),
 }
 
 pub struct Rig {
@@ -137,6 +144,8 @@ pub struct Rig {
     pub deliveries: Deliveries,
     /// The fake Polygon's server (dropped before the runtime).
     polygon: Option<(wiremock::MockServer, Port)>,
+    /// Synthetic latency per symbol, if any.
+    latency_ms: Option<u64>,
     http: reqwest::Client,
     rt: tokio::runtime::Runtime,
     dir: TempDir,
@@ -296,11 +305,11 @@ impl Rig {
             .expect("temp dir");
 
         let mut names: Vec<&str> = REDIS.to_vec();
-        names.extend(["coordinator"]);
+        names.extend(COORDINATORS);
         names.extend(WORKERS);
         names.extend(["prometheus", "alertmanager"]);
         let port_of = |name: &str| match name {
-            "coordinator" => 8080,
+            n if n.starts_with("coordinator") => 8080,
             "prometheus" => 9090,
             "alertmanager" => 9093,
             n if n.starts_with("redis-") => 6379,
@@ -411,8 +420,12 @@ impl Rig {
         }
 
         // The fake Polygon, in this process too, on the gateway address.
+        let latency_ms = match source {
+            Source::SlowSynthetic(ms) => Some(ms),
+            _ => None,
+        };
         let polygon = match source {
-            Source::Synthetic => None,
+            Source::Synthetic | Source::SlowSynthetic(_) => None,
             Source::Polygon(fake) => {
                 let port = Port::reserve();
                 let addr = SocketAddr::new(gateway, port.number());
@@ -442,6 +455,7 @@ impl Rig {
             _webhook_port: webhook_port,
             deliveries,
             polygon,
+            latency_ms,
             http,
             rt,
             dir,
@@ -702,23 +716,31 @@ impl Rig {
                 ("TECHNIC_DATA__POLYGON__RATE_LIMIT_BURST", "1000"),
             ]);
         }
-        let coordinator = self.addr("coordinator").to_string();
-        let args: Vec<String> = [
-            "serve",
-            "--bind",
-            &coordinator,
-            "--redis",
-            &redis,
-            "--workers",
-            "0",
-        ]
-        .map(String::from)
-        .to_vec();
-        self.spawn("coordinator", BIN, &args, &env);
+        let latency = self.latency_ms.map(|ms| ms.to_string());
+        if let Some(ms) = &latency {
+            env.push(("TECHNIC_DATA__SYNTHETIC__LATENCY_MS", ms.as_str()));
+        }
+        for host in COORDINATORS {
+            let bind = self.addr(host).to_string();
+            let args: Vec<String> = [
+                "serve",
+                "--bind",
+                &bind,
+                "--redis",
+                &redis,
+                "--workers",
+                "0",
+            ]
+            .map(String::from)
+            .to_vec();
+            let mut env = env.clone();
+            env.push(("TECHNIC_CLUSTER__NODE_ID", host));
+            self.spawn(host, BIN, &args, &env);
+        }
         for (i, host) in WORKERS.iter().enumerate() {
             let bind = self.addr(host).to_string();
             let id = format!("w{}", i + 1);
-            let args: Vec<String> = [
+            let mut args: Vec<String> = [
                 "worker",
                 "--redis",
                 &redis,
@@ -731,10 +753,16 @@ impl Rig {
             ]
             .map(String::from)
             .to_vec();
+            if latency.is_some() {
+                // Every scan pays the latency: scans long enough to kill something in.
+                args.extend(["--cache".into(), "none".into()]);
+            }
             self.spawn(host, BIN, &args, &env);
         }
-        let url = format!("http://{coordinator}/health");
-        self.await_host("coordinator", "GET /health", |rig| rig.get_ok(&url));
+        for host in COORDINATORS {
+            let url = format!("http://{}/health", self.addr(host));
+            self.await_host(host, "GET /health", |rig| rig.get_ok(&url));
+        }
         for host in WORKERS {
             let url = format!("http://{}/health/live", self.addr(host));
             self.await_host(host, "GET /health/live", |rig| rig.get_ok(&url));
@@ -848,6 +876,25 @@ impl Rig {
         })
     }
 
+    /// GET `url` as text.
+    pub fn get_text(&self, url: &str) -> Result<String, String> {
+        self.rt.block_on(async {
+            let r = self
+                .http
+                .get(url)
+                .send()
+                .await
+                .map_err(|e| format!("{url}: {e}"))?;
+            let status = r.status();
+            let text = r.text().await.map_err(|e| format!("{url}: {e}"))?;
+            if status.is_success() {
+                Ok(text)
+            } else {
+                Err(format!("{url}: {status}: {text}"))
+            }
+        })
+    }
+
     /// POST `body` as JSON to `url`; `Ok` on 2xx.
     pub fn post_json(&self, url: &str, body: &Value) -> Result<(), String> {
         self.rt.block_on(async {
@@ -870,7 +917,18 @@ impl Rig {
     /// A call of the coordinator's API with the bearer token: `METHOD /api/v1/PATH` with an
     /// optional JSON body; the JSON answer of a 2xx.
     pub fn api(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, String> {
-        let url = format!("http://{}/api/v1/{path}", self.addr("coordinator"));
+        self.api_on("coordinator", method, path, body)
+    }
+
+    /// [`Rig::api`] on the coordinator `host`.
+    pub fn api_on(
+        &self,
+        host: &str,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, String> {
+        let url = format!("http://{}/api/v1/{path}", self.addr(host));
         let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
         self.rt.block_on(async {
             let mut req = self.http.request(method, &url).bearer_auth(TOKEN);
@@ -1069,16 +1127,18 @@ fn rewrite_targets(v: &mut Yaml, hosts: &BTreeMap<String, SocketAddr>) {
 }
 
 /// The rig's hosts a DNS name resolves to: the host of that name, or, for a group name such
-/// as `workers` (the network alias every `worker-N` service carries in the compose file, the
-/// headless Service on Kubernetes), every `worker-N` host.
+/// as `workers` or `coordinators` (the network alias those services carry in the compose
+/// file, the headless Service on Kubernetes), every `worker-N` host, or `coordinator` and
+/// every `coordinator-N`.
 fn resolve(name: &str, hosts: &BTreeMap<String, SocketAddr>) -> Vec<String> {
     if hosts.contains_key(name) {
         return vec![name.to_string()];
     }
-    let member = format!("{}-", name.trim_end_matches('s'));
+    let one = name.trim_end_matches('s');
+    let member = format!("{one}-");
     hosts
         .keys()
-        .filter(|h| h.starts_with(&member))
+        .filter(|h| *h == one || h.starts_with(&member))
         .cloned()
         .collect()
 }
