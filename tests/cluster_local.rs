@@ -8,9 +8,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use support::redis::RedisServer;
+use support::redis::{query, RedisServer};
 use technic::cache::ScanCache;
-use technic::cluster::{LocalCluster, QueueTarget, ScanKind, Stage};
+use technic::cluster::{Concluded, LocalCluster, QueueTarget, ScanKind, Stage};
 use technic::config::Settings;
 use technic::data::{MarketData, SyntheticProvider};
 use technic::scan::{ScanConfig, ScanReport, ScanStatus};
@@ -298,6 +298,22 @@ async fn the_warmer_loads_seeded_and_most_requested_symbols() {
     cluster.shutdown().await;
 }
 
+/// A local cluster over a real redis-server, its scans owned through the scan book.
+async fn start_on_redis(s: &Settings, server: &RedisServer, kind: ScanKind) -> LocalCluster {
+    let provider: Arc<dyn MarketData> = Arc::new(SyntheticProvider::new(&s.data.synthetic));
+    LocalCluster::start_on(
+        s,
+        provider,
+        None,
+        2,
+        &QueueTarget::Redis(server.url()),
+        kind,
+        &technic::shutdown::Shutdown::new(),
+    )
+    .await
+    .expect("cluster starts")
+}
+
 /// Over Redis, a scan started right after another gets its reports at once, although the
 /// coordinator's results feed was blocked reading the first scan's stream: with a 20 s
 /// `queue_block_ms`, a feed that waited out its blocked read would take 20 s.
@@ -307,18 +323,7 @@ async fn a_scan_started_after_another_is_not_held_by_the_blocked_results_read() 
     let mut s = settings(200, &[]);
     s.cluster.queue_block_ms = 20_000;
     s.cluster.visibility_timeout_ms = 60_000;
-    let provider: Arc<dyn MarketData> = Arc::new(SyntheticProvider::new(&s.data.synthetic));
-    let cluster = LocalCluster::start_on(
-        &s,
-        provider,
-        None,
-        2,
-        &QueueTarget::Redis(server.url()),
-        ScanKind::OneShot,
-        &technic::shutdown::Shutdown::new(),
-    )
-    .await
-    .expect("cluster starts");
+    let cluster = start_on_redis(&s, &server, ScanKind::OneShot).await;
     let config = ScanConfig::from_settings(&s.scan);
     for round in 0..3 {
         let report = tokio::time::timeout(
@@ -330,4 +335,67 @@ async fn a_scan_started_after_another_is_not_held_by_the_blocked_results_read() 
         assert_eq!(report.universe_size, 200);
     }
     // No shutdown: closing waits out the workers' 20 s blocked reads.
+}
+
+/// A process whose own scan's lease lapsed (a Redis stall, a long pause) and that takes the
+/// scan back itself, at the next epoch: the older handle is left without a verdict (its
+/// steward stops with it), the newer one finishes with every symbol and writes the one
+/// record at epoch 2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_that_takes_its_own_scan_back_finishes_it_once() {
+    let server = RedisServer::start();
+    let mut s = settings(300, &[("TECHNIC_DATA__SYNTHETIC__LATENCY_MS", "20")]);
+    // A long lease, renewed often: it lapses only because the test deletes it.
+    s.cluster.lease_ms = 60_000;
+    s.cluster.lease_renew_ms = 200;
+    let want = ratings(&scan(&settings(300, &[]), 2, ScanConfig::from_settings(&s.scan)).await);
+    let cluster = start_on_redis(&s, &server, ScanKind::Cluster).await;
+    let first = cluster
+        .submit(ScanConfig::from_settings(&s.scan))
+        .await
+        .expect("valid");
+    let id = first.id.clone();
+    let mut progress = first.progress.clone();
+    progress.wait_for(|p| p.done >= 30).await.expect("progress");
+    let prefix = "technic:v1:queue:{technic}";
+    // The steward may renew between the delete and the sweep: then again.
+    let second = loop {
+        let deleted: u32 = query(
+            server.port(),
+            ::redis::cmd("DEL").arg(format!("{prefix}:lease:{id}")),
+        );
+        assert_eq!(deleted, 1, "the scan had a lease");
+        let mut adopted = cluster.adopt_orphans().await;
+        if let Some(h) = adopted.pop() {
+            assert!(adopted.is_empty(), "one scan");
+            break h;
+        }
+    };
+    assert_eq!((second.id.as_str(), second.epoch), (id.as_str(), 2));
+    match first.conclude().await {
+        Concluded::Left(_) => {}
+        Concluded::Ended(r) => panic!("the older ownership ended the scan: {:?}", r.progress),
+    }
+    let record = match second.conclude().await {
+        Concluded::Ended(r) => r,
+        Concluded::Left(e) => panic!("the newer ownership was dropped: {e:?}"),
+    };
+    let report = record.report.as_ref().expect("a report");
+    assert_eq!(report.universe_size, 300);
+    assert_eq!(report.scanned, 300, "every symbol once");
+    assert_eq!(ratings(report), want);
+    let (epoch, status): (String, String) = query(
+        server.port(),
+        ::redis::cmd("HMGET")
+            .arg(format!("{prefix}:scan:{id}"))
+            .arg("epoch")
+            .arg("status"),
+    );
+    assert_eq!((epoch.as_str(), status.as_str()), ("2", "done"));
+    let listed: u32 = query(
+        server.port(),
+        ::redis::cmd("ZCARD").arg(format!("{prefix}:history")),
+    );
+    assert_eq!(listed, 1, "one history entry");
+    cluster.shutdown().await;
 }
