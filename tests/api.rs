@@ -211,6 +211,25 @@ async fn errors_have_one_shape() {
     }
     let (st, v) = s.post("/api/v1/scans", "{not json").await;
     assert_error(st, &v, 400, "INVALID_CONFIG");
+    // Numbers that would make every rating null and every position size overflow, and
+    // symbols that would name files, all at once.
+    let (st, v) = s
+        .post(
+            "/api/v1/scans",
+            r#"{"weights": {"trend": 1e308, "momentum": 3, "volume": 2, "volatility": 1, "oscillator": 1, "breakout": 1}, "account_size": 1e308, "symbols": ["AAPL", "../secret/LEAK", "/tmp/x/outside"]}"#,
+        )
+        .await;
+    assert_error(st, &v, 400, "INVALID_CONFIG");
+    let msg = v["error"]["message"].as_str().expect("message");
+    for needle in [
+        "weights.trend must be within 0..=100, got 1e308",
+        "account_size must be in (0, 1e12]",
+        "../SECRET/LEAK",
+        "/TMP/X/OUTSIDE",
+        "4 problems",
+    ] {
+        assert!(msg.contains(needle), "{needle} not in {msg}");
+    }
 
     // Oversized body.
     let big = format!(r#"{{"symbols": [{}]}}"#, vec!["\"AAPL\""; 400].join(","));

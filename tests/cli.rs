@@ -219,6 +219,39 @@ fn invalid_options_are_all_listed_with_exit_status_2() {
     }
 }
 
+/// Counts that once exhausted memory, and numbers that made every rating NaN, are refused
+/// with exit status 2 before anything starts.
+#[test]
+fn absurd_worker_counts_and_weights_exit_2_with_every_problem() {
+    let out = run(&[
+        "scan",
+        "--workers",
+        "1000000",
+        "--symbols",
+        "AAPL,../x,/etc/passwd",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    for needle in [
+        "--workers: 1000000 is above the limit",
+        "\"../X\"",
+        "\"/ETC/PASSWD\"",
+    ] {
+        assert!(err.contains(needle), "{needle} not reported: {err}");
+    }
+    let out = technic()
+        .args(["scan"])
+        .env("TECHNIC_CLUSTER__WORKERS", "99999999999999999999")
+        .env("TECHNIC_SCAN__WEIGHTS__TREND", "NaN")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    for needle in ["cluster.workers must be at most", "scan.weights.trend"] {
+        assert!(err.contains(needle), "{needle} not reported: {err}");
+    }
+}
+
 #[test]
 fn an_empty_universe_is_a_clear_message() {
     let out = run(&["scan", "--universe-size", "100", "--sectors", "Crypto"]);

@@ -15,7 +15,7 @@ mod targets;
 mod validate;
 
 pub use targets::{CacheTarget, InvalidCacheUrl, MarketHours, TtlSettings, TTL_SECS_MAX};
-pub use validate::log_filter_problems;
+pub use validate::{log_filter_problems, scoring_problems};
 
 /// The embedded defaults, also the reference documentation of every setting.
 pub const DEFAULT_TOML: &str = include_str!("../../configs/default.toml");
@@ -345,6 +345,10 @@ impl Settings {
     }
 
     /// Worker actors to run locally: `cluster.workers`, or one per core when it is 0.
+    /// Worker actors one process may run: well above any machine's cores, well below what
+    /// would exhaust memory on start-up.
+    pub const MAX_WORKERS: usize = 1024;
+
     pub fn local_workers(&self) -> usize {
         match self.cluster.workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -464,6 +468,50 @@ mod tests {
             assert!(text.contains(part), "{part}: {text}");
         }
         assert_eq!(err.problems.len(), 5, "{err}");
+    }
+
+    /// Numbers that would exhaust memory or make every rating NaN are refused, all at once.
+    #[test]
+    fn counts_weights_and_sizes_are_range_checked_together() {
+        let env: HashMap<String, String> = [
+            ("TECHNIC_CLUSTER__WORKERS", "99999999999999999999"),
+            ("TECHNIC_CLUSTER__SHARD_SIZE", "1000000"),
+            ("TECHNIC_SCAN__WEIGHTS__TREND", "NaN"),
+            ("TECHNIC_SCAN__WEIGHTS__MOMENTUM", "1e308"),
+            ("TECHNIC_SCAN__ACCOUNT_SIZE", "1e308"),
+            ("TECHNIC_SCAN__TARGET_RR", "inf"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let err = Settings::load(None, &env).expect_err("invalid");
+        let text = err.to_string();
+        for part in [
+            "cluster.workers must be at most 1024",
+            "cluster.shard_size must be at most 10000",
+            "scan.weights.trend must be within 0..=100, got NaN",
+            "scan.weights.momentum must be within 0..=100",
+            "scan.account_size must be in (0, 1e12]",
+            "scan.target_rr must be in (0, 100], got inf",
+        ] {
+            assert!(text.contains(part), "{part}: {text}");
+        }
+        assert_eq!(err.problems.len(), 6, "{err}");
+        let zero: HashMap<String, String> = [
+            "TREND",
+            "MOMENTUM",
+            "VOLUME",
+            "VOLATILITY",
+            "OSCILLATOR",
+            "BREAKOUT",
+        ]
+        .iter()
+        .map(|w| (format!("TECHNIC_SCAN__WEIGHTS__{w}"), "0".to_string()))
+        .collect();
+        let err = Settings::load(None, &zero).expect_err("no weight");
+        assert!(err
+            .to_string()
+            .contains("at least one weight must be positive"));
     }
 
     #[test]

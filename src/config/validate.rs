@@ -1,9 +1,11 @@
 //! `Settings::validate`: one check per section, each adding its problems to one list, so a
 //! user sees every problem of a configuration at once.
 
+use crate::market::short_number;
+
 use super::{
     ApiSettings, CacheSettings, ClusterSettings, DataSettings, ScanSettings, Settings,
-    SettingsError,
+    SettingsError, WeightSettings,
 };
 
 pub(super) fn all(s: &Settings) -> Result<(), SettingsError> {
@@ -69,6 +71,21 @@ fn cluster(c: &ClusterSettings, p: &mut Vec<String>) {
         ],
         p,
     );
+    for (name, v) in [
+        ("shard_size", c.shard_size),
+        ("prefetch_symbols", c.prefetch_symbols),
+    ] {
+        if v > 10_000 {
+            p.push(format!("cluster.{name} must be at most 10000, got {v}"));
+        }
+    }
+    if c.workers > Settings::MAX_WORKERS {
+        p.push(format!(
+            "cluster.workers must be at most {} (0: one per core), got {}",
+            Settings::MAX_WORKERS,
+            c.workers
+        ));
+    }
     if c.queue_name.is_empty() || c.queue_name.contains(['{', '}']) {
         p.push(format!(
             "cluster.queue_name must be non-empty without braces, got {:?}",
@@ -154,33 +171,76 @@ fn data(d: &DataSettings, p: &mut Vec<String>) {
 }
 
 fn scan(s: &ScanSettings, p: &mut Vec<String>) {
-    if !(s.risk_pct > 0.0 && s.risk_pct <= 100.0) {
-        p.push(format!(
-            "scan.risk_pct must be in (0, 100], got {}",
-            s.risk_pct
-        ));
-    }
-    if s.account_size.is_nan() || s.account_size <= 0.0 {
-        p.push(format!(
-            "scan.account_size must be positive, got {}",
-            s.account_size
-        ));
-    }
-    if s.target_rr.is_nan() || s.target_rr <= 0.0 {
-        p.push(format!(
-            "scan.target_rr must be positive, got {}",
-            s.target_rr
-        ));
-    }
-    if !(0.5..=3.0).contains(&s.stop_atr_multiple) {
-        p.push(format!(
-            "scan.stop_atr_multiple must be within 0.5..=3 ATR, got {}",
-            s.stop_atr_multiple
-        ));
-    }
+    p.extend(scoring_problems(
+        "scan.",
+        &s.weights,
+        [s.account_size, s.risk_pct, s.target_rr, s.stop_atr_multiple],
+    ));
     if s.max_universe_size == 0 {
         p.push("scan.max_universe_size must be at least 1".to_string());
     }
+}
+
+/// The largest weight of one score category.
+pub const MAX_WEIGHT: f64 = 100.0;
+/// The largest account a trade plan is sized for, in dollars.
+pub const MAX_ACCOUNT_SIZE: f64 = 1e12;
+
+/// The problems of the values that score and size a scan, wherever they come from (the
+/// `[scan]` settings, a scan request): every weight finite in `0..=MAX_WEIGHT` and one at
+/// least positive; then `[account_size, risk_pct, target_rr, stop_atr_multiple]` within
+/// `(0, MAX_ACCOUNT_SIZE]`, `(0, 100]`, `(0, 100]` and `0.5..=3`. `prefix` is put before
+/// each name (`scan.` for settings). NaN fails every range.
+pub fn scoring_problems(prefix: &str, w: &WeightSettings, plan: [f64; 4]) -> Vec<String> {
+    let mut p = Vec::new();
+    let weights = [
+        ("trend", w.trend),
+        ("momentum", w.momentum),
+        ("volume", w.volume),
+        ("volatility", w.volatility),
+        ("oscillator", w.oscillator),
+        ("breakout", w.breakout),
+    ];
+    for (name, v) in weights {
+        if !(0.0..=MAX_WEIGHT).contains(&v) {
+            p.push(format!(
+                "{prefix}weights.{name} must be within 0..={MAX_WEIGHT}, got {}",
+                short_number(v)
+            ));
+        }
+    }
+    if weights.iter().all(|(_, v)| *v <= 0.0 || v.is_nan()) {
+        p.push(format!(
+            "{prefix}weights: at least one weight must be positive"
+        ));
+    }
+    let [account, risk, rr, stop] = plan;
+    let within = |v: f64, max: f64| v > 0.0 && v <= max;
+    if !within(account, MAX_ACCOUNT_SIZE) {
+        p.push(format!(
+            "{prefix}account_size must be in (0, {MAX_ACCOUNT_SIZE:e}], got {}",
+            short_number(account)
+        ));
+    }
+    if !within(risk, 100.0) {
+        p.push(format!(
+            "{prefix}risk_pct must be in (0, 100], got {}",
+            short_number(risk)
+        ));
+    }
+    if !within(rr, 100.0) {
+        p.push(format!(
+            "{prefix}target_rr must be in (0, 100], got {}",
+            short_number(rr)
+        ));
+    }
+    if !(0.5..=3.0).contains(&stop) {
+        p.push(format!(
+            "{prefix}stop_atr_multiple must be within 0.5..=3 ATR, got {}",
+            short_number(stop)
+        ));
+    }
+    p
 }
 
 fn api(a: &ApiSettings, p: &mut Vec<String>) {

@@ -4,13 +4,15 @@
 //! It accepts real-world files: a header row with columns found by name, case-insensitive
 //! (`date`/`timestamp`, `open`, `high`, `low`, `close`, `volume`; `Adj Close` is not
 //! `close`), extra columns ignored, quoted fields, CRLF, a BOM, and rows out of order
-//! (sorted by date). Every error names the file and, where there is one, the line.
+//! (sorted by date). Every error names the file and, where there is one, the line, and
+//! quotes at most a short sanitised snippet of the offending field ([`snippet`]). Dates must
+//! be distinct and not in the future (a day of slack for time zones).
 
 use std::path::Path;
 
 use chrono::NaiveDate;
 
-use crate::market::Bars;
+use crate::market::{snippet, Bars};
 
 /// Which columns a caller needs. The indicators table needs only high/low/close; a scan
 /// needs all six.
@@ -82,6 +84,8 @@ pub fn parse_bars_csv(bytes: &[u8], path: &str, columns: Columns) -> Result<Bars
         })
         .collect();
     let lower: Vec<String> = found.iter().map(|f| f.to_ascii_lowercase()).collect();
+    // What the error may show of a header that is not one (it may be any file's first line).
+    let found: Vec<String> = found.iter().take(8).map(|f| snippet(f)).collect();
     let find = |name: &str| lower.iter().position(|c| c == name);
     let date_col = find("date")
         .or_else(|| find("timestamp"))
@@ -119,6 +123,8 @@ pub fn parse_bars_csv(bytes: &[u8], path: &str, columns: Columns) -> Result<Bars
     let width = idx.iter().flatten().max().map_or(0, |m| m + 1);
 
     let mut bars = Bars::with_capacity(bytes.len() / 48 + 1);
+    let mut line_of = Vec::with_capacity(bytes.len() / 48 + 1);
+    let latest = chrono::Utc::now().date_naive() + chrono::Days::new(1);
     for (line_no, line) in lines {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
@@ -139,9 +145,12 @@ pub fn parse_bars_csv(bytes: &[u8], path: &str, columns: Columns) -> Result<Bars
         let date = parse_date(date_field).ok_or_else(|| {
             bad(format!(
                 "cannot read date {:?}",
-                String::from_utf8_lossy(date_field)
+                snippet(&String::from_utf8_lossy(date_field))
             ))
         })?;
+        if date > latest {
+            return Err(bad(format!("date {date} is in the future")));
+        }
         let mut v = [f64::NAN; 6];
         for k in 1..6 {
             if let Some(c) = idx[k] {
@@ -149,18 +158,41 @@ pub fn parse_bars_csv(bytes: &[u8], path: &str, columns: Columns) -> Result<Bars
                     bad(format!(
                         "{} is not a number: {:?}",
                         NAMES[k],
-                        String::from_utf8_lossy(fields[c])
+                        snippet(&String::from_utf8_lossy(fields[c]))
                     ))
                 })?;
             }
         }
         bars.push(date, v[1], v[2], v[3], v[4], v[5]);
+        line_of.push(line_no);
     }
     if bars.is_empty() {
         return Err(CsvError::Empty { path: path.into() });
     }
+    if let Some((date, first, second)) = first_duplicate(&bars.dates, &line_of) {
+        return Err(CsvError::Malformed {
+            path: path.into(),
+            line: second,
+            message: format!("date {date} repeats line {first}"),
+        });
+    }
     bars.sort_by_date();
     Ok(bars)
+}
+
+/// A date that appears twice, with the line it first appears on and the line repeating it
+/// (the earliest such repeat in the file), if any.
+fn first_duplicate(dates: &[NaiveDate], lines: &[usize]) -> Option<(NaiveDate, usize, usize)> {
+    if dates.windows(2).all(|w| w[0] < w[1]) {
+        return None;
+    }
+    let mut order: Vec<usize> = (0..dates.len()).collect();
+    order.sort_by_key(|&i| (dates[i], lines[i]));
+    order
+        .windows(2)
+        .filter(|w| dates[w[0]] == dates[w[1]])
+        .map(|w| (dates[w[0]], lines[w[0]], lines[w[1]]))
+        .min_by_key(|&(_, _, second)| second)
 }
 
 /// Line iterator over `\n`-terminated lines (a trailing `\r` stripped), 1-based numbers.

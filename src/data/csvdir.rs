@@ -1,7 +1,15 @@
 //! The `csv` provider: bars from `DIR/SYMBOL.csv` (read by [`super::csv_bars`]) and the
 //! universe from `DIR/universe.csv` when present, else from the file names.
+//!
+//! What it reads is bounded by the data directory: a symbol must follow the symbol rule
+//! ([`is_valid_symbol`]: no `/`, nothing but dots), and a file is read only when it is a
+//! regular file whose real path (symlinks resolved) is inside the directory; it is opened
+//! non-blocking, so a FIFO cannot hang a scan. Errors name files relative to the directory
+//! and quote at most a short, sanitised snippet of a field.
 
-use super::csv_bars::{read_bars_csv, Columns};
+use super::csv_bars::{parse_bars_csv, Columns};
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -12,7 +20,7 @@ use super::csv_bars::CsvError;
 /// The bar reader, also reachable through the provider's module (`technic indicators`
 /// names it here).
 use super::{BarRange, DataError, MarketData};
-use crate::market::{Bars, UniverseEntry};
+use crate::market::{is_valid_symbol, snippet, Bars, UniverseEntry, SYMBOL_RULE};
 
 /// The `csv` provider: `DIR/SYMBOL.csv` per symbol, `DIR/universe.csv` for metadata.
 pub struct CsvProvider {
@@ -21,6 +29,8 @@ pub struct CsvProvider {
 
 struct CsvInner {
     dir: PathBuf,
+    /// `dir` with every symlink resolved: what a file's real path must start with.
+    real_dir: PathBuf,
     universe: Vec<UniverseEntry>,
 }
 
@@ -31,32 +41,77 @@ impl CsvProvider {
         if !dir.is_dir() {
             return Err(unavailable(format!("{} is not a directory", dir.display())));
         }
-        let universe_path = dir.join("universe.csv");
-        let universe = if universe_path.exists() {
-            read_universe(&universe_path).map_err(|e| unavailable(e.to_string()))?
-        } else {
-            let mut syms: Vec<UniverseEntry> = std::fs::read_dir(dir)
-                .map_err(|e| unavailable(format!("{}: {e}", dir.display())))?
-                .filter_map(|e| e.ok())
-                .filter_map(|e| {
-                    let p = e.path();
-                    (p.extension()? == "csv")
-                        .then(|| p.file_stem()?.to_str().map(UniverseEntry::bare))?
-                })
-                .collect();
-            syms.sort_by(|a, b| a.symbol.cmp(&b.symbol));
-            syms
+        let real_dir = std::fs::canonicalize(dir)
+            .map_err(|e| unavailable(format!("{}: {e}", dir.display())))?;
+        let universe = match read_inside(&real_dir, UNIVERSE_FILE) {
+            Ok(bytes) => parse_universe(&bytes).map_err(|e| unavailable(e.to_string()))?,
+            Err(ReadError::Missing) => {
+                let mut syms: Vec<UniverseEntry> = std::fs::read_dir(dir)
+                    .map_err(|e| unavailable(format!("{}: {e}", dir.display())))?
+                    .filter_map(|e| e.ok())
+                    .filter_map(|e| {
+                        let p = e.path();
+                        (p.extension()? == "csv")
+                            .then(|| p.file_stem()?.to_str().map(str::to_string))?
+                    })
+                    // A file whose name is no symbol is not part of the universe.
+                    .filter(|s| is_valid_symbol(s))
+                    .map(UniverseEntry::bare)
+                    .collect();
+                syms.sort_by(|a, b| a.symbol.cmp(&b.symbol));
+                syms
+            }
+            Err(e) => return Err(unavailable(format!("{UNIVERSE_FILE}: {e}"))),
         };
         Ok(CsvProvider {
             inner: Arc::new(CsvInner {
                 dir: dir.to_path_buf(),
+                real_dir,
                 universe,
             }),
         })
     }
 }
 
-/// A `universe.csv` that cannot be read.
+const UNIVERSE_FILE: &str = "universe.csv";
+
+/// Why a file of the data directory was not read.
+#[derive(Debug, thiserror::Error)]
+enum ReadError {
+    #[error("no such file")]
+    Missing,
+    #[error("refused: {0}")]
+    Refused(&'static str),
+    #[error("{0}")]
+    Io(std::io::Error),
+}
+
+/// Reads `name` from the data directory (`real_dir`, symlinks resolved) when it is a
+/// regular file whose real path is inside it. Opened with `O_NONBLOCK` and checked on the
+/// open handle, so a FIFO (or a file swapped for one) returns at once instead of blocking.
+fn read_inside(real_dir: &Path, name: &str) -> Result<Vec<u8>, ReadError> {
+    let real = std::fs::canonicalize(real_dir.join(name)).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => ReadError::Missing,
+        _ => ReadError::Io(e),
+    })?;
+    if !real.starts_with(real_dir) {
+        return Err(ReadError::Refused("it leads outside the data directory"));
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&real)
+        .map_err(ReadError::Io)?;
+    let meta = file.metadata().map_err(ReadError::Io)?;
+    if !meta.is_file() {
+        return Err(ReadError::Refused("not a regular file"));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.read_to_end(&mut bytes).map_err(ReadError::Io)?;
+    Ok(bytes)
+}
+
+/// A `universe.csv` that cannot be read. Named relative to the data directory.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum UniverseError {
     #[error("{path}: {message}")]
@@ -69,18 +124,19 @@ pub enum UniverseError {
         line: usize,
         message: String,
     },
+    #[error("{path}: {} invalid symbol(s), use {SYMBOL_RULE}: {}", .problems.len(), .problems.join("; "))]
+    InvalidSymbols { path: String, problems: Vec<String> },
 }
 
-fn read_universe(path: &Path) -> Result<Vec<UniverseEntry>, UniverseError> {
-    let shown = || path.display().to_string();
+fn parse_universe(bytes: &[u8]) -> Result<Vec<UniverseEntry>, UniverseError> {
+    let shown = || UNIVERSE_FILE.to_string();
     let unreadable = |e: csv::Error| UniverseError::Unreadable {
         path: shown(),
         message: e.to_string(),
     };
     let mut rdr = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
-        .from_path(path)
-        .map_err(unreadable)?;
+        .from_reader(bytes);
     let headers = rdr
         .headers()
         .map_err(unreadable)?
@@ -96,6 +152,7 @@ fn read_universe(path: &Path) -> Result<Vec<UniverseEntry>, UniverseError> {
         col("market_cap"),
     );
     let mut out = Vec::new();
+    let mut invalid = Vec::new();
     for (i, rec) in rdr.records().enumerate() {
         let malformed = |message: String| UniverseError::Malformed {
             path: shown(),
@@ -105,14 +162,22 @@ fn read_universe(path: &Path) -> Result<Vec<UniverseEntry>, UniverseError> {
         let rec = rec.map_err(|e| malformed(e.to_string()))?;
         let get = |c: Option<usize>| c.and_then(|c| rec.get(c)).unwrap_or("").to_string();
         let symbol = get(Some(sym));
-        if symbol.is_empty() {
-            return Err(malformed("empty symbol".into()));
+        if !is_valid_symbol(&symbol) {
+            invalid.push(format!("line {}: {:?}", i + 2, snippet(&symbol)));
+            continue;
         }
         let market_cap = match get(cap).as_str() {
             "" => None,
             s => Some(
                 s.parse::<f64>()
-                    .map_err(|_| malformed(format!("market_cap is not a number: {s:?}")))?,
+                    .ok()
+                    .filter(|c| c.is_finite() && *c >= 0.0)
+                    .ok_or_else(|| {
+                        malformed(format!(
+                            "market_cap is not a finite number ≥ 0: {:?}",
+                            snippet(s)
+                        ))
+                    })?,
             ),
         };
         out.push(UniverseEntry {
@@ -123,25 +188,36 @@ fn read_universe(path: &Path) -> Result<Vec<UniverseEntry>, UniverseError> {
             market_cap,
         });
     }
+    if !invalid.is_empty() {
+        return Err(UniverseError::InvalidSymbols {
+            path: shown(),
+            problems: invalid,
+        });
+    }
     Ok(out)
 }
 
 impl CsvInner {
     fn bars(&self, symbol: &str) -> Result<Bars, DataError> {
-        let path = self.dir.join(format!("{symbol}.csv"));
-        let bars = read_bars_csv(&path, Columns::Ohlcv).map_err(|e| match e {
-            CsvError::Io { .. } if !path.exists() => DataError::NotFound {
-                symbol: symbol.to_string(),
-            },
-            other => DataError::Invalid {
-                symbol: symbol.to_string(),
-                message: other.to_string(),
-            },
-        })?;
-        bars.validate().map_err(|e| DataError::Invalid {
+        let not_found = || DataError::NotFound {
             symbol: symbol.to_string(),
-            message: format!("{}: {e}", path.display()),
+        };
+        if !is_valid_symbol(symbol) {
+            return Err(not_found());
+        }
+        let name = format!("{symbol}.csv");
+        let invalid = |message: String| DataError::Invalid {
+            symbol: symbol.to_string(),
+            message,
+        };
+        let bytes = read_inside(&self.real_dir, &name).map_err(|e| match e {
+            ReadError::Missing => not_found(),
+            e => invalid(format!("{name}: {e}")),
         })?;
+        let bars = parse_bars_csv(&bytes, &name, Columns::Ohlcv)
+            .map_err(|e: CsvError| invalid(e.to_string()))?;
+        bars.validate()
+            .map_err(|e| invalid(format!("{name}: {e}")))?;
         Ok(bars)
     }
 }
@@ -236,6 +312,140 @@ mod tests {
             all[3].as_ref().map_err(DataError::code).err(),
             Some("DATA_NOT_FOUND")
         );
+    }
+
+    const HEADER: &str = "date,open,high,low,close,volume\n";
+
+    fn load(dir: &Path, symbol: &str) -> Result<Bars, DataError> {
+        CsvProvider::open(dir).expect("dir").inner.bars(symbol)
+    }
+
+    fn invalid_message(r: Result<Bars, DataError>) -> String {
+        match r {
+            Err(DataError::Invalid { message, .. }) => message,
+            other => panic!("expected DATA_INVALID, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn universe_csv_symbols_follow_the_symbol_rule_and_every_violation_is_listed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("universe.csv"),
+            "symbol,name\nGOOD,Good\n../secret/LEAK,x\n/tmp/x/outside,y\n..,z\n",
+        )
+        .expect("write");
+        let err = CsvProvider::open(dir.path())
+            .err()
+            .expect("refused")
+            .to_string();
+        for want in [
+            "universe.csv: 3 invalid symbol(s)",
+            "line 3: \"../secret/LEAK\"",
+            "line 4: \"/tmp/x/outside\"",
+            "line 5: \"..\"",
+        ] {
+            assert!(err.contains(want), "{want}: {err}");
+        }
+        assert!(!err.contains(&dir.path().display().to_string()), "{err}");
+    }
+
+    #[test]
+    fn files_outside_the_directory_and_non_regular_files_are_not_read() {
+        let outside = tempfile::tempdir().expect("tempdir");
+        let secret = outside.path().join("secret.csv");
+        std::fs::write(&secret, "root:x:0:0:root:/root:/bin/bash\n").expect("write");
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::os::unix::fs::symlink(&secret, dir.path().join("LINK.csv")).expect("symlink");
+        let msg = invalid_message(load(dir.path(), "LINK"));
+        assert!(msg.contains("outside the data directory"), "{msg}");
+        assert!(!msg.contains("root:x"), "quotes the target: {msg}");
+
+        // A symlink that stays inside is followed.
+        std::fs::write(
+            dir.path().join("REAL.csv"),
+            format!("{HEADER}2024-01-02,1,2,0.5,1.5,10\n"),
+        )
+        .expect("write");
+        std::os::unix::fs::symlink(dir.path().join("REAL.csv"), dir.path().join("ALIAS.csv"))
+            .expect("symlink");
+        assert_eq!(load(dir.path(), "ALIAS").expect("inside").len(), 1);
+
+        // A FIFO is refused at once, not read (which would block forever).
+        let fifo = dir.path().join("PIPE.csv");
+        let c = std::ffi::CString::new(fifo.to_str().expect("utf-8")).expect("path");
+        // SAFETY: mkfifo(3) on a NUL-terminated path we own.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+        let path = dir.path().to_path_buf();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(load(&path, "PIPE"));
+        });
+        let r = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("a FIFO must not block the read");
+        assert!(invalid_message(r).contains("not a regular file"));
+
+        // A symbol that is no symbol never names a path.
+        assert!(matches!(
+            load(dir.path(), "../secret"),
+            Err(DataError::NotFound { .. })
+        ));
+    }
+
+    #[test]
+    fn errors_name_files_relative_to_the_directory_and_quote_only_a_snippet() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("HDR.csv"),
+            "root:x:0:0:root:/root:/bin/bash,and,more\n1,2\n",
+        )
+        .expect("write");
+        std::fs::write(
+            dir.path().join("BADF.csv"),
+            format!("{HEADER}2024-01-02,1,2,0.5,{},10\n", "9".repeat(200) + "x"),
+        )
+        .expect("write");
+        let hdr = invalid_message(load(dir.path(), "HDR"));
+        assert!(hdr.starts_with("HDR.csv: missing column(s)"), "{hdr}");
+        assert!(!hdr.contains("/bin/bash"), "more than a snippet: {hdr}");
+        let badf = invalid_message(load(dir.path(), "BADF"));
+        assert!(
+            badf.starts_with("BADF.csv:2: close is not a number"),
+            "{badf}"
+        );
+        assert!(badf.len() < 120, "{badf}");
+        for msg in [hdr, badf] {
+            assert!(!msg.contains(&dir.path().display().to_string()), "{msg}");
+        }
+    }
+
+    #[test]
+    fn repeated_and_future_dates_and_absurd_prices_are_invalid() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let write = |name: &str, rows: &str| {
+            std::fs::write(dir.path().join(name), format!("{HEADER}{rows}")).expect("write")
+        };
+        write(
+            "DUP.csv",
+            "2024-01-02,1,2,0.5,1.5,10\n2024-01-03,1,2,0.5,1.5,10\n2024-01-02,1,2,0.5,1.6,10\n",
+        );
+        write(
+            "FUT.csv",
+            "2024-01-02,1,2,0.5,1.5,10\n9999-12-31,1,2,0.5,1.5,10\n",
+        );
+        write("BIG.csv", "2024-01-02,1,1e308,0.5,1.5,10\n");
+        write("VOL.csv", "2024-01-02,1,2,0.5,1.5,1e300\n");
+        assert_eq!(
+            invalid_message(load(dir.path(), "DUP")),
+            "DUP.csv:4: date 2024-01-02 repeats line 2"
+        );
+        assert_eq!(
+            invalid_message(load(dir.path(), "FUT")),
+            "FUT.csv:3: date 9999-12-31 is in the future"
+        );
+        assert!(invalid_message(load(dir.path(), "BIG")).contains("high is 1e308"));
+        assert!(invalid_message(load(dir.path(), "VOL")).contains("volume is 1e300"));
     }
 
     #[test]

@@ -66,13 +66,13 @@ mod day_numbers {
 /// Why a series of bars cannot be used.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum BarsError {
-    #[error("bar {date}: {field} is {value}, expected a finite positive price")]
+    #[error("bar {date}: {field} is {}, expected a price in (0, 1e9]", short_number(*.value))]
     BadPrice {
         date: NaiveDate,
         field: &'static str,
         value: f64,
     },
-    #[error("bar {date}: volume is {value}, expected a finite non-negative number")]
+    #[error("bar {date}: volume is {}, expected a number in [0, 1e15]", short_number(*.value))]
     BadVolume { date: NaiveDate, value: f64 },
     #[error("bar {date}: high {high} is below low {low}")]
     HighBelowLow {
@@ -139,8 +139,8 @@ impl Bars {
         };
     }
 
-    /// Checks every bar: prices finite and positive, volume finite and non-negative,
-    /// high not below low. Returns the first problem found.
+    /// Checks every bar: prices in (0, [`MAX_PRICE`]], volume in [0, [`MAX_VOLUME`]] (NaN and
+    /// infinities fail both), high not below low. Returns the first problem found.
     pub fn validate(&self) -> Result<(), BarsError> {
         for i in 0..self.len() {
             let date = self.dates[i];
@@ -150,12 +150,12 @@ impl Bars {
                 ("low", self.low[i]),
                 ("close", self.close[i]),
             ] {
-                if !(value.is_finite() && value > 0.0) {
+                if !(value > 0.0 && value <= MAX_PRICE) {
                     return Err(BarsError::BadPrice { date, field, value });
                 }
             }
             let volume = self.volume[i];
-            if !(volume.is_finite() && volume >= 0.0) {
+            if !(0.0..=MAX_VOLUME).contains(&volume) {
                 return Err(BarsError::BadVolume {
                     date,
                     value: volume,
@@ -229,6 +229,57 @@ impl BarsView<'_> {
     pub fn is_empty(&self) -> bool {
         self.dates.is_empty()
     }
+}
+
+/// A number for an error message: large and tiny ones in exponent form (`1e308`, not 309
+/// digits).
+pub fn short_number(v: f64) -> String {
+    if v != 0.0 && v.is_finite() && !(1e-6..1e9).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        v.to_string()
+    }
+}
+
+/// The highest price a bar may carry: far above any listed share (the dearest trade near
+/// 1e6), far below where sums of prices lose meaning.
+pub const MAX_PRICE: f64 = 1e9;
+/// The highest daily volume a bar may carry.
+pub const MAX_VOLUME: f64 = 1e15;
+
+/// The rule every symbol follows, wherever it comes from (a scan request, the command line,
+/// a `universe.csv`, a file name): 1 to 16 ASCII letters, digits, `.`, `-` or `_`. It is
+/// also what keeps a symbol from naming anything but `SYMBOL.csv` in a data directory (no
+/// `/`, no `..` alone: a dot needs company).
+pub fn is_valid_symbol(s: &str) -> bool {
+    (1..=16).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+        && s.bytes().any(|b| b != b'.')
+}
+
+/// What the symbol rule says, for error messages.
+pub const SYMBOL_RULE: &str = "letters, digits, '.', '-' or '_' (1–16 characters, not only dots)";
+
+/// A value from outside (a symbol, a field of a file) as an error may quote it: at most 24
+/// characters, anything but printable ASCII as `?`, so an error never carries more of a
+/// file than that, nor control characters.
+pub fn snippet(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .take(24)
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect();
+    if s.chars().count() > 24 {
+        out.push('…');
+    }
+    out
 }
 
 /// One symbol of a universe with the metadata pre-fetch filters use.

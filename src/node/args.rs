@@ -154,6 +154,13 @@ impl NodeArgs {
                 );
                 1
             }
+            Ok(n) if n > Settings::MAX_WORKERS => {
+                problems.push(format!(
+                    "--workers: {n} is above the limit of {} worker actors per process",
+                    Settings::MAX_WORKERS
+                ));
+                1
+            }
             Ok(n) => n,
             Err(_) => {
                 problems.push(format!("--workers: {text:?} is not a valid number"));

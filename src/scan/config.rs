@@ -7,7 +7,8 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use super::score::Signal;
-use crate::config::{ScanSettings, WeightSettings};
+use crate::config::{scoring_problems, ScanSettings, WeightSettings};
+use crate::market::{is_valid_symbol, snippet, SYMBOL_RULE};
 
 /// The key results are ranked by (descending; ties by symbol ascending).
 #[derive(
@@ -137,9 +138,10 @@ impl ScanConfig {
                 self.symbols.len()
             ));
         }
-        if let Some(bad) = self.symbols.iter().find(|s| !valid_symbol(s)) {
+        for bad in self.symbols.iter().filter(|s| !is_valid_symbol(s)) {
             p.push(format!(
-                "symbol {bad:?} is not valid: use letters, digits, '.', '-' or '_' (1–16 characters)"
+                "symbol {:?} is not valid: use {SYMBOL_RULE}",
+                snippet(bad)
             ));
         }
         if self.lookback_days == 0 || self.lookback_days > 20_000 {
@@ -160,42 +162,22 @@ impl ScanConfig {
         if self.sector_cap == Some(0) {
             p.push("sector_cap must be at least 1".into());
         }
-        if !(self.account_size.is_finite() && self.account_size > 0.0) {
-            p.push(format!(
-                "account_size must be positive, got {}",
-                self.account_size
-            ));
-        }
-        if !(self.risk_pct > 0.0 && self.risk_pct <= 100.0) {
-            p.push(format!(
-                "risk_pct must be in (0, 100], got {}",
-                self.risk_pct
-            ));
-        }
-        if !(self.target_rr.is_finite() && self.target_rr > 0.0) {
-            p.push(format!(
-                "target_rr must be positive, got {}",
-                self.target_rr
-            ));
-        }
-        if !(0.5..=3.0).contains(&self.stop_atr_multiple) {
-            p.push(format!(
-                "stop_atr_multiple must be within 0.5..=3, got {}",
-                self.stop_atr_multiple
-            ));
-        }
+        p.extend(scoring_problems(
+            "",
+            &self.weights,
+            [
+                self.account_size,
+                self.risk_pct,
+                self.target_rr,
+                self.stop_atr_multiple,
+            ],
+        ));
         if p.is_empty() {
             Ok(())
         } else {
             Err(InvalidConfig { problems: p })
         }
     }
-}
-
-fn valid_symbol(s: &str) -> bool {
-    (1..=16).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
 }
 
 #[cfg(test)]
@@ -218,18 +200,47 @@ mod tests {
     }
 
     #[test]
+    fn weights_and_account_size_are_bounded() {
+        let mut weights = defaults().weights;
+        weights.trend = 1e308;
+        weights.volume = f64::NAN;
+        let c = ScanConfig {
+            weights,
+            account_size: 1e308,
+            ..defaults()
+        };
+        let err = c.validate(20_000).expect_err("invalid");
+        let text = err.to_string();
+        for part in [
+            "weights.trend must be within 0..=100, got 1e308",
+            "weights.volume must be within 0..=100, got NaN",
+            "account_size must be in (0, 1e12], got 1e308",
+        ] {
+            assert!(text.contains(part), "{part}: {text}");
+        }
+        assert_eq!(err.problems.len(), 3, "{err}");
+    }
+
+    #[test]
     fn every_problem_is_listed() {
         let c = ScanConfig {
             min_price: -1.0,
             min_dollar_volume: f64::NAN,
             universe_size: Some(50_000),
             top: Some(0),
-            symbols: vec!["OK".into(), "BAD SYMBOL".into()],
+            symbols: vec![
+                "OK".into(),
+                "BAD SYMBOL".into(),
+                "../secret/LEAK".into(),
+                "..".into(),
+            ],
             risk_pct: 0.0,
             ..defaults()
         };
         let err = c.validate(20_000).expect_err("invalid");
-        assert_eq!(err.problems.len(), 6, "{err}");
-        assert!(err.to_string().contains("BAD SYMBOL"));
+        assert_eq!(err.problems.len(), 8, "{err}");
+        for bad in ["BAD SYMBOL", "../secret/LEAK", "\"..\""] {
+            assert!(err.to_string().contains(bad), "{bad}: {err}");
+        }
     }
 }
