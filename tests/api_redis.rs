@@ -156,8 +156,22 @@ async fn cache_routes_act_on_redis() {
             support::api::json_of(client().put(url).body(body).send().await.expect("put")).await
         }
     };
-    let (st, v) = put(r#"{"bars_secs": 0, "market_open": "9h", "nope": 1}"#).await;
+    // Every problem at once: an unknown field, wrong types and values out of range.
+    let (st, v) = put(
+        r#"{"bars_secs": -5, "features_secs": "x", "scan_secs": 0, "market_open": "9h", "nope": 1}"#,
+    )
+    .await;
     assert_error(st, &v, 400, "INVALID_CONFIG");
+    let msg = v["error"]["message"].as_str().expect("message");
+    for needle in [
+        "bars_secs",
+        "features_secs",
+        "_secs must be at least 1",
+        "market_open",
+        "nope",
+    ] {
+        assert!(msg.contains(needle), "{needle} not in {msg}");
+    }
     let (st, v) = put(r#"{"bars_secs": 0, "market_open": "9h"}"#).await;
     assert_error(st, &v, 400, "INVALID_CONFIG");
     let msg = v["error"]["message"].as_str().expect("message");

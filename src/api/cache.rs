@@ -223,24 +223,39 @@ pub async fn put_ttl(State(state): Shared, body: Bytes) -> Result<Json<Value>, A
         Ok(Value::Object(m)) => m,
         _ => serde_json::Map::new(),
     };
-    match serde_json::from_slice::<Value>(&body) {
-        Ok(Value::Object(over)) => {
-            let unknown: Vec<String> = over
-                .keys()
-                .filter(|k| !current.contains_key(*k))
-                .map(|k| format!("unknown field {k:?}"))
-                .collect();
-            if !unknown.is_empty() {
-                return Err(invalid(unknown));
-            }
-            current.extend(over);
-        }
+    let over = match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Object(over)) => over,
         Ok(_) => return Err(invalid(vec!["the body must be a JSON object".into()])),
         Err(e) => return Err(invalid(vec![format!("the body is not valid JSON: {e}")])),
+    };
+    // Every problem at once: each field is type-checked on its own over the settings in
+    // force, and the range checks then run on the fields that were well-typed.
+    let base = current.clone();
+    let mut problems = Vec::new();
+    for (k, v) in over {
+        if !base.contains_key(&k) {
+            problems.push(format!("unknown field {k:?}"));
+            continue;
+        }
+        let mut one = base.clone();
+        one.insert(k.clone(), v.clone());
+        match serde_json::from_value::<TtlSettings>(Value::Object(one)) {
+            Ok(_) => {
+                current.insert(k, v);
+            }
+            Err(e) => problems.push(format!("{k}: {e}")),
+        }
     }
     let settings: TtlSettings =
         serde_json::from_value(Value::Object(current)).map_err(|e| invalid(vec![e.to_string()]))?;
-    let ttl = SmartTtl::new(settings, Arc::new(SystemClock)).map_err(|e| invalid(e.problems))?;
+    let ttl = match SmartTtl::new(settings, Arc::new(SystemClock)) {
+        Ok(ttl) if problems.is_empty() => ttl,
+        Ok(_) => return Err(invalid(problems)),
+        Err(e) => {
+            problems.extend(e.problems);
+            return Err(invalid(problems));
+        }
+    };
     c.set_smart_ttl(ttl);
     tracing::info!("cache ttl settings replaced over http");
     Ok(Json(
