@@ -40,7 +40,7 @@ pub use node::{Drained, WorkerNode};
 pub use pipeline::{process_shard, CacheMode, PipelineContext, ShardReport, SymbolOutcome};
 pub use progress::{analyzing, thousands, Progress, Stage};
 pub use queue::{Delivery, InProcessQueue, QueueError, WorkQueue};
-pub use redis_queue::{RedisQueueOptions, RedisStreamsQueue};
+pub use redis_queue::{decode_shard, RedisQueueOptions, RedisStreamsQueue, ResultEntry};
 pub use registry::{live_workers, NodeInfo, NodeRegistry, NodeState, NodeView};
 pub use shard::{plan_shards, shard_size, Shard};
 pub use supervision::{Decision, RestartPolicy};

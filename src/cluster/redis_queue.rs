@@ -234,12 +234,16 @@ fn encode(shard: &Shard) -> Result<Vec<u8>, QueueError> {
     serde_json::to_vec(shard).map_err(|e| QueueError::Unavailable(format!("encode shard: {e}")))
 }
 
+/// A shard entry's payload read back; `None` when it is not one (another version, damage):
+/// the caller drops such an entry, visibly.
+pub fn decode_shard(bytes: &[u8]) -> Option<Shard> {
+    serde_json::from_slice(bytes).ok()
+}
+
 fn entries_of(stream: &str, ids: Vec<StreamId>) -> Vec<Entry> {
     ids.into_iter()
         .map(|sid| {
-            let shard = sid
-                .get::<Vec<u8>>("shard")
-                .and_then(|b| serde_json::from_slice::<Shard>(&b).ok());
+            let shard = sid.get::<Vec<u8>>("shard").and_then(|b| decode_shard(&b));
             Entry {
                 stream: stream.to_string(),
                 id: sid.id,

@@ -146,7 +146,7 @@ impl Reporter for RedisReporter {
 }
 
 /// A results stream entry as the coordinator's message.
-fn decode(entry: &ResultEntry) -> CoordinatorMsg {
+pub fn decode(entry: &ResultEntry) -> CoordinatorMsg {
     match rmp_serde::from_slice::<WorkerEvent>(&entry.payload) {
         Ok(WorkerEvent::ShardDone(r)) => CoordinatorMsg::ShardDone(r),
         Ok(WorkerEvent::Exhausted { shards, reason }) => {
