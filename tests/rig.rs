@@ -719,3 +719,119 @@ fn a_scan_outlives_its_coordinator_killed_or_cut_off_on_another_host() {
     drop(rig);
     drop(guard);
 }
+
+/// One scan of the chaos suite: submitted to `coordinator-2` (never faulted here), `fault`
+/// applied once 300 symbols are done, then awaited to the end. Checks the results against
+/// the embedded scan (every symbol once) and returns the scan's total seconds.
+fn chaos_scan(rig: &mut Rig, want: &[(String, f64)], fault: impl FnOnce(&mut Rig)) -> f64 {
+    const UNIVERSE: usize = 1500;
+    const LONG: Duration = Duration::from_secs(180);
+    let body = json!({ "universe_size": UNIVERSE });
+    let id = wait_for("submit to coordinator-2", LONG, || {
+        rig.api_on("coordinator-2", "POST", "scans", Some(&body))
+    })["id"]
+        .as_str()
+        .expect("scan id")
+        .to_string();
+    let state = |rig: &Rig| rig.api_on("coordinator-2", "GET", &format!("scans/{id}"), None);
+    wait_for("300 symbols done", LONG, || {
+        let v = state(rig)?;
+        if v["progress"]["done"].as_u64() >= Some(300) {
+            Ok(())
+        } else {
+            Err(v.to_string())
+        }
+    });
+    let t = std::time::Instant::now();
+    fault(rig);
+    eprintln!("fault applied in {:.1} s", t.elapsed().as_secs_f64());
+    let done = wait_for(&format!("{id} done"), LONG, || {
+        let v = state(rig)?;
+        if v["stage"] == "done" {
+            Ok(v)
+        } else {
+            Err(v.to_string())
+        }
+    });
+    assert_eq!(done["scanned"], UNIVERSE, "every symbol once: {done}");
+    assert_eq!(done["failures"].as_array().map(Vec::len), Some(0), "{done}");
+    let results = wait_for("results", LONG, || {
+        rig.api_on("coordinator-2", "GET", &format!("scans/{id}/results"), None)
+    });
+    assert_eq!(ratings(&results), want, "identical to the embedded scan");
+    done["timing"]["total_seconds"]
+        .as_f64()
+        .expect("total_seconds")
+}
+
+/// The chaos suite on the rig: a 1,500-symbol scan (20 ms per symbol, three workers, no
+/// cache) under each fault, with results identical to the embedded scan and the time the
+/// fault added printed (the README's chaos table). The coordinator's own faults (killed, cut
+/// off past its lease) are in `a_scan_outlives_its_coordinator_killed_or_cut_off_…`.
+#[test]
+fn chaos_every_fault_ends_in_the_embedded_results() {
+    let guard = RIG.lock().unwrap_or_else(|e| e.into_inner());
+    let mut rig = Rig::start_with(Source::SlowSynthetic(20));
+    let want = ratings(&embedded(1500));
+    let mut table: Vec<(&str, f64)> = Vec::new();
+    let clean = chaos_scan(&mut rig, &want, |_| {});
+    table.push(("none (clean run)", clean));
+    table.push((
+        "a worker cut off the network for 20 s, then back",
+        chaos_scan(&mut rig, &want, |rig| {
+            rig.partition("worker-1");
+            std::thread::sleep(Duration::from_secs(20));
+            rig.heal("worker-1");
+        }),
+    ));
+    table.push((
+        "a worker killed and restarted at once with the same node id",
+        chaos_scan(&mut rig, &want, |rig| {
+            rig.kill9("worker-2");
+            rig.restart("worker-2");
+        }),
+    ));
+    table.push((
+        "the queue's Redis master paused 8 s (SIGSTOP)",
+        chaos_scan(&mut rig, &want, |rig| {
+            let master = rig.queue_master().expect("master");
+            rig.signal(&master, libc::SIGSTOP);
+            std::thread::sleep(Duration::from_secs(8));
+            rig.signal(&master, libc::SIGCONT);
+        }),
+    ));
+    table.push((
+        "the queue's Redis master cut off 10 s: its replica takes over while it runs on",
+        chaos_scan(&mut rig, &want, |rig| {
+            let master = rig.queue_master().expect("master");
+            rig.partition(&master);
+            std::thread::sleep(Duration::from_secs(10));
+            rig.heal(&master);
+        }),
+    ));
+    table.push((
+        "the queue's Redis master killed (kill -9), restarted later",
+        chaos_scan(&mut rig, &want, |rig| {
+            let master = rig.queue_master().expect("master");
+            rig.kill9(&master);
+            // The old master comes back only once its replica took over: without
+            // persistence, a master restarted before the failover would come back empty,
+            // and its replica would copy that (see the README's chaos table).
+            wait_for(
+                "the replica to take over",
+                Duration::from_secs(60),
+                || match rig.queue_master()? {
+                    m if m != master => Ok(()),
+                    m => Err(format!("still {m}")),
+                },
+            );
+            rig.restart(&master);
+        }),
+    ));
+    eprintln!("| fault | scan (s) | added (s) |");
+    for (fault, secs) in &table {
+        eprintln!("| {fault} | {secs:.1} | {:+.1} |", secs - clean);
+    }
+    drop(rig);
+    drop(guard);
+}

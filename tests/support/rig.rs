@@ -994,6 +994,54 @@ impl Rig {
         }
     }
 
+    /// Sends a signal (`libc::SIGSTOP`, `SIGCONT`, …) to the host's process.
+    pub fn signal(&mut self, host: &str, sig: i32) {
+        let pid = self
+            .proc_mut(host)
+            .child
+            .as_ref()
+            .map(|c| c.id() as i32)
+            .unwrap_or_else(|| panic!("{host} is not running"));
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(pid, sig) };
+    }
+
+    /// The Redis host that is master of the work queue's slot now (`{technic}`), asked of
+    /// the first node that answers.
+    pub fn queue_master(&self) -> Result<String, String> {
+        for host in REDIS {
+            let addr = self.addr(host);
+            let Ok(slot) = redis_cmd::<u16>(
+                addr,
+                ::redis::cmd("CLUSTER").arg("KEYSLOT").arg("{technic}"),
+            ) else {
+                continue;
+            };
+            let Ok(nodes) = redis_cmd::<String>(addr, ::redis::cmd("CLUSTER").arg("NODES")) else {
+                continue;
+            };
+            for line in nodes.lines() {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                if f.len() < 9 || !f[2].contains("master") || f[2].contains("fail") {
+                    continue;
+                }
+                let serves = f[8..].iter().any(|range| {
+                    let (a, b) = range.split_once('-').unwrap_or((range, range));
+                    matches!((a.parse::<u16>(), b.parse::<u16>()), (Ok(a), Ok(b)) if (a..=b).contains(&slot))
+                });
+                let at = f[1].split('@').next().unwrap_or_default();
+                if serves {
+                    return REDIS
+                        .iter()
+                        .find(|h| self.addr(h).to_string() == at)
+                        .map(|h| h.to_string())
+                        .ok_or_else(|| format!("no rig host at {at}"));
+                }
+            }
+        }
+        Err("no node names a master for the queue's slot".into())
+    }
+
     /// Cuts the host off: its veth link down (namespaces), or its process frozen.
     pub fn partition(&mut self, host: &str) {
         self.set_link(host, false);
