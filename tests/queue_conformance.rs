@@ -115,6 +115,9 @@ fn opts(block_ms: u64, visibility_ms: u64, max_attempts: u32) -> RedisQueueOptio
         block: Duration::from_millis(block_ms),
         visibility_timeout: Duration::from_millis(visibility_ms),
         max_attempts,
+        // Read-ahead bounded by symbols only, so a stall of a loaded machine cannot change
+        // how many shards a read takes (the time bound has its own test).
+        read_ahead: Duration::from_secs(3600),
         ..RedisQueueOptions::from_settings(&Settings::defaults().cluster)
     }
 }
@@ -366,7 +369,7 @@ async fn redis_small_shards_are_read_ahead_in_few_round_trips() {
         q.ack(d.id).await;
     }
     let reads = xreadgroup_calls(server.port()) - before;
-    // 1 (size unknown yet) + 16 + 16 + 7 = 4 reads.
+    // 1 (size unknown yet) + 16 + 16 + 7 = 4 reads; 40 without read-ahead.
     assert!(
         reads <= 4,
         "{reads} XREADGROUP calls for 40 one-symbol shards"
@@ -402,7 +405,13 @@ async fn redis_large_shards_are_not_hoarded() {
 #[tokio::test]
 async fn redis_slow_shards_are_not_read_ahead() {
     let server = RedisServer::start();
-    let q = open(&server.url(), opts(50, 30_000, 3));
+    let q = open(
+        &server.url(),
+        RedisQueueOptions {
+            read_ahead: Duration::from_millis(10),
+            ..opts(50, 30_000, 3)
+        },
+    );
     q.push(shards("slow", 4)).await.expect("push");
     for want in 0..2 {
         let d = q.pull("w1").await.expect("shard");

@@ -59,9 +59,7 @@ const RETRY_PAUSE: Duration = Duration::from_millis(100);
 /// Longest a report or ack waits for the next read while a worker runs shards read ahead:
 /// older, the outbox is sent on its own round trip.
 const OUTBOX_MAX_AGE: Duration = Duration::from_millis(100);
-/// At most about this much work (at the pace of the consumer's last shard) is read ahead:
-/// slow shards, e.g. on a data source with latency, go out one at a time so no worker holds
-/// work another could start.
+/// The default of [`RedisQueueOptions::read_ahead`].
 const READ_AHEAD: Duration = Duration::from_millis(10);
 
 /// How the queue behaves; see `[cluster]` in `configs/default.toml`.
@@ -73,6 +71,10 @@ pub struct RedisQueueOptions {
     pub block: Duration,
     /// Symbols of shards a consumer reads ahead (always at least one shard).
     pub prefetch_symbols: usize,
+    /// At most about this much work (at the pace of the consumer's last shard) is read
+    /// ahead: slow shards, e.g. on a data source with latency, go out one at a time so no
+    /// worker holds work another could start. 10 ms.
+    pub read_ahead: Duration,
     /// A pulled entry idle this long is claimed by the next live puller (its consumer is
     /// presumed dead). A live node renews its entries (`renew`) well within it.
     pub visibility_timeout: Duration,
@@ -93,6 +95,7 @@ impl RedisQueueOptions {
             name: c.queue_name.clone(),
             block: Duration::from_millis(c.queue_block_ms),
             prefetch_symbols: c.prefetch_symbols,
+            read_ahead: READ_AHEAD,
             visibility_timeout: Duration::from_millis(c.visibility_timeout_ms),
             max_attempts: c.max_attempts,
             capacity: c.queue_capacity,
@@ -206,13 +209,13 @@ struct Prefetch {
 
 impl Prefetch {
     /// Shards the next read asks for: as many as fit in `prefetch_symbols` symbols and in
-    /// `READ_AHEAD` of work at the pace of the last shard; one until a shard was timed.
-    fn count(&self, prefetch_symbols: usize) -> usize {
+    /// `read_ahead` of work at the pace of the last shard; one until a shard was timed.
+    fn count(&self, prefetch_symbols: usize, read_ahead: Duration) -> usize {
         let Some(took) = self.shard_time else {
             return 1;
         };
         let by_symbols = prefetch_symbols / self.largest.max(1);
-        let by_time = READ_AHEAD.as_micros() / took.as_micros().max(1);
+        let by_time = read_ahead.as_micros() / took.as_micros().max(1);
         by_symbols
             .min(usize::try_from(by_time).unwrap_or(usize::MAX))
             .max(1)
@@ -499,9 +502,9 @@ impl RedisStreamsQueue {
     }
 
     fn prefetch_count(&self, consumer: &str) -> usize {
-        lock(&self.prefetched)
-            .get(consumer)
-            .map_or(1, |p| p.count(self.opts.prefetch_symbols))
+        lock(&self.prefetched).get(consumer).map_or(1, |p| {
+            p.count(self.opts.prefetch_symbols, self.opts.read_ahead)
+        })
     }
 
     /// Times the consumer's last shard (it pulls again when done with it).

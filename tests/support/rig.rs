@@ -860,20 +860,8 @@ impl Rig {
 
     /// GET `url` as JSON.
     pub fn get_json(&self, url: &str) -> Result<Value, String> {
-        self.rt.block_on(async {
-            let r = self
-                .http
-                .get(url)
-                .send()
-                .await
-                .map_err(|e| format!("{url}: {e}"))?;
-            let status = r.status();
-            let text = r.text().await.map_err(|e| format!("{url}: {e}"))?;
-            if !status.is_success() {
-                return Err(format!("{url}: {status}: {text}"));
-            }
-            serde_json::from_str(&text).map_err(|e| format!("{url}: {e}: {text}"))
-        })
+        let text = self.get_text(url)?;
+        serde_json::from_str(&text).map_err(|e| format!("{url}: {e}: {text}"))
     }
 
     /// GET `url` as text.
