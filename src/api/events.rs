@@ -9,6 +9,8 @@
 //! serve, so a client whose serve died reconnects anywhere with `Last-Event-ID`: it gets
 //! the current state (unless it already has it), the rest of the progress and the report.
 //! A client that already has the end gets 204, which tells an `EventSource` to stop.
+//! A scan followed in memory that this process stops owning before it ends (taken over
+//! elsewhere, or taken back here at a newer epoch after a Redis stall) goes on in the book.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -40,6 +42,24 @@ struct Feed {
     phase: Phase,
     /// The client's `Last-Event-ID`: the first progress event is skipped when it is that.
     skip: Option<String>,
+    /// The id of the last progress event sent (or the client's `Last-Event-ID`), for the
+    /// book to go on from if this process stops owning the scan.
+    last: Option<String>,
+    state: Arc<AppState>,
+    id: String,
+}
+
+/// Where a stream's events come from: this process's memory, or the scan book.
+enum Follow {
+    Local(Feed),
+    Remote(Remote),
+}
+
+async fn next_event(f: Follow) -> Option<(Result<Event, Infallible>, Follow)> {
+    match f {
+        Follow::Local(feed) => next(feed).await,
+        Follow::Remote(r) => next_remote(r).await.map(|(ev, r)| (ev, Follow::Remote(r))),
+    }
 }
 
 /// How often a scan owned by another serve is read from the scan book.
@@ -122,13 +142,34 @@ async fn next_remote(mut r: Remote) -> Option<(Result<Event, Infallible>, Remote
     }
 }
 
-async fn next(mut f: Feed) -> Option<(Result<Event, Infallible>, Feed)> {
+impl Feed {
+    /// A progress event, remembered as the last one sent.
+    fn progress(mut self, p: &Progress) -> Option<(Result<Event, Infallible>, Follow)> {
+        self.last = Some(progress_id(p));
+        Some((Ok(progress_event(p)), Follow::Local(self)))
+    }
+
+    /// This process stopped owning the scan before its end: go on from the scan book.
+    async fn left(self) -> Option<(Result<Event, Infallible>, Follow)> {
+        let remote = Remote {
+            state: self.state,
+            id: self.id,
+            last: self.last,
+            end: None,
+        };
+        next_remote(remote)
+            .await
+            .map(|(ev, r)| (ev, Follow::Remote(r)))
+    }
+}
+
+async fn next(mut f: Feed) -> Option<(Result<Event, Infallible>, Follow)> {
     loop {
         match std::mem::replace(&mut f.phase, Phase::End) {
             Phase::End => return None,
             Phase::Final(r) => {
                 let ev = final_event(&r);
-                return Some((Ok(ev), f));
+                return Some((Ok(ev), Follow::Local(f)));
             }
             Phase::Start => {
                 let done = f
@@ -140,17 +181,17 @@ async fn next(mut f: Feed) -> Option<(Result<Event, Infallible>, Feed)> {
                 let seen = |p: &Progress| skip.as_deref() == Some(progress_id(p).as_str());
                 match (done, p) {
                     (Some(r), _) => {
-                        let ev = progress_event(&r.progress);
                         let first = !seen(&r.progress);
+                        let progress = r.progress.clone();
                         f.phase = Phase::Final(r);
                         if first {
-                            return Some((Ok(ev), f));
+                            return f.progress(&progress);
                         }
                     }
                     (None, Some(p)) => {
                         f.phase = Phase::Running;
                         if !seen(&p) {
-                            return Some((Ok(progress_event(&p)), f));
+                            return f.progress(&p);
                         }
                     }
                     (None, None) => return None,
@@ -165,13 +206,14 @@ async fn next(mut f: Feed) -> Option<(Result<Event, Infallible>, Feed)> {
                     biased;
                     changed = fin.changed() => {
                         if changed.is_err() {
-                            return None;
+                            // The live entry is gone without a record: not ours any more.
+                            return f.left().await;
                         }
                         let rec = fin.borrow_and_update().clone();
                         if let Some(r) = rec {
-                            let ev = progress_event(&r.progress);
+                            let progress = r.progress.clone();
                             f.phase = Phase::Final(r);
-                            return Some((Ok(ev), f));
+                            return f.progress(&progress);
                         }
                         f.phase = Phase::Running;
                     }
@@ -185,7 +227,7 @@ async fn next(mut f: Feed) -> Option<(Result<Event, Infallible>, Feed)> {
                         f.phase = Phase::Running;
                         if let Some(p) = p {
                             if !p.stage.is_terminal() {
-                                return Some((Ok(progress_event(&p)), f));
+                                return f.progress(&p);
                             }
                             // The terminal stage comes with the record, just after.
                         }
@@ -223,13 +265,19 @@ pub async fn events(
             progress: Some(l.progress.clone()),
             finished: Some(l.finished.clone()),
             phase: Phase::Start,
-            skip: last,
+            skip: last.clone(),
+            last,
+            state: state.clone(),
+            id,
         },
         Found::Done(r) => Feed {
             progress: None,
             finished: None,
             phase: Phase::Start,
-            skip: last,
+            skip: last.clone(),
+            last,
+            state: state.clone(),
+            id,
         }
         .with_record(r),
         Found::Elsewhere(r) => {
@@ -244,7 +292,7 @@ pub async fn events(
                 .into_response());
         }
     };
-    Ok(Sse::new(stream::unfold(feed, next))
+    Ok(Sse::new(stream::unfold(Follow::Local(feed), next_event))
         .keep_alive(keep_alive)
         .into_response())
 }
