@@ -69,11 +69,14 @@ impl Rig {
 
     /// A coordinator-only `technic serve` with node id `id`.
     async fn serve(&self, id: &str) -> Server {
-        Server::start(
-            &["--redis", &self.url, "--workers", "0"],
-            &self.env(&[("TECHNIC_CLUSTER__NODE_ID", id)]),
-        )
-        .await
+        self.serve_with(id, &[]).await
+    }
+
+    /// [`Rig::serve`] with more settings in its environment.
+    async fn serve_with(&self, id: &str, extra: &[(&str, &str)]) -> Server {
+        let mut env = vec![("TECHNIC_CLUSTER__NODE_ID", id)];
+        env.extend_from_slice(extra);
+        Server::start(&["--redis", &self.url, "--workers", "0"], &self.env(&env)).await
     }
 
     /// `technic cluster nodes --json`: symbols done, summed over the workers.
@@ -300,6 +303,67 @@ async fn an_event_stream_resumes_on_another_serve_with_last_event_id() {
         .await
         .expect("events");
     assert_eq!(r.status().as_u16(), 204);
+}
+
+/// A client following the scan on its owner keeps its stream when the scan is taken over
+/// while the owner lives on (its lease lapsed: a stall): the owner's stream goes on from
+/// the scan book and ends with the report the new owner wrote. Made deterministic by
+/// settings: the owner renews its lease every 10 s, the other serve sweeps every 0.2 s,
+/// and the test deletes the lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_stream_on_the_owner_goes_on_after_its_scan_was_taken_over() {
+    let rig = Rig::start();
+    let _workers = rig.workers(3);
+    let a = rig
+        .serve_with(
+            "serve-a",
+            &[
+                ("TECHNIC_CLUSTER__LEASE_RENEW_MS", "10000"),
+                ("TECHNIC_CLUSTER__LEASE_MS", "20000"),
+            ],
+        )
+        .await;
+    let b = rig
+        .serve_with("serve-b", &[("TECHNIC_CLUSTER__LEASE_RENEW_MS", "200")])
+        .await;
+    rig.wait_workers_up(3);
+    let id = a
+        .submit(&format!("{{\"universe_size\": {UNIVERSE}}}"))
+        .await;
+    wait_progress(&a, &id, 150).await;
+    let url = a.url(&format!("/api/v1/scans/{id}/events"));
+    let reader = tokio::spawn(async move { read_events_until(&url, None, |_| false).await });
+    let lease = format!("technic:v1:queue:{{technic}}:lease:{id}");
+    let deleted: u32 =
+        support::redis::query(rig.redis.master_of(&lease), ::redis::cmd("DEL").arg(&lease));
+    assert_eq!(deleted, 1, "the scan had a lease");
+    wait_for_async("serve-b to take the scan over", LONG, async || {
+        let v = state(&b, &id).await;
+        if v["owner"] == "serve-b" || v["stage"] == "done" {
+            Ok(v)
+        } else {
+            Err(v)
+        }
+    })
+    .await;
+    let events = tokio::time::timeout(LONG, reader)
+        .await
+        .expect("the stream ends")
+        .expect("reader");
+    let end = events.last().expect("events");
+    assert_eq!(
+        (end.event.as_str(), end.id.as_deref()),
+        ("report", Some("end")),
+        "{events:?}"
+    );
+    assert_complete(&end.data, UNIVERSE);
+    assert_eq!(ratings(&end.data), ratings(&embedded(UNIVERSE)));
+    assert_eq!(
+        records(&b, "written").await,
+        1,
+        "one report, by the new owner"
+    );
+    assert_eq!(records(&a, "written").await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
