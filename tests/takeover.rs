@@ -136,6 +136,23 @@ async fn wait_progress(s: &Server, id: &str, done: u64) -> Value {
     .await
 }
 
+/// Waits until `s` sees the scan owned by `owner` (or already done); its state then.
+async fn taken_over_by(s: &Server, owner: &str, id: &str) -> Value {
+    wait_for_async(
+        &format!("{owner} to take the scan over"),
+        LONG,
+        async || {
+            let v = state(s, id).await;
+            if v["owner"] == owner || v["stage"] == "done" {
+                Ok(v)
+            } else {
+                Err(v)
+            }
+        },
+    )
+    .await
+}
+
 /// The final report of a scan, from `s`'s event stream.
 async fn report_from(s: &Server, id: &str) -> Value {
     let events = read_events_until(&s.url(&format!("/api/v1/scans/{id}/events")), None, |_| {
@@ -209,15 +226,7 @@ async fn a_killed_serve_costs_seconds_and_the_other_serve_finishes_the_scan() {
     assert_eq!(seen["owner"], "serve-a", "{seen}");
     a.kill9();
     let killed = Instant::now();
-    let taken = wait_for_async("serve-b to take the scan over", LONG, async || {
-        let v = state(&b, &id).await;
-        if v["owner"] == "serve-b" || v["stage"] == "done" {
-            Ok(v)
-        } else {
-            Err(v)
-        }
-    })
-    .await;
+    let taken = taken_over_by(&b, "serve-b", &id).await;
     let takeover = killed.elapsed();
     let done_then = taken["progress"]["done"].as_u64().unwrap_or(0);
     if taken["stage"] != "done" {
@@ -337,15 +346,7 @@ async fn an_event_stream_on_the_owner_goes_on_after_its_scan_was_taken_over() {
     let deleted: u32 =
         support::redis::query(rig.redis.master_of(&lease), ::redis::cmd("DEL").arg(&lease));
     assert_eq!(deleted, 1, "the scan had a lease");
-    wait_for_async("serve-b to take the scan over", LONG, async || {
-        let v = state(&b, &id).await;
-        if v["owner"] == "serve-b" || v["stage"] == "done" {
-            Ok(v)
-        } else {
-            Err(v)
-        }
-    })
-    .await;
+    taken_over_by(&b, "serve-b", &id).await;
     let events = tokio::time::timeout(LONG, reader)
         .await
         .expect("the stream ends")

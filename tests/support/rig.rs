@@ -1043,17 +1043,7 @@ impl Rig {
     fn set_link(&mut self, host: &str, up: bool) {
         match self.host(host).veth.clone() {
             Some(veth) => ip(&["link", "set", &veth, if up { "up" } else { "down" }]),
-            None => {
-                let pid = self
-                    .proc_mut(host)
-                    .child
-                    .as_ref()
-                    .map(|c| c.id() as i32)
-                    .unwrap_or_else(|| panic!("{host} is not running"));
-                let sig = if up { libc::SIGCONT } else { libc::SIGSTOP };
-                // SAFETY: kill(2) on our own child's pid.
-                unsafe { libc::kill(pid, sig) };
-            }
+            None => self.signal(host, if up { libc::SIGCONT } else { libc::SIGSTOP }),
         }
     }
 
