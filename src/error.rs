@@ -29,8 +29,12 @@ pub enum ErrorCode {
     ScanAbandoned,
     /// This process lost the scan's lease: another coordinator finishes it.
     ScanSuperseded,
-    /// A mutating route without the right bearer token.
+    /// A route without the right bearer token.
     Unauthorized,
+    /// A change asked with the read-only token.
+    Forbidden,
+    /// A request line longer than the server reads.
+    UriTooLong,
     PayloadTooLarge,
     /// Too many scans at once (`api.max_active_scans`).
     RateLimited,
@@ -56,6 +60,8 @@ impl ErrorCode {
             ErrorCode::ScanAbandoned => "SCAN_ABANDONED",
             ErrorCode::ScanSuperseded => "SCAN_SUPERSEDED",
             ErrorCode::Unauthorized => "UNAUTHORIZED",
+            ErrorCode::Forbidden => "FORBIDDEN",
+            ErrorCode::UriTooLong => "URI_TOO_LONG",
             ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::RouteNotFound => "ROUTE_NOT_FOUND",
@@ -76,6 +82,8 @@ impl ErrorCode {
             | ErrorCode::ScanFailed
             | ErrorCode::ScanAbandoned
             | ErrorCode::Unauthorized
+            | ErrorCode::Forbidden
+            | ErrorCode::UriTooLong
             | ErrorCode::PayloadTooLarge
             | ErrorCode::RouteNotFound
             | ErrorCode::MethodNotAllowed => 2,
@@ -95,6 +103,7 @@ impl ErrorCode {
         match self {
             ErrorCode::InvalidConfig | ErrorCode::InvalidInput => 400,
             ErrorCode::Unauthorized => 401,
+            ErrorCode::Forbidden => 403,
             ErrorCode::ScanNotFound | ErrorCode::RouteNotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::ScanNotFinished
@@ -103,6 +112,7 @@ impl ErrorCode {
             | ErrorCode::ScanAbandoned
             | ErrorCode::ScanSuperseded => 409,
             ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::UriTooLong => 414,
             ErrorCode::EmptyUniverse => 422,
             ErrorCode::RateLimited => 429,
             ErrorCode::Internal => 500,

@@ -248,12 +248,31 @@ async fn errors_have_one_shape() {
     assert_error(st, &v, 405, "METHOD_NOT_ALLOWED");
 }
 
+/// The GET routes of the OpenAPI document with `{param}`s filled in.
+async fn documented_reads(s: &Server) -> Vec<String> {
+    let (st, doc) = s.get("/api/v1/openapi.json").await;
+    assert_eq!(st, 200);
+    let paths = doc["paths"].as_object().expect("paths");
+    let reads: Vec<String> = paths
+        .iter()
+        .filter(|(_, item)| item.get("get").is_some())
+        .map(|(p, _)| p.replace("{id}", "some-scan"))
+        .collect();
+    assert!(reads.iter().all(|p| !p.contains('{')), "{reads:?}");
+    reads
+}
+
 #[tokio::test]
-async fn token_protects_mutating_routes_and_is_never_logged() {
+async fn with_a_token_every_route_needs_it_but_pages_and_probes_and_is_never_logged() {
     const TOKEN: &str = "tok-8c1f0d2e9b7a";
+    const READ: &str = "read-5d0c2a7e41f9";
     let s = Server::start(
         &["--workers", "1"],
-        &[("TECHNIC_API__TOKEN", TOKEN), ("RUST_LOG", "debug")],
+        &[
+            ("TECHNIC_API__TOKEN", TOKEN),
+            ("TECHNIC_API__READ_TOKEN", READ),
+            ("RUST_LOG", "debug"),
+        ],
     )
     .await;
     let body = r#"{"universe_size": 20}"#;
@@ -291,19 +310,117 @@ async fn token_protects_mutating_routes_and_is_never_logged() {
         .expect("put");
     let (st, v) = support::api::json_of(r).await;
     assert_error(st, &v, 401, "UNAUTHORIZED");
-    // Reads stay open; the right token submits.
-    assert_eq!(s.get("/api/v1/scans").await.0, 200);
+    // The read-only token reads and cannot change anything.
     let r = client()
         .post(s.url("/api/v1/scans"))
-        .bearer_auth(TOKEN)
+        .bearer_auth(READ)
+        .body(body)
+        .send()
+        .await
+        .expect("post");
+    let (st, v) = support::api::json_of(r).await;
+    assert_error(st, &v, 403, "FORBIDDEN");
+    // The full token submits (the scheme's case does not matter).
+    let r = client()
+        .post(s.url("/api/v1/scans"))
+        .header("authorization", format!("bearer {TOKEN}"))
         .body(body)
         .send()
         .await
         .expect("post");
     let (st, v) = support::api::json_of(r).await;
     assert_eq!(st, 202, "{v}");
-    s.wait_done(v["id"].as_str().expect("id")).await;
-    assert!(!s.log().contains(TOKEN), "token in the log:\n{}", s.log());
+    let id = v["id"].as_str().expect("id").to_string();
+    s.wait_done(&id).await;
+    // Every documented read but the probes and the document itself needs a token: none
+    // gets 401, the read token or the full one gets through (200, or the scan's 404/409).
+    let open = [
+        "/health",
+        "/health/live",
+        "/health/ready",
+        "/health/detailed",
+        "/metrics",
+        "/api/v1/openapi.json",
+    ];
+    let reads = documented_reads(&s).await;
+    assert!(reads.len() > open.len() + 5, "{reads:?}");
+    for path in reads.iter().chain(
+        [
+            format!("/api/v1/scans/{id}/results"),
+            format!("/api/v1/scans/{id}/events"),
+        ]
+        .iter(),
+    ) {
+        let r = client().get(s.url(path)).send().await.expect("get");
+        let (st, v) = support::api::json_of(r).await;
+        if open.contains(&path.as_str()) {
+            assert!(st == 200 || st == 503, "{path} without a token: {st} {v}");
+            continue;
+        }
+        assert_error(st, &v, 401, "UNAUTHORIZED");
+        for t in [READ, TOKEN] {
+            let r = client()
+                .get(s.url(path))
+                .bearer_auth(t)
+                .send()
+                .await
+                .expect("get");
+            let st = r.status().as_u16();
+            assert!([200, 404].contains(&st), "{path} with a token: {st}");
+        }
+    }
+    // The dashboard's page and assets load without one: the page asks for it.
+    for path in ["/", "/assets/app.js"] {
+        let r = client().get(s.url(path)).send().await.expect("get");
+        assert_eq!(r.status().as_u16(), 200, "{path}");
+    }
+    let log = s.log();
+    assert!(log.contains("rejected"), "{log}");
+    assert!(
+        !log.contains(TOKEN) && !log.contains(READ),
+        "token in the log:\n{log}"
+    );
+}
+
+#[tokio::test]
+async fn closed_probes_need_a_token_too() {
+    const TOKEN: &str = "tok-probe-31c9";
+    const READ: &str = "read-probe-77a2";
+    let s = Server::start(
+        &["--workers", "1", "--token", TOKEN],
+        &[
+            ("TECHNIC_API__READ_TOKEN", READ),
+            ("TECHNIC_API__OPEN_HEALTH", "false"),
+            ("TECHNIC_API__OPEN_METRICS", "false"),
+        ],
+    )
+    .await;
+    for path in ["/health", "/health/ready", "/metrics"] {
+        let r = client().get(s.url(path)).send().await.expect("get");
+        let (st, v) = support::api::json_of(r).await;
+        assert_error(st, &v, 401, "UNAUTHORIZED");
+        let r = client()
+            .get(s.url(path))
+            .bearer_auth(READ)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(r.status().as_u16(), 200, "{path}");
+    }
+}
+
+#[test]
+fn a_read_token_without_a_token_is_refused() {
+    let out = support::api::command(
+        &["--workers", "1"],
+        &[("TECHNIC_API__READ_TOKEN", "r-only")],
+    )
+    .output()
+    .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("api.read_token needs api.token"), "{err}");
+    assert!(!err.contains("r-only"), "{err}");
 }
 
 #[test]

@@ -297,8 +297,91 @@ async fn the_token_is_entered_once_and_sent_with_mutating_calls() {
     b.close().await;
 }
 
+/// The page with the read-only token: before it, nothing can be read (the newest scan is
+/// not shown); entered, the newest scan and its rows appear, the CSV downloads through the
+/// token, the Cluster page lists the node; a start is refused as FORBIDDEN.
+#[tokio::test]
+async fn the_read_only_token_reads_everything_and_starts_nothing() {
+    let _one = ONE_BROWSER.lock().await;
+    let s = Server::start(
+        &["--workers", "1", "--token", "full-web-token"],
+        &[("TECHNIC_API__READ_TOKEN", "read-web-token")],
+    )
+    .await;
+    let r = support::api::client()
+        .post(s.url("/api/v1/scans"))
+        .bearer_auth("full-web-token")
+        .body(r#"{"universe_size": 25}"#)
+        .send()
+        .await
+        .expect("submit");
+    let (st, v) = support::api::json_of(r).await;
+    assert_eq!(st, 202, "{v}");
+    let id = v["id"].as_str().expect("id").to_string();
+    let done = s.wait_done(&id).await;
+    let b = Browser::start().await;
+    b.open(&s.url("/")).await;
+    b.nav("Cluster").await;
+    b.wait_text("error-panel", |t| t.contains("UNAUTHORIZED"))
+        .await;
+    b.nav("Scanner").await;
+    assert!(b.rows("results-table").await.is_empty());
+    b.set_input("api-token", "read-web-token").await;
+    b.client
+        .find(fantoccini::Locator::Css("#token-form button"))
+        .await
+        .expect("save")
+        .click()
+        .await
+        .expect("click");
+    b.wait_text("scan-stage", |t| t == "done").await;
+    let rows = b
+        .wait_for("the newest scan's rows", || async {
+            let r = b.rows("results-table").await;
+            (!r.is_empty()).then_some(r)
+        })
+        .await;
+    assert_eq!(
+        Some(rows.len()),
+        done["results_count"].as_u64().map(|n| n as usize),
+        "{done}"
+    );
+    b.click("results-csv").await;
+    let csv = b
+        .wait_for("the CSV download", || async {
+            let f = std::fs::read_dir(b.downloads.path())
+                .ok()?
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .find(|p| p.extension().is_some_and(|x| x == "csv"))?;
+            let t = std::fs::read_to_string(&f).ok()?;
+            (t.lines().count() == rows.len() + 1).then_some(t)
+        })
+        .await;
+    assert!(
+        csv.starts_with("symbol,") || csv.lines().next().is_some_and(|h| h.contains(",symbol,")),
+        "{csv}"
+    );
+    b.nav("Cluster").await;
+    b.wait_for("the node on the Cluster page", || async {
+        (!b.rows("cluster-nodes").await.is_empty()).then_some(())
+    })
+    .await;
+    b.nav("Scanner").await;
+    b.set_input("scan-universe-size", "20").await;
+    b.click("scan-start").await;
+    let panel = b
+        .wait_text("error-panel", |t| t.contains("FORBIDDEN"))
+        .await;
+    assert!(panel.contains("full token"), "{panel}");
+    let (_, list) = s.get("/api/v1/scans").await;
+    assert_eq!(list["scans"].as_array().map(Vec::len), Some(1), "{list}");
+    b.close().await;
+}
+
 /// The page and its assets over plain HTTP: content types, the CSP, revalidation with the
-/// ETag, an unknown asset answered in the API's error shape, and no token needed to read.
+/// ETag, an unknown asset answered in the API's error shape, and no token needed to load
+/// them (the page asks for the token).
 #[tokio::test]
 async fn the_page_and_assets_are_served_from_the_binary() {
     let s = Server::start(&["--workers", "1", "--token", "t0ken"], &[]).await;

@@ -76,6 +76,8 @@ function initToken() {
     setToken(v);
     input.value = "";
     status.textContent = v ? "token set for this session" : "no token";
+    window.dispatchEvent(new Event("technic:token"));
+    poll();
   });
 }
 

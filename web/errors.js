@@ -14,6 +14,7 @@ export function showError(err, source, retry) {
   const list = $("#error-suggestions");
   list.replaceChildren(...(err.suggestions || []).map((s) => el("li", { text: s })));
   if (err.code === "UNAUTHORIZED") list.append(el("li", { text: "enter the token in the API token field at the top, then press Retry" }));
+  if (err.code === "FORBIDDEN") list.append(el("li", { text: "the token entered may only read: enter the full token in the API token field at the top, then press Retry" }));
   errorSource = source;
   retryCall = retry;
   $("#error-retry").hidden = !retry;

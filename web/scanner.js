@@ -1,7 +1,7 @@
 // The Scanner page: the scan form, the progress bar (followed over Server-Sent Events),
 // the sortable results table and the CSV/JSON download links.
 
-import { api, ApiError } from "./api.js";
+import { api, ApiError, download, getToken, openEvents } from "./api.js";
 import { clearError, showError } from "./errors.js";
 import { $, el, fmtInt, fmtNum, fmtPct, fmtSecs } from "./ui.js";
 
@@ -88,6 +88,20 @@ function renderResults() {
   $("#results-count").textContent = state.results.length ? `(${fmtInt(state.results.length)})` : "";
 }
 
+/// The download links point at the API; with a token they are fetched with it (a link
+/// cannot send a header), else the browser follows them.
+async function saveDownload(ev) {
+  const a = ev.currentTarget;
+  if (!a.getAttribute("href") || !getToken()) return;
+  ev.preventDefault();
+  try {
+    await download(a.getAttribute("href"), a.getAttribute("download"));
+    clearError("results");
+  } catch (e) {
+    showError(e, "results", () => a.click());
+  }
+}
+
 function setDownloads(id) {
   for (const [sel, fmt] of [["#download-csv", "csv"], ["#download-json", "json"]]) {
     const a = $(sel);
@@ -169,38 +183,47 @@ async function startScan() {
 /// How long the page waits before asking again for a scan whose stream was lost.
 const RECONNECT_MS = 2000;
 
-function follow(id) {
+function follow(id, lastEventId = null) {
   if (state.events) state.events.close();
-  const es = new EventSource(`/api/v1/scans/${encodeURIComponent(id)}/events`);
-  state.events = es;
-  es.addEventListener("progress", (ev) => setProgress(JSON.parse(ev.data)));
-  es.addEventListener("report", (ev) => {
-    es.close();
-    state.events = null;
-    finished(id, JSON.parse(ev.data));
-  });
-  es.addEventListener("error", (ev) => {
-    if (ev.data) {
-      // The scan failed: the final event carries the API error.
-      es.close();
+  let last = lastEventId;
+  const stream = openEvents(`/api/v1/scans/${encodeURIComponent(id)}/events`, {
+    lastEventId,
+    onEvent(type, data, eventId) {
+      if (eventId) last = eventId;
+      if (type === "progress") setProgress(JSON.parse(data));
+      else if (type === "report") {
+        stream.close();
+        state.events = null;
+        finished(id, JSON.parse(data));
+      } else if (type === "error") {
+        // The scan failed: the final event carries the API error.
+        stream.close();
+        state.events = null;
+        setRunning(false);
+        const err = new ApiError(500, JSON.parse(data));
+        setProgress({ stage: "failed", fraction: 0, message: err.message });
+        showError(err, "scan", startScan);
+      }
+    },
+    onClose(err) {
       state.events = null;
-      setRunning(false);
-      const err = new ApiError(500, JSON.parse(ev.data));
-      setProgress({ stage: "failed", fraction: 0, message: err.message });
-      showError(err, "scan", startScan);
-      return;
-    }
-    if (es.readyState === EventSource.CLOSED) {
-      // Not a reconnect: the stream is gone (e.g. the scan left the history).
-      state.events = null;
-      checkScan(id);
-    }
+      if (err && err.status >= 400 && err.status < 500 && err.status !== 404) {
+        // Refused (no or a wrong token): say so; Retry follows again.
+        showError(err, "scan", () => follow(id, last));
+        return;
+      }
+      // The stream ended without the report (the scan left the history, the server
+      // restarted, another serve took the scan over): ask for its state, which follows
+      // it again, from the last event seen, while it runs.
+      setTimeout(() => { if (state.scanId === id && !state.events) checkScan(id, false, last); }, err ? RECONNECT_MS : 250);
+    },
   });
+  state.events = stream;
 }
 
 /// The scan's state from the API (after a lost stream, or on load when `quiet`: an old
 /// failure is shown in the bar, not raised in the error panel).
-async function checkScan(id, quiet = false) {
+async function checkScan(id, quiet = false, lastEventId = null) {
   try {
     const s = await api("GET", `/api/v1/scans/${encodeURIComponent(id)}`);
     if (state.scanId !== id) return; // a newer scan was started meanwhile
@@ -211,14 +234,14 @@ async function checkScan(id, quiet = false) {
       if (s.error && !quiet) showError(new ApiError(500, { error: s.error }), "scan", startScan);
     } else {
       setRunning(true);
-      follow(id);
+      follow(id, lastEventId);
     }
   } catch (e) {
     showError(e, "scan", () => checkScan(id));
     // The server may be restarting, or another serve about to take the scan over: keep
     // trying by ourselves while this scan is the one shown.
     if (!e.status || e.status >= 500) {
-      setTimeout(() => { if (state.scanId === id) checkScan(id, quiet); }, RECONNECT_MS);
+      setTimeout(() => { if (state.scanId === id) checkScan(id, quiet, lastEventId); }, RECONNECT_MS);
     } else {
       setRunning(false);
     }
@@ -285,6 +308,9 @@ export const page = {
   init() {
     $("#scan-form").addEventListener("submit", (ev) => { ev.preventDefault(); startScan(); });
     $("#scan-cancel").addEventListener("click", cancelScan);
+    for (const sel of ["#download-csv", "#download-json"]) $(sel).addEventListener("click", saveDownload);
+    // A token entered later may open what the first load could not read.
+    window.addEventListener("technic:token", resumeLatest);
     renderResults();
     resumeLatest();
   },

@@ -64,7 +64,18 @@ impl ApiError {
         ApiError::new(
             ErrorCode::Unauthorized,
             "this route needs a valid bearer token",
-            vec!["send the header `Authorization: Bearer <token>` with the token the server was started with (--token / TECHNIC_API__TOKEN)".into()],
+            vec![
+                "send the header `Authorization: Bearer <token>` with the token the server was started with (--token / TECHNIC_API__TOKEN)".into(),
+                "to read only, the read-only token (api.read_token / TECHNIC_API__READ_TOKEN) is enough".into(),
+            ],
+        )
+    }
+
+    pub fn forbidden() -> Self {
+        ApiError::new(
+            ErrorCode::Forbidden,
+            "this token may only read: starting, cancelling, clearing and changing need the full token",
+            vec!["send the server's full token (--token / TECHNIC_API__TOKEN) to make changes".into()],
         )
     }
 

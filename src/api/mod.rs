@@ -4,8 +4,9 @@
 //! document generated from the handlers' annotations (utoipa), so the document and the
 //! routes cannot drift apart.
 //!
-//! Every non-2xx body has one shape ([`error`]); mutating routes need the bearer token
-//! when one is configured ([`auth`]); bodies are bounded (413). Must not: hold a lock
+//! Every non-2xx body has one shape ([`error`]); routes need the bearer token when one
+//! is configured, reads the token or the read-only token ([`auth`]); bodies are bounded
+//! (413). Must not: hold a lock
 //! across `.await`, return internal error text, or log the token.
 
 pub mod auth;
@@ -38,7 +39,7 @@ use utoipa_axum::routes;
 pub use history::History;
 pub use state::{cluster_nodes, AppState, LiveScans};
 
-use crate::config::Secret;
+use crate::config::ApiSettings;
 use crate::error::{ErrorCode, UserError};
 
 #[derive(OpenApi)]
@@ -74,7 +75,7 @@ async fn openapi(Extension(doc): Extension<Arc<String>>) -> impl IntoResponse {
 
 /// The routes and their OpenAPI document, built from the same list.
 fn routes() -> (Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(scans::submit, scans::list))
         .routes(routes!(scans::get))
         .routes(routes!(events::events))
@@ -93,7 +94,44 @@ fn routes() -> (Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(health::detailed))
         .routes(routes!(metrics::metrics))
         .routes(routes!(openapi))
-        .split_for_parts()
+        .split_for_parts();
+    (router, with_read_security(doc))
+}
+
+/// Documents the token on every read that needs it when one is configured (the
+/// mutating routes say so in their annotations): optional security, since a server
+/// without a token is open, and a 401 answer. Done here, over the generated document,
+/// so a route added later is documented as protected, as the middleware protects it.
+fn with_read_security(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::security::SecurityRequirement;
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let Some(get) = item.get.as_mut() else {
+            continue;
+        };
+        // /health* and /metrics are open by default (api.open_health, api.open_metrics).
+        let open = auth::carries_no_data(path) || auth::is_health(path) || auth::is_metrics(path);
+        if open || get.security.is_some() {
+            continue;
+        }
+        get.security = Some(vec![
+            SecurityRequirement::default(),
+            SecurityRequirement::new("bearer", Vec::<String>::new()),
+        ]);
+        let unauthorized = ResponseBuilder::new()
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build();
+        get.responses
+            .responses
+            .entry("401".to_string())
+            .or_insert(unauthorized.into());
+    }
+    doc
 }
 
 /// The OpenAPI document as served at `/api/v1/openapi.json`.
@@ -106,8 +144,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let (routes, doc) = routes();
     let doc = Arc::new(doc.to_json().unwrap_or_default());
     let limit = state.settings.api.max_body_bytes;
-    let token =
-        auth::Token(Some(Arc::new(state.settings.api.token.clone())).filter(|t| !t.is_empty()));
+    let access = auth::Access::new(&state.settings.api);
     routes
         .merge(crate::web::router())
         .fallback(error::fallback)
@@ -115,27 +152,44 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(Extension(doc))
         .layer(DefaultBodyLimit::max(limit))
         .layer(RequestBodyLimitLayer::new(limit))
-        .layer(middleware::from_fn_with_state(token, auth::require_token))
+        .layer(middleware::from_fn_with_state(access, auth::require_token))
         .layer(middleware::from_fn(error::normalize))
         .layer(Extension(error::BodyLimit(limit)))
         .layer(TraceLayer::new_for_http())
 }
 
-/// Refuses a non-loopback bind without a token: the mutating routes would be open to the
-/// network.
-pub fn check_bind(addr: &SocketAddr, token: &Secret) -> Result<(), UserError> {
-    if addr.ip().is_loopback() || !token.is_empty() {
+/// Refuses what would leave the control plane open or half-configured: a non-loopback
+/// bind without a token (the routes would be open to the network), a read-only token
+/// without the token (it would protect nothing) or equal to it. Checked once the flags
+/// are applied (`--token` may set the token).
+pub fn check_access(addr: &SocketAddr, api: &ApiSettings) -> Result<(), UserError> {
+    let mut problems = Vec::new();
+    let mut suggestions = Vec::new();
+    if !addr.ip().is_loopback() && api.token.is_empty() {
+        problems.push(format!(
+            "refusing to listen on {addr} without a token: anyone who can reach it could read every result, start, cancel and clear"
+        ));
+        suggestions.push("set a token: --token or TECHNIC_API__TOKEN (clients send `Authorization: Bearer <token>`)".into());
+        suggestions.push(
+            "or bind a loopback address such as 127.0.0.1:8080 and put a proxy in front".into(),
+        );
+    }
+    if !api.read_token.is_empty() {
+        if api.token.is_empty() {
+            problems.push("api.read_token needs api.token: without the token every route is open, so a read-only token would protect nothing".to_string());
+            suggestions.push("set the token too (--token or TECHNIC_API__TOKEN), or drop TECHNIC_API__READ_TOKEN".into());
+        } else if api.read_token.expose().trim() == api.token.expose().trim() {
+            problems.push("api.read_token must differ from api.token: one token cannot both change and only read".to_string());
+            suggestions.push("give the read-only token its own value".into());
+        }
+    }
+    if problems.is_empty() {
         return Ok(());
     }
     Err(UserError::new(
         ErrorCode::InvalidConfig,
-        format!(
-            "refusing to listen on {addr} without a token: anyone who can reach it could start, cancel and clear"
-        ),
-        vec![
-            "set a token: --token or TECHNIC_API__TOKEN (clients send `Authorization: Bearer <token>`)".into(),
-            "or bind a loopback address such as 127.0.0.1:8080 and put a proxy in front".into(),
-        ],
+        problems.join("; "),
+        suggestions,
     ))
 }
 
@@ -144,12 +198,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn non_loopback_needs_a_token() {
+    fn non_loopback_needs_a_token_and_a_read_token_needs_one() {
+        use crate::config::{Secret, Settings};
         let public: SocketAddr = "0.0.0.0:8080".parse().expect("addr");
         let local: SocketAddr = "127.0.0.1:8080".parse().expect("addr");
-        assert!(check_bind(&public, &Secret::default()).is_err());
-        assert!(check_bind(&public, &Secret::new("t")).is_ok());
-        assert!(check_bind(&local, &Secret::default()).is_ok());
+        let api = |token: &str, read: &str| {
+            let mut a = Settings::defaults().api;
+            a.token = Secret::new(token);
+            a.read_token = Secret::new(read);
+            a
+        };
+        assert!(check_access(&public, &api("", "")).is_err());
+        assert!(check_access(&public, &api("t", "")).is_ok());
+        assert!(check_access(&local, &api("", "")).is_ok());
+        assert!(check_access(&local, &api("t", "r")).is_ok());
+        let both = check_access(&public, &api("", "r")).expect_err("two problems");
+        assert!(
+            both.message.contains("without a token") && both.message.contains("read_token needs"),
+            "{}",
+            both.message
+        );
+        assert!(check_access(&local, &api("t", " t")).is_err());
     }
 
     /// The query parameters are query parameters, their bounds those the handlers hold

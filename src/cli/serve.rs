@@ -23,7 +23,7 @@ pub struct ServeArgs {
     /// Listen address (default: api.bind, 127.0.0.1:8080). A non-loopback address needs a token.
     #[arg(long, value_name = "ADDR")]
     pub bind: Option<String>,
-    /// Bearer token for mutating routes (prefer TECHNIC_API__TOKEN: arguments are visible in `ps`).
+    /// Bearer token for every route but the dashboard's page and the probes (prefer TECHNIC_API__TOKEN: arguments are visible in `ps`).
     #[arg(long, value_name = "TOKEN")]
     pub token: Option<String>,
     #[command(flatten)]
@@ -45,7 +45,7 @@ pub async fn run(args: ServeArgs, mut settings: Settings) -> Result<i32, UserErr
             vec!["e.g. --bind 127.0.0.1:8080".into()],
         )
     })?;
-    api::check_bind(&addr, &settings.api.token)?;
+    api::check_access(&addr, &settings.api)?;
     let plan = args
         .node
         .plan(&settings, Role::Serve)

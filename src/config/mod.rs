@@ -37,8 +37,16 @@ pub struct Settings {
 pub struct ApiSettings {
     /// Listen address; a non-loopback address needs a token.
     pub bind: String,
-    /// Bearer token for mutating routes; empty: none (loopback binds only). Never logged.
+    /// Bearer token for every route (reads and changes); empty: none, and every route
+    /// is open (loopback binds only). Never logged.
     pub token: Secret,
+    /// A second bearer token that may only read (dashboards, scrapers); empty: none.
+    /// Needs `token`.
+    pub read_token: Secret,
+    /// Whether `/health`, `/health/*` answer without a token when one is set.
+    pub open_health: bool,
+    /// Whether `/metrics` answers without a token when one is set.
+    pub open_metrics: bool,
     pub max_body_bytes: usize,
     /// Scans running at once; more are refused with RATE_LIMITED.
     pub max_active_scans: usize,

@@ -20,6 +20,8 @@ pub struct Server {
     child: Option<std::process::Child>,
     pub base: String,
     dir: TempDir,
+    /// The server's token (`--token` or `TECHNIC_API__TOKEN`), sent by [`Server::get`].
+    token: Option<String>,
     /// Reserved for as long as the server runs.
     _port: Port,
 }
@@ -46,16 +48,31 @@ impl Server {
             .stderr(log)
             .spawn()
             .expect("spawn technic serve");
+        let token = args
+            .iter()
+            .position(|a| *a == "--token")
+            .and_then(|i| args.get(i + 1))
+            .or_else(|| {
+                env.iter()
+                    .find(|(k, _)| *k == "TECHNIC_API__TOKEN")
+                    .map(|(_, v)| v)
+            })
+            .map(|t| t.to_string());
         let server = Server {
             child: Some(child),
             base: format!("http://{bind}"),
             dir,
+            token,
             _port: port,
         };
         wait_for_async(
             "technic serve to answer /health",
             DEADLINE,
-            async || match client().get(server.url("/health")).send().await {
+            async || match server
+                .authorized(client().get(server.url("/health")))
+                .send()
+                .await
+            {
                 Ok(r) if r.status().is_success() => Ok(()),
                 _ => Err(format!("log: {}", server.log())),
             },
@@ -119,8 +136,18 @@ impl Server {
         child.wait().ok()
     }
 
+    /// `req` with the server's token, when it has one.
+    pub fn authorized(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        }
+    }
+
+    /// GET `path`, with the server's token when it has one.
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        json_of(client().get(self.url(path)).send().await.expect("get")).await
+        let req = self.authorized(client().get(self.url(path)));
+        json_of(req.send().await.expect("get")).await
     }
 
     pub async fn post(&self, path: &str, body: &str) -> (u16, Value) {

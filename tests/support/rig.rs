@@ -864,12 +864,13 @@ impl Rig {
         serde_json::from_str(&text).map_err(|e| format!("{url}: {e}: {text}"))
     }
 
-    /// GET `url` as text.
+    /// GET `url` as text, with the coordinators' token (workers' metrics ports ignore it).
     pub fn get_text(&self, url: &str) -> Result<String, String> {
         self.rt.block_on(async {
             let r = self
                 .http
                 .get(url)
+                .bearer_auth(TOKEN)
                 .send()
                 .await
                 .map_err(|e| format!("{url}: {e}"))?;
