@@ -11,6 +11,7 @@
 
 pub mod auth;
 pub mod cache;
+pub mod conn;
 pub mod error;
 pub mod events;
 pub mod health;

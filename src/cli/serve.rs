@@ -76,7 +76,7 @@ pub async fn run(args: ServeArgs, mut settings: Settings) -> Result<i32, UserErr
     let app = api::router(state.clone());
     let stop = node.shutdown.clone();
     let mut server = node.shutdown.spawn(async move {
-        axum::serve(listener, app)
+        axum::serve(api::conn::Listener(listener), app)
             .with_graceful_shutdown(async move { stop.triggered().await })
             .await
     });
