@@ -1031,6 +1031,45 @@ impl Rig {
         Err("no node names a master for the queue's slot".into())
     }
 
+    /// Waits until the Redis Cluster is whole again after a fault: every node up and
+    /// `cluster_state:ok`, every replica linked to its master and not syncing, every
+    /// master with a replica. A fault on a master only fails over when its replica has
+    /// finished the previous resync.
+    pub fn wait_redis_settled(&self) {
+        super::wait::wait_for(
+            "the Redis Cluster to settle",
+            Duration::from_secs(120),
+            || {
+                let mut replicas = 0;
+                for host in REDIS {
+                    let addr = self.addr(host);
+                    let info = redis_cmd::<String>(addr, ::redis::cmd("CLUSTER").arg("INFO"))
+                        .map_err(|e| format!("{host}: {e}"))?;
+                    if !info.contains("cluster_state:ok") {
+                        return Err(format!("{host}: cluster state not ok"));
+                    }
+                    let repl = redis_cmd::<String>(addr, ::redis::cmd("INFO").arg("replication"))
+                        .map_err(|e| format!("{host}: {e}"))?;
+                    if repl.contains("role:slave") {
+                        if !repl.contains("master_link_status:up")
+                            || !repl.contains("master_sync_in_progress:0")
+                        {
+                            return Err(format!("{host}: replica not in sync"));
+                        }
+                        replicas += 1;
+                    } else if repl.contains("connected_slaves:0") {
+                        return Err(format!("{host}: a master without a replica"));
+                    }
+                }
+                if replicas * 2 == REDIS.len() {
+                    Ok(())
+                } else {
+                    Err(format!("{replicas} replicas"))
+                }
+            },
+        );
+    }
+
     /// Cuts the host off: its veth link down (namespaces), or its process frozen.
     pub fn partition(&mut self, host: &str) {
         self.set_link(host, false);
