@@ -86,6 +86,40 @@ if ! need ip || ! { need prometheus-alertmanager || need alertmanager; } || ! ne
 fi
 # --- end of multi-host rig -------------------------------------------------------------------
 
-cargo test --locked --all-targets "$@"
-# Doc tests are not part of --all-targets.
-cargo test --locked --doc
+# --- coverage ----------------------------------------------------------------------------
+# The whole suite runs once, instrumented (cargo llvm-cov: Rust's source-based coverage;
+# test processes pass LLVM_PROFILE_FILE on to the technic processes they start, and end
+# them with SIGTERM so they write their counts), then the line coverage of src/ is
+# reported and must be at least COVERAGE_MIN_LINES (80). llvm-cov and llvm-profdata come
+# from Debian's llvm-19, which reads this toolchain's profiles. With arguments (a subset,
+# e.g. `scripts/test.sh --test api`) or NO_COVERAGE=1 the tests run plainly.
+cov_version=0.9.1
+llvm_bin=/usr/lib/llvm-19/bin
+if [ "$#" -eq 0 ] && [ "${NO_COVERAGE:-0}" != 1 ]; then
+  if [ ! -x "$llvm_bin/llvm-cov" ] || [ ! -x "$llvm_bin/llvm-profdata" ]; then
+    echo "installing llvm-19 (apt-get: llvm-cov, llvm-profdata)" >&2
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    $sudo apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends llvm-19 >/dev/null
+  fi
+  if ! cargo llvm-cov --version 2>/dev/null | grep -q " $cov_version\$"; then
+    echo "installing cargo-llvm-cov $cov_version (cargo install)" >&2
+    cargo install --locked --quiet cargo-llvm-cov --version "$cov_version"
+  fi
+  export LLVM_COV="$llvm_bin/llvm-cov" LLVM_PROFDATA="$llvm_bin/llvm-profdata"
+  eval "$(cargo llvm-cov show-env --sh)"
+  cargo llvm-cov clean --workspace
+  cargo test --locked --all-targets
+  # Doc tests are not part of --all-targets.
+  cargo test --locked --doc
+  mkdir -p target/coverage
+  cargo llvm-cov report --summary-only --ignore-filename-regex '/(tests|benches)/' \
+    | tee target/coverage/summary.txt
+  cargo llvm-cov report --ignore-filename-regex '/(tests|benches)/' \
+    --fail-under-lines "${COVERAGE_MIN_LINES:-80}" --summary-only >/dev/null \
+    || { echo "line coverage of src/ is under ${COVERAGE_MIN_LINES:-80} % (target/coverage/summary.txt)" >&2; exit 1; }
+else
+  cargo test --locked --all-targets "$@"
+  cargo test --locked --doc
+fi

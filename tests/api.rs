@@ -13,7 +13,7 @@ use support::ports::Port;
 fn cli_scan_json(universe: &str) -> Value {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_technic"))
         .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(support::kept_env())
         .args(["scan", "--format", "json", "--quiet", "--cache", "none"])
         .args(["--universe-size", universe])
         .output()

@@ -13,7 +13,7 @@ fn scan(cache: &str) -> Value {
     let out = Command::cargo_bin("technic")
         .expect("binary built")
         .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(support::kept_env())
         .args([
             "scan",
             "--format",
@@ -102,7 +102,7 @@ fn redis_killed_mid_scan_the_scan_completes_uncached() {
     // 10 ms per symbol load: the scan takes seconds, long enough to lose Redis in the middle.
     let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("technic"))
         .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(support::kept_env())
         .env("TECHNIC_DATA__SYNTHETIC__LATENCY_MS", "10")
         .args([
             "scan",

@@ -5,12 +5,14 @@ use std::process::Output;
 
 use assert_cmd::Command;
 use serde_json::Value;
+use support::kept_env;
+
+mod support;
 
 fn technic() -> Command {
     let mut c = Command::cargo_bin("technic").expect("binary built");
     // Isolate from the developer's environment.
-    c.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    c.env_clear().envs(kept_env());
     c
 }
 

@@ -369,7 +369,7 @@ impl Worker {
     fn start(redis: &str, id: &str) -> Worker {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_technic"));
         cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(support::kept_env())
             .args([
                 "worker",
                 "--redis",
@@ -396,7 +396,7 @@ impl Worker {
 
 impl Drop for Worker {
     fn drop(&mut self) {
-        self.kill();
+        support::end_children([&mut self.0]);
     }
 }
 

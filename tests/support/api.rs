@@ -118,8 +118,7 @@ impl Server {
     /// `kill -9`, and reaps the process.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+            super::end_children([&mut c]);
         }
     }
 
@@ -188,8 +187,7 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+            super::end_children([&mut c]);
         }
     }
 }

@@ -572,7 +572,7 @@ impl Rig {
         };
         cmd.args(args)
             .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(super::kept_env())
             .envs(env.iter().map(|(k, v)| (k, v)))
             .current_dir(self.dir.path())
             .stdin(Stdio::null())
@@ -1105,16 +1105,10 @@ impl Rig {
 }
 
 impl Drop for Rig {
-    /// Kills and reaps every process; then `net` (a field, dropped after this) removes the
+    /// Ends and reaps every process ([`super::end_children`]); then `net` (a field, dropped after this) removes the
     /// links and namespaces.
     fn drop(&mut self) {
-        for p in &mut self.procs {
-            if let Some(mut child) = p.child.take() {
-                // SAFETY: kill(2) on our own child's pid (a stopped one dies too).
-                unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
-                let _ = child.wait();
-            }
-        }
+        super::end_children(self.procs.iter_mut().filter_map(|p| p.child.as_mut()));
     }
 }
 

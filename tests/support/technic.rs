@@ -26,9 +26,7 @@ pub const FAST_CLUSTER: &[(&str, &str)] = &[
 /// `technic ARGS` with `env` over a clean environment (`PATH` kept).
 pub fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(BIN);
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .args(args);
+    cmd.env_clear().envs(super::kept_env()).args(args);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -137,8 +135,7 @@ impl Proc {
 impl Drop for Proc {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+            super::end_children([&mut c]);
         }
     }
 }
