@@ -392,6 +392,19 @@ fn compose_runs_a_six_node_redis_cluster_formed_by_one_init() {
             "service_healthy",
             "the init waits for {r}"
         );
+        // The queue, its consumer groups and running scans' records have no TTL: under
+        // memory pressure only keys with one (the cache, finished records) may go.
+        let cmd = c.command(r);
+        assert_eq!(
+            flag(&cmd, "--maxmemory-policy").as_deref(),
+            Some("volatile-lru"),
+            "{r}: {cmd:?}"
+        );
+        assert_eq!(
+            flag(&cmd, "--appendonly").as_deref(),
+            Some("yes"),
+            "{r}: survives a restart"
+        );
     }
     let script = c.command(&init).join(" ");
     for n in 1..=6 {
