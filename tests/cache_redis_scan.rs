@@ -148,3 +148,107 @@ fn redis_killed_mid_scan_the_scan_completes_uncached() {
         vec!["CACHE_UNAVAILABLE".to_string()]
     );
 }
+
+fn technic(args: &[&str]) -> std::process::Output {
+    Command::cargo_bin("technic")
+        .expect("binary built")
+        .env_clear()
+        .envs(support::kept_env())
+        .args(args)
+        .output()
+        .expect("runs")
+}
+
+fn stdout_json(out: &std::process::Output) -> Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
+}
+
+/// `technic cache warm|stats|clear` on a real Redis: warm loads the named symbols (an
+/// unknown one counted as failed), stats counts their keys per kind, clear removes every
+/// technic key and nothing else; bad symbols and an unreachable Redis are clear errors.
+#[test]
+fn the_cache_commands_warm_count_and_clear_a_shared_redis() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let mut conn = redis.connection();
+    ::redis::cmd("SET")
+        .arg("someone-else:key")
+        .arg("1")
+        .query::<()>(&mut conn)
+        .expect("set");
+    let listed = scan("none");
+    let symbols: Vec<&str> = listed["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .take(3)
+        .filter_map(|r| r["symbol"].as_str())
+        .collect();
+    assert_eq!(symbols.len(), 3);
+    let list = format!("{},NOPE9", symbols.join(","));
+    let warm = stdout_json(&technic(&[
+        "cache",
+        "warm",
+        "--cache",
+        &url,
+        "--symbols",
+        &list,
+        "--json",
+    ]));
+    assert_eq!(warm["candidates"], 4, "{warm}");
+    assert_eq!(warm["loaded"], 3, "{warm}");
+    assert_eq!(warm["failed"], 1, "{warm}");
+    let stats = stdout_json(&technic(&["cache", "stats", "--cache", &url, "--json"]));
+    assert_eq!(stats["status"]["available"], true, "{stats}");
+    assert_eq!(stats["keys_per_kind"]["bars"], 3, "{stats}");
+    assert_eq!(stats["keys_per_kind"]["features"], 3, "{stats}");
+    let table = technic(&["cache", "stats", "--cache", &url]);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        text.contains("cache: redis · available") && text.contains("bars"),
+        "{text}"
+    );
+    // A second warm finds them fresh.
+    let again = stdout_json(&technic(&[
+        "cache",
+        "warm",
+        "--cache",
+        &url,
+        "--symbols",
+        &symbols.join(","),
+        "--json",
+    ]));
+    assert_eq!(again["fresh"], 3, "{again}");
+    let cleared = stdout_json(&technic(&["cache", "clear", "--cache", &url, "--json"]));
+    assert_eq!(cleared["removed"], 6, "{cleared}");
+    let after = stdout_json(&technic(&["cache", "stats", "--cache", &url, "--json"]));
+    assert_eq!(after["keys_per_kind"]["bars"], 0, "{after}");
+    let other: String = ::redis::cmd("GET")
+        .arg("someone-else:key")
+        .query(&mut conn)
+        .expect("get");
+    assert_eq!(other, "1", "clear leaves other keys alone");
+
+    let bad = technic(&[
+        "cache",
+        "warm",
+        "--cache",
+        &url,
+        "--symbols",
+        "../etc,OK,a b",
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("../ETC") && err.contains("A B") && err.contains("2 problems"),
+        "{err}"
+    );
+    let down = technic(&["cache", "stats", "--cache", "redis://127.0.0.1:1"]);
+    assert_eq!(down.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&down.stderr).contains("CACHE_UNAVAILABLE"));
+}

@@ -245,11 +245,16 @@ fn absurd_worker_counts_and_weights_exit_2_with_every_problem() {
         .args(["scan"])
         .env("TECHNIC_CLUSTER__WORKERS", "99999999999999999999")
         .env("TECHNIC_SCAN__WEIGHTS__TREND", "NaN")
+        .env("TECHNIC_CACHE__WARM__SYMBOLS", "SPY,../x")
         .output()
         .expect("runs");
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
-    for needle in ["cluster.workers must be at most", "scan.weights.trend"] {
+    for needle in [
+        "cluster.workers must be at most",
+        "scan.weights.trend",
+        "cache.warm.symbols: symbol \"../x\"",
+    ] {
         assert!(err.contains(needle), "{needle} not reported: {err}");
     }
 }

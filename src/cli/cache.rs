@@ -10,6 +10,7 @@ use crate::cache::{CacheTarget, Kind};
 use crate::cluster::{warm_once, PipelineContext};
 use crate::config::Settings;
 use crate::error::{ErrorCode, UserError};
+use crate::market::symbol_problems;
 use crate::node::{invalid_options, NodeArgs, Role};
 use crate::scan::ScanConfig;
 
@@ -121,15 +122,19 @@ pub async fn run(args: &CacheArgs, settings: &Settings) -> Result<i32, UserError
             }
         }
         CacheAction::Warm { symbols } => {
+            let extra: Vec<String> = symbols
+                .iter()
+                .flat_map(|s| s.split(','))
+                .map(|s| s.trim().to_ascii_uppercase())
+                .filter(|s| !s.is_empty())
+                .collect();
+            let problems = symbol_problems(extra.iter().map(String::as_str));
+            if !problems.is_empty() {
+                return Err(invalid_options("cache", problems));
+            }
             let provider = plan.provider(settings, None, &[])?;
             let mut warm = settings.cache.warm.clone();
-            warm.symbols.extend(
-                symbols
-                    .iter()
-                    .flat_map(|s| s.split(','))
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty()),
-            );
+            warm.symbols.extend(extra);
             let ctx = PipelineContext {
                 node_id: "cli".into(),
                 provider,

@@ -265,6 +265,11 @@ fn api(a: &ApiSettings, p: &mut Vec<String>) {
 }
 
 fn cache(c: &CacheSettings, p: &mut Vec<String>) {
+    p.extend(
+        crate::market::symbol_problems(c.warm.symbols.iter().map(String::as_str))
+            .into_iter()
+            .map(|m| format!("cache.warm.symbols: {m}")),
+    );
     if c.warm.max_symbols_per_second == 0 {
         p.push("cache.warm.max_symbols_per_second must be at least 1".to_string());
     }

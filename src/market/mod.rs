@@ -261,6 +261,15 @@ pub fn is_valid_symbol(s: &str) -> bool {
 /// What the symbol rule says, for error messages.
 pub const SYMBOL_RULE: &str = "letters, digits, '.', '-' or '_' (1–16 characters, not only dots)";
 
+/// One problem per symbol of `symbols` that breaks the rule, each quoted as a [`snippet`].
+pub fn symbol_problems<'a>(symbols: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    symbols
+        .into_iter()
+        .filter(|s| !is_valid_symbol(s))
+        .map(|s| format!("symbol {:?} is not valid: use {SYMBOL_RULE}", snippet(s)))
+        .collect()
+}
+
 /// A value from outside (a symbol, a field of a file) as an error may quote it: at most 24
 /// characters, anything but printable ASCII as `?`, so an error never carries more of a
 /// file than that, nor control characters.

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::score::Signal;
 use crate::config::{scoring_problems, ScanSettings, WeightSettings};
-use crate::market::{is_valid_symbol, snippet, SYMBOL_RULE};
+use crate::market::symbol_problems;
 
 /// The key results are ranked by (descending; ties by symbol ascending).
 #[derive(
@@ -138,12 +138,7 @@ impl ScanConfig {
                 self.symbols.len()
             ));
         }
-        for bad in self.symbols.iter().filter(|s| !is_valid_symbol(s)) {
-            p.push(format!(
-                "symbol {:?} is not valid: use {SYMBOL_RULE}",
-                snippet(bad)
-            ));
-        }
+        p.extend(symbol_problems(self.symbols.iter().map(String::as_str)));
         if self.lookback_days == 0 || self.lookback_days > 20_000 {
             p.push(format!(
                 "lookback_days must be within 1..=20000, got {}",
