@@ -241,6 +241,14 @@ fn absurd_worker_counts_and_weights_exit_2_with_every_problem() {
     ] {
         assert!(err.contains(needle), "{needle} not reported: {err}");
     }
+    // A malformed --redis is the user's to fix (2, not CACHE_UNAVAILABLE's 3), said once.
+    let out = run(&["scan", "--redis", "redis://[bad"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("(1 problem)") && stderr(&out).contains("--redis"),
+        "{}",
+        stderr(&out)
+    );
     let out = technic()
         .args(["scan"])
         .env("TECHNIC_CLUSTER__WORKERS", "99999999999999999999")

@@ -126,6 +126,8 @@ impl NodeArgs {
                 CacheTarget::None
             }
             Ok(t) => t,
+            // A cache defaulting to a malformed --redis: that one is already reported.
+            Err(_) if self.cache.is_none() && redis.is_some() => CacheTarget::None,
             Err(e) => {
                 problems.push(format!("--cache: {e}"));
                 CacheTarget::None
