@@ -35,6 +35,8 @@ pub enum ErrorCode {
     Forbidden,
     /// A request line longer than the server reads.
     UriTooLong,
+    /// Request headers larger than the server reads.
+    HeadersTooLarge,
     PayloadTooLarge,
     /// Too many scans at once (`api.max_active_scans`).
     RateLimited,
@@ -62,6 +64,7 @@ impl ErrorCode {
             ErrorCode::Unauthorized => "UNAUTHORIZED",
             ErrorCode::Forbidden => "FORBIDDEN",
             ErrorCode::UriTooLong => "URI_TOO_LONG",
+            ErrorCode::HeadersTooLarge => "HEADERS_TOO_LARGE",
             ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::RouteNotFound => "ROUTE_NOT_FOUND",
@@ -84,6 +87,7 @@ impl ErrorCode {
             | ErrorCode::Unauthorized
             | ErrorCode::Forbidden
             | ErrorCode::UriTooLong
+            | ErrorCode::HeadersTooLarge
             | ErrorCode::PayloadTooLarge
             | ErrorCode::RouteNotFound
             | ErrorCode::MethodNotAllowed => 2,
@@ -113,6 +117,7 @@ impl ErrorCode {
             | ErrorCode::ScanSuperseded => 409,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UriTooLong => 414,
+            ErrorCode::HeadersTooLarge => 431,
             ErrorCode::EmptyUniverse => 422,
             ErrorCode::RateLimited => 429,
             ErrorCode::Internal => 500,

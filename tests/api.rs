@@ -234,7 +234,7 @@ async fn errors_have_one_shape() {
         .await
         .expect("get");
     let (st, v) = support::api::json_of(r).await;
-    assert_error(st, &v, 431, "INVALID_INPUT");
+    assert_error(st, &v, 431, "HEADERS_TOO_LARGE");
     let raw = raw_exchange(&s.base, b"NOT HTTP AT ALL\r\n\r\n").await;
     assert!(raw.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{raw}");
     let body: serde_json::Value =

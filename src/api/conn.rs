@@ -78,7 +78,7 @@ fn replacement(head: &[u8]) -> Option<Vec<u8>> {
             ],
         ),
         StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => ApiError::new(
-            ErrorCode::InvalidInput,
+            ErrorCode::HeadersTooLarge,
             "the request's headers are larger than the server reads",
             vec!["send fewer or shorter headers".into()],
         ),
