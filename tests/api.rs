@@ -298,6 +298,18 @@ async fn errors_have_one_shape() {
     assert_error(st, &v, 405, "METHOD_NOT_ALLOWED");
 }
 
+/// POST `body` to /api/v1/scans with this `Authorization` header.
+async fn submit_with(s: &Server, authorization: &str, body: &str) -> (u16, Value) {
+    let r = client()
+        .post(s.url("/api/v1/scans"))
+        .header("authorization", authorization)
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("post");
+    support::api::json_of(r).await
+}
+
 /// The GET routes of the OpenAPI document with `{param}`s filled in.
 async fn documented_reads(s: &Server) -> Vec<String> {
     let (st, doc) = s.get("/api/v1/openapi.json").await;
@@ -334,14 +346,7 @@ async fn with_a_token_every_route_needs_it_but_pages_and_probes_and_is_never_log
         "tok-8c1f0d2e9b7a",
         "Basic dG9rOg==",
     ] {
-        let r = client()
-            .post(s.url("/api/v1/scans"))
-            .header("authorization", auth)
-            .body(body)
-            .send()
-            .await
-            .expect("post");
-        let (st, v) = support::api::json_of(r).await;
+        let (st, v) = submit_with(&s, auth, body).await;
         assert_error(st, &v, 401, "UNAUTHORIZED");
     }
     for path in [
@@ -361,24 +366,10 @@ async fn with_a_token_every_route_needs_it_but_pages_and_probes_and_is_never_log
     let (st, v) = support::api::json_of(r).await;
     assert_error(st, &v, 401, "UNAUTHORIZED");
     // The read-only token reads and cannot change anything.
-    let r = client()
-        .post(s.url("/api/v1/scans"))
-        .bearer_auth(READ)
-        .body(body)
-        .send()
-        .await
-        .expect("post");
-    let (st, v) = support::api::json_of(r).await;
+    let (st, v) = submit_with(&s, &format!("Bearer {READ}"), body).await;
     assert_error(st, &v, 403, "FORBIDDEN");
     // The full token submits (the scheme's case does not matter).
-    let r = client()
-        .post(s.url("/api/v1/scans"))
-        .header("authorization", format!("bearer {TOKEN}"))
-        .body(body)
-        .send()
-        .await
-        .expect("post");
-    let (st, v) = support::api::json_of(r).await;
+    let (st, v) = submit_with(&s, &format!("bearer {TOKEN}"), body).await;
     assert_eq!(st, 202, "{v}");
     let id = v["id"].as_str().expect("id").to_string();
     s.wait_done(&id).await;

@@ -271,14 +271,7 @@ async fn the_token_is_entered_once_and_sent_with_mutating_calls() {
         .wait_text("error-panel", |t| t.contains("UNAUTHORIZED"))
         .await;
     assert!(panel.contains("API token"), "{panel}");
-    b.set_input("api-token", "web-test-token").await;
-    b.client
-        .find(fantoccini::Locator::Css("#token-form button"))
-        .await
-        .expect("save")
-        .click()
-        .await
-        .expect("click");
+    b.enter_token("web-test-token").await;
     b.click("error-retry").await;
     b.wait_text("scan-stage", |t| t == "done").await;
     // A reload shows the newest scan again (its stage and rows), and the token is kept
@@ -326,14 +319,7 @@ async fn the_read_only_token_reads_everything_and_starts_nothing() {
         .await;
     b.nav("Scanner").await;
     assert!(b.rows("results-table").await.is_empty());
-    b.set_input("api-token", "read-web-token").await;
-    b.client
-        .find(fantoccini::Locator::Css("#token-form button"))
-        .await
-        .expect("save")
-        .click()
-        .await
-        .expect("click");
+    b.enter_token("read-web-token").await;
     b.wait_text("scan-stage", |t| t == "done").await;
     let rows = b
         .wait_for("the newest scan's rows", || async {

@@ -136,6 +136,18 @@ impl Browser {
         e.send_keys(value).await.expect("type");
     }
 
+    /// Types `token` into the API token field and saves it.
+    pub async fn enter_token(&self, token: &str) {
+        self.set_input("api-token", token).await;
+        self.client
+            .find(Locator::Css("#token-form button"))
+            .await
+            .expect("the token form's button")
+            .click()
+            .await
+            .expect("click");
+    }
+
     pub async fn click(&self, id: &str) {
         self.by_testid(id).await.click().await.expect("click");
     }
