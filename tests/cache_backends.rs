@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use support::redis::{query, RedisCluster, RedisServer};
 use support::wait::wait_for_async;
 use technic::cache::{
-    open, Cache, CacheError, CacheTarget, Kind, MemoryCache, OpenOptions, RedisCache,
-    RedisClusterCache, RedisOptions,
+    open, Cache, CacheError, CacheTarget, Counts, Kind, KindCounts, MemoryCache, OpenOptions,
+    RedisCache, RedisClusterCache, RedisOptions,
 };
 
 const BARS: usize = 30;
@@ -250,21 +250,99 @@ async fn conformance(cache: &dyn Cache) {
     assert_eq!(cache.clear().await.unwrap(), 0, "{b}: clear is idempotent");
 }
 
+/// The cluster's statistics on a shared backend: two nodes' deltas add up per node and per
+/// kind, the buckets hold the hits and misses of their 10 seconds, `clear` (the cache's
+/// entries) leaves them, and the memory backend keeps none (its process's counters are
+/// the whole story).
+async fn shared_stats_conformance(cache: &dyn Cache) {
+    let b = cache.backend();
+    let counts = |hits, misses, errors| -> Counts {
+        [(
+            Kind::Features,
+            KindCounts {
+                hits,
+                misses,
+                errors,
+                decode_errors: 0,
+            },
+        )]
+        .into_iter()
+        .collect()
+    };
+    let t0: i64 = 1_800_000_003_000; // 10 s bucket starting at 1_800_000_000 s
+    cache.add_stats("w1", &counts(5, 2, 0), t0).await.unwrap();
+    cache
+        .add_stats("w2", &counts(7, 0, 0), t0 + 1_000)
+        .await
+        .unwrap();
+    cache
+        .add_stats("w1", &counts(3, 1, 1), t0 + 12_000)
+        .await
+        .unwrap();
+    if b == "memory" {
+        assert_eq!(
+            cache.shared_stats(t0).await.unwrap(),
+            None,
+            "{b}: per process"
+        );
+        return;
+    }
+    let s = cache
+        .shared_stats(t0 + 12_000)
+        .await
+        .unwrap()
+        .expect("shared");
+    assert_eq!(s.nodes.len(), 2, "{b}: {s:?}");
+    let w1 = s.nodes["w1"].per_kind[&Kind::Features];
+    assert_eq!((w1.hits, w1.misses, w1.errors), (8, 3, 1), "{b}");
+    assert_eq!(s.nodes["w1"].at_ms, t0 + 12_000, "{b}");
+    assert_eq!(s.nodes["w2"].per_kind[&Kind::Features].hits, 7, "{b}");
+    assert_eq!(
+        s.nodes["w2"].per_kind[&Kind::Bars].hits,
+        0,
+        "{b}: every kind listed"
+    );
+    assert_eq!(s.buckets.len(), 360, "{b}: an hour of 10 s buckets");
+    let tail: Vec<(i64, u64, u64)> = s.buckets[358..].to_vec();
+    assert_eq!(
+        tail,
+        vec![(1_800_000_000, 12, 2), (1_800_000_010, 3, 1)],
+        "{b}: hits and misses per bucket"
+    );
+    cache.clear().await.unwrap();
+    let after = cache
+        .shared_stats(t0 + 12_000)
+        .await
+        .unwrap()
+        .expect("shared");
+    assert_eq!(
+        after.nodes.len(),
+        2,
+        "{b}: clear removes cache entries only"
+    );
+}
+
 #[tokio::test]
 async fn conformance_memory() {
-    conformance(&MemoryCache::new(64 * 1024 * 1024)).await;
+    let cache = MemoryCache::new(64 * 1024 * 1024);
+    conformance(&cache).await;
+    shared_stats_conformance(&cache).await;
 }
 
 #[tokio::test]
 async fn conformance_redis() {
     let server = RedisServer::start();
-    conformance(&RedisCache::new(&server.url(), opts()).unwrap()).await;
+    let cache = RedisCache::new(&server.url(), opts()).unwrap();
+    conformance(&cache).await;
+    shared_stats_conformance(&cache).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_redis_cluster() {
     let cluster = RedisCluster::start();
-    conformance(&RedisClusterCache::new(&cluster.urls(), opts()).unwrap()).await;
+    let cache = RedisClusterCache::new(&cluster.urls(), opts()).unwrap();
+    conformance(&cache).await;
+    shared_stats_conformance(&cache).await;
 }
 
 #[tokio::test]

@@ -456,3 +456,46 @@ async fn the_cluster_page_marks_a_killed_worker_process_down() {
     b.screenshot("cluster-node-down").await;
     b.close().await;
 }
+
+/// The Cache page of a coordinator that looks nothing up itself (`--workers 0`): after two
+/// scans run by two worker processes, it shows each worker's hits in the By node table.
+#[tokio::test]
+async fn the_cache_page_shows_every_nodes_share_of_a_shared_cache() {
+    let _one = ONE_BROWSER.lock().await;
+    let redis = RedisServer::start();
+    let s = Server::start(&["--workers", "0", "--redis", &redis.url()], FAST_CLUSTER).await;
+    let _w1 = Worker::start(&redis.url(), "cache-w1");
+    let _w2 = Worker::start(&redis.url(), "cache-w2");
+    for _ in 0..2 {
+        let id = s.submit(r#"{"universe_size": 120}"#).await;
+        assert_eq!(s.wait_done(&id).await["stage"], "done");
+    }
+    let int = |t: &str| t.replace(',', "").parse::<f64>().unwrap_or(0.0);
+    let b = Browser::start().await;
+    b.open(&s.url("/#cache")).await;
+    let rows = b
+        .wait_for("both workers in the By node table", || async {
+            let rows = b.rows("cache-nodes").await;
+            let hits = |id: &str| {
+                rows.iter()
+                    .find(|r| r[0] == id)
+                    .map(|r| int(&r[1]))
+                    .unwrap_or(0.0)
+            };
+            (hits("cache-w1") > 0.0 && hits("cache-w2") > 0.0).then_some(rows)
+        })
+        .await;
+    let total: f64 = rows.iter().map(|r| int(&r[1])).sum();
+    let kinds = b.rows("cache-kinds").await;
+    let all_hits: f64 = kinds.iter().map(|r| int(&r[2])).sum();
+    assert_eq!(
+        total, all_hits,
+        "the nodes' hits add up to the kinds': {rows:?} {kinds:?}"
+    );
+    assert!(
+        b.text("cache-badge").await.contains("hit rate"),
+        "the badge moves with the workers' lookups"
+    );
+    b.screenshot("cache-per-node").await;
+    b.close().await;
+}

@@ -67,6 +67,21 @@ function renderAnalytics(a, keys) {
         el("td", { text: (a.ttl_secs || {})[k] != null ? `${fmtInt(a.ttl_secs[k])} s` : "—" }));
     }),
   );
+  // Over a shared cache the counters are the cluster's: each node's share.
+  const nodes = Object.entries(a.per_node || {});
+  $("#cache-nodes-card").hidden = a.scope !== "cluster";
+  $("#cache-backend").textContent = `backend: ${a.status ? a.status.backend : "?"} · ${a.scope === "cluster" ? "counters of every node" : "counters of this server"}`;
+  $("#cache-nodes tbody").replaceChildren(
+    ...nodes.map(([id, n]) => {
+      const total = (n.hits || 0) + (n.misses || 0);
+      return el("tr", { "data-node": id },
+        el("td", { text: id }),
+        el("td", { text: fmtInt(n.hits || 0) }),
+        el("td", { text: fmtInt(n.misses || 0) }),
+        el("td", { text: total ? fmtPct(n.hits / total) : "—" }),
+        el("td", { text: n.updated_at ? new Date(n.updated_at).toLocaleTimeString() : "—" }));
+    }),
+  );
   $("#cache-top tbody").replaceChildren(
     ...(a.most_requested || []).map(([sym, n]) => el("tr", {}, el("td", { text: sym }), el("td", { text: fmtInt(n) }))),
   );

@@ -1,4 +1,6 @@
-//! `/api/v1/cache/*`: stats, analytics, clear, warm and TTL settings of this node's cache.
+//! `/api/v1/cache/*`: stats, analytics, clear, warm and TTL settings of the cache. Over a
+//! shared cache the statistics are the cluster's: every node adds its counters to Redis
+//! every heartbeat (`cache::shared_stats`), so any serve shows every node's lookups.
 //!
 //! A TTL change applies to values this process writes from then on (keys already written
 //! keep theirs); in a multi-process cluster each node keeps its own configured TTLs.
@@ -43,7 +45,9 @@ fn cache(state: &super::state::AppState) -> Result<&Arc<ScanCache>, ApiError> {
     state.cache.as_ref().ok_or_else(no_cache)
 }
 
-/// Hit rates per kind, keys per kind and memory.
+/// Hit rates per kind, keys per kind and memory. Over a shared (Redis) cache the counters
+/// are the whole cluster's (`scope: cluster`), each node's in `per_node`; else this
+/// process's (`scope: process`).
 #[utoipa::path(get, path = "/api/v1/cache/stats", tag = "cache",
     responses((status = 200, body = Object), (status = 503, body = ErrorBody)))]
 pub async fn stats(State(state): Shared) -> Result<Json<Value>, ApiError> {
@@ -66,7 +70,9 @@ pub async fn stats(State(state): Shared) -> Result<Json<Value>, ApiError> {
         "hits": hits,
         "misses": misses,
         "hit_rate": (hits + misses > 0).then(|| hits as f64 / (hits + misses) as f64),
+        "scope": a.scope,
         "per_kind": a.per_kind,
+        "per_node": a.per_node,
         "keys_per_kind": a.keys_per_kind,
         "memory": a.memory,
     })))

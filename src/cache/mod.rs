@@ -12,6 +12,7 @@ pub mod codec;
 pub mod memory;
 pub mod redis;
 pub mod scan_cache;
+pub mod shared_stats;
 pub mod ttl;
 
 use std::collections::BTreeMap;
@@ -26,7 +27,10 @@ pub use crate::redis_link::RedisOptions;
 pub use build::build;
 pub use codec::{decode, encode, CodecError, CODEC_VERSION};
 pub use memory::MemoryCache;
-pub use scan_cache::{Analytics, CacheReport, CacheStatus, HitSample, KindStats, ScanCache};
+pub use scan_cache::{
+    Analytics, CacheReport, CacheStatus, HitSample, KindStats, NodeStats, ScanCache,
+};
+pub use shared_stats::{Counts, KindCounts, SharedStats};
 pub use ttl::{Clock, SmartTtl, SystemClock, TtlRule, TtlSettings};
 
 /// Prefix of every key technic writes; `clear` removes exactly these.
@@ -132,6 +136,21 @@ pub trait Cache: Send + Sync + 'static {
     async fn record_requests(&self, symbols: &[String]) -> Result<(), CacheError>;
     /// The `n` most-requested symbols with their counts, most first.
     async fn most_requested(&self, n: usize) -> Result<Vec<(String, u64)>, CacheError>;
+    /// Adds what `node` counted since its last flush to the cluster's statistics
+    /// ([`shared_stats`]). A backend that is not shared keeps none: the process's own
+    /// counters are the whole story.
+    async fn add_stats(
+        &self,
+        _node: &str,
+        _delta: &Counts,
+        _now_ms: i64,
+    ) -> Result<(), CacheError> {
+        Ok(())
+    }
+    /// The cluster's statistics; `None` for a backend that is not shared.
+    async fn shared_stats(&self, _now_ms: i64) -> Result<Option<SharedStats>, CacheError> {
+        Ok(None)
+    }
 }
 
 pub use crate::config::CacheTarget;

@@ -22,7 +22,7 @@ use async_trait::async_trait;
 
 pub use cluster::RedisClusterCache;
 
-use super::{Cache, CacheError, Kind, MemoryInfo, KEY_PREFIX};
+use super::{shared_stats, Cache, CacheError, Counts, Kind, MemoryInfo, SharedStats, KEY_PREFIX};
 pub(crate) use crate::redis_link::{bounded, parse_url, RedisOptions};
 use crate::redis_link::{manager, LinkError};
 
@@ -356,6 +356,28 @@ impl Cache for RedisCache {
             most_requested_on(&mut self.conn(), n),
         )
         .await
+        .map_err(Into::into)
+    }
+
+    async fn add_stats(&self, node: &str, delta: &Counts, now_ms: i64) -> Result<(), CacheError> {
+        let pipe = shared_stats::add_pipeline(node, delta, now_ms);
+        bounded(
+            "stats",
+            self.opts.deadline(),
+            pipe.exec_async(&mut self.conn()),
+        )
+        .await
+        .map_err(Into::into)
+    }
+
+    async fn shared_stats(&self, now_ms: i64) -> Result<Option<SharedStats>, CacheError> {
+        bounded(
+            "read stats",
+            self.opts.deadline(),
+            shared_stats::read_on(&mut self.conn(), now_ms),
+        )
+        .await
+        .map(Some)
         .map_err(Into::into)
     }
 }

@@ -16,7 +16,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
-use super::{codec, Cache, CacheError, Kind, MemoryInfo, SmartTtl, TtlRule};
+use super::{
+    codec, Cache, CacheError, Counts, Kind, KindCounts, MemoryInfo, SharedStats, SmartTtl, TtlRule,
+};
 use crate::telemetry::{metrics, KindLabel};
 
 /// Samples kept for the hit-rate-over-time view, and the spacing between them.
@@ -27,7 +29,19 @@ const SAMPLE_EVERY: Duration = Duration::from_secs(10);
 struct KindCounters {
     hits: AtomicU64,
     misses: AtomicU64,
+    errors: AtomicU64,
     decode_errors: AtomicU64,
+}
+
+impl KindCounters {
+    fn load(&self) -> KindCounts {
+        KindCounts {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+            decode_errors: self.decode_errors.load(Ordering::Relaxed),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -54,13 +68,39 @@ pub struct CacheStatus {
     pub degraded_since: Option<DateTime<Utc>>,
 }
 
-/// Counters per kind since this process started.
+/// Counters per kind: of the cluster when the backend is shared, else of this process.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct KindStats {
     pub hits: u64,
     pub misses: u64,
     pub hit_rate: Option<f64>,
+    /// Lookups answered as misses because the backend failed or was being skipped.
+    pub errors: u64,
     pub decode_errors: u64,
+}
+
+impl From<KindCounts> for KindStats {
+    fn from(c: KindCounts) -> Self {
+        let total = c.hits + c.misses;
+        KindStats {
+            hits: c.hits,
+            misses: c.misses,
+            hit_rate: (total > 0).then(|| c.hits as f64 / total as f64),
+            errors: c.errors,
+            decode_errors: c.decode_errors,
+        }
+    }
+}
+
+/// One node's share of the cluster's lookups.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeStats {
+    pub hits: u64,
+    pub misses: u64,
+    pub hit_rate: Option<f64>,
+    pub per_kind: BTreeMap<Kind, KindStats>,
+    /// When the node last added its counts.
+    pub updated_at: Option<DateTime<Utc>>,
 }
 
 /// The cache as a scan saw it.
@@ -78,7 +118,13 @@ pub struct CacheReport {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Analytics {
     pub status: CacheStatus,
+    /// `cluster`: the counters of every node on this shared cache (`per_node` has each
+    /// one's share); `process`: this process's own (a memory cache, or the shared figures
+    /// could not be read).
+    pub scope: String,
     pub per_kind: BTreeMap<Kind, KindStats>,
+    /// Each node's counters, by node id (`cluster` scope only).
+    pub per_node: Option<BTreeMap<String, NodeStats>>,
     pub keys_per_kind: Option<BTreeMap<Kind, u64>>,
     pub memory: Option<MemoryInfo>,
     pub most_requested: Vec<(String, u64)>,
@@ -93,6 +139,8 @@ pub struct ScanCache {
     ttl: std::sync::RwLock<SmartTtl>,
     retry_after: Duration,
     counters: [KindCounters; 5],
+    /// The counters as last added to the shared statistics.
+    published: tokio::sync::Mutex<Counts>,
     health: Mutex<Health>,
     history: Mutex<(Option<Instant>, VecDeque<HitSample>)>,
 }
@@ -108,6 +156,7 @@ impl ScanCache {
             ttl: std::sync::RwLock::new(ttl),
             retry_after,
             counters: Default::default(),
+            published: Default::default(),
             health: Mutex::new(Health::default()),
             history: Mutex::new((None, VecDeque::with_capacity(HISTORY_LEN))),
         }
@@ -209,6 +258,9 @@ impl ScanCache {
         let misses = keys.len() as u64 - hits;
         c.hits.fetch_add(hits, Ordering::Relaxed);
         c.misses.fetch_add(misses, Ordering::Relaxed);
+        if !available {
+            c.errors.fetch_add(misses, Ordering::Relaxed);
+        }
         let label = KindLabel {
             kind: kind.as_str(),
         };
@@ -277,27 +329,44 @@ impl ScanCache {
         n
     }
 
-    pub fn kind_stats(&self) -> BTreeMap<Kind, KindStats> {
+    /// This process's counters per kind.
+    fn counts(&self) -> Counts {
         Kind::ALL
             .iter()
-            .map(|k| {
-                let c = &self.counters[idx(*k)];
-                let (hits, misses) = (
-                    c.hits.load(Ordering::Relaxed),
-                    c.misses.load(Ordering::Relaxed),
-                );
-                let total = hits + misses;
-                (
-                    *k,
-                    KindStats {
-                        hits,
-                        misses,
-                        hit_rate: (total > 0).then(|| hits as f64 / total as f64),
-                        decode_errors: c.decode_errors.load(Ordering::Relaxed),
-                    },
-                )
-            })
+            .map(|k| (*k, self.counters[idx(*k)].load()))
             .collect()
+    }
+
+    /// This process's counters per kind, as stats.
+    pub fn kind_stats(&self) -> BTreeMap<Kind, KindStats> {
+        self.counts()
+            .into_iter()
+            .map(|(k, c)| (k, c.into()))
+            .collect()
+    }
+
+    /// Adds what this process counted since the last call to the shared statistics under
+    /// `node` (nothing for a backend that is not shared). A failed write keeps the counts
+    /// for the next call, so none are lost to a Redis blip. Called about once a heartbeat.
+    pub async fn publish_stats(&self, node: &str) {
+        let mut published = self.published.lock().await;
+        let now = self.counts();
+        let delta: Counts = now
+            .iter()
+            .map(|(k, c)| (*k, c.since(&published.get(k).copied().unwrap_or_default())))
+            .filter(|(_, d)| !d.is_zero())
+            .collect();
+        if delta.is_empty() || !self.should_try() {
+            return;
+        }
+        match self
+            .backend
+            .add_stats(node, &delta, Utc::now().timestamp_millis())
+            .await
+        {
+            Ok(()) => *published = now,
+            Err(e) => self.note_error(&e),
+        }
     }
 
     fn totals(&self) -> (u64, u64) {
@@ -328,12 +397,55 @@ impl ScanCache {
         });
     }
 
-    /// Stats and analytics; backend queries that fail leave their field `None`.
+    /// Stats and analytics; backend queries that fail leave their field `None`. Over a
+    /// shared backend the counters are the cluster's, with each node's share; else, or
+    /// when those cannot be read, this process's.
     pub async fn analytics(&self, top: usize) -> Analytics {
         let keys_per_kind = self.backend.keys_per_kind().await.ok();
         let memory = self.backend.memory().await.ok();
         let most_requested = self.backend.most_requested(top).await.unwrap_or_default();
+        let shared = match self
+            .backend
+            .shared_stats(Utc::now().timestamp_millis())
+            .await
+        {
+            Ok(s) => s,
+            Err(e) => {
+                self.note_error(&e);
+                None
+            }
+        };
         let ttl = self.smart_ttl();
+        let (scope, per_kind, per_node, hit_rate_history) = match shared {
+            Some(shared) => {
+                let (per_kind, per_node) = cluster_totals(&shared);
+                (
+                    "cluster",
+                    per_kind,
+                    Some(per_node),
+                    cumulative(&shared.buckets),
+                )
+            }
+            None => ("process", self.kind_stats(), None, self.local_history()),
+        };
+        Analytics {
+            status: self.status(),
+            scope: scope.to_string(),
+            per_kind,
+            per_node,
+            keys_per_kind,
+            memory,
+            most_requested,
+            hit_rate_history,
+            ttl_secs: Kind::ALL
+                .iter()
+                .map(|k| (*k, ttl.base(*k).as_secs()))
+                .collect(),
+        }
+    }
+
+    /// This process's samples, and one for now.
+    fn local_history(&self) -> Vec<HitSample> {
         let mut history: Vec<HitSample> = self
             .history
             .lock()
@@ -348,19 +460,60 @@ impl ScanCache {
             hits,
             misses,
         });
-        Analytics {
-            status: self.status(),
-            per_kind: self.kind_stats(),
-            keys_per_kind,
-            memory,
-            most_requested,
-            hit_rate_history: history,
-            ttl_secs: Kind::ALL
-                .iter()
-                .map(|k| (*k, ttl.base(*k).as_secs()))
-                .collect(),
-        }
+        history
     }
+}
+
+/// The cluster's counters per kind (the sum over nodes) and each node's.
+fn cluster_totals(
+    shared: &SharedStats,
+) -> (BTreeMap<Kind, KindStats>, BTreeMap<String, NodeStats>) {
+    let mut total: Counts = Kind::ALL
+        .iter()
+        .map(|k| (*k, KindCounts::default()))
+        .collect();
+    let mut per_node = BTreeMap::new();
+    for (id, n) in &shared.nodes {
+        let mut all = KindCounts::default();
+        for (k, c) in &n.per_kind {
+            total.entry(*k).or_default().add(c);
+            all.add(c);
+        }
+        let all = KindStats::from(all);
+        per_node.insert(
+            id.clone(),
+            NodeStats {
+                hits: all.hits,
+                misses: all.misses,
+                hit_rate: all.hit_rate,
+                per_kind: n.per_kind.iter().map(|(k, c)| (*k, (*c).into())).collect(),
+                updated_at: DateTime::from_timestamp_millis(n.at_ms),
+            },
+        );
+    }
+    (
+        total.into_iter().map(|(k, c)| (k, c.into())).collect(),
+        per_node,
+    )
+}
+
+/// The buckets' hits and misses as cumulative samples at each bucket's end, from the
+/// first bucket with lookups on (the format of this process's own samples).
+fn cumulative(buckets: &[(i64, u64, u64)]) -> Vec<HitSample> {
+    let first = buckets.iter().position(|(_, h, m)| h + m > 0);
+    let (mut hits, mut misses) = (0, 0);
+    buckets[first.unwrap_or(buckets.len())..]
+        .iter()
+        .filter_map(|(start, h, m)| {
+            hits += h;
+            misses += m;
+            Some(HitSample {
+                at: DateTime::from_timestamp(start + super::shared_stats::BUCKET_SECS, 0)?,
+                hits,
+                misses,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

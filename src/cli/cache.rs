@@ -76,7 +76,7 @@ pub async fn run(args: &CacheArgs, settings: &Settings) -> Result<i32, UserError
             } else {
                 let mut t = Table::new();
                 t.load_preset(UTF8_FULL_CONDENSED);
-                t.set_header(["kind", "keys", "base TTL (s)"]);
+                t.set_header(["kind", "keys", "hits", "misses", "base TTL (s)"]);
                 for k in Kind::ALL {
                     let keys = a
                         .keys_per_kind
@@ -84,9 +84,12 @@ pub async fn run(args: &CacheArgs, settings: &Settings) -> Result<i32, UserError
                         .and_then(|m| m.get(&k))
                         .copied()
                         .unwrap_or(0);
+                    let s = a.per_kind.get(&k).copied().unwrap_or_default();
                     t.add_row([
                         k.as_str().to_string(),
                         keys.to_string(),
+                        s.hits.to_string(),
+                        s.misses.to_string(),
                         a.ttl_secs[&k].to_string(),
                     ]);
                 }
@@ -97,9 +100,28 @@ pub async fn run(args: &CacheArgs, settings: &Settings) -> Result<i32, UserError
                     .take(10)
                     .map(|(s, n)| format!("{s} ({n})"))
                     .collect();
+                let nodes = a.per_node.as_ref().map(|nodes| {
+                    let mut t = Table::new();
+                    t.load_preset(UTF8_FULL_CONDENSED);
+                    t.set_header(["node", "hits", "misses", "hit rate", "updated"]);
+                    for (id, n) in nodes {
+                        t.add_row([
+                            id.clone(),
+                            n.hits.to_string(),
+                            n.misses.to_string(),
+                            n.hit_rate
+                                .map_or("–".into(), |r| format!("{:.1}%", r * 100.0)),
+                            n.updated_at
+                                .map_or("–".into(), |t| t.format("%H:%M:%S").to_string()),
+                        ]);
+                    }
+                    format!("\nper node:\n{t}")
+                });
                 format!(
-                    "cache: {} · available\n{t}\nmemory: {} used, {} peak\nmost requested: {}",
+                    "cache: {} · available · counters of the {}\n{t}{}\nmemory: {} used, {} peak\nmost requested: {}",
                     a.status.backend,
+                    if a.scope == "cluster" { "whole cluster" } else { "this process" },
+                    nodes.unwrap_or_default(),
                     human_bytes(mem.used_bytes),
                     human_bytes(mem.peak_bytes),
                     if top.is_empty() {

@@ -185,6 +185,9 @@ impl NodePlan {
             Role::Worker => node.start_worker().await?,
             Role::Cache | Role::Snapshot => {}
         }
+        if matches!(node.plan.role, Role::Scan | Role::Serve | Role::Worker) {
+            node.start_stats_publisher();
+        }
         if node.plan.role == Role::Serve {
             if let Some(book) = node.cluster.as_ref().and_then(|c| c.book()) {
                 let every = Duration::from_millis(node.settings.cluster.lease_renew_ms);
@@ -276,6 +279,27 @@ impl Node {
         ));
     }
 
+    /// Adds this node's cache counters to the cluster's statistics every heartbeat (over
+    /// a shared cache; a memory cache keeps them in the process), and once more at stop.
+    fn start_stats_publisher(&self) {
+        let Some(cache) = self.cache.clone() else {
+            return;
+        };
+        let id = self.id().to_string();
+        let every = Duration::from_millis(self.settings.cluster.heartbeat_ms);
+        let stop = self.shutdown.clone();
+        self.shutdown.spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => cache.publish_stats(&id).await,
+                    _ = stop.triggered() => return,
+                }
+            }
+        });
+    }
+
     /// The periodic cache warmer (when there is a cache).
     fn start_warmer(&self) {
         let Some(cache) = &self.cache else {
@@ -305,6 +329,9 @@ impl Node {
         }
         if let Some(worker) = self.worker.take() {
             worker.stop().await;
+        }
+        if let Some(cache) = &self.cache {
+            cache.publish_stats(self.id()).await;
         }
         if !self.shutdown.complete(STOP_DEADLINE).await {
             tracing::warn!("some tasks did not stop within {STOP_DEADLINE:?}");

@@ -24,7 +24,7 @@ use super::{
     bounded, clamp_ttl_ms, clear_node, count_node, empty_counts, memory_node, most_requested_on,
     parse_url, pttl_to_duration, record_pipeline, unavailable, RedisOptions,
 };
-use crate::cache::{Cache, CacheError, Kind, MemoryInfo};
+use crate::cache::{shared_stats, Cache, CacheError, Counts, Kind, MemoryInfo, SharedStats};
 use crate::redis_link::{cluster_client, node_connection};
 
 /// Commands in flight at once on the cluster connection (its request queue holds 100).
@@ -444,6 +444,22 @@ impl Cache for RedisClusterCache {
             most_requested_on(&mut c, n).await
         })
         .await
+    }
+
+    async fn add_stats(&self, node: &str, delta: &Counts, now_ms: i64) -> Result<(), CacheError> {
+        let pipe = shared_stats::add_pipeline(node, delta, now_ms);
+        self.call("stats", self.opts.deadline(), |mut c| async move {
+            pipe.exec_async(&mut c).await
+        })
+        .await
+    }
+
+    async fn shared_stats(&self, now_ms: i64) -> Result<Option<SharedStats>, CacheError> {
+        self.call("read stats", self.opts.deadline(), |mut c| async move {
+            shared_stats::read_on(&mut c, now_ms).await
+        })
+        .await
+        .map(Some)
     }
 }
 

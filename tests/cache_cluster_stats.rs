@@ -1,0 +1,105 @@
+//! The cache's statistics are the cluster's: a coordinator that looks nothing up itself
+//! (`--workers 0`) shows what its worker processes counted, in total and per node, through
+//! the API and `technic cache stats`, on a real 3-master Redis Cluster.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use support::api::Server;
+use support::redis::RedisCluster;
+use support::technic::{run_json, Proc, FAST_CLUSTER};
+use support::wait::wait_for_async;
+
+const UNIVERSE: u64 = 200;
+
+fn sum(nodes: &serde_json::Map<String, Value>, field: &str) -> u64 {
+    nodes.values().filter_map(|n| n[field].as_u64()).sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coordinator_shows_every_workers_cache_lookups() {
+    let redis = RedisCluster::start();
+    let url = redis.target();
+    let env = FAST_CLUSTER.to_vec();
+    let s = Server::start(&["--redis", &url, "--workers", "0"], &env).await;
+    let _workers: Vec<Proc> = ["stats-w1", "stats-w2"]
+        .iter()
+        .map(|id| {
+            Proc::spawn(
+                id,
+                &["worker", "--redis", &url, "--workers", "1", "--node-id", id],
+                &env,
+            )
+        })
+        .collect();
+    let body = format!(r#"{{"universe_size": {UNIVERSE}}}"#);
+    let mut rates = Vec::new();
+    for _ in 0..2 {
+        let id = s.submit(&body).await;
+        let done = s.wait_done(&id).await;
+        assert_eq!(done["stage"], "done", "{done}");
+        rates.push(done["timing"]["cache_hit_rate"].as_f64());
+    }
+    assert_eq!(rates, [Some(0.0), Some(1.0)], "cold, then warm");
+
+    // Within a heartbeat or two every worker has added its counts: the second scan's
+    // UNIVERSE feature hits among them.
+    let stats = wait_for_async(
+        "the workers' lookups in the coordinator's stats",
+        Duration::from_secs(30),
+        async || {
+            let (st, v) = s.get("/api/v1/cache/stats").await;
+            assert_eq!(st, 200, "{v}");
+            let hits = v["per_kind"]["features"]["hits"].as_u64().unwrap_or(0);
+            if hits >= UNIVERSE && v["per_node"].as_object().is_some_and(|n| n.len() == 2) {
+                Ok(v)
+            } else {
+                Err(v)
+            }
+        },
+    )
+    .await;
+    assert_eq!(stats["scope"], "cluster", "{stats}");
+    let nodes = stats["per_node"].as_object().expect("per_node");
+    assert!(
+        nodes.contains_key("stats-w1") && nodes.contains_key("stats-w2"),
+        "{stats}"
+    );
+    assert!(
+        nodes.values().all(|n| n["hits"].as_u64() > Some(0)),
+        "both workers served hits: {stats}"
+    );
+    assert_eq!(
+        sum(nodes, "hits"),
+        stats["hits"].as_u64().expect("hits"),
+        "{stats}"
+    );
+    assert_eq!(
+        sum(nodes, "misses"),
+        stats["misses"].as_u64().expect("misses"),
+        "{stats}"
+    );
+    let features = &stats["per_kind"]["features"];
+    assert_eq!(
+        features["hits"].as_u64().unwrap_or(0) + features["misses"].as_u64().unwrap_or(0),
+        2 * UNIVERSE,
+        "one features lookup per symbol and scan: {stats}"
+    );
+
+    // The analytics' series holds the same lookups, and the CLI shows the same figures.
+    let (_, a) = s.get("/api/v1/cache/analytics").await;
+    let last = a["hit_rate_history"]
+        .as_array()
+        .and_then(|h| h.last())
+        .cloned()
+        .expect("a series");
+    assert_eq!(last["hits"], stats["hits"], "{a}");
+    let cli = run_json(&["cache", "stats", "--redis", &url, "--json"], &env);
+    assert_eq!(cli["scope"], "cluster");
+    assert_eq!(
+        cli["per_node"]["stats-w1"]["hits"], nodes["stats-w1"]["hits"],
+        "{cli}"
+    );
+}
