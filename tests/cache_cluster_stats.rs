@@ -1,6 +1,7 @@
-//! The cache's statistics are the cluster's: a coordinator that looks nothing up itself
-//! (`--workers 0`) shows what its worker processes counted, in total and per node, through
-//! the API and `technic cache stats`, on a real 3-master Redis Cluster.
+//! One cache for the whole cluster, with real processes: a coordinator that looks nothing
+//! up itself (`--workers 0`) shows what its worker processes counted, in total and per
+//! node (on a 3-master Redis Cluster), and its TTL change is what the workers write with
+//! (on a standalone Redis).
 
 mod support;
 
@@ -8,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::api::Server;
-use support::redis::RedisCluster;
+use support::redis::{RedisCluster, RedisServer};
 use support::technic::{run_json, Proc, FAST_CLUSTER};
 use support::wait::wait_for_async;
 
@@ -102,4 +103,95 @@ async fn a_coordinator_shows_every_workers_cache_lookups() {
         cli["per_node"]["stats-w1"]["hits"], nodes["stats-w1"]["hits"],
         "{cli}"
     );
+}
+
+/// Every remaining TTL (seconds) of the keys matching `pattern`.
+fn ttls(redis: &RedisServer, pattern: &str) -> Vec<i64> {
+    let mut conn = redis.connection();
+    let keys: Vec<String> = ::redis::cmd("KEYS")
+        .arg(pattern)
+        .query(&mut conn)
+        .expect("keys");
+    keys.iter()
+        .map(|k| ::redis::cmd("TTL").arg(k).query(&mut conn).expect("ttl"))
+        .collect()
+}
+
+/// Whether `ttl` is `base` as SmartTtl scales it by volatility (× ½, × 1 or × 2), written
+/// within the last minute.
+fn scaled_from(ttl: i64, base: i64) -> bool {
+    [base / 2, base, base * 2]
+        .iter()
+        .any(|want| (want - 60..=*want).contains(&ttl))
+}
+
+/// A TTL change on the coordinator reaches the workers: each reports the new version
+/// within a heartbeat, and the keys they write afterwards carry the new TTLs, scaled by
+/// volatility as documented.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ttl_change_on_the_coordinator_is_what_the_workers_write_with() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let env = FAST_CLUSTER.to_vec();
+    let s = Server::start(&["--redis", &url, "--workers", "0"], &env).await;
+    let _workers: Vec<Proc> = ["ttl-w1", "ttl-w2"]
+        .iter()
+        .map(|id| {
+            Proc::spawn(
+                id,
+                &["worker", "--redis", &url, "--workers", "1", "--node-id", id],
+                &env,
+            )
+        })
+        .collect();
+    let versions = async |want: u64| {
+        wait_for_async(
+            &format!("both workers at ttl version {want}"),
+            Duration::from_secs(30),
+            async || {
+                let (_, v) = s.get("/api/v1/cluster/nodes").await;
+                let at: Vec<u64> = v["nodes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|n| n["id"].as_str().is_some_and(|id| id.starts_with("ttl-w")))
+                    .filter_map(|n| n["ttl_version"].as_u64())
+                    .collect();
+                if at == [want, want] {
+                    Ok(())
+                } else {
+                    Err(v)
+                }
+            },
+        )
+        .await
+    };
+    versions(0).await;
+    let r = support::api::client()
+        .put(s.url("/api/v1/cache/ttl"))
+        .header("content-type", "application/json")
+        .body(r#"{"features_secs": 1234, "bars_secs": 4321}"#)
+        .send()
+        .await
+        .expect("put");
+    let (st, v) = support::api::json_of(r).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["features_secs"], 1234, "{v}");
+    versions(1).await;
+    let (_, stats) = s.get("/api/v1/cache/stats").await;
+    assert_eq!(stats["ttl_version"], 1, "{stats}");
+
+    // A past as_of: the bars are not the last session, so no until-the-open rule applies.
+    let id = s
+        .submit(r#"{"universe_size": 40, "as_of": "2025-06-30"}"#)
+        .await;
+    assert_eq!(s.wait_done(&id).await["stage"], "done");
+    for (pattern, base) in [("technic:v1:features:*", 1234), ("technic:v1:bars:*", 4321)] {
+        let got = ttls(&redis, pattern);
+        assert_eq!(got.len(), 40, "{pattern}: one key per symbol");
+        assert!(
+            got.iter().all(|t| scaled_from(*t, base)),
+            "{pattern}: every TTL from the new base {base}: {got:?}"
+        );
+    }
 }

@@ -31,6 +31,8 @@ async function refreshCluster() {
           el("td", { text: n.load != null ? fmtPct(n.load, 0) : n.active_scans != null ? `${n.active_scans} scans` : "—" }),
           el("td", { text: n.shards_done != null ? fmtInt(n.shards_done) : "—" }),
           el("td", { text: n.restarts != null ? fmtInt(n.restarts) : "—" }),
+          // The shared cache TTL settings the node writes with (0: its configured ones).
+          el("td", { text: n.ttl_version ? `v${n.ttl_version}` : "configured" }),
           el("td", { text: fmtAge(heartbeatAge(n)) }))),
     );
   } catch (e) {

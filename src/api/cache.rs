@@ -2,8 +2,10 @@
 //! shared cache the statistics are the cluster's: every node adds its counters to Redis
 //! every heartbeat (`cache::shared_stats`), so any serve shows every node's lookups.
 //!
-//! A TTL change applies to values this process writes from then on (keys already written
-//! keep theirs); in a multi-process cluster each node keeps its own configured TTLs.
+//! A TTL change is stored in the cache as a versioned record: this process applies it at
+//! once, every other node of the cache within a heartbeat, each reporting the version it
+//! writes with (`ttl_version` in `/api/v1/cluster/nodes`). Keys already written keep
+//! their TTL.
 
 use std::sync::Arc;
 
@@ -71,6 +73,7 @@ pub async fn stats(State(state): Shared) -> Result<Json<Value>, ApiError> {
         "misses": misses,
         "hit_rate": (hits + misses > 0).then(|| hits as f64 / (hits + misses) as f64),
         "scope": a.scope,
+        "ttl_version": c.ttl_version(),
         "per_kind": a.per_kind,
         "per_node": a.per_node,
         "keys_per_kind": a.keys_per_kind,
@@ -207,7 +210,9 @@ pub struct TtlRequest {
     market_close: Option<String>,
 }
 
-/// Replaces TTL settings (a partial object keeps the other fields); every problem listed.
+/// Replaces the TTL settings of every node of this cache (a partial object keeps the other
+/// fields; every problem listed): stored versioned in the cache, applied here at once and
+/// by the other nodes within a heartbeat. 503 when the cache cannot store them.
 #[utoipa::path(put, path = "/api/v1/cache/ttl", tag = "cache", security((), ("bearer" = [])),
     request_body(content = TtlRequest, content_type = "application/json"),
     responses((status = 200, body = Object), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
@@ -262,8 +267,11 @@ pub async fn put_ttl(State(state): Shared, body: Bytes) -> Result<Json<Value>, A
             return Err(invalid(problems));
         }
     };
-    c.set_smart_ttl(ttl);
-    tracing::info!("cache ttl settings replaced over http");
+    let version = c.share_ttl(ttl).await.map_err(|e| {
+        tracing::warn!(error = %e, "cache ttl settings: cannot store them");
+        unreachable_cache()
+    })?;
+    tracing::info!(version, "cache ttl settings replaced over http");
     Ok(Json(
         serde_json::to_value(c.smart_ttl().settings()).unwrap_or_default(),
     ))

@@ -93,6 +93,9 @@ pub struct NodeInfo {
     pub restarts: u64,
     /// Scans running on this coordinator (its own node only).
     pub active_scans: usize,
+    /// Version of the shared cache TTL settings the node writes with (0: its configured
+    /// ones, none shared yet).
+    pub ttl_version: u64,
 }
 
 fn at(ms: i64) -> DateTime<Utc> {
@@ -145,6 +148,7 @@ pub async fn cluster_nodes(state: &AppState) -> Result<Vec<NodeInfo>, QueueError
                 shards_done: n.shards_done,
                 symbols_done: n.symbols_done,
                 restarts: n.restarts,
+                ttl_version: n.ttl_version,
             }
         })
         .collect())

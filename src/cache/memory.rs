@@ -44,6 +44,7 @@ impl Expiry<String, Entry> for PerEntryTtl {
 pub struct MemoryCache {
     inner: Moka<String, Entry>,
     requests: Mutex<HashMap<String, u64>>,
+    settings: Mutex<HashMap<String, (u64, String)>>,
     peak: std::sync::atomic::AtomicU64,
 }
 
@@ -62,6 +63,7 @@ impl MemoryCache {
                 .expire_after(PerEntryTtl)
                 .build(),
             requests: Mutex::new(HashMap::new()),
+            settings: Mutex::new(HashMap::new()),
             peak: std::sync::atomic::AtomicU64::new(0),
         }
     }
@@ -167,5 +169,17 @@ impl Cache for MemoryCache {
         all.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         all.truncate(n);
         Ok(all)
+    }
+
+    async fn put_setting(&self, name: &str, value: &str) -> Result<u64, CacheError> {
+        let mut all = self.settings.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = all.entry(name.to_string()).or_insert((0, String::new()));
+        *entry = (entry.0 + 1, value.to_string());
+        Ok(entry.0)
+    }
+
+    async fn get_setting(&self, name: &str) -> Result<Option<(u64, String)>, CacheError> {
+        let all = self.settings.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(all.get(name).cloned())
     }
 }

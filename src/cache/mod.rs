@@ -151,6 +151,16 @@ pub trait Cache: Send + Sync + 'static {
     async fn shared_stats(&self, _now_ms: i64) -> Result<Option<SharedStats>, CacheError> {
         Ok(None)
     }
+    /// Stores `value` as the setting `name` every node of this cache follows, and returns
+    /// its new version (1, 2, …). The memory backend keeps it for its process.
+    async fn put_setting(&self, name: &str, value: &str) -> Result<u64, CacheError>;
+    /// The setting `name` and its version; `None` when none was stored.
+    async fn get_setting(&self, name: &str) -> Result<Option<(u64, String)>, CacheError>;
+}
+
+/// The key of a shared setting (not a cache entry: `clear` leaves it).
+pub(crate) fn setting_key(name: &str) -> String {
+    format!("{KEY_PREFIX}settings:{name}")
 }
 
 pub use crate::config::CacheTarget;

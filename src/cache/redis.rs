@@ -380,6 +380,55 @@ impl Cache for RedisCache {
         .map(Some)
         .map_err(Into::into)
     }
+
+    async fn put_setting(&self, name: &str, value: &str) -> Result<u64, CacheError> {
+        bounded(
+            "put setting",
+            self.opts.deadline(),
+            put_setting_on(&mut self.conn(), name, value),
+        )
+        .await
+        .map_err(Into::into)
+    }
+
+    async fn get_setting(&self, name: &str) -> Result<Option<(u64, String)>, CacheError> {
+        bounded(
+            "get setting",
+            self.opts.deadline(),
+            get_setting_on(&mut self.conn(), name),
+        )
+        .await
+        .map_err(Into::into)
+    }
+}
+
+/// Stores a shared setting with its version bumped, in one step.
+pub(crate) async fn put_setting_on<C: ConnectionLike + Send>(
+    conn: &mut C,
+    name: &str,
+    value: &str,
+) -> RedisResult<u64> {
+    ::redis::Script::new(
+        "redis.call('HSET', KEYS[1], 'value', ARGV[1]) \
+         return redis.call('HINCRBY', KEYS[1], 'version', 1)",
+    )
+    .key(super::setting_key(name))
+    .arg(value)
+    .invoke_async(conn)
+    .await
+}
+
+pub(crate) async fn get_setting_on<C: ConnectionLike + Send>(
+    conn: &mut C,
+    name: &str,
+) -> RedisResult<Option<(u64, String)>> {
+    let (version, value): (Option<u64>, Option<String>) = ::redis::cmd("HMGET")
+        .arg(super::setting_key(name))
+        .arg("version")
+        .arg("value")
+        .query_async(conn)
+        .await?;
+    Ok(version.zip(value))
 }
 
 #[cfg(test)]

@@ -21,6 +21,9 @@ use super::{
 };
 use crate::telemetry::{metrics, KindLabel};
 
+/// The name of the shared TTL settings ([`Cache::put_setting`]).
+const TTL_SETTING: &str = "ttl";
+
 /// Samples kept for the hit-rate-over-time view, and the spacing between them.
 const HISTORY_LEN: usize = 360;
 const SAMPLE_EVERY: Duration = Duration::from_secs(10);
@@ -141,6 +144,8 @@ pub struct ScanCache {
     counters: [KindCounters; 5],
     /// The counters as last added to the shared statistics.
     published: tokio::sync::Mutex<Counts>,
+    /// Version of the shared TTL settings in force here (0: this process's configured).
+    ttl_version: AtomicU64,
     health: Mutex<Health>,
     history: Mutex<(Option<Instant>, VecDeque<HitSample>)>,
 }
@@ -157,6 +162,7 @@ impl ScanCache {
             retry_after,
             counters: Default::default(),
             published: Default::default(),
+            ttl_version: AtomicU64::new(0),
             health: Mutex::new(Health::default()),
             history: Mutex::new((None, VecDeque::with_capacity(HISTORY_LEN))),
         }
@@ -329,6 +335,69 @@ impl ScanCache {
         n
     }
 
+    /// Stores `ttl`'s settings as the TTLs every node of this cache follows, then applies
+    /// them here; returns their version. Fails (and changes nothing) when the backend
+    /// cannot store them.
+    pub async fn share_ttl(&self, ttl: SmartTtl) -> Result<u64, CacheError> {
+        let json = serde_json::to_string(ttl.settings())
+            .map_err(|e| CacheError::Unavailable(format!("ttl settings: {e}")))?;
+        let version = self.backend.put_setting(TTL_SETTING, &json).await?;
+        self.apply_ttl(ttl, version);
+        Ok(version)
+    }
+
+    /// Applies the shared TTL settings when they are newer than the ones in force (every
+    /// node calls this once a heartbeat). Settings this build cannot read are logged and
+    /// skipped; an unreachable backend only degrades.
+    pub async fn follow_shared_ttl(&self) {
+        if !self.should_try() {
+            return;
+        }
+        // Once a heartbeat on every node: this read is also what notices a backend that
+        // came back while no scan ran.
+        let (version, json) = match self.backend.get_setting(TTL_SETTING).await {
+            Ok(found) => {
+                self.note_success();
+                match found {
+                    Some(v) => v,
+                    None => return,
+                }
+            }
+            Err(e) => return self.note_error(&e),
+        };
+        if version <= self.ttl_version() {
+            return;
+        }
+        let parsed = serde_json::from_str::<super::TtlSettings>(&json)
+            .map_err(|e| e.to_string())
+            .and_then(|s| {
+                self.smart_ttl()
+                    .with_settings(s)
+                    .map_err(|e| e.problems.join("; "))
+            });
+        match parsed {
+            Ok(ttl) => {
+                info!(version, "shared cache ttl settings applied");
+                self.apply_ttl(ttl, version);
+            }
+            Err(e) => {
+                warn!(version, error = %e, "shared cache ttl settings ignored: this build cannot use them");
+                // Not retried until a newer version is stored.
+                self.ttl_version.store(version, Ordering::Release);
+            }
+        }
+    }
+
+    fn apply_ttl(&self, ttl: SmartTtl, version: u64) {
+        self.set_smart_ttl(ttl);
+        self.ttl_version.fetch_max(version, Ordering::AcqRel);
+    }
+
+    /// The version of the shared TTL settings in force here (0: none shared yet).
+    pub fn ttl_version(&self) -> u64 {
+        self.ttl_version.load(Ordering::Acquire)
+    }
+
     /// This process's counters per kind.
     fn counts(&self) -> Counts {
         Kind::ALL
@@ -364,7 +433,10 @@ impl ScanCache {
             .add_stats(node, &delta, Utc::now().timestamp_millis())
             .await
         {
-            Ok(()) => *published = now,
+            Ok(()) => {
+                self.note_success();
+                *published = now;
+            }
             Err(e) => self.note_error(&e),
         }
     }
@@ -569,6 +641,12 @@ mod tests {
         }
         async fn most_requested(&self, n: usize) -> Result<Vec<(String, u64)>, CacheError> {
             self.inner.most_requested(n).await
+        }
+        async fn put_setting(&self, name: &str, value: &str) -> Result<u64, CacheError> {
+            self.inner.put_setting(name, value).await
+        }
+        async fn get_setting(&self, name: &str) -> Result<Option<(u64, String)>, CacheError> {
+            self.inner.get_setting(name).await
         }
     }
 

@@ -62,6 +62,11 @@ impl SmartTtl {
         })
     }
 
+    /// The same policy with other settings (and the same clock).
+    pub fn with_settings(&self, settings: TtlSettings) -> Result<Self, SettingsError> {
+        SmartTtl::new(settings, Arc::clone(&self.clock))
+    }
+
     pub fn settings(&self) -> &TtlSettings {
         &self.settings
     }

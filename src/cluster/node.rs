@@ -21,6 +21,7 @@ use super::registry::{NodeInfo, NodeRegistry, NodeState};
 use super::supervision::RestartPolicy;
 use super::worker::{worker_id, NodeStats, Pool, PoolArgs, PoolMsg, WorkerContext};
 use super::ClusterLink;
+use crate::cache::ScanCache;
 use crate::config::Settings;
 use crate::error::{ErrorCode, UserError};
 use crate::shutdown::Shutdown;
@@ -102,6 +103,7 @@ impl WorkerNode {
             let task = Heartbeat {
                 identity: identity.clone(),
                 stats: Arc::clone(&ctx.stats),
+                cache: ctx.cache.clone(),
                 queue: Arc::clone(&ctx.queue),
                 registry: Arc::clone(registry),
                 book: link.map(|l| Arc::clone(&l.book)),
@@ -133,6 +135,7 @@ impl WorkerNode {
         node_info(
             &self.identity,
             &self.ctx.stats,
+            self.ctx.cache.as_deref(),
             self.draining.load(Ordering::Acquire),
         )
     }
@@ -189,6 +192,7 @@ impl WorkerNode {
             let info = node_info(
                 &self.identity,
                 &self.ctx.stats,
+                self.ctx.cache.as_deref(),
                 self.draining.load(Ordering::Acquire),
             );
             if let Err(e) = registry.beat(&info).await {
@@ -210,7 +214,12 @@ impl WorkerNode {
     }
 }
 
-fn node_info(identity: &Identity, stats: &NodeStats, draining: bool) -> NodeInfo {
+fn node_info(
+    identity: &Identity,
+    stats: &NodeStats,
+    cache: Option<&ScanCache>,
+    draining: bool,
+) -> NodeInfo {
     let busy = stats.busy.load(Ordering::Relaxed);
     NodeInfo {
         id: identity.id.clone(),
@@ -231,12 +240,15 @@ fn node_info(identity: &Identity, stats: &NodeStats, draining: bool) -> NodeInfo
         busy,
         load: (busy as f64 / identity.workers.max(1) as f64).min(1.0),
         restarts: stats.restarts.load(Ordering::Relaxed),
+        ttl_version: cache.map_or(0, ScanCache::ttl_version),
     }
 }
 
 struct Heartbeat {
     identity: Identity,
     stats: Arc<NodeStats>,
+    /// Its shared TTL settings' version is reported in each beat.
+    cache: Option<Arc<ScanCache>>,
     queue: Arc<dyn WorkQueue>,
     registry: Arc<NodeRegistry>,
     /// Read every beat: the scans' current epochs and the abandoned one-shot scans.
@@ -276,6 +288,7 @@ impl Heartbeat {
                 let info = node_info(
                     &self.identity,
                     &self.stats,
+                    self.cache.as_deref(),
                     self.draining.load(Ordering::Acquire),
                 );
                 self.sweep().await;

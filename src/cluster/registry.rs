@@ -71,6 +71,10 @@ pub struct NodeInfo {
     pub load: f64,
     /// Worker actor restarts since the node started.
     pub restarts: u64,
+    /// Version of the shared cache TTL settings the node writes with (0: its own
+    /// configured ones; absent in entries of older builds).
+    #[serde(default)]
+    pub ttl_version: u64,
 }
 
 /// A registry entry as listed: the node's last report and its state now.

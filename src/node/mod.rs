@@ -186,7 +186,7 @@ impl NodePlan {
             Role::Cache | Role::Snapshot => {}
         }
         if matches!(node.plan.role, Role::Scan | Role::Serve | Role::Worker) {
-            node.start_stats_publisher();
+            node.start_cache_sync();
         }
         if node.plan.role == Role::Serve {
             if let Some(book) = node.cluster.as_ref().and_then(|c| c.book()) {
@@ -279,9 +279,10 @@ impl Node {
         ));
     }
 
-    /// Adds this node's cache counters to the cluster's statistics every heartbeat (over
-    /// a shared cache; a memory cache keeps them in the process), and once more at stop.
-    fn start_stats_publisher(&self) {
+    /// Every heartbeat: applies the shared cache TTL settings when newer ones were stored,
+    /// and adds this node's cache counters to the cluster's statistics (over a shared
+    /// cache; a memory cache keeps both in the process); the counters once more at stop.
+    fn start_cache_sync(&self) {
         let Some(cache) = self.cache.clone() else {
             return;
         };
@@ -293,7 +294,10 @@ impl Node {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             loop {
                 tokio::select! {
-                    _ = tick.tick() => cache.publish_stats(&id).await,
+                    _ = tick.tick() => {
+                        cache.follow_shared_ttl().await;
+                        cache.publish_stats(&id).await;
+                    }
                     _ = stop.triggered() => return,
                 }
             }

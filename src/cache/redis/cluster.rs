@@ -21,8 +21,9 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 
 use super::slots::SlotOwners;
 use super::{
-    bounded, clamp_ttl_ms, clear_node, count_node, empty_counts, memory_node, most_requested_on,
-    parse_url, pttl_to_duration, record_pipeline, unavailable, RedisOptions,
+    bounded, clamp_ttl_ms, clear_node, count_node, empty_counts, get_setting_on, memory_node,
+    most_requested_on, parse_url, pttl_to_duration, put_setting_on, record_pipeline, unavailable,
+    RedisOptions,
 };
 use crate::cache::{shared_stats, Cache, CacheError, Counts, Kind, MemoryInfo, SharedStats};
 use crate::redis_link::{cluster_client, node_connection};
@@ -460,6 +461,20 @@ impl Cache for RedisClusterCache {
         })
         .await
         .map(Some)
+    }
+
+    async fn put_setting(&self, name: &str, value: &str) -> Result<u64, CacheError> {
+        self.call("put setting", self.opts.deadline(), |mut c| async move {
+            put_setting_on(&mut c, name, value).await
+        })
+        .await
+    }
+
+    async fn get_setting(&self, name: &str) -> Result<Option<(u64, String)>, CacheError> {
+        self.call("get setting", self.opts.deadline(), |mut c| async move {
+            get_setting_on(&mut c, name).await
+        })
+        .await
     }
 }
 
