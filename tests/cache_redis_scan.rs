@@ -89,6 +89,14 @@ fn scan_with_redis_down_completes_uncached_with_a_warning() {
         warning_codes(&report),
         vec!["CACHE_UNAVAILABLE".to_string()]
     );
+    // The summary line says so too, with what to do.
+    let out = technic(&["scan", "--universe-size", "20", "--cache", &server.url()]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warning [CACHE_UNAVAILABLE]") && err.contains("hint: "),
+        "{err}"
+    );
 
     // Back up: the next scan caches again (and the one after is warm).
     server.restart();

@@ -413,3 +413,32 @@ async fn the_page_and_assets_are_served_from_the_binary() {
         .expect("html");
     assert!(html.contains("data-testid=\"scan-start\""));
 }
+
+/// A scan that ran with its cache down completes, and the page says so: the report's
+/// CACHE_UNAVAILABLE warning with its suggestions under the summary.
+#[tokio::test]
+async fn a_scan_with_the_cache_down_shows_its_warning() {
+    let _one = ONE_BROWSER.lock().await;
+    let mut redis = support::redis::RedisServer::start();
+    let url = redis.url();
+    redis.kill();
+    let s = Server::start(&["--workers", "1", "--cache", &url], &[]).await;
+    let b = Browser::start().await;
+    b.open(&s.url("/")).await;
+    b.set_input("scan-universe-size", "20").await;
+    b.click("scan-start").await;
+    b.wait_text("scan-stage", |t| t == "done").await;
+    let warnings = b
+        .wait_text("scan-warnings", |t| t.contains("CACHE_UNAVAILABLE"))
+        .await;
+    assert!(
+        warnings.contains("Redis"),
+        "the suggestions are shown: {warnings}"
+    );
+    b.screenshot("scan-warnings").await;
+    // The next scan, with the cache still down, shows it again; nothing stale is kept.
+    b.click("scan-start").await;
+    b.wait_text("scan-stage", |t| t == "done").await;
+    assert!(b.text("scan-warnings").await.contains("CACHE_UNAVAILABLE"));
+    b.close().await;
+}

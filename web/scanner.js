@@ -168,6 +168,7 @@ async function startScan() {
   renderResults();
   setDownloads(null);
   $("#scan-summary").textContent = "";
+  setWarnings([]);
   setProgress({ stage: "queued", fraction: 0, message: "Submitting" });
   try {
     const { id } = await api("POST", "/api/v1/scans", body);
@@ -248,9 +249,21 @@ async function checkScan(id, quiet = false, lastEventId = null) {
   }
 }
 
+/// The report's warnings (e.g. CACHE_UNAVAILABLE: the scan ran uncached), each with what to do.
+function setWarnings(warnings) {
+  const box = $("#scan-warnings");
+  box.querySelector("ul").replaceChildren(
+    ...warnings.map((w) => el("li", {},
+      el("strong", { text: w.code }), ` ${w.message}`,
+      ...(w.suggestions || []).map((s) => el("span", { class: "hint", text: ` — ${s}` })))),
+  );
+  box.hidden = warnings.length === 0;
+}
+
 async function finished(id, report) {
   if (state.scanId !== id) return;
   setRunning(false);
+  setWarnings(report.warnings || []);
   const t = report.timing || {};
   const stage = report.status === "cancelled" ? "cancelled" : "done";
   if (stage === "cancelled") {

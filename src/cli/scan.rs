@@ -333,6 +333,7 @@ fn summary(report: &ScanReport) {
             "scanned": report.scanned,
             "results": report.results.len(),
             "failed": report.failures.len(),
+            "warnings": report.warnings,
             "timing": report.timing,
         }),
     );
@@ -426,6 +427,12 @@ fn summary_line(r: &ScanReport) -> String {
             " · {} from a fallback source",
             thousands(st.fallback_symbols)
         ));
+    }
+    for w in &r.warnings {
+        line.push_str(&format!("\n  warning [{}]: {}", w.code.as_str(), w.message));
+        for s in &w.suggestions {
+            line.push_str(&format!("\n    hint: {s}"));
+        }
     }
     for f in r.failures.iter().take(5) {
         line.push_str(&format!(
