@@ -63,12 +63,30 @@ fn assert_cold_then_warm(target: &str) {
         cold["results"], warm["results"],
         "{target}: the cache changes nothing in the results"
     );
+    // The cold scan is the universe's baseline; the warm one is measured against it.
+    let speedup = |r: &Value| r["timing"]["speedup"].as_f64();
+    assert_eq!(speedup(&cold), Some(1.0), "{target}: {}", cold["timing"]);
+    let cold_s = cold["timing"]["total_seconds"].as_f64().expect("seconds");
+    let warm_s = warm["timing"]["total_seconds"].as_f64().expect("seconds");
+    let want = cold_s / warm_s;
+    assert!(
+        speedup(&warm).is_some_and(|s| (s - want).abs() < 1e-9 * want.max(1.0)),
+        "{target}: the warm scan's speedup is the cold time over its own: {}",
+        warm["timing"]
+    );
 }
 
 #[test]
 fn scan_through_redis_is_warm_the_second_time() {
     let server = RedisServer::start();
     assert_cold_then_warm(&server.url());
+    let out = technic(&["scan", "--universe-size", UNIVERSE, "--cache", &server.url()]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("× the first uncached scan's speed"),
+        "the summary line has the speedup: {err}"
+    );
 }
 
 #[test]

@@ -274,7 +274,9 @@ async function finished(id, report) {
   $("#scan-summary").textContent =
     `${fmtInt(report.scanned)} symbols in ${fmtSecs(t.total_seconds)} (${fmtInt(t.symbols_per_second)} symbols/s) · ` +
     `${fmtInt((report.results || []).length || report.results_count)} results · ${fmtInt((report.failures || []).length)} failed` +
-    (t.cache_hit_rate != null ? ` · cache hit rate ${fmtPct(t.cache_hit_rate)}` : "");
+    (t.cache_hit_rate != null ? ` · cache hit rate ${fmtPct(t.cache_hit_rate)}` : "") +
+    // 1 is the universe's first uncached scan itself.
+    (t.speedup != null && t.speedup !== 1 ? ` · ${t.speedup.toFixed(1)}× the first uncached scan's speed` : "");
   await loadResults(id);
 }
 

@@ -21,6 +21,13 @@ use super::{
 };
 use crate::telemetry::{metrics, KindLabel};
 
+/// FNV-1a 64 of `bytes`: a short, stable key for a long universe description.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 /// The name of the shared TTL settings ([`Cache::put_setting`]).
 const TTL_SETTING: &str = "ttl";
 
@@ -391,6 +398,37 @@ impl ScanCache {
     fn apply_ttl(&self, ttl: SmartTtl, version: u64) {
         self.set_smart_ttl(ttl);
         self.ttl_version.fetch_max(version, Ordering::AcqRel);
+    }
+
+    /// How many times faster a scan of `universe` (a key naming what it loads) that took
+    /// `total_seconds` ran than the first uncached scan of it kept in this cache: that
+    /// scan's time is stored (kind `meta`, its TTL) when a scan without hits finds none, and
+    /// its own speedup is 1. `None` when the cache does not answer, or a cached scan finds
+    /// no baseline (it cannot stand for an uncached one).
+    pub async fn speedup(
+        &self,
+        universe: &str,
+        total_seconds: f64,
+        hit_rate: Option<f64>,
+    ) -> Option<f64> {
+        if total_seconds <= 0.0 || !total_seconds.is_finite() {
+            return None;
+        }
+        let key = Kind::Meta.key(&format!("baseline:{:016x}", fnv1a(universe.as_bytes())));
+        let (found, answered) = self
+            .get::<f64>(Kind::Meta, std::slice::from_ref(&key))
+            .await;
+        if !answered {
+            return None;
+        }
+        match found.into_iter().next().flatten() {
+            Some(baseline) => Some(baseline / total_seconds),
+            None if hit_rate.unwrap_or(0.0) == 0.0 => self
+                .put(Kind::Meta, &[(key, &total_seconds, None, None)])
+                .await
+                .then_some(1.0),
+            None => None,
+        }
     }
 
     /// The version of the shared TTL settings in force here (0: none shared yet).

@@ -418,6 +418,10 @@ fn summary_line(r: &ScanReport) -> String {
         cache,
         status
     );
+    // 1 is the universe's first uncached scan itself: nothing to compare yet.
+    if let Some(x) = r.timing.speedup.filter(|x| (x - 1.0).abs() > f64::EPSILON) {
+        line.push_str(&format!(" · {x:.1}× the first uncached scan's speed"));
+    }
     let st = &r.timing.stages;
     if st.bulk_symbols > 0 {
         line.push_str(&format!(" · {} bulk-loaded", thousands(st.bulk_symbols)));

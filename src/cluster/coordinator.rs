@@ -12,7 +12,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::{oneshot, watch};
 use tracing::{info, warn};
 
-use super::book::{ScanRecord, Takeover};
+use super::book::{universe_key, ScanRecord, Takeover};
 use super::error::ScanError;
 use super::pipeline::{ShardReport, SymbolOutcome};
 use super::progress::{analyzing, thousands, Progress, Stage};
@@ -43,6 +43,8 @@ pub struct ScanHandle {
     pub(super) coordinator: ActorRef<CoordinatorMsg>,
     /// The scan's record in Redis, when it has one.
     pub(super) steward: Option<Steward>,
+    /// Where the universe's uncached baseline is kept, for the report's speedup.
+    pub(super) cache: Option<Arc<crate::cache::ScanCache>>,
 }
 
 /// How a scan ended for the process that ran it.
@@ -86,7 +88,19 @@ impl ScanHandle {
         };
         let progress = self.progress.borrow().clone();
         let (report, error) = match result {
-            Ok(r) => (Some(r), None),
+            Ok(mut r) => {
+                if let (Some(cache), ScanStatus::Completed) = (&self.cache, r.status) {
+                    let t = &r.timing;
+                    r.timing.speedup = cache
+                        .speedup(
+                            &universe_key(&self.config),
+                            t.total_seconds,
+                            t.cache_hit_rate,
+                        )
+                        .await;
+                }
+                (Some(r), None)
+            }
             Err(e) => (None, Some(e)),
         };
         let record = Arc::new(ScanRecord {
@@ -381,6 +395,7 @@ impl ActiveScan {
                     .cache
                     .filter(|c| c.lookups > 0)
                     .map(|c| c.hits as f64 / c.lookups as f64),
+                speedup: None,
                 stages: self.stages,
             },
         };
@@ -578,6 +593,7 @@ fn open(
         universe: Some(universe_rx),
         coordinator: myself.clone(),
         steward: None,
+        cache: None,
     }
 }
 

@@ -103,6 +103,8 @@ pub struct LocalCluster {
     /// Who this cluster's scans belong to.
     kind: ScanKind,
     lease_renew: std::time::Duration,
+    /// Where each scan's speedup baseline is kept.
+    cache: Option<Arc<ScanCache>>,
     /// The cluster's own scope (results feed, node heartbeat); a child of the caller's.
     shutdown: Shutdown,
 }
@@ -202,7 +204,7 @@ impl LocalCluster {
                 queue: queue.clone(),
                 provider,
                 reporter,
-                cache,
+                cache: cache.clone(),
                 stats: Arc::default(),
             };
             Some(WorkerNode::start(settings, ctx, workers, link.as_ref(), &shutdown).await?)
@@ -217,6 +219,7 @@ impl LocalCluster {
             redis: link.map(|l| (l.queue, l.book)),
             kind,
             lease_renew: std::time::Duration::from_millis(settings.cluster.lease_renew_ms),
+            cache,
             shutdown,
         })
     }
@@ -249,6 +252,7 @@ impl LocalCluster {
                     )))
                 }
             };
+        handle.cache = self.cache.clone();
         if let Some(book) = self.book() {
             match book
                 .create(&handle.id, self.kind, handle.submitted_at, &handle.config)
@@ -308,6 +312,7 @@ impl LocalCluster {
                 Box::new(resumption)
             ) {
                 Ok(mut handle) => {
+                    handle.cache = self.cache.clone();
                     steward::count("taken_over");
                     steward::Steward::attach(&mut handle, Arc::clone(book), self.lease_renew);
                     adopted.push(handle);

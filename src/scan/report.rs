@@ -136,6 +136,11 @@ pub struct Timing {
     pub symbols_per_second: f64,
     /// Cache hits / lookups during this scan; `None` when no cache was consulted.
     pub cache_hit_rate: Option<f64>,
+    /// The first uncached scan of the same universe on this cache (kept there as a `meta`
+    /// entry) divided by this scan's time; 1 for that scan itself. `None` without a cache,
+    /// or for a cached scan whose baseline is not on record.
+    #[serde(default)]
+    pub speedup: Option<f64>,
     pub stages: Stages,
 }
 
