@@ -80,7 +80,13 @@ fn assert_cold_then_warm(target: &str) {
 fn scan_through_redis_is_warm_the_second_time() {
     let server = RedisServer::start();
     assert_cold_then_warm(&server.url());
-    let out = technic(&["scan", "--universe-size", UNIVERSE, "--cache", &server.url()]);
+    let out = technic(&[
+        "scan",
+        "--universe-size",
+        UNIVERSE,
+        "--cache",
+        &server.url(),
+    ]);
     assert!(out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
