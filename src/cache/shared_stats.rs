@@ -117,7 +117,10 @@ fn bucket_key(bucket: i64) -> String {
 
 /// The commands adding `delta` (counted by `node`, flushed at `now_ms`) to the totals.
 pub fn add_pipeline(node: &str, delta: &Counts, now_ms: i64) -> ::redis::Pipeline {
+    // MULTI/EXEC (one slot, so on a Redis Cluster too): a reader sees a node's totals and
+    // the buckets move together.
     let mut pipe = ::redis::pipe();
+    pipe.atomic();
     let node_key = node_key(node);
     let (mut hits, mut misses) = (0u64, 0u64);
     for (kind, c) in delta {
@@ -187,6 +190,7 @@ pub async fn read_on<C: ConnectionLike + Send>(
         .map(|i| last - i * BUCKET_SECS)
         .collect();
     let mut pipe = ::redis::pipe();
+    pipe.atomic();
     for n in &nodes {
         pipe.cmd("HGETALL").arg(node_key(n));
     }
