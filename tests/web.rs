@@ -436,7 +436,7 @@ async fn a_scan_with_the_cache_down_shows_its_warning() {
         "the suggestions are shown: {warnings}"
     );
     b.screenshot("scan-warnings").await;
-    // The next scan, with the cache still down, shows it again; nothing stale is kept.
+    // The next scan, with the cache still down, reports it again.
     b.click("scan-start").await;
     b.wait_text("scan-stage", |t| t == "done").await;
     assert!(b.text("scan-warnings").await.contains("CACHE_UNAVAILABLE"));
