@@ -27,6 +27,7 @@ pub mod config;
 pub mod cpu;
 pub mod data;
 pub mod error;
+pub mod fingerprint;
 pub mod indicators;
 pub mod market;
 pub mod node;

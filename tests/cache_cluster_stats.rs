@@ -41,9 +41,14 @@ async fn a_coordinator_shows_every_workers_cache_lookups() {
     let url = redis.target();
     let env = FAST_CLUSTER.to_vec();
     let (s, _workers) = coordinator_and_workers(&url, ["stats-w1", "stats-w2"]).await;
-    let body = format!(r#"{{"universe_size": {UNIVERSE}}}"#);
+    // The second scan asks for another cut of the same universe: a config the scan-result
+    // cache has not seen, so the workers look every symbol's features up again.
     let mut rates = Vec::new();
-    for _ in 0..2 {
+    for top in [None, Some(50)] {
+        let body = match top {
+            None => format!(r#"{{"universe_size": {UNIVERSE}}}"#),
+            Some(n) => format!(r#"{{"universe_size": {UNIVERSE}, "top": {n}}}"#),
+        };
         let id = s.submit(&body).await;
         let done = s.wait_done(&id).await;
         assert_eq!(done["stage"], "done", "{done}");

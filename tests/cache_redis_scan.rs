@@ -1,5 +1,6 @@
-//! `technic scan` through a real Redis and a real Redis Cluster: the second scan is served
-//! from the shared cache, and a Redis that is down degrades the scan instead of failing it.
+//! `technic scan` through a real Redis and a real Redis Cluster: a second scan is served
+//! from the shared cache (every symbol's features, or the whole report for the same
+//! config), and a Redis that is down degrades the scan instead of failing it.
 
 mod support;
 
@@ -10,6 +11,10 @@ use support::redis::{RedisCluster, RedisServer};
 const UNIVERSE: &str = "300";
 
 fn scan(cache: &str) -> Value {
+    scan_with(cache, &[])
+}
+
+fn scan_with(cache: &str, args: &[&str]) -> Value {
     let out = Command::cargo_bin("technic")
         .expect("binary built")
         .env_clear()
@@ -23,6 +28,7 @@ fn scan(cache: &str) -> Value {
             UNIVERSE,
         ])
         .args(["--cache", cache])
+        .args(args)
         .output()
         .expect("runs");
     assert!(
@@ -56,13 +62,21 @@ fn assert_cold_then_warm(target: &str) {
     assert_eq!(hit_rate(&cold), 0.0, "{target}: first scan is cold");
     assert!(warning_codes(&cold).is_empty(), "{target}: {cold}");
 
-    let warm = scan(target);
+    // Another config over the same symbols: computed again, from cached features.
+    let warm = scan_with(target, &["--top", UNIVERSE]);
     assert_eq!(hit_rate(&warm), 1.0, "{target}: second scan is all hits");
     assert!(warning_codes(&warm).is_empty(), "{target}");
+    assert!(warm.get("from_cache").is_none(), "{target}: computed");
     assert_eq!(
         cold["results"], warm["results"],
         "{target}: the cache changes nothing in the results"
     );
+    // The first config again: its report, from the scan-result cache.
+    let again = scan(target);
+    assert_eq!(again["from_cache"]["scan_id"], cold["id"], "{target}");
+    assert_ne!(again["id"], cold["id"], "{target}: a scan of its own");
+    assert_eq!(again["results"], cold["results"], "{target}");
+    assert_eq!(again["failures"], cold["failures"], "{target}");
     // The cold scan is the universe's baseline; the warm one is measured against it.
     let speedup = |r: &Value| r["timing"]["speedup"].as_f64();
     assert_eq!(speedup(&cold), Some(1.0), "{target}: {}", cold["timing"]);

@@ -14,6 +14,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("error", 0),
     ("market", 0),
     ("cpu", 0),
+    ("fingerprint", 0),
     ("shutdown", 0),
     ("redis_link", 0),
     ("web", 0),

@@ -414,6 +414,32 @@ async fn the_page_and_assets_are_served_from_the_binary() {
     assert!(html.contains("data-testid=\"scan-start\""));
 }
 
+/// The same scan again is answered from the scan-result cache, and the summary says which
+/// scan computed it; its results are the first scan's.
+#[tokio::test]
+async fn a_repeated_scan_says_it_came_from_the_scan_cache() {
+    let _one = ONE_BROWSER.lock().await;
+    let s = Server::start(&["--workers", "1"], &[]).await;
+    let b = Browser::start().await;
+    b.open(&s.url("/")).await;
+    b.set_input("scan-universe-size", "20").await;
+    b.click("scan-start").await;
+    b.wait_text("scan-stage", |t| t == "done").await;
+    let first = b.wait_text("scan-summary", |t| t.contains("results")).await;
+    assert!(!first.contains("scan cache"), "computed: {first}");
+    let (_, list) = s.get("/api/v1/scans").await;
+    let first_id = list["scans"][0]["id"].as_str().expect("an id").to_string();
+    b.click("scan-start").await;
+    let again = b
+        .wait_text("scan-summary", |t| {
+            t.contains("answered from the scan cache")
+        })
+        .await;
+    assert!(again.contains(&first_id), "names the scan: {again}");
+    b.screenshot("scan-from-cache").await;
+    b.close().await;
+}
+
 /// A scan that ran with its cache down completes, and the page says so: the report's
 /// CACHE_UNAVAILABLE warning with its suggestions under the summary.
 #[tokio::test]

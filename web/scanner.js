@@ -276,7 +276,8 @@ async function finished(id, report) {
     `${fmtInt((report.results || []).length || report.results_count)} results · ${fmtInt((report.failures || []).length)} failed` +
     (t.cache_hit_rate != null ? ` · cache hit rate ${fmtPct(t.cache_hit_rate)}` : "") +
     // 1 is the universe's first uncached scan itself.
-    (t.speedup != null && t.speedup !== 1 ? ` · ${t.speedup.toFixed(1)}× the first uncached scan's speed` : "");
+    (t.speedup != null && t.speedup !== 1 ? ` · ${t.speedup.toFixed(1)}× the first uncached scan's speed` : "") +
+    (report.from_cache ? ` · answered from the scan cache (scan ${report.from_cache.scan_id})` : "");
   await loadResults(id);
 }
 

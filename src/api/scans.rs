@@ -336,6 +336,9 @@ pub fn record_view(r: &ScanRecord) -> Value {
         v["filtered"] = json!(rep.filtered);
         v["timing"] = json!(rep.timing);
         v["warnings"] = json!(rep.warnings);
+        if let Some(c) = &rep.from_cache {
+            v["from_cache"] = json!(c);
+        }
     }
     if let Some(e) = &r.error {
         v["error"] = ApiError(e.clone()).to_json()["error"].clone();

@@ -10,6 +10,7 @@
 mod build;
 pub mod codec;
 pub mod memory;
+pub mod predict;
 pub mod redis;
 pub mod scan_cache;
 pub mod shared_stats;

@@ -19,14 +19,8 @@ use tracing::{info, warn};
 use super::{
     codec, Cache, CacheError, Counts, Kind, KindCounts, MemoryInfo, SharedStats, SmartTtl, TtlRule,
 };
+use crate::fingerprint::fnv1a;
 use crate::telemetry::{metrics, KindLabel};
-
-/// FNV-1a 64 of `bytes`: a short, stable key for a long universe description.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
 
 /// The name of the shared TTL settings ([`Cache::put_setting`]).
 const TTL_SETTING: &str = "ttl";

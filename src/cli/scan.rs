@@ -418,6 +418,13 @@ fn summary_line(r: &ScanReport) -> String {
         cache,
         status
     );
+    if let Some(c) = &r.from_cache {
+        line.push_str(&format!(
+            " · answered from the scan cache (scan {}, {})",
+            c.scan_id,
+            c.finished_at.format("%Y-%m-%d %H:%M:%S UTC")
+        ));
+    }
     // 1 is the universe's first uncached scan itself: nothing to compare yet.
     if let Some(x) = r.timing.speedup.filter(|x| (x - 1.0).abs() > f64::EPSILON) {
         line.push_str(&format!(" · {x:.1}× the first uncached scan's speed"));

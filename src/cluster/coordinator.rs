@@ -18,6 +18,7 @@ use super::pipeline::{ShardReport, SymbolOutcome};
 use super::progress::{analyzing, thousands, Progress, Stage};
 use super::queue::WorkQueue;
 use super::registry::{live_workers, NodeRegistry};
+use super::result_cache::ScanKey;
 use super::shard::{plan_shards, shard_size, Shard};
 use super::steward::Steward;
 use super::transport::ResultsFeed;
@@ -45,6 +46,8 @@ pub struct ScanHandle {
     pub(super) steward: Option<Steward>,
     /// Where the universe's uncached baseline is kept, for the report's speedup.
     pub(super) cache: Option<Arc<crate::cache::ScanCache>>,
+    /// Where the report is cached once it is the data's whole answer.
+    pub(super) scan_key: Option<ScanKey>,
 }
 
 /// How a scan ended for the process that ran it.
@@ -64,6 +67,46 @@ impl ScanHandle {
         let _ = self
             .coordinator
             .send_message(CoordinatorMsg::Cancel(self.id.clone()));
+    }
+
+    /// A scan answered at once by `report` (from the scan-result cache): its progress is
+    /// done and its report waits to be concluded.
+    pub(super) fn answered(
+        coordinator: &ActorRef<CoordinatorMsg>,
+        config: ScanConfig,
+        mut report: ScanReport,
+    ) -> ScanHandle {
+        let id = new_scan_id();
+        metrics().scan_requests.inc();
+        report.id.clone_from(&id);
+        let done = report.scanned + report.failures.len();
+        let (_, progress) = watch::channel(Progress {
+            stage: Stage::Done,
+            fraction: 1.0,
+            message: format!(
+                "Done: {} results (from the scan cache)",
+                report.results.len()
+            ),
+            done,
+            total: report.universe_size,
+            elapsed_seconds: report.timing.total_seconds,
+            ..Progress::queued(&id)
+        });
+        let (tx, rx) = oneshot::channel();
+        let _ = tx.send(Ok(report));
+        ScanHandle {
+            id,
+            epoch: 1,
+            submitted_at: Utc::now(),
+            config: Arc::new(config),
+            progress,
+            report: rx,
+            universe: None,
+            coordinator: coordinator.clone(),
+            steward: None,
+            cache: None,
+            scan_key: None,
+        }
     }
 
     /// Waits for the end of the scan and records it, exactly once, in the scan book.
@@ -90,6 +133,9 @@ impl ScanHandle {
         let (report, error) = match result {
             Ok(mut r) => {
                 if let (Some(cache), ScanStatus::Completed) = (&self.cache, r.status) {
+                    if let Some(key) = &self.scan_key {
+                        key.store(cache, &r).await;
+                    }
                     let t = &r.timing;
                     r.timing.speedup = cache
                         .speedup(
@@ -179,6 +225,8 @@ pub struct CoordinatorArgs {
     pub feed: Option<Arc<ResultsFeed>>,
     pub max_shard_size: usize,
     pub max_universe_size: usize,
+    /// Where the universe is cached (`meta`).
+    pub cache: Option<Arc<crate::cache::ScanCache>>,
 }
 
 pub struct Coordinator;
@@ -384,6 +432,7 @@ impl ActiveScan {
             filtered,
             warnings,
             nodes: std::mem::take(&mut self.per_node),
+            from_cache: None,
             timing: Timing {
                 total_seconds,
                 symbols_per_second: if total_seconds > 0.0 {
@@ -594,6 +643,7 @@ fn open(
         coordinator: myself.clone(),
         steward: None,
         cache: None,
+        scan_key: None,
     }
 }
 
@@ -603,9 +653,10 @@ fn resolve_universe(myself: ActorRef<CoordinatorMsg>, state: &mut CoordinatorSta
         scan.publish(&id, Stage::ResolvingUniverse, "Resolving universe".into());
     }
     let provider = Arc::clone(&state.args.provider);
+    let cache = state.args.cache.clone();
     tokio::spawn(async move {
         let t = Instant::now();
-        let universe = provider.universe().await;
+        let universe = super::result_cache::universe(&provider, cache.as_deref()).await;
         let _ = myself.send_message(CoordinatorMsg::UniverseReady(
             id,
             universe,

@@ -18,6 +18,7 @@ mod progress;
 mod queue;
 mod redis_queue;
 mod registry;
+mod result_cache;
 mod shard;
 mod steward;
 mod supervision;
@@ -54,6 +55,7 @@ use crate::error::{ErrorCode, UserError};
 use crate::scan::ScanConfig;
 use crate::shutdown::Shutdown;
 use coordinator::{Coordinator, CoordinatorArgs};
+use result_cache::ScanKey;
 use transport::{ActorReporter, RedisReporter, Reporter, ResultsFeed};
 
 /// How long [`LocalCluster::shutdown`] waits for its tasks.
@@ -103,8 +105,12 @@ pub struct LocalCluster {
     /// Who this cluster's scans belong to.
     kind: ScanKind,
     lease_renew: std::time::Duration,
-    /// Where each scan's speedup baseline is kept.
+    /// Where each scan's speedup baseline and report are kept.
     cache: Option<Arc<ScanCache>>,
+    /// The data behind the scans (its version keys the cached reports).
+    provider: Arc<dyn MarketData>,
+    /// Whether reports are cached and answered (`cache.scan_results`).
+    scan_results: bool,
     /// The cluster's own scope (results feed, node heartbeat); a child of the caller's.
     shutdown: Shutdown,
 }
@@ -187,6 +193,7 @@ impl LocalCluster {
                 feed: feed.clone(),
                 max_shard_size: settings.cluster.shard_size,
                 max_universe_size: settings.scan.max_universe_size,
+                cache: cache.clone(),
             },
         )
         .await
@@ -202,7 +209,7 @@ impl LocalCluster {
             let ctx = WorkerContext {
                 node_id,
                 queue: queue.clone(),
-                provider,
+                provider: Arc::clone(&provider),
                 reporter,
                 cache: cache.clone(),
                 stats: Arc::default(),
@@ -220,6 +227,8 @@ impl LocalCluster {
             kind,
             lease_renew: std::time::Duration::from_millis(settings.cluster.lease_renew_ms),
             cache,
+            provider,
+            scan_results: settings.cache.scan_results,
             shutdown,
         })
     }
@@ -242,16 +251,36 @@ impl LocalCluster {
     /// Submits a scan; invalid configs are rejected here, with every problem listed. Over
     /// Redis the scan is recorded in the scan book first; if Redis cannot take the record
     /// the scan still runs, but only in this process.
+    ///
+    /// With a cache, a config already scanned on the same data version is answered from
+    /// the scan-result cache (the report's `from_cache` says so); otherwise its report is
+    /// cached when it ends.
     pub async fn submit(&self, config: ScanConfig) -> Result<ScanHandle, ScanError> {
-        let mut handle =
-            match ractor::call!(self.coordinator, CoordinatorMsg::Submit, Box::new(config)) {
-                Ok(result) => result?,
-                Err(e) => {
-                    return Err(ScanError::internal(&format!(
-                        "coordinator unreachable: {e}"
-                    )))
-                }
-            };
+        let scan_key = match &self.cache {
+            Some(_) if self.scan_results => ScanKey::of(&self.provider, &config).await,
+            _ => None,
+        };
+        let answer = match (&self.cache, &scan_key) {
+            (Some(cache), Some(key)) => key.lookup(cache).await,
+            _ => None,
+        };
+        let mut handle = match answer {
+            Some(report) => ScanHandle::answered(&self.coordinator, config, report),
+            None => {
+                let mut handle =
+                    match ractor::call!(self.coordinator, CoordinatorMsg::Submit, Box::new(config))
+                    {
+                        Ok(result) => result?,
+                        Err(e) => {
+                            return Err(ScanError::internal(&format!(
+                                "coordinator unreachable: {e}"
+                            )))
+                        }
+                    };
+                handle.scan_key = scan_key;
+                handle
+            }
+        };
         handle.cache = self.cache.clone();
         if let Some(book) = self.book() {
             match book

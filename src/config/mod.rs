@@ -70,6 +70,8 @@ pub struct CacheSettings {
     pub retry_after_ms: u64,
     pub connect_timeout_ms: u64,
     pub response_timeout_ms: u64,
+    /// Answer a config already scanned on the same data version from its cached report.
+    pub scan_results: bool,
     pub warm: WarmSettings,
     pub ttl: TtlSettings,
 }

@@ -197,6 +197,35 @@ fn parse_universe(bytes: &[u8]) -> Result<Vec<UniverseEntry>, UniverseError> {
     Ok(out)
 }
 
+/// FNV-1a over the sorted `*.csv` entries of `dir`: name, length, modification time.
+fn dir_fingerprint(dir: &Path) -> Option<u64> {
+    let mut files: Vec<(String, u64, u128)> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            if !name.ends_with(".csv") {
+                return None;
+            }
+            let meta = e.metadata().ok()?;
+            let modified = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos());
+            Some((name, meta.len(), modified))
+        })
+        .collect();
+    files.sort_unstable();
+    let mut h = crate::fingerprint::Fnv::default();
+    for (name, len, modified) in &files {
+        h.part(name.as_bytes())
+            .part(&len.to_le_bytes())
+            .part(&modified.to_le_bytes());
+    }
+    Some(h.finish())
+}
+
 impl CsvInner {
     fn bars(&self, symbol: &str) -> Result<Bars, DataError> {
         let not_found = || DataError::NotFound {
@@ -238,6 +267,18 @@ impl MarketData for CsvProvider {
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
             .collect();
         format!("csv-{clean}")
+    }
+
+    /// A fingerprint of the directory's `*.csv` files: name, size and modification time
+    /// of each (a file written, added or removed makes a new version). `None` when the
+    /// directory cannot be listed.
+    async fn data_version(&self) -> Option<String> {
+        let dir = self.inner.real_dir.clone();
+        tokio::task::spawn_blocking(move || dir_fingerprint(&dir))
+            .await
+            .ok()
+            .flatten()
+            .map(|h| format!("{h:016x}"))
     }
 
     async fn universe(&self) -> Result<Vec<UniverseEntry>, DataError> {

@@ -60,6 +60,16 @@ impl MarketData for FallbackChain {
         parts.join("+")
     }
 
+    /// Every source's version (a symbol may be served by any of them); `None` when one
+    /// cannot tell.
+    async fn data_version(&self) -> Option<String> {
+        let mut parts = Vec::with_capacity(self.sources.len());
+        for source in &self.sources {
+            parts.push(source.data_version().await?);
+        }
+        Some(parts.join("+"))
+    }
+
     /// The first source's universe that can be listed.
     async fn universe(&self) -> Result<Vec<UniverseEntry>, DataError> {
         let mut first_error = None;

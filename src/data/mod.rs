@@ -131,6 +131,14 @@ pub trait MarketData: Send + Sync + 'static {
         self.name().to_string()
     }
 
+    /// Identifies the data the provider serves now: the same string while nothing it
+    /// serves changed, another one once something did. Results computed from the data
+    /// (whole scan reports, the universe) are cached under it. `None` when the provider
+    /// cannot tell; nothing keyed on the version is then cached.
+    async fn data_version(&self) -> Option<String> {
+        None
+    }
+
     /// Every symbol the provider knows, with metadata.
     async fn universe(&self) -> Result<Vec<UniverseEntry>, DataError>;
 

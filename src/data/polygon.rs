@@ -338,6 +338,13 @@ impl MarketData for PolygonProvider {
         format!("polygon-{}", self.inner.client.origin())
     }
 
+    /// The UTC date: a new session's bars make a new version. Within a session the day's
+    /// bar moves under the same version, so what is cached under it is as fresh as its TTL
+    /// (the `scan` and `meta` kinds' base TTLs).
+    async fn data_version(&self) -> Option<String> {
+        Some(today().to_string())
+    }
+
     async fn universe(&self) -> Result<Vec<UniverseEntry>, DataError> {
         let inner = &self.inner;
         if !inner.symbols.is_empty() {

@@ -128,6 +128,12 @@ impl MarketData for SyntheticProvider {
         "synthetic"
     }
 
+    /// Generated data is a function of what the namespace already names (seed, days,
+    /// last date): one version.
+    async fn data_version(&self) -> Option<String> {
+        Some("generated".into())
+    }
+
     fn cache_namespace(&self) -> String {
         let i = &self.inner;
         format!(

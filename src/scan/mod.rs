@@ -21,5 +21,7 @@ pub use evaluate::{
 pub use features::Features;
 pub use plan::{trade_plan, TradePlan};
 pub use rank::rank;
-pub use report::{Failure, FilterReason, ScanReport, ScanResult, ScanStatus, Stages, Timing};
+pub use report::{
+    Failure, FilterReason, FromCache, ScanReport, ScanResult, ScanStatus, Stages, Timing,
+};
 pub use score::{sign, signal, sub_scores, tech_rating, Signal, SubScores};

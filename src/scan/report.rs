@@ -164,4 +164,15 @@ pub struct ScanReport {
     /// nothing).
     #[serde(default)]
     pub nodes: BTreeMap<String, usize>,
+    /// Set when the report was answered from the scan-result cache: the scan that
+    /// computed it, from the same config on the same data version. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_cache: Option<FromCache>,
+}
+
+/// Which earlier scan a cached report comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FromCache {
+    pub scan_id: String,
+    pub finished_at: chrono::DateTime<chrono::Utc>,
 }

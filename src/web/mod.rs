@@ -100,13 +100,11 @@ async fn asset(Path(name): Path<String>, headers: HeaderMap) -> Response {
 /// A strong validator from the bytes: the browser revalidates each load (`no-cache`) and
 /// gets a 304 while the binary is unchanged, and the new file right after an upgrade.
 pub fn etag(body: &[u8]) -> String {
-    // FNV-1a 64: stable across builds and platforms (unlike std's hasher), no dependency.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in body {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("\"{h:016x}-{}\"", body.len())
+    format!(
+        "\"{:016x}-{}\"",
+        crate::fingerprint::fnv1a(body),
+        body.len()
+    )
 }
 
 fn serve(a: &Asset, headers: &HeaderMap) -> Response {
