@@ -339,6 +339,10 @@ fn main() {
     if std::env::var_os("WARM_PREDICT_SWEEP").is_some() {
         sweep(&traces);
     }
+    if std::env::var_os("WARM_PREDICT_COOC").is_some() {
+        sweep_cooc(&traces);
+        return;
+    }
     if std::env::var_os("WARM_PREDICT_ADAPT").is_some() {
         sweep_adapt(&traces);
         return;
@@ -456,7 +460,18 @@ impl WarmModel for AdaptModel {
         self.inner.observe(symbols, at);
     }
     fn predict(&self, at: DateTime<Utc>, n: usize) -> Vec<String> {
-        let b = Blend { global: 0.0, ..self.a.blend };
+        let mut scores = self.scores(at);
+        scores.truncate(n);
+        scores.into_iter().map(|(s, _)| s).collect()
+    }
+}
+
+impl AdaptModel {
+    fn scores(&self, at: DateTime<Utc>) -> Vec<(String, f64)> {
+        let b = Blend {
+            global: 0.0,
+            ..self.a.blend
+        };
         let sw = slot_weights(at, &b);
         let tot: f64 = sw.iter().map(|(_, f)| f).sum();
         let sumsq: f64 = sw.iter().map(|(_, f)| (f / tot) * (f / tot)).sum();
@@ -478,7 +493,11 @@ impl WarmModel for AdaptModel {
             d += (x - e) * (x - e) / (e * sumsq * self.a.kappa);
             m += 1.0;
         }
-        let lambda = if d > 0.0 { (1.0 - self.a.c * m / d).max(0.0) } else { 0.0 };
+        let lambda = if d > 0.0 {
+            (1.0 - self.a.c * m / d).max(0.0)
+        } else {
+            0.0
+        };
         let mut scores: Vec<(String, f64)> = global
             .into_iter()
             .map(|(s, gw)| {
@@ -488,25 +507,134 @@ impl WarmModel for AdaptModel {
             })
             .collect();
         scores.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        scores.truncate(n);
-        scores.into_iter().map(|(s, _)| s).collect()
+        scores
+    }
+}
+
+struct CoocModel {
+    inner: AdaptModel,
+    pairs: HashMap<String, HashMap<String, f64>>,
+    counts: HashMap<String, f64>,
+    recent: Vec<(DateTime<Utc>, Vec<String>)>,
+    mu_cooc: f64,
+    mu_recent: f64,
+}
+
+impl WarmModel for CoocModel {
+    fn observe(&mut self, symbols: &[String], at: DateTime<Utc>) {
+        self.inner.observe(symbols, at);
+        if self.mu_cooc > 0.0 {
+            for a in symbols {
+                *self.counts.entry(a.clone()).or_insert(0.0) += 1.0;
+                let row = self.pairs.entry(a.clone()).or_default();
+                for b in symbols {
+                    if a != b {
+                        *row.entry(b.clone()).or_insert(0.0) += 1.0;
+                    }
+                }
+            }
+        }
+        self.recent.push((at, symbols.to_vec()));
+    }
+    fn predict(&self, at: DateTime<Utc>, n: usize) -> Vec<String> {
+        let base = self.inner.scores(at);
+        let total: f64 = base.iter().take(300).map(|(_, w)| w).sum::<f64>().max(1e-300);
+        let mut score: HashMap<String, f64> =
+            base.into_iter().take(300).map(|(s, w)| (s, w / total)).collect();
+        let ctx: Vec<&String> = self
+            .recent
+            .iter()
+            .rev()
+            .take_while(|(t, _)| *t >= at - chrono::Duration::hours(1))
+            .flat_map(|(_, s)| s.iter())
+            .collect();
+        if !ctx.is_empty() {
+            if self.mu_recent > 0.0 {
+                let f = self.mu_recent / ctx.len() as f64;
+                for s in &ctx {
+                    *score.entry((*s).clone()).or_insert(0.0) += f;
+                }
+            }
+            if self.mu_cooc > 0.0 {
+                let mut co: HashMap<&String, f64> = HashMap::new();
+                for r in &ctx {
+                    if let Some(row) = self.pairs.get(*r) {
+                        let c = self.counts[*r];
+                        for (s, v) in row {
+                            *co.entry(s).or_insert(0.0) += v / c;
+                        }
+                    }
+                }
+                let t: f64 = co.values().sum::<f64>().max(1e-300);
+                for (s, v) in co {
+                    *score.entry(s.clone()).or_insert(0.0) += self.mu_cooc * v / t;
+                }
+            }
+        }
+        let mut v: Vec<(String, f64)> = score.into_iter().collect();
+        v.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        v.truncate(n);
+        v.into_iter().map(|(s, _)| s).collect()
+    }
+}
+
+fn sweep_cooc(traces: &[(&str, Vec<Request>)]) {
+    let hl = Duration::from_secs(7 * DAY);
+    let a = Adapt { blend: Blend { hour: 0.2, same_hour: 0.4, neighbours: 0.2, global: 0.0 }, c: 1.0, min_e: 1.0, kappa: 1.0 };
+    for &(mu_cooc, mu_recent) in &[(0.0, 0.0), (0.05, 0.0), (0.1, 0.0), (0.2, 0.0), (0.5, 0.0), (0.0, 0.05), (0.0, 0.1), (0.0, 0.2), (0.0, 0.5)] {
+        let ps: Vec<String> = traces
+            .iter()
+            .map(|(_, t)| {
+                let mut m = CoocModel {
+                    inner: AdaptModel { inner: predictive(hl, a.blend), hl, a },
+                    pairs: HashMap::new(),
+                    counts: HashMap::new(),
+                    recent: Vec::new(),
+                    mu_cooc,
+                    mu_recent,
+                };
+                let s = evaluate(t, &mut m);
+                format!("{:5.1} {:5.1}", s.precision * 100.0, s.recall * 100.0)
+            })
+            .collect();
+        println!("cooc mu_cooc={mu_cooc} mu_recent={mu_recent} {}", ps.join(" | "));
     }
 }
 
 fn sweep_adapt(traces: &[(&str, Vec<Request>)]) {
     for &days in &[3u64, 7, 14, 28] {
-        for &(hour, same_hour, neighbours) in
-            &[(0.2, 0.4, 0.2), (0.3, 0.5, 0.1), (0.2, 0.6, 0.2), (0.5, 0.5, 0.0), (0.1, 0.8, 0.1), (1.0, 0.0, 0.0), (0.0, 1.0, 0.0)]
-        {
+        for &(hour, same_hour, neighbours) in &[
+            (0.2, 0.4, 0.2),
+            (0.3, 0.5, 0.1),
+            (0.2, 0.6, 0.2),
+            (0.5, 0.5, 0.0),
+            (0.1, 0.8, 0.1),
+            (1.0, 0.0, 0.0),
+            (0.0, 1.0, 0.0),
+        ] {
             for &c in &[0.5, 1.0, 2.0] {
                 for &min_e in &[0.0, 1.0, 5.0] {
                     for &kappa in &[1.0, 0.6] {
-                        let a = Adapt { blend: Blend { hour, same_hour, neighbours, global: 0.0 }, c, min_e, kappa };
+                        let a = Adapt {
+                            blend: Blend {
+                                hour,
+                                same_hour,
+                                neighbours,
+                                global: 0.0,
+                            },
+                            c,
+                            min_e,
+                            kappa,
+                        };
                         let hl = Duration::from_secs(days * DAY);
                         let ps: Vec<String> = traces
                             .iter()
                             .map(|(_, t)| {
-                                let mut m = AdaptModel { inner: predictive(hl, a.blend), hl, a };
+                                let mut m = AdaptModel {
+                                    inner: predictive(hl, a.blend),
+                                    hl,
+                                    a,
+                                };
                                 let s = evaluate(t, &mut m);
                                 format!("{:5.1}", s.precision * 100.0)
                             })

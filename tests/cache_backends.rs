@@ -185,11 +185,17 @@ async fn conformance(cache: &dyn Cache) {
     // Most requested, most first; the ranking is not a cache entry.
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
     cache
-        .record_requests(&s(&["AAPL", "MSFT", "AAPL", "TSLA", "AAPL", "MSFT"]))
+        .record_requests(
+            &s(&["AAPL", "MSFT", "AAPL", "TSLA", "AAPL", "MSFT"]),
+            "latest:500",
+        )
         .await
         .unwrap();
-    cache.record_requests(&s(&["NVDA"])).await.unwrap();
-    cache.record_requests(&[]).await.unwrap();
+    cache
+        .record_requests(&s(&["NVDA"]), "latest:500")
+        .await
+        .unwrap();
+    cache.record_requests(&[], "latest:500").await.unwrap();
     let pairs = |v: &[(&str, u64)]| {
         v.iter()
             .map(|(s, n)| (s.to_string(), *n))
@@ -211,6 +217,41 @@ async fn conformance(cache: &dyn Cache) {
         "{b}: a tie at the cut goes to the first symbol"
     );
     assert_eq!(cache.most_requested(0).await.unwrap(), vec![]);
+    // Recency: the last request of each symbol, newest first.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let before = chrono::Utc::now().timestamp_millis();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    cache
+        .record_requests(&s(&["TSLA"]), "2024-06-03:250")
+        .await
+        .unwrap();
+    let v = |variant: &str, symbol: &str| (variant.to_string(), symbol.to_string());
+    assert_eq!(
+        cache.recently_requested(before, 10).await.unwrap(),
+        vec![v("2024-06-03:250", "TSLA")],
+        "{b}: only what was requested since, with its variant"
+    );
+    let all = cache.recently_requested(0, 10).await.unwrap();
+    assert_eq!(
+        all.first(),
+        Some(&v("2024-06-03:250", "TSLA")),
+        "{b}: {all:?}"
+    );
+    assert!(
+        all.contains(&v("latest:500", "TSLA")),
+        "{b}: per variant: {all:?}"
+    );
+    assert_eq!(all.len(), 5, "{b}: {all:?}");
+    assert_eq!(
+        cache.recently_requested(0, 2).await.unwrap().len(),
+        2,
+        "{b}"
+    );
+    assert_eq!(
+        cache.most_requested(1).await.unwrap(),
+        pairs(&[("AAPL", 3)]),
+        "{b}: recency leaves the counts"
+    );
     assert_eq!(
         cache.keys_per_kind().await.unwrap(),
         expected,
@@ -246,6 +287,11 @@ async fn conformance(cache: &dyn Cache) {
         cache.most_requested(10).await.unwrap(),
         vec![],
         "{b}: ranking cleared"
+    );
+    assert_eq!(
+        cache.recently_requested(0, 10).await.unwrap(),
+        Vec::<(String, String)>::new(),
+        "{b}: recency cleared"
     );
     assert_eq!(cache.clear().await.unwrap(), 0, "{b}: clear is idempotent");
 }
@@ -414,10 +460,14 @@ async fn clear_spares_foreign_keys_redis() {
         foreign_write(server.port(), k);
     }
     fill(&cache).await;
-    cache.record_requests(&["AAPL".into()]).await.unwrap();
+    cache
+        .record_requests(&["AAPL".into()], "latest:500")
+        .await
+        .unwrap();
+    // The entries, the two request-tracking sets, the cluster's keys.
     assert_eq!(
         technic_keys_on(server.port()),
-        BARS + 1 + cluster_keys.len()
+        BARS + 2 + cluster_keys.len()
     );
 
     assert_eq!(cache.clear().await.unwrap(), BARS as u64);
@@ -506,8 +556,12 @@ async fn assert_unavailable_fast(cache: &dyn Cache) {
     check!("keys_per_kind", cache.keys_per_kind());
     check!("memory", cache.memory());
     check!("clear", cache.clear());
-    check!("record_requests", cache.record_requests(&["AAPL".into()]));
+    check!(
+        "record_requests",
+        cache.record_requests(&["AAPL".into()], "latest:500")
+    );
     check!("most_requested", cache.most_requested(5));
+    check!("recently_requested", cache.recently_requested(0, 5));
 }
 
 /// Waits until the cache works again, then proves a write and a read go through.

@@ -216,7 +216,9 @@ async fn cached_cluster(s: &Settings) -> (LocalCluster, Arc<ScanCache>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_repeated_scan_is_served_from_cached_features_with_identical_results() {
-    let s = settings(300, &[]);
+    // Every scan computes: the features path, not the scan-result cache.
+    let mut s = settings(300, &[]);
+    s.cache.scan_results = false;
     let (cluster, cache) = cached_cluster(&s).await;
     let cfg = ScanConfig::from_settings(&s.scan);
     let cold = submit_and_wait(&cluster, cfg.clone()).await;
@@ -268,7 +270,10 @@ async fn the_warmer_loads_seeded_and_most_requested_symbols() {
     let seeds: Vec<String> = universe[..5].iter().map(|e| e.symbol.clone()).collect();
     // Two symbols were requested before (learned from requests).
     cache
-        .record_requests(&[universe[10].symbol.clone(), universe[11].symbol.clone()])
+        .record_requests(
+            &[universe[10].symbol.clone(), universe[11].symbol.clone()],
+            "latest:500",
+        )
         .await;
     let mut warm = s.cache.warm.clone();
     warm.symbols = seeds.clone();

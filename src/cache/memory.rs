@@ -43,12 +43,19 @@ impl Expiry<String, Entry> for PerEntryTtl {
 
 pub struct MemoryCache {
     inner: Moka<String, Entry>,
-    requests: Mutex<HashMap<String, u64>>,
+    /// Requests per symbol, and the time of the last one per `VARIANT|SYMBOL` (Unix ms).
+    requests: Mutex<Requests>,
     settings: Mutex<HashMap<String, (u64, String)>>,
     peak: std::sync::atomic::AtomicU64,
 }
 
-/// Bound on distinct symbols tracked for the most-requested ranking.
+#[derive(Default)]
+struct Requests {
+    counts: HashMap<String, u64>,
+    last: HashMap<String, i64>,
+}
+
+/// Bound on distinct symbols (and variants) tracked for the most-requested ranking.
 const MAX_TRACKED_SYMBOLS: usize = 100_000;
 
 impl MemoryCache {
@@ -62,13 +69,13 @@ impl MemoryCache {
                 })
                 .expire_after(PerEntryTtl)
                 .build(),
-            requests: Mutex::new(HashMap::new()),
+            requests: Mutex::new(Requests::default()),
             settings: Mutex::new(HashMap::new()),
             peak: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
-    fn requests(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
+    fn requests(&self) -> std::sync::MutexGuard<'_, Requests> {
         // Counters only; a poisoned lock still holds usable counts.
         self.requests.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -123,7 +130,7 @@ impl Cache for MemoryCache {
         for k in &keys {
             self.inner.invalidate(k).await;
         }
-        self.requests().clear();
+        *self.requests() = Requests::default();
         Ok(keys.len() as u64)
     }
 
@@ -150,19 +157,45 @@ impl Cache for MemoryCache {
         })
     }
 
-    async fn record_requests(&self, symbols: &[String]) -> Result<(), CacheError> {
+    async fn record_requests(&self, symbols: &[String], variant: &str) -> Result<(), CacheError> {
+        let now = chrono::Utc::now().timestamp_millis();
         let mut r = self.requests();
         for s in symbols {
-            if r.len() < MAX_TRACKED_SYMBOLS || r.contains_key(s) {
-                *r.entry(s.clone()).or_default() += 1;
+            if r.counts.len() < MAX_TRACKED_SYMBOLS || r.counts.contains_key(s) {
+                *r.counts.entry(s.clone()).or_default() += 1;
+            }
+            let member = super::request_member(variant, s);
+            if r.last.len() < MAX_TRACKED_SYMBOLS || r.last.contains_key(&member) {
+                r.last.insert(member, now);
             }
         }
         Ok(())
     }
 
+    async fn recently_requested(
+        &self,
+        since_ms: i64,
+        n: usize,
+    ) -> Result<Vec<(String, String)>, CacheError> {
+        let mut recent: Vec<(i64, &String)> = Vec::new();
+        let r = self.requests();
+        for (member, at) in &r.last {
+            if *at >= since_ms {
+                recent.push((*at, member));
+            }
+        }
+        recent.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+        Ok(recent
+            .into_iter()
+            .take(n)
+            .filter_map(|(_, m)| super::split_request(m))
+            .collect())
+    }
+
     async fn most_requested(&self, n: usize) -> Result<Vec<(String, u64)>, CacheError> {
         let mut all: Vec<(String, u64)> = self
             .requests()
+            .counts
             .iter()
             .map(|(k, v)| (k.clone(), *v))
             .collect();

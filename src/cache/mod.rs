@@ -133,10 +133,19 @@ pub trait Cache: Send + Sync + 'static {
     async fn keys_per_kind(&self) -> Result<BTreeMap<Kind, u64>, CacheError>;
     /// Memory used and peak, summed over masters.
     async fn memory(&self) -> Result<MemoryInfo, CacheError>;
-    /// Counts one request for each symbol (the most-requested ranking).
-    async fn record_requests(&self, symbols: &[String]) -> Result<(), CacheError>;
+    /// Counts one request for each symbol (the most-requested ranking) and stamps it as
+    /// requested now with `variant` (what the request asked for besides the symbol, e.g.
+    /// the as-of date and lookback of its keys: what a refresh reloads).
+    async fn record_requests(&self, symbols: &[String], variant: &str) -> Result<(), CacheError>;
     /// The `n` most-requested symbols with their counts, most first.
     async fn most_requested(&self, n: usize) -> Result<Vec<(String, u64)>, CacheError>;
+    /// `(variant, symbol)` pairs last requested at or after `since_ms` (Unix ms), most
+    /// recent first, at most `n` (what the warmer refreshes ahead of expiry).
+    async fn recently_requested(
+        &self,
+        since_ms: i64,
+        n: usize,
+    ) -> Result<Vec<(String, String)>, CacheError>;
     /// Adds what `node` counted since its last flush to the cluster's statistics
     /// ([`shared_stats`]). A backend that is not shared keeps none: the process's own
     /// counters are the whole story.
@@ -157,6 +166,17 @@ pub trait Cache: Send + Sync + 'static {
     async fn put_setting(&self, name: &str, value: &str) -> Result<u64, CacheError>;
     /// The setting `name` and its version; `None` when none was stored.
     async fn get_setting(&self, name: &str) -> Result<Option<(u64, String)>, CacheError>;
+}
+
+/// How a recent request is kept: `VARIANT|SYMBOL` (a symbol never holds `|`).
+pub(crate) fn request_member(variant: &str, symbol: &str) -> String {
+    format!("{variant}|{symbol}")
+}
+
+/// The `(variant, symbol)` of a member written by [`request_member`].
+pub(crate) fn split_request(member: &str) -> Option<(String, String)> {
+    let (variant, symbol) = member.rsplit_once('|')?;
+    Some((variant.to_string(), symbol.to_string()))
 }
 
 /// The key of a shared setting (not a cache entry: `clear` leaves it).

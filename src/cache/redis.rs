@@ -26,10 +26,18 @@ use super::{shared_stats, Cache, CacheError, Counts, Kind, MemoryInfo, SharedSta
 pub(crate) use crate::redis_link::{bounded, parse_url, RedisOptions};
 use crate::redis_link::{manager, LinkError};
 
-/// The sorted set behind `record_requests`/`most_requested`. A `technic:*` key, so `clear`
-/// removes it, but not a cache entry: `keys_per_kind` and `clear`'s count leave it out, as the
+/// The sorted sets behind `record_requests`: request counts (`most_requested`) and the time
+/// of each symbol's last request (`recently_requested`). One hash tag, so one slot: both
+/// are written in one pipeline, on a cluster too. `technic:*` keys, so `clear` removes
+/// them, but not cache entries: `keys_per_kind` and `clear`'s count leave them out, as the
 /// memory backend does.
-pub const REQUESTED_KEY: &str = "technic:v1:meta:requested";
+pub const REQUESTED_KEY: &str = "technic:v1:meta:{requests}:count";
+pub const RECENT_KEY: &str = "technic:v1:meta:{requests}:recent";
+
+/// Whether a `technic:*` key is the request tracking rather than a cache entry.
+fn is_tracking(key: &[u8]) -> bool {
+    key.starts_with(b"technic:v1:meta:{requests}:")
+}
 
 /// Bound on distinct symbols kept in [`REQUESTED_KEY`] (the least requested are trimmed).
 const MAX_TRACKED_SYMBOLS: usize = 100_000;
@@ -103,7 +111,7 @@ pub(crate) async fn clear_node<C: ConnectionLike + Send>(
             removed += keys
                 .iter()
                 .zip(counts)
-                .filter(|(k, _)| k.as_slice() != REQUESTED_KEY.as_bytes())
+                .filter(|(k, _)| !is_tracking(k))
                 .map(|(_, n)| n)
                 .sum::<u64>();
         }
@@ -124,10 +132,7 @@ pub(crate) async fn count_node<C: ConnectionLike + Send>(
     loop {
         let (next, keys): (u64, Vec<Vec<u8>>) =
             bounded("scan", opts.deadline(), scan_cmd(cursor).query_async(conn)).await?;
-        for k in keys
-            .iter()
-            .filter(|k| k.as_slice() != REQUESTED_KEY.as_bytes())
-        {
+        for k in keys.iter().filter(|k| !is_tracking(k)) {
             if let Some(kind) = kind_of(k) {
                 *out.entry(kind).or_default() += 1;
             }
@@ -175,14 +180,19 @@ fn empty_counts() -> BTreeMap<Kind, u64> {
     Kind::ALL.iter().map(|k| (*k, 0)).collect()
 }
 
-/// ZINCRBY per distinct symbol, then trim to the most requested [`MAX_TRACKED_SYMBOLS`].
-/// One key, so one slot: the pipeline is valid on a cluster too.
-fn record_pipeline(symbols: &[String]) -> ::redis::Pipeline {
+/// ZINCRBY per distinct symbol and ZADD of `now_ms` as its last request, then trim both to
+/// [`MAX_TRACKED_SYMBOLS`] (the least requested, the least recent). One slot.
+pub(crate) fn record_pipeline(symbols: &[String], variant: &str, now_ms: i64) -> ::redis::Pipeline {
     let mut counts: HashMap<&str, u64> = HashMap::new();
     for s in symbols {
         *counts.entry(s.as_str()).or_default() += 1;
     }
     let mut pipe = ::redis::pipe();
+    let recent = pipe.cmd("ZADD").arg(RECENT_KEY);
+    for s in counts.keys() {
+        recent.arg(now_ms).arg(super::request_member(variant, s));
+    }
+    recent.ignore();
     for (s, n) in counts {
         pipe.cmd("ZINCRBY")
             .arg(REQUESTED_KEY)
@@ -191,12 +201,36 @@ fn record_pipeline(symbols: &[String]) -> ::redis::Pipeline {
             .ignore();
     }
     let keep = i64::try_from(MAX_TRACKED_SYMBOLS).unwrap_or(i64::MAX);
-    pipe.cmd("ZREMRANGEBYRANK")
-        .arg(REQUESTED_KEY)
-        .arg(0)
-        .arg(-(keep + 1))
-        .ignore();
+    for key in [REQUESTED_KEY, RECENT_KEY] {
+        pipe.cmd("ZREMRANGEBYRANK")
+            .arg(key)
+            .arg(0)
+            .arg(-(keep + 1))
+            .ignore();
+    }
     pipe
+}
+
+/// `(variant, symbol)` last requested at or after `since_ms`, most recent first, at most
+/// `n`.
+pub(crate) async fn recently_requested_on<C: ConnectionLike + Send>(
+    conn: &mut C,
+    since_ms: i64,
+    n: usize,
+) -> RedisResult<Vec<(String, String)>> {
+    let members: Vec<String> = ::redis::cmd("ZREVRANGEBYSCORE")
+        .arg(RECENT_KEY)
+        .arg("+inf")
+        .arg(since_ms)
+        .arg("LIMIT")
+        .arg(0)
+        .arg(n)
+        .query_async(conn)
+        .await?;
+    Ok(members
+        .iter()
+        .filter_map(|m| super::split_request(m))
+        .collect())
 }
 
 /// The `n` most requested, most first, ties by symbol (as the memory backend orders them).
@@ -332,15 +366,29 @@ impl Cache for RedisCache {
         memory_node(&mut self.conn(), &self.opts).await
     }
 
-    async fn record_requests(&self, symbols: &[String]) -> Result<(), CacheError> {
+    async fn record_requests(&self, symbols: &[String], variant: &str) -> Result<(), CacheError> {
         if symbols.is_empty() {
             return Ok(());
         }
-        let pipe = record_pipeline(symbols);
+        let pipe = record_pipeline(symbols, variant, chrono::Utc::now().timestamp_millis());
         bounded(
             "zincrby",
             self.opts.deadline(),
             pipe.exec_async(&mut self.conn()),
+        )
+        .await
+        .map_err(Into::into)
+    }
+
+    async fn recently_requested(
+        &self,
+        since_ms: i64,
+        n: usize,
+    ) -> Result<Vec<(String, String)>, CacheError> {
+        bounded(
+            "recently requested",
+            self.opts.deadline(),
+            recently_requested_on(&mut self.conn(), since_ms, n),
         )
         .await
         .map_err(Into::into)

@@ -318,10 +318,11 @@ impl ScanCache {
         self.smart_ttl().ttl(kind, daily_vol, last_bar)
     }
 
-    /// Counts requests for the most-requested ranking; a failure only degrades.
-    pub async fn record_requests(&self, symbols: &[String]) {
+    /// Counts requests for the most-requested ranking and stamps them with `variant` for
+    /// the refresh ahead of expiry; a failure only degrades.
+    pub async fn record_requests(&self, symbols: &[String], variant: &str) {
         if self.should_try() {
-            if let Err(e) = self.backend.record_requests(symbols).await {
+            if let Err(e) = self.backend.record_requests(symbols, variant).await {
                 self.note_error(&e);
             }
         }
@@ -668,11 +669,18 @@ mod tests {
         async fn memory(&self) -> Result<MemoryInfo, CacheError> {
             self.inner.memory().await
         }
-        async fn record_requests(&self, s: &[String]) -> Result<(), CacheError> {
-            self.inner.record_requests(s).await
+        async fn record_requests(&self, s: &[String], v: &str) -> Result<(), CacheError> {
+            self.inner.record_requests(s, v).await
         }
         async fn most_requested(&self, n: usize) -> Result<Vec<(String, u64)>, CacheError> {
             self.inner.most_requested(n).await
+        }
+        async fn recently_requested(
+            &self,
+            since_ms: i64,
+            n: usize,
+        ) -> Result<Vec<(String, String)>, CacheError> {
+            self.inner.recently_requested(since_ms, n).await
         }
         async fn put_setting(&self, name: &str, value: &str) -> Result<u64, CacheError> {
             self.inner.put_setting(name, value).await

@@ -134,7 +134,7 @@ async fn cached_features(
     let Some(cache) = cache else {
         return vec![None; symbols.len()];
     };
-    cache.record_requests(symbols).await;
+    cache.record_requests(symbols, &keys.variant()).await;
     let (got, available) = cache
         .get(Kind::Features, &keys.all(Kind::Features, symbols))
         .await;
@@ -356,6 +356,26 @@ impl CacheKeys {
                 .map_or_else(|| "latest".to_string(), |d| d.to_string()),
             lookback: cfg.lookback_days,
         }
+    }
+
+    /// What the keys ask for besides the symbol: `AS_OF:LOOKBACK` (`latest` for no as-of).
+    pub(crate) fn variant(&self) -> String {
+        format!("{}:{}", self.as_of, self.lookback)
+    }
+
+    /// `base` asking for what `variant` names; `None` for a variant this version does not
+    /// write.
+    pub(crate) fn config_of(base: &ScanConfig, variant: &str) -> Option<ScanConfig> {
+        let (as_of, lookback) = variant.split_once(':')?;
+        let as_of = match as_of {
+            "latest" => None,
+            d => Some(d.parse().ok()?),
+        };
+        Some(ScanConfig {
+            as_of,
+            lookback_days: lookback.parse().ok()?,
+            ..base.clone()
+        })
     }
 
     pub(crate) fn one(&self, kind: Kind, symbol: &str) -> String {

@@ -34,40 +34,27 @@ pub struct WarmReport {
     pub failed: usize,
 }
 
-/// One warm pass. Needs `ctx.cache`; without one it does nothing.
-pub async fn warm_once(
+/// Loads those of `candidates` whose features are missing or expire within `before`, at
+/// most `max_symbols_per_second` a second.
+async fn load_stale(
     ctx: &PipelineContext,
     settings: &WarmSettings,
     config: &ScanConfig,
+    candidates: Vec<String>,
+    before: Duration,
 ) -> WarmReport {
     let Some(cache) = &ctx.cache else {
         return WarmReport::default();
     };
-    let mut candidates: Vec<String> = settings
-        .symbols
-        .iter()
-        .map(|s| s.to_ascii_uppercase())
-        .collect();
-    for (s, _) in cache
-        .backend()
-        .most_requested(settings.top_requested)
-        .await
-        .unwrap_or_default()
-    {
-        if !candidates.contains(&s) {
-            candidates.push(s);
-        }
-    }
     let mut report = WarmReport {
         candidates: candidates.len(),
         ..WarmReport::default()
     };
     let keys = CacheKeys::new(ctx.provider.cache_namespace(), config);
-    let refresh_before = Duration::from_secs(settings.refresh_before_secs);
     let mut stale = Vec::new();
     for s in candidates {
         match cache.backend().ttl(&keys.one(Kind::Features, &s)).await {
-            Ok(Some(ttl)) if ttl > refresh_before => report.fresh += 1,
+            Ok(Some(ttl)) if ttl > before => report.fresh += 1,
             Ok(_) => stale.push(s),
             Err(e) => {
                 warn!(error = %e, "cache unavailable; warm pass skipped");
@@ -75,8 +62,11 @@ pub async fn warm_once(
             }
         }
     }
+    if stale.is_empty() {
+        return report;
+    }
     let metadata: std::collections::HashMap<String, UniverseEntry> =
-        match ctx.provider.universe().await {
+        match super::result_cache::universe(&ctx.provider, Some(cache)).await {
             Ok(u) => u.into_iter().map(|e| (e.symbol.clone(), e)).collect(),
             Err(_) => Default::default(),
         };
@@ -104,11 +94,111 @@ pub async fn warm_once(
         report.failed += failed;
         report.loaded += out.outcomes.len() - failed;
     }
+    report
+}
+
+/// One warm pass. Needs `ctx.cache`; without one it does nothing.
+pub async fn warm_once(
+    ctx: &PipelineContext,
+    settings: &WarmSettings,
+    config: &ScanConfig,
+) -> WarmReport {
+    let Some(cache) = &ctx.cache else {
+        return WarmReport::default();
+    };
+    let mut candidates: Vec<String> = settings
+        .symbols
+        .iter()
+        .map(|s| s.to_ascii_uppercase())
+        .collect();
+    for (s, _) in cache
+        .backend()
+        .most_requested(settings.top_requested)
+        .await
+        .unwrap_or_default()
+    {
+        if !candidates.contains(&s) {
+            candidates.push(s);
+        }
+    }
+    let report = load_stale(
+        ctx,
+        settings,
+        config,
+        candidates,
+        Duration::from_secs(settings.refresh_before_secs),
+    )
+    .await;
     info!(?report, "cache warm pass done");
     report
 }
 
-/// Warms on start and then every `interval_secs` until `shutdown` flips to true.
+/// When the refresher looks again, and how close to expiry a key must be to be reloaded.
+/// The shortest TTL a features or bars key can get is half its base (high volatility);
+/// looking every eighth of it, and reloading what expires within two looks (or within
+/// `refresh_before_secs`, if that is longer but under half that TTL), reloads every key
+/// before it expires as long as a reload takes less than one look.
+fn refresh_timing(ctx: &PipelineContext, settings: &WarmSettings) -> (Duration, Duration) {
+    let interval = Duration::from_secs(settings.interval_secs.max(1));
+    let Some(cache) = &ctx.cache else {
+        return (interval, Duration::ZERO);
+    };
+    let ttl = cache.smart_ttl();
+    let shortest = ttl.base(Kind::Features).min(ttl.base(Kind::Bars)) / 2;
+    let look = (shortest / 8).clamp(Duration::from_millis(250), interval);
+    let before = Duration::from_secs(settings.refresh_before_secs).min(shortest / 2);
+    (look, before.max(look * 2))
+}
+
+/// Refresh ahead: reloads the keys requested within `recent_secs` (each symbol under the
+/// as-of date and lookback it was asked with) whose features expire within `before`, so a
+/// scan repeated every few minutes finds them all cached. `config` gives the rest.
+pub async fn refresh_ahead(
+    ctx: &PipelineContext,
+    settings: &WarmSettings,
+    config: &ScanConfig,
+    before: Duration,
+) -> WarmReport {
+    let Some(cache) = &ctx.cache else {
+        return WarmReport::default();
+    };
+    let since = chrono::Utc::now().timestamp_millis()
+        - i64::try_from(settings.recent_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let recent = match cache.backend().recently_requested(since, MAX_REFRESH).await {
+        Ok(r) => r,
+        Err(e) => {
+            warn!(error = %e, "cache unavailable; refresh skipped");
+            return WarmReport::default();
+        }
+    };
+    // Each variant's symbols under that variant's keys.
+    let mut by_variant: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for (variant, symbol) in recent {
+        by_variant.entry(variant).or_default().push(symbol);
+    }
+    let mut report = WarmReport::default();
+    for (variant, symbols) in by_variant {
+        let Some(config) = CacheKeys::config_of(config, &variant) else {
+            continue;
+        };
+        let r = load_stale(ctx, settings, &config, symbols, before).await;
+        report.candidates += r.candidates;
+        report.fresh += r.fresh;
+        report.loaded += r.loaded;
+        report.failed += r.failed;
+    }
+    if report.loaded + report.failed > 0 {
+        info!(?report, "refreshed keys ahead of expiry");
+    }
+    report
+}
+
+/// Most symbols one refresh looks at.
+const MAX_REFRESH: usize = 100_000;
+
+/// Warms on becoming the leader (at start-up, or when taking over from another) and then
+/// every `interval_secs`; between passes, refreshes recently requested keys ahead of
+/// expiry. Only the leader does either (the cache is shared). Stops with `shutdown`.
 pub async fn run_warmer(
     ctx: PipelineContext,
     settings: WarmSettings,
@@ -116,16 +206,22 @@ pub async fn run_warmer(
     leader: Leader,
     shutdown: Shutdown,
 ) {
-    let mut tick = tokio::time::interval(Duration::from_secs(settings.interval_secs.max(1)));
+    let interval = Duration::from_secs(settings.interval_secs.max(1));
+    let mut last_warm: Option<tokio::time::Instant> = None;
     loop {
-        tokio::select! {
-            _ = tick.tick() => {
-                // A cluster-wide duty: only the leader warms (the cache is shared).
-                if leader.leads() {
-                    crate::telemetry::metrics().cache_warm_runs.inc();
-                    warm_once(&ctx, &settings, &config).await;
-                }
+        let (look, before) = refresh_timing(&ctx, &settings);
+        if !leader.leads() {
+            last_warm = None;
+        } else {
+            if last_warm.is_none_or(|t| t.elapsed() >= interval) {
+                last_warm = Some(tokio::time::Instant::now());
+                crate::telemetry::metrics().cache_warm_runs.inc();
+                warm_once(&ctx, &settings, &config).await;
             }
+            refresh_ahead(&ctx, &settings, &config, before).await;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(look) => {}
             _ = shutdown.triggered() => return,
         }
     }

@@ -84,6 +84,8 @@ pub struct WarmSettings {
     pub max_symbols_per_second: usize,
     pub refresh_before_secs: u64,
     pub interval_secs: u64,
+    /// Symbols requested within this many seconds are refreshed ahead of expiry.
+    pub recent_secs: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

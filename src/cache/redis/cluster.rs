@@ -22,8 +22,8 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 use super::slots::SlotOwners;
 use super::{
     bounded, clamp_ttl_ms, clear_node, count_node, empty_counts, get_setting_on, memory_node,
-    most_requested_on, parse_url, pttl_to_duration, put_setting_on, record_pipeline, unavailable,
-    RedisOptions,
+    most_requested_on, parse_url, pttl_to_duration, put_setting_on, recently_requested_on,
+    record_pipeline, unavailable, RedisOptions,
 };
 use crate::cache::{shared_stats, Cache, CacheError, Counts, Kind, MemoryInfo, SharedStats};
 use crate::redis_link::{cluster_client, node_connection};
@@ -426,14 +426,27 @@ impl Cache for RedisClusterCache {
         Ok(total)
     }
 
-    async fn record_requests(&self, symbols: &[String]) -> Result<(), CacheError> {
+    async fn record_requests(&self, symbols: &[String], variant: &str) -> Result<(), CacheError> {
         if symbols.is_empty() {
             return Ok(());
         }
-        let pipe = record_pipeline(symbols);
+        let pipe = record_pipeline(symbols, variant, chrono::Utc::now().timestamp_millis());
         self.call("zincrby", self.opts.deadline(), |mut c| async move {
             pipe.exec_async(&mut c).await
         })
+        .await
+    }
+
+    async fn recently_requested(
+        &self,
+        since_ms: i64,
+        n: usize,
+    ) -> Result<Vec<(String, String)>, CacheError> {
+        self.call(
+            "recently requested",
+            self.opts.deadline(),
+            |mut c| async move { recently_requested_on(&mut c, since_ms, n).await },
+        )
         .await
     }
 
