@@ -545,8 +545,12 @@ async fn metrics_move_after_scans() {
         .expect("ct")
         .starts_with("application/openmetrics-text"));
     let before = text(r).await;
-    for _ in 0..2 {
-        let id = s.submit(r#"{"universe_size": 50}"#).await;
+    // Two configs, so both compute (the same one twice is answered from its report).
+    for body in [
+        r#"{"universe_size": 50}"#,
+        r#"{"universe_size": 50, "top": 10}"#,
+    ] {
+        let id = s.submit(body).await;
         s.wait_done(&id).await;
     }
     let after = text(

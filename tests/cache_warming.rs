@@ -32,7 +32,11 @@ async fn refresh_ahead_keeps_a_repeated_scan_fully_cached_across_expiries() {
     while started.elapsed() < Duration::from_secs(12) {
         tokio::time::sleep(Duration::from_millis(700)).await;
         let done = s.wait_done(&s.submit(SCAN).await).await;
-        rates.push(done["timing"]["cache_hit_rate"].as_f64().expect("a hit rate"));
+        rates.push(
+            done["timing"]["cache_hit_rate"]
+                .as_f64()
+                .expect("a hit rate"),
+        );
     }
     assert!(rates.len() >= 6, "{rates:?}");
     assert!(

@@ -2,7 +2,8 @@
 //!
 //! A base TTL per kind; halved for high-volatility symbols (daily vol above
 //! `high_vol_daily`), doubled for low (below `low_vol_daily`); and for daily bars (and the
-//! features computed from them) while the market is closed: valid until the next session
+//! features and scan reports computed from them) while the market is closed: valid until
+//! the next session
 //! opens, when the data already holds the last completed session — nothing can change
 //! before then. Exchange holidays are not modelled (a holiday costs one extra refresh).
 //! Time comes from a [`Clock`], so every rule is tested without waiting.
@@ -96,7 +97,7 @@ impl SmartTtl {
             Some(v) if v < self.settings.low_vol_daily => (base * 2, TtlRule::LowVolatility),
             _ => (base, TtlRule::Base),
         };
-        if matches!(kind, Kind::Bars | Kind::Features) {
+        if matches!(kind, Kind::Bars | Kind::Features | Kind::Scan) {
             if let Some(until_open) = last_bar.and_then(|d| self.until_next_open_if_final(d)) {
                 if until_open > adjusted {
                     return (until_open, TtlRule::UntilNextOpen);
@@ -247,10 +248,16 @@ mod tests {
             t.ttl(Kind::Bars, Some(0.03), Some(date(2026, 11, 27))),
             (Duration::from_secs(3600), TtlRule::Base)
         );
-        // The rule never applies to scan or meta values.
+        // Scan reports follow it (their newest bar is final), meta values never do.
         assert_eq!(
             at(2026, 11, 28, 12, 0)
                 .ttl(Kind::Scan, None, Some(date(2026, 11, 27)))
+                .1,
+            TtlRule::UntilNextOpen
+        );
+        assert_eq!(
+            at(2026, 11, 28, 12, 0)
+                .ttl(Kind::Meta, None, Some(date(2026, 11, 27)))
                 .1,
             TtlRule::Base
         );

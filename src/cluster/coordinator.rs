@@ -78,6 +78,7 @@ impl ScanHandle {
     ) -> ScanHandle {
         let id = new_scan_id();
         metrics().scan_requests.inc();
+        metrics().scan_duration.observe(report.timing.total_seconds);
         report.id.clone_from(&id);
         let done = report.scanned + report.failures.len();
         let (_, progress) = watch::channel(Progress {
