@@ -466,8 +466,13 @@ async fn the_cache_page_shows_every_nodes_share_of_a_shared_cache() {
     let s = Server::start(&["--workers", "0", "--redis", &redis.url()], FAST_CLUSTER).await;
     let _w1 = Worker::start(&redis.url(), "cache-w1");
     let _w2 = Worker::start(&redis.url(), "cache-w2");
-    for _ in 0..2 {
-        let id = s.submit(r#"{"universe_size": 120}"#).await;
+    // Two configs over the same symbols: the second computes from cached features (the
+    // same config again would be answered from its report, with no worker lookup).
+    for body in [
+        r#"{"universe_size": 120}"#,
+        r#"{"universe_size": 120, "top": 10}"#,
+    ] {
+        let id = s.submit(body).await;
         assert_eq!(s.wait_done(&id).await["stage"], "done");
     }
     let int = |t: &str| t.replace(',', "").parse::<f64>().unwrap_or(0.0);
