@@ -1,10 +1,13 @@
 //! A repeated (warm) scan of the default universe (5,000 symbols × 500 synthetic bars)
 //! through each cache backend, side by side: in-process memory, a local redis-server, and a
 //! local 3-master Redis Cluster (started by the test harness, `tests/support/redis.rs`).
-//! Every symbol's features are cached before the measurement (hit rate 100 %).
+//! Every symbol's features are cached before the measurement (hit rate 100 %), and every
+//! scan computes (the scan-result cache is off). Then the same config answered from the
+//! scan-result cache on each backend.
 //!
 //! `cargo bench --bench cache_redis` (needs `redis-server` and `redis-cli`; `scripts/test.sh`
-//! installs them). Target: the cluster within 3× the memory backend.
+//! installs them). Targets: the cluster within 3× the memory backend; a scan-result hit
+//! under 5 ms.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -21,7 +24,8 @@ use technic::data::{BarRange, MarketData, SyntheticProvider};
 use technic::scan::ScanConfig;
 
 fn benches(c: &mut Criterion) {
-    let settings = Settings::defaults();
+    let mut settings = Settings::defaults();
+    settings.cache.scan_results = false;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -30,18 +34,20 @@ fn benches(c: &mut Criterion) {
     let server = RedisServer::start();
     let redis_cluster = RedisCluster::start();
     let targets = [
-        ("warm_memory_5000x500", CacheTarget::Memory),
-        ("warm_redis_5000x500", CacheTarget::Redis(server.url())),
+        ("memory", CacheTarget::Memory),
+        ("redis", CacheTarget::Redis(server.url())),
         (
-            "warm_redis_cluster_5000x500",
+            "redis_cluster",
             CacheTarget::RedisCluster(redis_cluster.urls()),
         ),
     ];
     let mut g = c.benchmark_group("cache");
     g.sample_size(20);
-    for (name, target) in targets {
+    for (backend, target) in &targets {
+        let name = format!("warm_{backend}_5000x500");
+        let name = name.as_str();
         let warm = rt.block_on(async {
-            let cache = technic::cache::build(&settings.cache, &target)
+            let cache = technic::cache::build(&settings.cache, target)
                 .await
                 .expect("cache");
             let provider: Arc<dyn MarketData> =
@@ -96,6 +102,32 @@ fn benches(c: &mut Criterion) {
             });
         }
         rt.block_on(warm.shutdown());
+    }
+    // The same config again: answered from its cached report.
+    settings.cache.scan_results = true;
+    for (backend, target) in &targets {
+        let answered = rt.block_on(async {
+            let cache = technic::cache::build(&settings.cache, target)
+                .await
+                .expect("cache");
+            let provider: Arc<dyn MarketData> =
+                Arc::new(SyntheticProvider::new(&settings.data.synthetic));
+            let cluster = LocalCluster::start(&settings, provider, cache, settings.local_workers())
+                .await
+                .expect("start");
+            cluster.run(cfg.clone()).await.expect("scan");
+            cluster
+        });
+        g.bench_function(format!("scan_result_hit_{backend}_5000"), |b| {
+            b.iter(|| {
+                rt.block_on(async {
+                    let report = answered.run(cfg.clone()).await.expect("scan");
+                    assert!(report.from_cache.is_some(), "{backend}: answered");
+                    report.results.len()
+                })
+            })
+        });
+        rt.block_on(answered.shutdown());
     }
     g.finish();
 

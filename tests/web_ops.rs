@@ -367,6 +367,11 @@ struct Worker(std::process::Child);
 
 impl Worker {
     fn start(redis: &str, id: &str) -> Worker {
+        Worker::start_with(redis, id, &[])
+    }
+
+    /// With extra settings in its environment.
+    fn start_with(redis: &str, id: &str, env: &[(&str, &str)]) -> Worker {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_technic"));
         cmd.env_clear()
             .envs(support::kept_env())
@@ -382,7 +387,7 @@ impl Worker {
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
-        for (k, v) in FAST_CLUSTER {
+        for (k, v) in FAST_CLUSTER.iter().chain(env) {
             cmd.env(k, v);
         }
         Worker(cmd.spawn().expect("spawn technic worker"))
@@ -454,6 +459,74 @@ async fn the_cluster_page_marks_a_killed_worker_process_down() {
         "{row:?}"
     );
     b.screenshot("cluster-node-down").await;
+    b.close().await;
+}
+
+/// The Cluster page while two slow worker processes run a coordinator's scan: the queue's
+/// depth, the scan's symbols per node (both workers, adding up to the scan's count) and a
+/// throughput chart with a series per node.
+#[tokio::test]
+async fn the_cluster_page_shows_the_queue_each_nodes_share_and_throughput() {
+    let _one = ONE_BROWSER.lock().await;
+    let redis = RedisServer::start();
+    let s = Server::start(&["--workers", "0", "--redis", &redis.url()], FAST_CLUSTER).await;
+    // 20 ms per symbol and 10-symbol shards: 400 symbols take about 4 s on two workers.
+    let slow = [
+        ("TECHNIC_DATA__SYNTHETIC__LATENCY_MS", "20"),
+        ("TECHNIC_CLUSTER__SHARD_SIZE", "10"),
+    ];
+    let _w1 = Worker::start_with(&redis.url(), "slow-w1", &slow);
+    let _w2 = Worker::start_with(&redis.url(), "slow-w2", &slow);
+    let b = Browser::start().await;
+    b.open(&s.url("/#cluster")).await;
+    b.wait_text("cluster-summary", |t| t.starts_with("2 nodes"))
+        .await;
+    let id = s.submit(r#"{"universe_size": 400}"#).await;
+    let queue = b
+        .wait_text("cluster-queue", |t| {
+            t.contains("in flight") && !t.starts_with("0 shards pending · 0 in flight")
+        })
+        .await;
+    assert!(queue.contains("to retry"), "{queue}");
+    let row = b
+        .wait_for("both workers in the running scan's row", || async {
+            b.rows("cluster-scans")
+                .await
+                .into_iter()
+                .find(|r| r[0] == id && r[3].contains("slow-w1") && r[3].contains("slow-w2"))
+        })
+        .await;
+    // "done / total", and the per-node counts add up to at most the done count.
+    let num = |t: &str| t.trim().replace(',', "").parse::<u64>().expect("a count");
+    let (done, total) = row[2].split_once('/').expect("done / total");
+    assert_eq!(num(total), 400, "{row:?}");
+    let shares: u64 = row[3]
+        .split(" · ")
+        .map(|p| num(p.rsplit_once(':').expect("node: count").1))
+        .sum();
+    assert!(shares <= num(done) + 20, "{row:?}");
+    let points = b
+        .wait_for("a throughput series per worker", || async {
+            let p: usize = b.attr("cluster-chart", "data-points").await?.parse().ok()?;
+            (p >= 2).then_some(p)
+        })
+        .await;
+    assert!(points >= 2);
+    let legend = b.text("cluster-chart").await;
+    assert!(
+        legend.contains("slow-w1") && legend.contains("slow-w2"),
+        "{legend}"
+    );
+    b.screenshot("cluster-queue-scans-throughput").await;
+    s.wait_done(&id).await;
+    b.wait_for("the finished scan leaves the table", || async {
+        b.rows("cluster-scans")
+            .await
+            .iter()
+            .all(|r| r[0] != id)
+            .then_some(())
+    })
+    .await;
     b.close().await;
 }
 

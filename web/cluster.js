@@ -1,9 +1,48 @@
 // The Cluster page: every node of the cluster with its state, load, work done and the
-// age of its last heartbeat, and the serve holding the leader lease.
+// age of its last heartbeat, the serve holding the leader lease, the work queue's depth,
+// each running scan's share per node, and every node's throughput over time.
 
 import { api } from "./api.js";
+import { drawChart } from "./charts.js";
 import { clearError, showError } from "./errors.js";
 import { $, el, fmtAge, fmtInt, fmtPct } from "./ui.js";
+
+const TERMINAL = ["done", "failed", "cancelled", "abandoned"];
+const COLORS = ["#1d4ed8", "#067647", "#b42318", "#a15c07", "#6941c6", "#0e7090", "#c11574", "#344054"];
+
+function showQueue(q) {
+  $("#cluster-queue").textContent = q
+    ? `${fmtInt(q.pending)} shards pending · ${fmtInt(q.in_flight)} in flight · ${fmtInt(q.retry)} to retry`
+    : "queue depth unavailable";
+}
+
+async function refreshScans() {
+  const { scans } = await api("GET", "/api/v1/scans?limit=20");
+  const running = scans.filter((s) => !TERMINAL.includes(s.stage));
+  const states = await Promise.all(running.map((s) =>
+    api("GET", `/api/v1/scans/${encodeURIComponent(s.id)}`).catch(() => null)));
+  const rows = states.filter(Boolean).map((v) => {
+    const p = v.progress || {};
+    const byNode = Object.entries(p.per_node || {}).map(([n, k]) => `${n}: ${fmtInt(k)}`).join(" · ");
+    return el("tr", { "data-scan": v.id },
+      el("td", { class: "text", text: v.id }),
+      el("td", { class: "text", text: v.stage }),
+      el("td", { text: `${fmtInt(p.done || 0)} / ${fmtInt(p.total || 0)}` }),
+      el("td", { class: "text", text: byNode || "—" }));
+  });
+  $('[data-testid="cluster-scans"] tbody').replaceChildren(
+    ...(rows.length ? rows : [el("tr", {}, el("td", { class: "text", colspan: "4", text: "no scan running" }))]));
+}
+
+async function refreshThroughput() {
+  const { t, nodes } = await api("GET", "/api/v1/cluster/throughput");
+  const ids = Object.keys(nodes);
+  drawChart("cluster", $("#cluster-chart"), {
+    scales: { x: { time: true } },
+    series: [{ label: "time" }, ...ids.map((id, i) => ({ label: id, stroke: COLORS[i % COLORS.length], width: 2 }))],
+    axes: [{}, { label: "symbols/s" }],
+  }, [t.map((ms) => ms / 1000), ...ids.map((id) => nodes[id])]);
+}
 
 function heartbeatAge(n) {
   if (n.heartbeat_age_ms != null) return n.heartbeat_age_ms;
@@ -13,7 +52,7 @@ function heartbeatAge(n) {
 
 async function refreshCluster() {
   try {
-    const { nodes, leader } = await api("GET", "/api/v1/cluster/nodes");
+    const { nodes, leader, queue } = await api("GET", "/api/v1/cluster/nodes");
     clearError("cluster");
     const count = {};
     for (const n of nodes) count[n.state] = (count[n.state] || 0) + 1;
@@ -35,6 +74,8 @@ async function refreshCluster() {
           el("td", { text: n.ttl_version ? `v${n.ttl_version}` : "configured" }),
           el("td", { text: fmtAge(heartbeatAge(n)) }))),
     );
+    showQueue(queue);
+    await Promise.all([refreshScans(), refreshThroughput()]);
   } catch (e) {
     showError(e, "cluster", refreshCluster);
   }

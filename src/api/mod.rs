@@ -23,6 +23,7 @@ pub mod query;
 pub mod scan_request;
 pub mod scans;
 pub mod state;
+pub mod throughput;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -88,6 +89,7 @@ fn routes() -> (Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(cache::warm))
         .routes(routes!(cache::get_ttl, cache::put_ttl))
         .routes(routes!(nodes::nodes))
+        .routes(routes!(throughput::throughput))
         .routes(routes!(performance::performance))
         .routes(routes!(health::health))
         .routes(routes!(health::live))
@@ -301,6 +303,7 @@ mod tests {
             ("/api/v1/cache/ttl", "get"),
             ("/api/v1/cache/ttl", "put"),
             ("/api/v1/cluster/nodes", "get"),
+            ("/api/v1/cluster/throughput", "get"),
             ("/api/v1/performance/history", "get"),
             ("/health", "get"),
             ("/health/live", "get"),

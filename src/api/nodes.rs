@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use super::error::{ApiError, ErrorBody};
 use super::scans::Shared;
 use super::state::{cluster_nodes, NodeInfo};
+use crate::cluster::QueueDepth;
 use crate::error::ErrorCode;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -17,6 +18,9 @@ pub struct Nodes {
     /// The serve holding the leader lease (it runs the cache warmer, the node gauge and
     /// pruning); `null` in process or while no serve holds it.
     pub leader: Option<String>,
+    /// The work queue's shards over every scan; `null` when it does not answer (or this
+    /// serve runs no cluster).
+    pub queue: Option<QueueDepth>,
 }
 
 /// The cluster's nodes: every node of the registry over Redis (down ones included), or
@@ -33,7 +37,21 @@ pub async fn nodes(State(state): Shared) -> Result<Json<Nodes>, ApiError> {
                 }),
                 None => None,
             };
-            Ok(Json(Nodes { nodes, leader }))
+            let queue = match &state.cluster {
+                Some(c) => c
+                    .queue_depth()
+                    .await
+                    .map_err(|e| {
+                        tracing::warn!(error = %e, "cannot read the queue's depth");
+                    })
+                    .ok(),
+                None => None,
+            };
+            Ok(Json(Nodes {
+                nodes,
+                leader,
+                queue,
+            }))
         }
         Err(e) => {
             tracing::warn!(error = %e, "cannot list the cluster nodes");

@@ -33,6 +33,8 @@ pub struct AppState {
     /// This process's node id.
     pub node_id: String,
     pub started_at: DateTime<Utc>,
+    /// Every node's symbols per second, as this serve sampled them.
+    pub throughput: super::throughput::Throughput,
 }
 
 impl AppState {
@@ -67,6 +69,7 @@ impl AppState {
             live: LiveScans::default(),
             history: Arc::new(history),
             started_at: Utc::now(),
+            throughput: Default::default(),
         })
     }
 }

@@ -40,7 +40,7 @@ pub use leader::Leader;
 pub use node::{Drained, WorkerNode};
 pub use pipeline::{process_shard, CacheMode, PipelineContext, ShardReport, SymbolOutcome};
 pub use progress::{analyzing, thousands, Progress, Stage};
-pub use queue::{Delivery, InProcessQueue, QueueError, WorkQueue};
+pub use queue::{Delivery, InProcessQueue, QueueDepth, QueueError, WorkQueue};
 pub use redis_queue::{decode_shard, RedisQueueOptions, RedisStreamsQueue, ResultEntry};
 pub use registry::{live_workers, NodeInfo, NodeRegistry, NodeState, NodeView};
 pub use shard::{plan_shards, shard_size, Shard};
@@ -236,6 +236,11 @@ impl LocalCluster {
     /// The cluster's node registry (over Redis); `None` in process.
     pub fn registry(&self) -> Option<&Arc<NodeRegistry>> {
         self.registry.as_ref()
+    }
+
+    /// The work queue's shards now: waiting, running, waiting again.
+    pub async fn queue_depth(&self) -> Result<QueueDepth, QueueError> {
+        self.queue.depth().await
     }
 
     /// This process's worker node, if it runs workers.

@@ -55,6 +55,17 @@ impl From<crate::redis_link::LinkError> for QueueError {
     }
 }
 
+/// Shards in the queue now, by where they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, utoipa::ToSchema)]
+pub struct QueueDepth {
+    /// New shards not handed out yet.
+    pub pending: u64,
+    /// Handed out (or read ahead) and not acked yet.
+    pub in_flight: u64,
+    /// Re-queued after a worker died or gave them back, not handed out yet.
+    pub retry: u64,
+}
+
 #[async_trait]
 pub trait WorkQueue: Send + Sync + 'static {
     /// Enqueues shards of a scan.
@@ -87,6 +98,8 @@ pub trait WorkQueue: Send + Sync + 'static {
     fn fence(&self, _epochs: HashMap<String, u64>) {}
     /// Stops handing out shards; waiting consumers get `None`.
     fn close(&self);
+    /// How many shards wait, run and wait again, over every scan.
+    async fn depth(&self) -> Result<QueueDepth, QueueError>;
 }
 
 /// In-process queue: a bounded deque under a mutex plus a [`Notify`] for waiting
@@ -223,6 +236,16 @@ impl WorkQueue for InProcessQueue {
 
     fn is_cancelled(&self, scan_id: &str) -> bool {
         self.lock().cancelled.contains(scan_id)
+    }
+
+    async fn depth(&self) -> Result<QueueDepth, QueueError> {
+        let s = self.lock();
+        let retry = s.queued.iter().filter(|sh| sh.attempt > 1).count() as u64;
+        Ok(QueueDepth {
+            pending: s.queued.len() as u64 - retry,
+            in_flight: s.in_flight.len() as u64,
+            retry,
+        })
     }
 
     fn close(&self) {

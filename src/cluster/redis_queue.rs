@@ -41,7 +41,7 @@ use ::redis::streams::{StreamId, StreamReadReply};
 use async_trait::async_trait;
 use tracing::{debug, error, info, warn};
 
-use super::queue::{Delivery, QueueError, WorkQueue};
+use super::queue::{Delivery, QueueDepth, QueueError, WorkQueue};
 use super::shard::Shard;
 use crate::config::ClusterSettings;
 use crate::redis_link::RedisOptions;
@@ -704,6 +704,47 @@ impl WorkQueue for RedisStreamsQueue {
                 Vec::new()
             }
         }
+    }
+
+    /// Both streams' lengths and their entries pending in the group, in one round trip:
+    /// an acked entry is deleted, so what a stream holds is either not handed out yet or
+    /// in flight.
+    async fn depth(&self) -> Result<QueueDepth, QueueError> {
+        self.ensure_groups().await?;
+        let (shards, retry) = (&self.keys.shards, &self.keys.retry);
+        let (shards_len, retry_len, shards_pending, retry_pending): (
+            u64,
+            u64,
+            Vec<::redis::Value>,
+            Vec<::redis::Value>,
+        ) = self
+            .call("depth", Use::Shared, |mut c| async move {
+                ::redis::pipe()
+                    .cmd("XLEN")
+                    .arg(shards)
+                    .cmd("XLEN")
+                    .arg(retry)
+                    .cmd("XPENDING")
+                    .arg(shards)
+                    .arg(GROUP)
+                    .cmd("XPENDING")
+                    .arg(retry)
+                    .arg(GROUP)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        // XPENDING's summary: [count, smallest id, greatest id, consumers].
+        let count = |v: &[::redis::Value]| match v.first() {
+            Some(::redis::Value::Int(n)) => u64::try_from(*n).unwrap_or(0),
+            _ => 0,
+        };
+        let (shards_pending, retry_pending) = (count(&shards_pending), count(&retry_pending));
+        Ok(QueueDepth {
+            pending: shards_len.saturating_sub(shards_pending),
+            in_flight: shards_pending + retry_pending,
+            retry: retry_len.saturating_sub(retry_pending),
+        })
     }
 
     async fn cancel(&self, scan_id: &str) {
