@@ -252,6 +252,29 @@ async fn conformance(cache: &dyn Cache) {
         pairs(&[("AAPL", 3)]),
         "{b}: recency leaves the counts"
     );
+    // Dollar volumes: the latest per symbol, highest first.
+    let dv = |v: &[(&str, f64)]| {
+        v.iter()
+            .map(|(s, x)| (s.to_string(), *x))
+            .collect::<Vec<_>>()
+    };
+    cache
+        .record_dollar_volumes(&dv(&[("AAPL", 5e9), ("TSLA", 2e9), ("NVDA", 9e9)]))
+        .await
+        .unwrap();
+    cache
+        .record_dollar_volumes(&dv(&[("TSLA", 7e9)]))
+        .await
+        .unwrap();
+    assert_eq!(
+        cache.top_dollar_volume(2).await.unwrap(),
+        s(&["NVDA", "TSLA"]),
+        "{b}"
+    );
+    assert_eq!(
+        cache.top_dollar_volume(0).await.unwrap(),
+        Vec::<String>::new()
+    );
     assert_eq!(
         cache.keys_per_kind().await.unwrap(),
         expected,
@@ -292,6 +315,11 @@ async fn conformance(cache: &dyn Cache) {
         cache.recently_requested(0, 10).await.unwrap(),
         Vec::<(String, String)>::new(),
         "{b}: recency cleared"
+    );
+    assert_eq!(
+        cache.top_dollar_volume(10).await.unwrap(),
+        Vec::<String>::new(),
+        "{b}: dollar volumes cleared"
     );
     assert_eq!(cache.clear().await.unwrap(), 0, "{b}: clear is idempotent");
 }
@@ -562,6 +590,7 @@ async fn assert_unavailable_fast(cache: &dyn Cache) {
     );
     check!("most_requested", cache.most_requested(5));
     check!("recently_requested", cache.recently_requested(0, 5));
+    check!("top_dollar_volume", cache.top_dollar_volume(5));
 }
 
 /// Waits until the cache works again, then proves a write and a read go through.

@@ -45,3 +45,78 @@ async fn refresh_ahead_keeps_a_repeated_scan_fully_cached_across_expiries() {
         s.log()
     );
 }
+
+/// A serve that starts leading warms the popular set learned from earlier scans (their
+/// requests, then their dollar volumes) before anyone asks; a later scan of part of it is
+/// all hits, and the analytics measure the warm pass's precision.
+#[tokio::test]
+async fn a_new_leader_warms_what_was_popular_and_measures_its_precision() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    // An earlier scan: 40 symbols requested once, their dollar volumes on record.
+    let first = support::technic::run_json(
+        &[
+            "scan",
+            "--cache",
+            &url,
+            "--universe-size",
+            "40",
+            "--format",
+            "json",
+            "--quiet",
+        ],
+        &[],
+    );
+    assert_eq!(first["scanned"], 40, "{first}");
+    // The values expire (here: are removed); what was learned stays.
+    let mut con = redis.connection();
+    for pattern in [
+        "technic:v1:features:*",
+        "technic:v1:bars:*",
+        "technic:v1:scan:*",
+    ] {
+        let keys: Vec<String> = ::redis::cmd("KEYS")
+            .arg(pattern)
+            .query(&mut con)
+            .expect("keys");
+        if !keys.is_empty() {
+            let _: () = ::redis::cmd("UNLINK")
+                .arg(&keys)
+                .query(&mut con)
+                .expect("unlink");
+        }
+    }
+    let s = Server::start(
+        &["--workers", "1", "--cache", &url],
+        &[("TECHNIC_CACHE__WARM__TOP_REQUESTED", "40")],
+    )
+    .await;
+    let analytics = support::wait::wait_for_async(
+        "the start-up warm pass in the analytics",
+        Duration::from_secs(30),
+        async || {
+            let (_, a) = s.get("/api/v1/cache/analytics").await;
+            if a["warming"]["warmed"] == 40 {
+                Ok(a)
+            } else {
+                Err(a)
+            }
+        },
+    )
+    .await;
+    assert_eq!(analytics["warming"]["requested"], 0, "{analytics}");
+    let (_, stats) = s.get("/api/v1/cache/stats").await;
+    assert!(
+        stats["keys_per_kind"]["features"].as_u64() >= Some(40),
+        "warmed before any scan: {stats}"
+    );
+
+    // A scan of a quarter of them finds every one cached.
+    let done = s
+        .wait_done(&s.submit(r#"{"universe_size": 10}"#).await)
+        .await;
+    assert_eq!(done["timing"]["cache_hit_rate"], 1.0, "{done}");
+    let (_, a) = s.get("/api/v1/cache/analytics").await;
+    assert_eq!(a["warming"]["requested"], 10, "{a}");
+    assert_eq!(a["warming"]["precision"], 0.25, "{a}");
+}

@@ -257,7 +257,7 @@ async fn a_repeated_scan_is_served_from_cached_features_with_identical_results()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_warmer_loads_seeded_and_most_requested_symbols() {
+async fn the_warmer_loads_seeded_most_requested_then_highest_dollar_volume_symbols() {
     use technic::cluster::{warm_once, PipelineContext};
     let s = settings(200, &[]);
     let target = "memory".parse().expect("target");
@@ -275,8 +275,20 @@ async fn the_warmer_loads_seeded_and_most_requested_symbols() {
             "latest:500",
         )
         .await;
+    // Four symbols' dollar volumes are on record (from earlier scans' results).
+    let volume = |i: usize, v: f64| (universe[i].symbol.clone(), v);
+    cache
+        .record_dollar_volumes(&[
+            volume(20, 1e6),
+            volume(21, 5e8),
+            volume(22, 3e7),
+            volume(23, 9e8),
+        ])
+        .await;
     let mut warm = s.cache.warm.clone();
     warm.symbols = seeds.clone();
+    // Besides the seeds: the two requested, then the two highest dollar volumes.
+    warm.top_requested = 4;
     let ctx = PipelineContext {
         node_id: "t".into(),
         provider: provider.clone(),
@@ -287,19 +299,30 @@ async fn the_warmer_loads_seeded_and_most_requested_symbols() {
     let first = warm_once(&ctx, &warm, &cfg).await;
     assert_eq!(
         (first.candidates, first.loaded, first.fresh, first.failed),
-        (7, 7, 0, 0)
+        (9, 9, 0, 0)
     );
     // Fresh keys are not loaded again.
     let second = warm_once(&ctx, &warm, &cfg).await;
-    assert_eq!((second.loaded, second.fresh), (0, 7));
+    assert_eq!((second.loaded, second.fresh), (0, 9));
     // A scan of exactly the warmed symbols is served entirely from the cache.
     let cluster = LocalCluster::start(&s, provider, Some(cache), 2)
         .await
         .expect("starts");
     let mut symbols = seeds;
-    symbols.extend([universe[10].symbol.clone(), universe[11].symbol.clone()]);
-    let report = submit_and_wait(&cluster, ScanConfig { symbols, ..cfg }).await;
+    symbols.extend([10, 11, 23, 21].map(|i| universe[i].symbol.clone()));
+    let report = submit_and_wait(
+        &cluster,
+        ScanConfig {
+            symbols,
+            ..cfg.clone()
+        },
+    )
+    .await;
     assert_eq!(report.timing.cache_hit_rate, Some(1.0));
+    // The lower dollar volumes were not warmed.
+    let symbols = [20, 22].map(|i| universe[i].symbol.clone()).to_vec();
+    let report = submit_and_wait(&cluster, ScanConfig { symbols, ..cfg }).await;
+    assert_eq!(report.timing.cache_hit_rate, Some(0.0));
     cluster.shutdown().await;
 }
 

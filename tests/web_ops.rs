@@ -577,3 +577,44 @@ async fn the_cache_page_shows_every_nodes_share_of_a_shared_cache() {
     b.screenshot("cache-per-node").await;
     b.close().await;
 }
+
+/// The Cache page shows the leader's last warm pass and its precision: a serve that starts
+/// on a Redis where 40 symbols were scanned before warms them, and after a scan of 10 of
+/// them the page says 10 were requested (25 %).
+#[tokio::test]
+async fn the_cache_page_shows_the_warm_pass_and_its_precision() {
+    let _one = ONE_BROWSER.lock().await;
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let first = support::technic::run_json(
+        &[
+            "scan",
+            "--cache",
+            &url,
+            "--universe-size",
+            "40",
+            "--format",
+            "json",
+            "--quiet",
+        ],
+        &[],
+    );
+    assert_eq!(first["scanned"], 40);
+    let s = Server::start(
+        &["--workers", "1", "--cache", &url],
+        &[("TECHNIC_CACHE__WARM__TOP_REQUESTED", "40")],
+    )
+    .await;
+    let b = Browser::start().await;
+    b.open(&s.url("/#cache")).await;
+    b.wait_text("cache-warming", |t| t.contains("40 symbols"))
+        .await;
+    let id = s.submit(r#"{"universe_size": 10}"#).await;
+    s.wait_done(&id).await;
+    let text = b
+        .wait_text("cache-warming", |t| t.contains("10 requested since"))
+        .await;
+    assert!(text.contains("precision 25"), "{text}");
+    b.screenshot("cache-warming").await;
+    b.close().await;
+}

@@ -82,6 +82,12 @@ function renderAnalytics(a, keys) {
         el("td", { text: n.updated_at ? new Date(n.updated_at).toLocaleTimeString() : "—" }));
     }),
   );
+  // Warming precision: of what the leader's last warm pass warmed, how much was asked for.
+  const w = a.warming;
+  $("#cache-warming").textContent = w
+    ? `last warm pass ${fmtAge(Date.now() - Date.parse(w.at))}: ${fmtInt(w.warmed)} symbols, ` +
+      `${fmtInt(w.requested)} requested since` + (w.precision != null ? ` (precision ${fmtPct(w.precision)})` : "")
+    : "no warm pass yet";
   $("#cache-top tbody").replaceChildren(
     ...(a.most_requested || []).map(([sym, n]) => el("tr", {}, el("td", { text: sym }), el("td", { text: fmtInt(n) }))),
   );

@@ -53,6 +53,7 @@ pub struct MemoryCache {
 struct Requests {
     counts: HashMap<String, u64>,
     last: HashMap<String, i64>,
+    dollar_volume: HashMap<String, f64>,
 }
 
 /// Bound on distinct symbols (and variants) tracked for the most-requested ranking.
@@ -170,6 +171,23 @@ impl Cache for MemoryCache {
             }
         }
         Ok(())
+    }
+
+    async fn record_dollar_volumes(&self, volumes: &[(String, f64)]) -> Result<(), CacheError> {
+        let mut r = self.requests();
+        for (s, v) in volumes {
+            if r.dollar_volume.len() < MAX_TRACKED_SYMBOLS || r.dollar_volume.contains_key(s) {
+                r.dollar_volume.insert(s.clone(), *v);
+            }
+        }
+        Ok(())
+    }
+
+    async fn top_dollar_volume(&self, n: usize) -> Result<Vec<String>, CacheError> {
+        let r = self.requests();
+        let mut all: Vec<(&String, f64)> = r.dollar_volume.iter().map(|(s, v)| (s, *v)).collect();
+        all.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+        Ok(all.into_iter().take(n).map(|(s, _)| s.clone()).collect())
     }
 
     async fn recently_requested(

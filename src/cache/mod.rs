@@ -29,7 +29,7 @@ pub use build::build;
 pub use codec::{decode, encode, CodecError, CODEC_VERSION};
 pub use memory::MemoryCache;
 pub use scan_cache::{
-    Analytics, CacheReport, CacheStatus, HitSample, KindStats, NodeStats, ScanCache,
+    Analytics, CacheReport, CacheStatus, HitSample, KindStats, NodeStats, ScanCache, Warming,
 };
 pub use shared_stats::{Counts, KindCounts, SharedStats};
 pub use ttl::{Clock, SmartTtl, SystemClock, TtlRule, TtlSettings};
@@ -139,6 +139,11 @@ pub trait Cache: Send + Sync + 'static {
     async fn record_requests(&self, symbols: &[String], variant: &str) -> Result<(), CacheError>;
     /// The `n` most-requested symbols with their counts, most first.
     async fn most_requested(&self, n: usize) -> Result<Vec<(String, u64)>, CacheError>;
+    /// Keeps each symbol's latest 20-day dollar volume (the warmer's second source of
+    /// popular symbols, after requests).
+    async fn record_dollar_volumes(&self, volumes: &[(String, f64)]) -> Result<(), CacheError>;
+    /// The `n` symbols of highest dollar volume on record, highest first.
+    async fn top_dollar_volume(&self, n: usize) -> Result<Vec<String>, CacheError>;
     /// `(variant, symbol)` pairs last requested at or after `since_ms` (Unix ms), most
     /// recent first, at most `n` (what the warmer refreshes ahead of expiry).
     async fn recently_requested(

@@ -33,6 +33,8 @@ use crate::redis_link::{manager, LinkError};
 /// memory backend does.
 pub const REQUESTED_KEY: &str = "technic:v1:meta:{requests}:count";
 pub const RECENT_KEY: &str = "technic:v1:meta:{requests}:recent";
+/// Each symbol's latest 20-day dollar volume (score).
+pub const DOLLAR_VOLUME_KEY: &str = "technic:v1:meta:{requests}:dollar_volume";
 
 /// Whether a `technic:*` key is the request tracking rather than a cache entry.
 fn is_tracking(key: &[u8]) -> bool {
@@ -211,6 +213,30 @@ pub(crate) fn record_pipeline(symbols: &[String], variant: &str, now_ms: i64) ->
     pipe
 }
 
+/// ZADD of every volume, then trim to the [`MAX_TRACKED_SYMBOLS`] highest.
+pub(crate) fn dollar_volume_pipeline(volumes: &[(String, f64)]) -> ::redis::Pipeline {
+    let mut pipe = ::redis::pipe();
+    let add = pipe.cmd("ZADD").arg(DOLLAR_VOLUME_KEY);
+    for (s, v) in volumes {
+        add.arg(*v).arg(s);
+    }
+    add.ignore();
+    let keep = i64::try_from(MAX_TRACKED_SYMBOLS).unwrap_or(i64::MAX);
+    pipe.cmd("ZREMRANGEBYRANK")
+        .arg(DOLLAR_VOLUME_KEY)
+        .arg(0)
+        .arg(-(keep + 1))
+        .ignore();
+    pipe
+}
+
+/// The `n` symbols of highest dollar volume.
+pub(crate) fn top_dollar_volume_cmd(n: usize) -> ::redis::Cmd {
+    let mut cmd = ::redis::cmd("ZREVRANGE");
+    cmd.arg(DOLLAR_VOLUME_KEY).arg(0).arg(n as i64 - 1);
+    cmd
+}
+
 /// `(variant, symbol)` last requested at or after `since_ms`, most recent first, at most
 /// `n`.
 pub(crate) async fn recently_requested_on<C: ConnectionLike + Send>(
@@ -375,6 +401,34 @@ impl Cache for RedisCache {
             "zincrby",
             self.opts.deadline(),
             pipe.exec_async(&mut self.conn()),
+        )
+        .await
+        .map_err(Into::into)
+    }
+
+    async fn record_dollar_volumes(&self, volumes: &[(String, f64)]) -> Result<(), CacheError> {
+        if volumes.is_empty() {
+            return Ok(());
+        }
+        let pipe = dollar_volume_pipeline(volumes);
+        bounded(
+            "dollar volume",
+            self.opts.deadline(),
+            pipe.exec_async(&mut self.conn()),
+        )
+        .await
+        .map_err(Into::into)
+    }
+
+    async fn top_dollar_volume(&self, n: usize) -> Result<Vec<String>, CacheError> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let cmd = top_dollar_volume_cmd(n);
+        bounded(
+            "top dollar volume",
+            self.opts.deadline(),
+            cmd.query_async(&mut self.conn()),
         )
         .await
         .map_err(Into::into)

@@ -55,6 +55,30 @@ struct Health {
     degraded_since: Option<DateTime<Utc>>,
 }
 
+/// The name of the last warm pass's record ([`Cache::put_setting`]).
+const WARM_PASS_SETTING: &str = "warm_pass";
+
+/// What the last warm pass warmed, shared so every node can measure it.
+#[derive(Serialize, Deserialize)]
+struct WarmPass {
+    at: DateTime<Utc>,
+    symbols: Vec<String>,
+}
+
+/// Warming precision: of the symbols the last warm pass made sure were cached, how many
+/// were requested since.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Warming {
+    /// When the pass ran.
+    pub at: DateTime<Utc>,
+    /// Symbols it warmed (loaded, or found fresh).
+    pub warmed: usize,
+    /// Of those, requested since.
+    pub requested: usize,
+    /// `requested / warmed`; `null` for an empty pass.
+    pub precision: Option<f64>,
+}
+
 /// One point of the hit rate over time (cumulative counters at `at`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct HitSample {
@@ -135,6 +159,8 @@ pub struct Analytics {
     pub hit_rate_history: Vec<HitSample>,
     /// Base TTL per kind, seconds.
     pub ttl_secs: BTreeMap<Kind, u64>,
+    /// The last warm pass and how much of it was then requested; `null` before the first.
+    pub warming: Option<Warming>,
 }
 
 pub struct ScanCache {
@@ -326,6 +352,55 @@ impl ScanCache {
                 self.note_error(&e);
             }
         }
+    }
+
+    /// Keeps the symbols' latest dollar volumes (the warmer ranks by them after requests);
+    /// a failure only degrades.
+    pub async fn record_dollar_volumes(&self, volumes: &[(String, f64)]) {
+        if self.should_try() {
+            if let Err(e) = self.backend.record_dollar_volumes(volumes).await {
+                self.note_error(&e);
+            }
+        }
+    }
+
+    /// Records the symbols a warm pass made sure were cached, for every node's analytics
+    /// to measure how many were requested since ([`Warming`]).
+    pub async fn note_warm_pass(&self, symbols: &[String], at: DateTime<Utc>) {
+        let record = WarmPass {
+            at,
+            symbols: symbols.to_vec(),
+        };
+        let Ok(json) = serde_json::to_string(&record) else {
+            return;
+        };
+        if let Err(e) = self.backend.put_setting(WARM_PASS_SETTING, &json).await {
+            self.note_error(&e);
+        }
+    }
+
+    /// The last warm pass and the share of its symbols requested since.
+    async fn warming(&self) -> Option<Warming> {
+        let (_, json) = self.backend.get_setting(WARM_PASS_SETTING).await.ok()??;
+        let pass: WarmPass = serde_json::from_str(&json).ok()?;
+        let since = self
+            .backend
+            .recently_requested(pass.at.timestamp_millis(), usize::MAX >> 1)
+            .await
+            .ok()?;
+        let requested: std::collections::HashSet<&str> =
+            since.iter().map(|(_, s)| s.as_str()).collect();
+        let hit = pass
+            .symbols
+            .iter()
+            .filter(|s| requested.contains(s.as_str()))
+            .count();
+        Some(Warming {
+            at: pass.at,
+            warmed: pass.symbols.len(),
+            requested: hit,
+            precision: (!pass.symbols.is_empty()).then(|| hit as f64 / pass.symbols.len() as f64),
+        })
     }
 
     pub async fn clear(&self) -> Result<u64, CacheError> {
@@ -546,6 +621,7 @@ impl ScanCache {
                 .iter()
                 .map(|k| (*k, ttl.base(*k).as_secs()))
                 .collect(),
+            warming: self.warming().await,
         }
     }
 
@@ -674,6 +750,12 @@ mod tests {
         }
         async fn most_requested(&self, n: usize) -> Result<Vec<(String, u64)>, CacheError> {
             self.inner.most_requested(n).await
+        }
+        async fn record_dollar_volumes(&self, v: &[(String, f64)]) -> Result<(), CacheError> {
+            self.inner.record_dollar_volumes(v).await
+        }
+        async fn top_dollar_volume(&self, n: usize) -> Result<Vec<String>, CacheError> {
+            self.inner.top_dollar_volume(n).await
         }
         async fn recently_requested(
             &self,

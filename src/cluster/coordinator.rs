@@ -137,6 +137,15 @@ impl ScanHandle {
                     if let Some(key) = &self.scan_key {
                         key.store(cache, &r).await;
                     }
+                    if r.from_cache.is_none() {
+                        let volumes: Vec<(String, f64)> = r
+                            .results
+                            .iter()
+                            .filter(|x| x.dollar_vol_20.is_finite())
+                            .map(|x| (x.symbol.clone(), x.dollar_vol_20))
+                            .collect();
+                        cache.record_dollar_volumes(&volumes).await;
+                    }
                     let t = &r.timing;
                     r.timing.speedup = cache
                         .speedup(

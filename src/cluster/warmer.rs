@@ -1,10 +1,13 @@
-//! The cache warmer: loads the symbols scans ask for most (learned from requests, seeded
-//! by `cache.warm.symbols`) into the cache before they are needed, and reloads keys that
-//! are about to expire. Rate-capped; runs once on demand (`technic cache warm`) or on an
-//! interval in a long-running process.
+//! The cache warmer: loads the popular symbols (seeded by `cache.warm.symbols`, then the
+//! most requested, then the highest dollar volume of the scans so far) into the cache
+//! before they are needed, and reloads recently requested keys that are about to expire.
+//! Rate-capped; runs once on demand (`technic cache warm`) or, on the leading serve, when
+//! it starts leading, every interval, and refreshing ahead in between.
 //!
-//! It warms the keys of a default scan (`[scan]` lookback, latest bar): scans with another
-//! lookback or as-of date use other keys.
+//! A warm pass warms the keys of a default scan (`[scan]` lookback, latest bar); the
+//! refresh reloads each key under the as-of date and lookback it was requested with. Each
+//! pass is recorded so the analytics measure its precision (how much of it was requested
+//! afterwards).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -111,16 +114,29 @@ pub async fn warm_once(
         .iter()
         .map(|s| s.to_ascii_uppercase())
         .collect();
-    for (s, _) in cache
+    // The popular set: most requested, then the highest dollar volume, up to
+    // `top_requested` symbols besides the seeds.
+    let want = candidates.len() + settings.top_requested;
+    let requested = cache
         .backend()
         .most_requested(settings.top_requested)
         .await
-        .unwrap_or_default()
-    {
+        .unwrap_or_default();
+    let by_volume = cache
+        .backend()
+        .top_dollar_volume(settings.top_requested)
+        .await
+        .unwrap_or_default();
+    for s in requested.into_iter().map(|(s, _)| s).chain(by_volume) {
+        if candidates.len() >= want {
+            break;
+        }
         if !candidates.contains(&s) {
             candidates.push(s);
         }
     }
+    let at = chrono::Utc::now();
+    let warmed = candidates.clone();
     let report = load_stale(
         ctx,
         settings,
@@ -130,6 +146,9 @@ pub async fn warm_once(
     )
     .await;
     info!(?report, "cache warm pass done");
+    if report.loaded + report.fresh > 0 {
+        cache.note_warm_pass(&warmed, at).await;
+    }
     report
 }
 

@@ -21,9 +21,9 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 
 use super::slots::SlotOwners;
 use super::{
-    bounded, clamp_ttl_ms, clear_node, count_node, empty_counts, get_setting_on, memory_node,
-    most_requested_on, parse_url, pttl_to_duration, put_setting_on, recently_requested_on,
-    record_pipeline, unavailable, RedisOptions,
+    bounded, clamp_ttl_ms, clear_node, count_node, dollar_volume_pipeline, empty_counts,
+    get_setting_on, memory_node, most_requested_on, parse_url, pttl_to_duration, put_setting_on,
+    recently_requested_on, record_pipeline, top_dollar_volume_cmd, unavailable, RedisOptions,
 };
 use crate::cache::{shared_stats, Cache, CacheError, Counts, Kind, MemoryInfo, SharedStats};
 use crate::redis_link::{cluster_client, node_connection};
@@ -434,6 +434,30 @@ impl Cache for RedisClusterCache {
         self.call("zincrby", self.opts.deadline(), |mut c| async move {
             pipe.exec_async(&mut c).await
         })
+        .await
+    }
+
+    async fn record_dollar_volumes(&self, volumes: &[(String, f64)]) -> Result<(), CacheError> {
+        if volumes.is_empty() {
+            return Ok(());
+        }
+        let pipe = dollar_volume_pipeline(volumes);
+        self.call("dollar volume", self.opts.deadline(), |mut c| async move {
+            pipe.exec_async(&mut c).await
+        })
+        .await
+    }
+
+    async fn top_dollar_volume(&self, n: usize) -> Result<Vec<String>, CacheError> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let cmd = top_dollar_volume_cmd(n);
+        self.call(
+            "top dollar volume",
+            self.opts.deadline(),
+            |mut c| async move { cmd.query_async(&mut c).await },
+        )
         .await
     }
 
