@@ -119,4 +119,24 @@ async fn a_new_leader_warms_what_was_popular_and_measures_its_precision() {
     let (_, a) = s.get("/api/v1/cache/analytics").await;
     assert_eq!(a["warming"]["requested"], 10, "{a}");
     assert_eq!(a["warming"]["precision"], 0.25, "{a}");
+    // The cold scan and the fully cached one measured the time a hit saves.
+    let t = &a["time_saved"];
+    let f = |k: &str| t[k].as_f64().unwrap_or_else(|| panic!("{k}: {t}"));
+    let (cold, warm, per_hit) = (
+        f("cold_secs_per_symbol"),
+        f("warm_secs_per_symbol"),
+        f("secs_per_hit"),
+    );
+    assert!(cold > 0.0 && warm > 0.0, "{t}");
+    assert!((per_hit - (cold - warm).max(0.0)).abs() < 1e-12, "{t}");
+    let hits: u64 = a["per_kind"]
+        .as_object()
+        .expect("per_kind")
+        .values()
+        .map(|k| k["hits"].as_u64().unwrap_or(0))
+        .sum();
+    assert!(
+        (f("total_secs") - per_hit * hits as f64).abs() < 1e-9,
+        "{t}"
+    );
 }

@@ -615,6 +615,11 @@ async fn the_cache_page_shows_the_warm_pass_and_its_precision() {
         .wait_text("cache-warming", |t| t.contains("10 requested since"))
         .await;
     assert!(text.contains("precision 25"), "{text}");
+    // A cold scan (the first) and a fully cached one (this): the time hits save.
+    let saved = b
+        .wait_text("cache-saved", |t| t.starts_with("time saved by hits"))
+        .await;
+    assert!(saved.contains("per hit"), "{saved}");
     b.screenshot("cache-warming").await;
     b.close().await;
 }

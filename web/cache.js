@@ -4,7 +4,7 @@
 import { api } from "./api.js";
 import { drawChart } from "./charts.js";
 import { clearError, showError } from "./errors.js";
-import { $, confirmAction, el, fmtAge, fmtBytes, fmtInt, fmtPct } from "./ui.js";
+import { $, confirmAction, el, fmtAge, fmtBytes, fmtInt, fmtNum, fmtPct, fmtSecs } from "./ui.js";
 
 const state = {
   ttl: null, // the TTLs as last read, once the form is built
@@ -88,6 +88,13 @@ function renderAnalytics(a, keys) {
     ? `last warm pass ${fmtAge(Date.now() - Date.parse(w.at))}: ${fmtInt(w.warmed)} symbols, ` +
       `${fmtInt(w.requested)} requested since` + (w.precision != null ? ` (precision ${fmtPct(w.precision)})` : "")
     : "no warm pass yet";
+  // Performance impact: a hit spares a symbol's cold time minus its warm time (measured).
+  const ts_ = a.time_saved || {};
+  const ms = (s) => `${fmtNum(s * 1000, 2)} ms`;
+  $("#cache-saved").textContent = ts_.secs_per_hit != null
+    ? `time saved by hits: ${fmtSecs(ts_.total_secs)} (${ms(ts_.secs_per_hit)} per hit; ` +
+      `cold ${ms(ts_.cold_secs_per_symbol)}/symbol, warm ${ms(ts_.warm_secs_per_symbol)}/symbol)`
+    : "time saved: measured once a scan ran cold and one ran fully cached";
   $("#cache-top tbody").replaceChildren(
     ...(a.most_requested || []).map(([sym, n]) => el("tr", {}, el("td", { text: sym }), el("td", { text: fmtInt(n) }))),
   );
@@ -109,9 +116,10 @@ function renderAnalytics(a, keys) {
       { label: timed ? "time" : "sample" },
       { label: "hits per interval", stroke: "#067647", fill: "rgba(6,118,71,.12)", width: 2 },
       { label: "misses per interval", stroke: "#b42318", width: 2 },
+      { label: "seconds saved per interval", stroke: "#1d4ed8", width: 2, dash: [6, 4], scale: "s" },
     ],
-    axes: [{}, { label: "requests" }],
-  }, [xs, deltas(hist, "hits"), deltas(hist, "misses")]);
+    axes: [{}, { label: "requests" }, { scale: "s", side: 1, label: "seconds saved", grid: { show: false } }],
+  }, [xs, deltas(hist, "hits"), deltas(hist, "misses"), (a.time_saved || {}).series || hist.map(() => 0)]);
   if (!state.ttl) loadTtl();
 }
 

@@ -29,7 +29,8 @@ pub use build::build;
 pub use codec::{decode, encode, CodecError, CODEC_VERSION};
 pub use memory::MemoryCache;
 pub use scan_cache::{
-    Analytics, CacheReport, CacheStatus, HitSample, KindStats, NodeStats, ScanCache, Warming,
+    Analytics, CacheReport, CacheStatus, HitSample, KindStats, NodeStats, ScanCache, TimeSaved,
+    Warming,
 };
 pub use shared_stats::{Counts, KindCounts, SharedStats};
 pub use ttl::{Clock, SmartTtl, SystemClock, TtlRule, TtlSettings};

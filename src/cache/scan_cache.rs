@@ -57,6 +57,65 @@ struct Health {
 
 /// The name of the last warm pass's record ([`Cache::put_setting`]).
 const WARM_PASS_SETTING: &str = "warm_pass";
+/// The name of the measured cold and warm seconds per symbol ([`Cache::put_setting`]).
+const PACE_SETTING: &str = "pace";
+/// Weight of the newest scan in the moving averages of [`Pace`].
+const PACE_ALPHA: f64 = 0.3;
+
+/// Seconds per symbol of computed scans, as moving averages: `cold` over scans without a
+/// hit, `warm` over scans with every lookup a hit. Shared, so every node estimates with
+/// what any node measured.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+struct Pace {
+    cold: Option<f64>,
+    warm: Option<f64>,
+}
+
+/// What the cache's hits saved: a hit spares a symbol's cold time minus its warm time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimeSaved {
+    /// Seconds per symbol of scans without a hit (moving average); `null` until measured.
+    pub cold_secs_per_symbol: Option<f64>,
+    /// Seconds per symbol of scans with every lookup a hit; `null` until measured.
+    pub warm_secs_per_symbol: Option<f64>,
+    /// `cold − warm` (at least 0): what one hit saves; `null` until both are measured.
+    /// A symbol's features hit spares its fetch and compute; a bars hit (after a features
+    /// miss) spares less, so the estimate leans high when bars hits are many.
+    pub secs_per_hit: Option<f64>,
+    /// `secs_per_hit` × the hits counted (this cache's scope, every kind).
+    pub total_secs: Option<f64>,
+    /// Seconds saved in each interval of `hit_rate_history` (its new hits × per hit).
+    pub series: Vec<f64>,
+}
+
+impl TimeSaved {
+    fn estimate(
+        pace: Pace,
+        per_kind: &BTreeMap<Kind, KindStats>,
+        history: &[HitSample],
+    ) -> TimeSaved {
+        let per_hit = match (pace.cold, pace.warm) {
+            (Some(c), Some(w)) => Some((c - w).max(0.0)),
+            _ => None,
+        };
+        let hits: u64 = per_kind.values().map(|k| k.hits).sum();
+        let mut prev = 0;
+        TimeSaved {
+            cold_secs_per_symbol: pace.cold,
+            warm_secs_per_symbol: pace.warm,
+            secs_per_hit: per_hit,
+            total_secs: per_hit.map(|p| p * hits as f64),
+            series: history
+                .iter()
+                .map(|s| {
+                    let new = s.hits.saturating_sub(prev);
+                    prev = s.hits;
+                    per_hit.unwrap_or(0.0) * new as f64
+                })
+                .collect(),
+        }
+    }
+}
 
 /// What the last warm pass warmed, shared so every node can measure it.
 #[derive(Serialize, Deserialize)]
@@ -161,6 +220,8 @@ pub struct Analytics {
     pub ttl_secs: BTreeMap<Kind, u64>,
     /// The last warm pass and how much of it was then requested; `null` before the first.
     pub warming: Option<Warming>,
+    /// The time the hits saved, overall and over time.
+    pub time_saved: TimeSaved,
 }
 
 pub struct ScanCache {
@@ -501,6 +562,42 @@ impl ScanCache {
         }
     }
 
+    /// Folds a computed scan's pace into the shared moving averages: `cold` when it had no
+    /// hit, `warm` when every lookup hit (partial scans measure neither).
+    pub async fn note_pace(&self, scanned: usize, total_seconds: f64, hit_rate: Option<f64>) {
+        let which = match hit_rate {
+            Some(h) if h == 0.0 => 0,
+            Some(h) if h == 1.0 => 1,
+            _ => return,
+        };
+        if scanned == 0 || !(total_seconds > 0.0 && total_seconds.is_finite()) {
+            return;
+        }
+        let per_symbol = total_seconds / scanned as f64;
+        let mut pace = self.pace().await;
+        let slot = if which == 0 {
+            &mut pace.cold
+        } else {
+            &mut pace.warm
+        };
+        *slot = Some(match *slot {
+            Some(old) => old + PACE_ALPHA * (per_symbol - old),
+            None => per_symbol,
+        });
+        if let Ok(json) = serde_json::to_string(&pace) {
+            if let Err(e) = self.backend.put_setting(PACE_SETTING, &json).await {
+                self.note_error(&e);
+            }
+        }
+    }
+
+    async fn pace(&self) -> Pace {
+        match self.backend.get_setting(PACE_SETTING).await {
+            Ok(Some((_, json))) => serde_json::from_str(&json).unwrap_or_default(),
+            _ => Pace::default(),
+        }
+    }
+
     /// The version of the shared TTL settings in force here (0: none shared yet).
     pub fn ttl_version(&self) -> u64 {
         self.ttl_version.load(Ordering::Acquire)
@@ -608,6 +705,7 @@ impl ScanCache {
             }
             None => ("process", self.kind_stats(), None, self.local_history()),
         };
+        let time_saved = TimeSaved::estimate(self.pace().await, &per_kind, &hit_rate_history);
         Analytics {
             status: self.status(),
             scope: scope.to_string(),
@@ -622,6 +720,7 @@ impl ScanCache {
                 .map(|k| (*k, ttl.base(*k).as_secs()))
                 .collect(),
             warming: self.warming().await,
+            time_saved,
         }
     }
 

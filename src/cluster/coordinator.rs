@@ -138,6 +138,9 @@ impl ScanHandle {
                         key.store(cache, &r).await;
                     }
                     if r.from_cache.is_none() {
+                        cache
+                            .note_pace(r.scanned, r.timing.total_seconds, r.timing.cache_hit_rate)
+                            .await;
                         let volumes: Vec<(String, f64)> = r
                             .results
                             .iter()
