@@ -1,22 +1,29 @@
 //! Which symbols the cache warmer should load next: a model of when symbols are requested.
 //!
 //! Storage is a few "slots", each a map symbol → weight that only ever grows by adding a
-//! weight to one symbol and is read as "top N by weight". That is a Redis sorted set
-//! (ZINCRBY to add, ZREVRANGE … WITHSCORES to read), so the in-memory [`RequestModel`] here
-//! and a Redis-backed one rank the same way. There is one global slot ([`Slot::All`]) and
-//! one per hour of the week ([`Slot::Hour`], 168 of them, UTC, Monday 00:00 = 0).
+//! weight to one symbol and is read back with its weights. That is a Redis sorted set
+//! (ZINCRBY to add, ZRANGE … WITHSCORES to read), so the in-memory [`RequestModel`] here and
+//! a Redis-backed store rank the same way. There is one global slot ([`Slot::All`]) and one
+//! per hour of the week ([`Slot::Hour`], 168 of them, UTC, Monday 00:00 = 0).
 //!
 //! Recent requests count more, through forward exponential decay: a request at time `t` adds
 //! `2^((t - epoch) / half_life)` ([`forward_weight`]). A request one half-life later adds
-//! twice as much, so the stored sum ranks symbols exactly as an exponentially decayed count
-//! would, and old entries never have to be rewritten. The weights grow with time, so they
-//! must be divided down once in a long while ([`renormalize`], [`RequestModel::rebase`]).
+//! twice as much, so the stored sums rank symbols exactly as exponentially decayed counts
+//! would, and nothing stored ever has to be rewritten, except that the weights grow with
+//! time and must be divided down once in a long while ([`renormalize`],
+//! [`RequestModel::rebase`], [`REBASE_AFTER_HALF_LIVES`]).
 //!
-//! A prediction for an hour ([`rank`]) blends the hour's own slot, the same hour on the
-//! other days of the same kind (weekdays or weekend), the neighbouring hours and the
-//! global slot. Each source is divided by the number of slots in it, so every source is an
-//! estimate of the same thing, the decayed number of requests per hour-of-week, and the
-//! blend is a weighted sum: one ZUNIONSTORE with WEIGHTS in Redis.
+//! A prediction for one hour ([`rank`]) compares two estimates of each symbol's decayed
+//! requests per hour slot: the global one (the global slot / 168) and a local one (the
+//! hour's own slot, the same hour on the other days of the same kind and the neighbouring
+//! hours, blended by [`Blend`]). How far it moves from global towards local is measured,
+//! not fixed: [`structure`] is the share of the difference between the two that is more
+//! than counting noise. Hours with a clear pattern follow it; without one the model ranks
+//! like decayed frequency. A prediction reads the global slot and at most 7 hour slots
+//! whole (ZRANGE 0 -1 WITHSCORES), then ranks in the caller.
+//!
+//! Co-occurrence of symbols within a request was measured (symbols requested with those of
+//! the last hour) and left out: it did not raise warming precision.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -27,17 +34,17 @@ use serde::{Deserialize, Serialize};
 /// Hours in a week: the number of hour slots.
 pub const HOURS_PER_WEEK: u16 = 168;
 
-/// The fixed epoch of the forward weights, 2020-01-01T00:00:00Z, as Unix seconds.
+/// The fixed epoch of [`forward_weight`], 2020-01-01T00:00:00Z, in Unix seconds.
 pub const EPOCH_UNIX_SECS: i64 = 1_577_836_800;
 
 /// Default half-life of a request's weight: a week.
 pub const DEFAULT_HALF_LIFE: Duration = Duration::from_secs(7 * 24 * 3600);
 
-/// Rebase once the newest weight passes this many half-lives since the epoch, i.e. once
-/// a weight exceeds `2^REBASE_AFTER_HALF_LIVES` (about 1e154). An f64 overflows at about
-/// `2^1024`, and a slot's sum is at most (number of requests) × (newest weight), so this
-/// leaves room for `2^512` requests. With a 7-day half-life and the 2020 epoch the first
-/// rebase is due in late 2029; with a 1-day half-life, every 17 months.
+/// Rebase once a new weight would pass `2^REBASE_AFTER_HALF_LIVES` (about 1e154). An f64
+/// overflows near `2^1024`, and a slot's sum is at most (number of requests) × (newest
+/// weight), so this leaves room for `2^512` requests. From the 2020 epoch, a 7-day
+/// half-life first needs it in late 2029, a 1-day half-life every 17 months, a 1-hour
+/// half-life every 3 weeks.
 pub const REBASE_AFTER_HALF_LIVES: f64 = 512.0;
 
 /// The epoch of [`forward_weight`].
@@ -56,7 +63,7 @@ pub fn forward_weight(at: DateTime<Utc>, half_life: Duration) -> f64 {
     forward_weight_from(epoch(), at, half_life)
 }
 
-/// [`forward_weight`] from another epoch (the one a model was last rebased to).
+/// [`forward_weight`] from another epoch (the one the weights were last rebased to).
 pub fn forward_weight_from(epoch: DateTime<Utc>, at: DateTime<Utc>, half_life: Duration) -> f64 {
     half_lives(epoch, at, half_life).exp2()
 }
@@ -67,8 +74,9 @@ fn half_lives(epoch: DateTime<Utc>, at: DateTime<Utc>, half_life: Duration) -> f
     secs / half_life.as_secs_f64().max(1e-3)
 }
 
-/// Divides every weight by `factor`. Ranking is unchanged; exact when `factor` is a power
-/// of two. In Redis: `ZUNIONSTORE key 1 key WEIGHTS 1/factor` for each slot.
+/// Divides every weight by `factor`: ranking is unchanged (exactly so when `factor` is a
+/// power of two). Weights added afterwards must use an epoch moved forward by
+/// `log2(factor)` half-lives. In Redis: `ZUNIONSTORE key 1 key WEIGHTS 1/factor` per slot.
 pub fn renormalize<S>(weights: &mut [(S, f64)], factor: f64) {
     for (_, w) in weights.iter_mut() {
         *w /= factor;
@@ -95,8 +103,7 @@ impl Slot {
     }
 }
 
-/// How much each source counts in a prediction for one hour. Each source is the decayed
-/// number of requests per hour-of-week slot, so the weights are directly comparable.
+/// How the local estimate for an hour is made from the hour slots; only the ratios matter.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Blend {
     /// The hour's own slot.
@@ -105,41 +112,48 @@ pub struct Blend {
     pub same_hour: f64,
     /// The hour before and the hour after.
     pub neighbours: f64,
-    /// The global slot.
-    pub global: f64,
 }
 
 impl Default for Blend {
     fn default() -> Self {
         Blend {
-            hour: 0.3,
+            hour: 0.25,
             same_hour: 0.5,
-            neighbours: 0.1,
-            global: 0.1,
+            neighbours: 0.25,
         }
     }
 }
 
-/// The slots a prediction for the hour of `at` reads, each with the factor its weights are
-/// multiplied by (blend weight divided by the number of slots in the source). Factors of
-/// a slot in two sources add up; slots with a zero factor are left out.
-pub fn slot_weights(at: DateTime<Utc>, blend: &Blend) -> Vec<(Slot, f64)> {
+/// The hour slots the local estimate for the hour of `at` reads, each with its factor:
+/// the source's share of the blend split evenly over its slots. Factors sum to 1.
+pub fn slot_weights(at: DateTime<Utc>, blend: &Blend) -> Vec<(u16, f64)> {
     let h = slot_of(at);
-    let hour_of_day = h % 24;
     let day = h / 24;
     let weekend = |d: u16| d >= 5;
     let other_days: Vec<u16> = (0..7u16)
         .filter(|&d| d != day && weekend(d) == weekend(day))
-        .map(|d| d * 24 + hour_of_day)
+        .map(|d| d * 24 + h % 24)
         .collect();
     let neighbours = [
         (h + HOURS_PER_WEEK - 1) % HOURS_PER_WEEK,
         (h + 1) % HOURS_PER_WEEK,
     ];
+    let clamp = |x: f64| if x.is_finite() { x.max(0.0) } else { 0.0 };
+    let (hour, same, near) = (
+        clamp(blend.hour),
+        clamp(blend.same_hour),
+        clamp(blend.neighbours),
+    );
+    let total = hour + same + near;
+    let (hour, same, near) = if total > 0.0 {
+        (hour / total, same / total, near / total)
+    } else {
+        (1.0, 0.0, 0.0)
+    };
 
-    let mut out: Vec<(Slot, f64)> = Vec::with_capacity(2 + other_days.len() + 2);
-    let mut add = |slot: Slot, f: f64| {
-        if f == 0.0 {
+    let mut out: Vec<(u16, f64)> = Vec::with_capacity(1 + other_days.len() + neighbours.len());
+    let mut add = |slot: u16, f: f64| {
+        if f <= 0.0 {
             return;
         }
         match out.iter_mut().find(|(s, _)| *s == slot) {
@@ -147,52 +161,125 @@ pub fn slot_weights(at: DateTime<Utc>, blend: &Blend) -> Vec<(Slot, f64)> {
             None => out.push((slot, f)),
         }
     };
-    add(Slot::Hour(h), blend.hour);
-    for &o in &other_days {
-        add(Slot::Hour(o), blend.same_hour / other_days.len() as f64);
+    add(h, hour);
+    for &d in &other_days {
+        add(d, same / other_days.len() as f64);
     }
     for &n in &neighbours {
-        add(Slot::Hour(n), blend.neighbours / neighbours.len() as f64);
+        add(n, near / neighbours.len() as f64);
     }
-    add(Slot::All, blend.global / f64::from(HOURS_PER_WEEK));
     out
 }
 
-/// The top `n` symbols for the hour of `at`, best first, from the global slot and the hour
-/// slots given (any slot [`slot_weights`] asks for; others are ignored, missing ones count
-/// as empty). Scores are the blended weights; ties go to the smaller symbol.
+/// Per symbol: (global estimate, local estimate), both in decayed requests per hour slot;
+/// and the structure weight between them.
+struct Estimates<'a> {
+    per_symbol: HashMap<&'a str, (f64, f64)>,
+    structure: f64,
+}
+
+fn estimates<'a, S: AsRef<str>>(
+    global: &'a [(S, f64)],
+    slots: &[(u16, &'a [(S, f64)])],
+    at: DateTime<Utc>,
+    unit: f64,
+    blend: &Blend,
+) -> Estimates<'a> {
+    let per_slot = 1.0 / f64::from(HOURS_PER_WEEK);
+    let mut per_symbol: HashMap<&str, (f64, f64)> = HashMap::with_capacity(global.len());
+    for (s, w) in global {
+        per_symbol.entry(s.as_ref()).or_default().0 += w * per_slot;
+    }
+    let factors = slot_weights(at, blend);
+    for &(slot, f) in &factors {
+        // A slot given twice counts once; a slot not given is empty.
+        if let Some((_, entries)) = slots.iter().find(|(h, _)| *h == slot) {
+            for (s, w) in entries.iter() {
+                per_symbol.entry(s.as_ref()).or_default().1 += f * w;
+            }
+        }
+    }
+
+    // In units of one request at `at`, e (global) and x (local) estimate the same rate when
+    // there is no structure, and then x - e is noise: x is a blend of Poisson counts, with
+    // variance about e × Σf². So Σ(x - e)² / Σf² is about Σe without structure, and the
+    // share of it beyond Σe is signal (a James-Stein style shrinkage factor). Weighting by
+    // e keeps rarely requested symbols, whose counts are mostly noise, from dominating.
+    let sum_sq: f64 = factors.iter().map(|(_, f)| f * f).sum();
+    let unit = if unit.is_finite() && unit > 0.0 {
+        unit
+    } else {
+        1.0
+    };
+    let (mut observed, mut expected) = (0.0, 0.0);
+    for &(g, l) in per_symbol.values() {
+        let (e, x) = (g / unit, l / unit);
+        observed += (x - e) * (x - e) / sum_sq;
+        expected += e;
+    }
+    let structure = if observed > expected {
+        1.0 - expected / observed
+    } else {
+        0.0
+    };
+    Estimates {
+        per_symbol,
+        structure,
+    }
+}
+
+/// How much a prediction for the hour of `at` follows the hour's own pattern: 0 when the
+/// local counts differ from the global ones no more than noise would, towards 1 the clearer
+/// the difference. Arguments as for [`rank`].
+pub fn structure<S: AsRef<str>>(
+    global: &[(S, f64)],
+    slots: &[(u16, &[(S, f64)])],
+    at: DateTime<Utc>,
+    unit: f64,
+    blend: &Blend,
+) -> f64 {
+    estimates(global, slots, at, unit, blend).structure
+}
+
+/// The top `n` symbols for the hour of `at`, best first, with their scores (estimated
+/// decayed requests in that hour slot); ties go to the smaller symbol.
+///
+/// `global` is the global slot; `slots` holds the hour slots [`slot_weights`] names (others
+/// are ignored, missing ones count as empty). Pass whole slots: the structure test needs
+/// every symbol's weight. `unit` is the weight of one request at `at` with the epoch the
+/// weights were written with (`forward_weight(at, half_life)` unless rebased).
 pub fn rank<S: AsRef<str>>(
     global: &[(S, f64)],
     slots: &[(u16, &[(S, f64)])],
     at: DateTime<Utc>,
+    unit: f64,
     n: usize,
     blend: &Blend,
 ) -> Vec<(String, f64)> {
-    let factors = slot_weights(at, blend);
-    let mut scores: HashMap<&str, f64> = HashMap::with_capacity(global.len());
-    for (slot, f) in factors {
-        let entries: Option<&[(S, f64)]> = match slot {
-            Slot::All => Some(global),
-            Slot::Hour(h) => slots.iter().find(|(s, _)| *s == h).map(|(_, e)| *e),
-        };
-        for (sym, w) in entries.unwrap_or_default() {
-            *scores.entry(sym.as_ref()).or_insert(0.0) += f * w;
-        }
-    }
-    top_n(scores.into_iter(), n)
+    let Estimates {
+        per_symbol,
+        structure: k,
+    } = estimates(global, slots, at, unit, blend);
+    let scores = per_symbol
+        .into_iter()
+        .map(|(s, (g, l))| (s, (1.0 - k) * g + k * l));
+    top_n(scores, n)
         .into_iter()
         .map(|(s, w)| (s.to_string(), w))
         .collect()
 }
 
-/// The `n` best (highest score, then smallest symbol) of `scores`, best first.
+/// The `n` best (highest score, then smallest symbol) of `scores` above zero, best first.
 fn top_n<'a, I: Iterator<Item = (&'a str, f64)>>(scores: I, n: usize) -> Vec<(&'a str, f64)> {
     let mut all: Vec<(&str, f64)> = scores.filter(|(_, w)| *w > 0.0).collect();
     let better = |a: &(&str, f64), b: &(&str, f64)| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0));
-    if all.len() > n && n > 0 {
-        all.select_nth_unstable_by(n - 1, better);
+    if n == 0 {
+        return Vec::new();
     }
-    all.truncate(n);
+    if all.len() > n {
+        all.select_nth_unstable_by(n - 1, better);
+        all.truncate(n);
+    }
     all.sort_unstable_by(better);
     all
 }
@@ -205,7 +292,10 @@ pub trait WarmModel {
     fn predict(&self, at: DateTime<Utc>, n: usize) -> Vec<String>;
 }
 
-/// The request-pattern model, in memory: the global slot and the 168 hour slots with
+/// A slot's entries, borrowed.
+type View<'a> = Vec<(&'a str, f64)>;
+
+/// The request-pattern model in memory: the global slot and the hour slots, holding
 /// forward-decayed weights.
 #[derive(Debug, Clone)]
 pub struct RequestModel {
@@ -231,12 +321,16 @@ impl RequestModel {
         }
     }
 
+    pub fn half_life(&self) -> Duration {
+        self.half_life
+    }
+
     /// The epoch the stored weights are relative to.
     pub fn epoch(&self) -> DateTime<Utc> {
         self.epoch
     }
 
-    /// The stored weights of one slot (empty if nothing was recorded in it).
+    /// The stored weights of one slot, in no particular order (empty if never written).
     pub fn slot(&self, slot: Slot) -> Vec<(String, f64)> {
         self.slots
             .get(&slot)
@@ -245,23 +339,50 @@ impl RequestModel {
     }
 
     /// Moves the epoch forward by whole half-lives so that `at` is less than one half-life
-    /// after it, dividing every weight by the matching power of two (an exact division:
-    /// ranking does not change). [`observe`](WarmModel::observe) does this by itself once
-    /// weights pass `2^REBASE_AFTER_HALF_LIVES`.
+    /// after it, dividing every weight by the matching power of two (exact: ranking does not
+    /// change). [`observe`](WarmModel::observe) calls it once weights would pass
+    /// `2^REBASE_AFTER_HALF_LIVES`.
     pub fn rebase(&mut self, at: DateTime<Utc>) {
         let k = half_lives(self.epoch, at, self.half_life).floor();
-        if k <= 0.0 {
+        if k < 1.0 {
             return;
         }
-        let factor = k.exp2();
+        // Past 2^1023 the old weights are all far below the precision of new ones.
+        let scale = (-k).exp2();
         for weights in self.slots.values_mut() {
             for w in weights.values_mut() {
-                // Past 2^1023 every old weight is far below f64 precision anyway.
-                *w = if factor.is_finite() { *w / factor } else { 0.0 };
+                *w *= scale;
             }
         }
-        let shift = self.half_life.as_secs_f64() * k;
-        self.epoch += chrono::Duration::milliseconds((shift * 1000.0).round() as i64);
+        let shift_ms = (self.half_life.as_secs_f64() * k * 1000.0).round() as i64;
+        self.epoch += chrono::Duration::milliseconds(shift_ms);
+    }
+
+    /// The structure weight of a prediction for the hour of `at` (see [`structure`]).
+    pub fn structure(&self, at: DateTime<Utc>) -> f64 {
+        let (global, hours) = self.views(at);
+        let slots: Vec<(u16, &[(&str, f64)])> =
+            hours.iter().map(|(h, v)| (*h, v.as_slice())).collect();
+        structure(&global, &slots, at, self.unit(at), &self.blend)
+    }
+
+    fn unit(&self, at: DateTime<Utc>) -> f64 {
+        forward_weight_from(self.epoch, at, self.half_life)
+    }
+
+    /// The global slot and the hour slots a prediction for `at` reads, borrowed.
+    fn views(&self, at: DateTime<Utc>) -> (View<'_>, Vec<(u16, View<'_>)>) {
+        let view = |slot: Slot| -> View<'_> {
+            self.slots
+                .get(&slot)
+                .map(|m| m.iter().map(|(s, w)| (s.as_str(), *w)).collect())
+                .unwrap_or_default()
+        };
+        let hours = slot_weights(at, &self.blend)
+            .into_iter()
+            .map(|(h, _)| (h, view(Slot::Hour(h))))
+            .collect();
+        (view(Slot::All), hours)
     }
 }
 
@@ -270,7 +391,7 @@ impl WarmModel for RequestModel {
         if half_lives(self.epoch, at, self.half_life) > REBASE_AFTER_HALF_LIVES {
             self.rebase(at);
         }
-        let w = forward_weight_from(self.epoch, at, self.half_life);
+        let w = self.unit(at);
         for slot in [Slot::All, Slot::Hour(slot_of(at))] {
             let weights = self.slots.entry(slot).or_default();
             for s in symbols {
@@ -285,23 +406,10 @@ impl WarmModel for RequestModel {
     }
 
     fn predict(&self, at: DateTime<Utc>, n: usize) -> Vec<String> {
-        let view = |slot: Slot| -> Vec<(&str, f64)> {
-            self.slots
-                .get(&slot)
-                .map(|m| m.iter().map(|(s, w)| (s.as_str(), *w)).collect())
-                .unwrap_or_default()
-        };
-        let global = view(Slot::All);
-        let hours: Vec<(u16, Vec<(&str, f64)>)> = slot_weights(at, &self.blend)
-            .into_iter()
-            .filter_map(|(slot, _)| match slot {
-                Slot::Hour(h) => Some((h, view(slot))),
-                Slot::All => None,
-            })
-            .collect();
+        let (global, hours) = self.views(at);
         let slots: Vec<(u16, &[(&str, f64)])> =
             hours.iter().map(|(h, v)| (*h, v.as_slice())).collect();
-        rank(&global, &slots, at, n, &self.blend)
+        rank(&global, &slots, at, self.unit(at), n, &self.blend)
             .into_iter()
             .map(|(s, _)| s)
             .collect()
@@ -332,5 +440,229 @@ impl WarmModel for FrequencyModel {
             .into_iter()
             .map(|(s, _)| s.to_string())
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap()
+    }
+
+    fn syms(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// A small deterministic generator (splitmix64).
+    struct Rng(u64);
+    impl Rng {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            (z ^ (z >> 31)) % n
+        }
+    }
+
+    #[test]
+    fn slot_of_known_dates() {
+        // 2024-01-01 is a Monday, 2024-01-07 a Sunday.
+        assert_eq!(slot_of(utc(2024, 1, 1, 0, 30)), 0);
+        assert_eq!(slot_of(utc(2024, 1, 7, 23, 59)), 167);
+        assert_eq!(slot_of(utc(2024, 1, 3, 14, 5)), 2 * 24 + 14);
+        assert_eq!(slot_of(utc(2024, 1, 8, 0, 0)), 0);
+        assert_eq!(Slot::Hour(7).name(), "h007");
+        assert_eq!(Slot::All.name(), "all");
+    }
+
+    #[test]
+    fn weight_doubles_every_half_life() {
+        let hl = Duration::from_secs(7 * 86_400);
+        let t = utc(2024, 3, 1, 12, 0);
+        let later = t + chrono::Duration::days(7);
+        let ratio = forward_weight(later, hl) / forward_weight(t, hl);
+        assert!((ratio - 2.0).abs() < 1e-12, "ratio {ratio}");
+        assert_eq!(forward_weight(epoch(), hl), 1.0);
+        let day = Duration::from_secs(86_400);
+        let t = epoch() + chrono::Duration::days(10);
+        let r = forward_weight(t + chrono::Duration::days(3), day) / forward_weight(t, day);
+        assert!((r - 8.0).abs() < 1e-9, "ratio {r}");
+    }
+
+    #[test]
+    fn renormalizing_keeps_the_ranking() {
+        let at = utc(2024, 3, 4, 14, 0);
+        let mut global = vec![("A".to_string(), 3e100), ("B".to_string(), 5e100)];
+        let mut hour = vec![("A".to_string(), 2e100), ("C".to_string(), 1e99)];
+        let unit = 1e99;
+        let before = rank(
+            &global,
+            &[(slot_of(at), &hour[..])],
+            at,
+            unit,
+            3,
+            &Blend::default(),
+        );
+        renormalize(&mut global, 2f64.powi(300));
+        renormalize(&mut hour, 2f64.powi(300));
+        let unit = unit / 2f64.powi(300);
+        let after = rank(
+            &global,
+            &[(slot_of(at), &hour[..])],
+            at,
+            unit,
+            3,
+            &Blend::default(),
+        );
+        assert_eq!(global[0].1, 3e100 / 2f64.powi(300));
+        assert_eq!(before.len(), 3);
+        assert_eq!(after.len(), 3);
+        for ((s1, w1), (s2, w2)) in before.iter().zip(&after) {
+            assert_eq!(s1, s2);
+            assert_eq!(*w2, w1 / 2f64.powi(300));
+        }
+    }
+
+    #[test]
+    fn rebase_keeps_predictions_and_weights_finite() {
+        // A one-hour half-life from the 2020 epoch is past 2^1024 by 2024: without
+        // rebasing every weight would be infinite.
+        let mut model = RequestModel::new(Duration::from_secs(3600), Blend::default());
+        let start = utc(2024, 1, 1, 0, 0);
+        let mut rng = Rng(3);
+        for i in 0..500 {
+            let at = start + chrono::Duration::minutes(i * 7);
+            let s = format!("S{}", rng.below(20));
+            model.observe(&[s], at);
+        }
+        let all = model.slot(Slot::All);
+        assert!(all.iter().all(|(_, w)| w.is_finite() && *w > 0.0));
+        let at = start + chrono::Duration::minutes(3500);
+        let before = model.predict(at, 10);
+        let epoch_before = model.epoch();
+        model.rebase(at + chrono::Duration::hours(40));
+        assert!(model.epoch() > epoch_before);
+        assert_eq!(model.predict(at, 10), before);
+    }
+
+    #[test]
+    fn hourly_pattern_beats_overall_frequency() {
+        let mut model = RequestModel::default();
+        let mut freq = FrequencyModel::new();
+        let start = utc(2024, 1, 1, 0, 0);
+        let mut rng = Rng(1);
+        for day in 0..28 {
+            let midnight = start + chrono::Duration::days(day);
+            let mut requests = vec![
+                (
+                    midnight + chrono::Duration::minutes(14 * 60 + 5),
+                    syms(&["DAY"]),
+                ),
+                (
+                    midnight + chrono::Duration::minutes(2 * 60 + 10),
+                    syms(&["NIGHT"]),
+                ),
+                (
+                    midnight + chrono::Duration::minutes(2 * 60 + 20),
+                    syms(&["NIGHT"]),
+                ),
+                (
+                    midnight + chrono::Duration::minutes(2 * 60 + 30),
+                    syms(&["NIGHT"]),
+                ),
+            ];
+            // Background: a few symbols at random hours.
+            for _ in 0..6 {
+                let at = midnight + chrono::Duration::minutes(rng.below(24 * 60) as i64);
+                requests.push((at, vec![format!("BG{}", rng.below(10))]));
+            }
+            requests.sort_by_key(|(at, _)| *at);
+            for (at, s) in requests {
+                model.observe(&s, at);
+                freq.observe(&s, at);
+            }
+        }
+        let afternoon = utc(2024, 1, 29, 14, 0);
+        let night = utc(2024, 1, 29, 2, 0);
+        assert_eq!(freq.predict(afternoon, 1), syms(&["NIGHT"]));
+        assert_eq!(model.predict(afternoon, 1), syms(&["DAY"]));
+        assert_eq!(model.predict(night, 1), syms(&["NIGHT"]));
+        assert!(
+            model.structure(afternoon) > 0.5,
+            "{}",
+            model.structure(afternoon)
+        );
+    }
+
+    #[test]
+    fn without_time_structure_it_ranks_like_frequency() {
+        let mut model = RequestModel::default();
+        let mut freq = FrequencyModel::new();
+        let start = utc(2024, 1, 1, 0, 0);
+        let weeks = 4;
+        let minutes = weeks * 7 * 24 * 60;
+        let mut rng = Rng(2);
+        let mut requests = Vec::new();
+        // Symbol k is requested about 400 / k times, at uniformly random minutes.
+        for k in 1..=60u64 {
+            for _ in 0..(400 / k) {
+                let at = start + chrono::Duration::minutes(rng.below(minutes) as i64);
+                requests.push((at, vec![format!("S{k:02}")]));
+            }
+        }
+        requests.sort_by_key(|(at, _)| *at);
+        for (at, s) in &requests {
+            model.observe(s, *at);
+            freq.observe(s, *at);
+        }
+        let expected = freq.predict(start, 10);
+        assert_eq!(
+            expected,
+            (1..=10).map(|k| format!("S{k:02}")).collect::<Vec<_>>()
+        );
+        for hour in [3, 14, 20, 60, 130, 160] {
+            let at = start + chrono::Duration::hours(weeks as i64 * 168 + hour);
+            let got = model.predict(at, 10);
+            let common = got.iter().filter(|s| expected.contains(s)).count();
+            assert!(common >= 9, "hour {hour}: {got:?} vs {expected:?}");
+            assert!(
+                model.structure(at) < 0.3,
+                "hour {hour}: {}",
+                model.structure(at)
+            );
+        }
+    }
+
+    #[test]
+    fn slot_weights_cover_the_hour_and_sum_to_one() {
+        let wednesday_14 = utc(2024, 1, 3, 14, 0);
+        let w = slot_weights(wednesday_14, &Blend::default());
+        let total: f64 = w.iter().map(|(_, f)| f).sum();
+        assert!((total - 1.0).abs() < 1e-12);
+        let slots: Vec<u16> = w.iter().map(|(h, _)| *h).collect();
+        // Own hour, the four other weekdays at 14:00, 13:00 and 15:00 on Wednesday.
+        assert_eq!(slots, vec![62, 14, 38, 86, 110, 61, 63]);
+        // Sunday 23:00: Saturday 23:00 is the other weekend day; Monday 00:00 wraps around.
+        let sunday_23 = utc(2024, 1, 7, 23, 0);
+        let slots: Vec<u16> = slot_weights(sunday_23, &Blend::default())
+            .iter()
+            .map(|(h, _)| *h)
+            .collect();
+        assert_eq!(slots, vec![167, 143, 166, 0]);
+    }
+
+    #[test]
+    fn frequency_model_counts_requests() {
+        let mut freq = FrequencyModel::new();
+        let at = utc(2024, 1, 1, 0, 0);
+        freq.observe(&syms(&["B", "A"]), at);
+        freq.observe(&syms(&["B", "C"]), at);
+        assert_eq!(freq.predict(at, 2), syms(&["B", "A"]));
+        assert_eq!(freq.predict(at, 0), Vec::<String>::new());
+        assert_eq!(freq.predict(at, 10).len(), 3);
     }
 }

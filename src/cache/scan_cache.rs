@@ -565,9 +565,9 @@ impl ScanCache {
     /// Folds a computed scan's pace into the shared moving averages: `cold` when it had no
     /// hit, `warm` when every lookup hit (partial scans measure neither).
     pub async fn note_pace(&self, scanned: usize, total_seconds: f64, hit_rate: Option<f64>) {
-        let which = match hit_rate {
-            Some(h) if h == 0.0 => 0,
-            Some(h) if h == 1.0 => 1,
+        let cold = match hit_rate {
+            Some(h) if h <= 0.0 => true,
+            Some(h) if h >= 1.0 => false,
             _ => return,
         };
         if scanned == 0 || !(total_seconds > 0.0 && total_seconds.is_finite()) {
@@ -575,7 +575,7 @@ impl ScanCache {
         }
         let per_symbol = total_seconds / scanned as f64;
         let mut pace = self.pace().await;
-        let slot = if which == 0 {
+        let slot = if cold {
             &mut pace.cold
         } else {
             &mut pace.warm

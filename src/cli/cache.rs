@@ -117,8 +117,28 @@ pub async fn run(args: &CacheArgs, settings: &Settings) -> Result<i32, UserError
                     }
                     format!("\nper node:\n{t}")
                 });
+                let warming = a.warming.as_ref().map_or("no warm pass yet".into(), |w| {
+                    format!(
+                        "{} symbols at {}, {} requested since{}",
+                        w.warmed,
+                        w.at.format("%Y-%m-%d %H:%M:%S UTC"),
+                        w.requested,
+                        w.precision
+                            .map_or(String::new(), |p| format!(" (precision {:.1}%)", p * 100.0))
+                    )
+                });
+                let ts = &a.time_saved;
+                let saved = match (ts.total_secs, ts.secs_per_hit) {
+                    (Some(total), Some(per_hit)) => format!(
+                        "{total:.2} s ({:.3} ms per hit: cold {:.3} ms/symbol, warm {:.3} ms/symbol)",
+                        per_hit * 1e3,
+                        ts.cold_secs_per_symbol.unwrap_or_default() * 1e3,
+                        ts.warm_secs_per_symbol.unwrap_or_default() * 1e3
+                    ),
+                    _ => "not measured yet (needs a cold and a fully cached scan)".into(),
+                };
                 format!(
-                    "cache: {} · available · counters of the {}\n{t}{}\nmemory: {} used, {} peak\nmost requested: {}",
+                    "cache: {} · available · counters of the {}\n{t}{}\nmemory: {} used, {} peak\nmost requested: {}\nlast warm pass: {warming}\ntime saved by hits: {saved}",
                     a.status.backend,
                     if a.scope == "cluster" { "whole cluster" } else { "this process" },
                     nodes.unwrap_or_default(),
@@ -167,6 +187,13 @@ pub async fn run(args: &CacheArgs, settings: &Settings) -> Result<i32, UserError
             if !cache.status().available {
                 return Err(unavailable(
                     "the cache became unavailable while warming".into(),
+                ));
+            }
+            if r.failed > 0 && r.loaded + r.fresh == 0 {
+                return Err(UserError::new(
+                    ErrorCode::DataProviderUnavailable,
+                    format!("no symbol could be warmed: all {} failed to load", r.failed),
+                    vec!["check the data source (--data) and the symbols".into()],
                 ));
             }
             if args.json {
