@@ -575,11 +575,7 @@ impl ScanCache {
         }
         let per_symbol = total_seconds / scanned as f64;
         let mut pace = self.pace().await;
-        let slot = if cold {
-            &mut pace.cold
-        } else {
-            &mut pace.warm
-        };
+        let slot = if cold { &mut pace.cold } else { &mut pace.warm };
         *slot = Some(match *slot {
             Some(old) => old + PACE_ALPHA * (per_symbol - old),
             None => per_symbol,

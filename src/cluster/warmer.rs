@@ -117,17 +117,20 @@ pub async fn warm_once(
     // The popular set: most requested, then the highest dollar volume, up to
     // `top_requested` symbols besides the seeds.
     let want = candidates.len() + settings.top_requested;
-    let requested = cache
-        .backend()
-        .most_requested(settings.top_requested)
-        .await
-        .unwrap_or_default();
+    let requested = popular(
+        cache
+            .backend()
+            .most_requested(settings.top_requested + 1)
+            .await
+            .unwrap_or_default(),
+        settings.top_requested,
+    );
     let by_volume = cache
         .backend()
         .top_dollar_volume(settings.top_requested)
         .await
         .unwrap_or_default();
-    for s in requested.into_iter().map(|(s, _)| s).chain(by_volume) {
+    for s in requested.into_iter().chain(by_volume) {
         if candidates.len() >= want {
             break;
         }
@@ -150,6 +153,20 @@ pub async fn warm_once(
         cache.note_warm_pass(&warmed, at).await;
     }
     report
+}
+
+/// The most requested symbols that stand out: of the `n + 1` most requested, those
+/// requested more often than the first one left out. Symbols tied at the cut say nothing
+/// about which of them is popular (whole-universe scans request every symbol alike), so
+/// the dollar volume ranks them instead.
+fn popular(ranked: Vec<(String, u64)>, n: usize) -> Vec<String> {
+    let cut = ranked.get(n).map_or(0, |(_, count)| *count);
+    ranked
+        .into_iter()
+        .take(n)
+        .filter(|(_, count)| *count > cut)
+        .map(|(s, _)| s)
+        .collect()
 }
 
 /// When the refresher looks again, and how close to expiry a key must be to be reloaded.
@@ -243,5 +260,27 @@ pub async fn run_warmer(
             _ = tokio::time::sleep(look) => {}
             _ = shutdown.triggered() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ranked(v: &[(&str, u64)]) -> Vec<(String, u64)> {
+        v.iter().map(|(s, n)| (s.to_string(), *n)).collect()
+    }
+
+    #[test]
+    fn symbols_tied_at_the_cut_are_left_to_the_dollar_volume() {
+        // A watchlist requested often stands out from a universe scanned alike.
+        let r = ranked(&[("A", 9), ("B", 7), ("C", 1), ("D", 1), ("E", 1)]);
+        assert_eq!(popular(r.clone(), 3), ["A", "B"]);
+        assert_eq!(popular(r.clone(), 2), ["A", "B"]);
+        assert_eq!(popular(r.clone(), 1), ["A"]);
+        // Every symbol alike: none stands out.
+        assert!(popular(ranked(&[("A", 3), ("B", 3), ("C", 3)]), 2).is_empty());
+        // Fewer symbols on record than asked for: all of them.
+        assert_eq!(popular(ranked(&[("A", 2), ("B", 1)]), 5), ["A", "B"]);
     }
 }
