@@ -97,3 +97,22 @@ fn a_repeated_scan_is_answered_from_its_report_until_the_config_or_the_data_chan
     let changed_again = scan(&[], &[]);
     assert_eq!(from_cache(&changed_again), changed["id"].as_str());
 }
+
+/// On a serve, the report it computed answers the next identical scan (held decoded in the
+/// process), and a cleared cache is noticed: the scan after the clear computes again.
+#[tokio::test]
+async fn a_serve_answers_from_its_cached_report_until_the_cache_is_cleared() {
+    let redis = RedisServer::start();
+    let s = support::api::Server::start(&["--workers", "1", "--cache", &redis.url()], &[]).await;
+    let body = r#"{"universe_size": 30}"#;
+    let first = s.submit(body).await;
+    s.wait_done(&first).await;
+    let again = s.submit(body).await;
+    let done = s.wait_done(&again).await;
+    assert_eq!(done["from_cache"]["scan_id"], first.as_str(), "{done}");
+    let (status, _) = s.post("/api/v1/cache/clear", "").await;
+    assert_eq!(status, 200);
+    let after = s.wait_done(&s.submit(body).await).await;
+    assert!(after.get("from_cache").is_none(), "computed after the clear: {after}");
+    assert_eq!(after["timing"]["cache_hit_rate"], 0.0, "{after}");
+}

@@ -349,7 +349,13 @@ impl ScanCache {
             None => keys.iter().map(|_| None).collect(),
         };
         let hits = values.iter().filter(|v| v.is_some()).count() as u64;
-        let misses = keys.len() as u64 - hits;
+        self.count(kind, hits, keys.len() as u64 - hits, available);
+        (values, available)
+    }
+
+    /// Counts a lookup's hits and misses (misses are errors when the backend failed).
+    fn count(&self, kind: Kind, hits: u64, misses: u64, available: bool) {
+        let c = &self.counters[idx(kind)];
         c.hits.fetch_add(hits, Ordering::Relaxed);
         c.misses.fetch_add(misses, Ordering::Relaxed);
         if !available {
@@ -361,7 +367,28 @@ impl ScanCache {
         metrics().cache_hits.get_or_create(&label).inc_by(hits);
         metrics().cache_misses.get_or_create(&label).inc_by(misses);
         self.sample();
-        (values, available)
+    }
+
+    /// Whether `key` is cached, without reading it (a lookup, counted as one): for a value
+    /// this process already holds decoded.
+    pub async fn contains(&self, kind: Kind, key: &str) -> bool {
+        let found = if self.should_try() {
+            match self.backend.ttl(key).await {
+                Ok(t) => {
+                    self.note_success();
+                    Some(t.is_some())
+                }
+                Err(e) => {
+                    self.note_error(&e);
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let hit = found == Some(true);
+        self.count(kind, u64::from(hit), u64::from(!hit), found.is_some());
+        hit
     }
 
     /// Stores typed values; each entry gives the symbol's daily volatility and last bar

@@ -111,6 +111,8 @@ pub struct LocalCluster {
     provider: Arc<dyn MarketData>,
     /// Whether reports are cached and answered (`cache.scan_results`).
     scan_results: bool,
+    /// Cached reports this process holds decoded.
+    memo: Arc<result_cache::ReportMemo>,
     /// The cluster's own scope (results feed, node heartbeat); a child of the caller's.
     shutdown: Shutdown,
 }
@@ -229,6 +231,7 @@ impl LocalCluster {
             cache,
             provider,
             scan_results: settings.cache.scan_results,
+            memo: Arc::default(),
             shutdown,
         })
     }
@@ -262,7 +265,7 @@ impl LocalCluster {
     /// cached when it ends.
     pub async fn submit(&self, config: ScanConfig) -> Result<ScanHandle, ScanError> {
         let scan_key = match &self.cache {
-            Some(_) if self.scan_results => ScanKey::of(&self.provider, &config).await,
+            Some(_) if self.scan_results => ScanKey::of(&self.provider, &config, &self.memo).await,
             _ => None,
         };
         let answer = match (&self.cache, &scan_key) {

@@ -8,8 +8,13 @@
 //! with no failure but the data's own (`DATA_NOT_FOUND`, `DATA_INVALID`); and only when the
 //! data version at the end is the one the scan started on. Reports are stored as JSON (the
 //! report's optional fields are skipped when absent, which a positional codec cannot read).
+//!
+//! Parsing a 5,000-symbol report takes longer than the answer should, so each process keeps
+//! the last few reports it parsed or stored decoded ([`ReportMemo`]); a lookup of one of
+//! them only asks the cache whether the entry is still there (its TTL, or a `clear`).
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -31,6 +36,7 @@ pub struct ScanKey {
     key: String,
     version: String,
     provider: Arc<dyn MarketData>,
+    memo: Arc<ReportMemo>,
 }
 
 /// What the `scan` entry holds.
@@ -40,10 +46,48 @@ struct Stored {
     report: ScanReport,
 }
 
+/// Reports kept decoded in this process, by key.
+const MEMO_LEN: usize = 8;
+
+/// The last [`MEMO_LEN`] reports this process parsed or stored, decoded.
+#[derive(Default)]
+pub struct ReportMemo(Mutex<VecDeque<(String, Arc<Stored>)>>);
+
+impl ReportMemo {
+    fn entries(&self) -> std::sync::MutexGuard<'_, VecDeque<(String, Arc<Stored>)>> {
+        // Whole entries are pushed and removed: a poisoned deque is still consistent.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn get(&self, key: &str) -> Option<Arc<Stored>> {
+        self.entries()
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, s)| Arc::clone(s))
+    }
+
+    fn put(&self, key: &str, stored: Arc<Stored>) {
+        let mut e = self.entries();
+        e.retain(|(k, _)| k != key);
+        if e.len() == MEMO_LEN {
+            e.pop_front();
+        }
+        e.push_back((key.to_string(), stored));
+    }
+
+    fn remove(&self, key: &str) {
+        self.entries().retain(|(k, _)| k != key);
+    }
+}
+
 impl ScanKey {
     /// The key of `config` on the provider's current data; `None` when the provider cannot
     /// tell its data version.
-    pub async fn of(provider: &Arc<dyn MarketData>, config: &ScanConfig) -> Option<ScanKey> {
+    pub async fn of(
+        provider: &Arc<dyn MarketData>,
+        config: &ScanConfig,
+        memo: &Arc<ReportMemo>,
+    ) -> Option<ScanKey> {
         let version = provider.data_version().await?;
         let config = serde_json::to_vec(config).ok()?;
         let hash = Fnv::default()
@@ -55,6 +99,7 @@ impl ScanKey {
             key: Kind::Scan.key(&format!("{hash:016x}")),
             version,
             provider: Arc::clone(provider),
+            memo: Arc::clone(memo),
         })
     }
 
@@ -62,18 +107,19 @@ impl ScanKey {
     /// hit, and `from_cache` naming the scan that computed it (the caller gives it its id).
     pub async fn lookup(&self, cache: &ScanCache) -> Option<ScanReport> {
         let started = Instant::now();
-        let (found, _) = cache
-            .get::<String>(Kind::Scan, std::slice::from_ref(&self.key))
-            .await;
-        let json = found.into_iter().next().flatten()?;
-        let stored: Stored = match serde_json::from_str(&json) {
-            Ok(s) => s,
-            Err(e) => {
-                debug!(error = %e, "unreadable cached scan; scanning");
-                return None;
+        let memo = &self.memo;
+        let stored = match memo.get(&self.key) {
+            Some(stored) if cache.contains(Kind::Scan, &self.key).await => stored,
+            held => {
+                if held.is_some() {
+                    memo.remove(&self.key);
+                }
+                let stored = Arc::new(self.read(cache).await?);
+                memo.put(&self.key, Arc::clone(&stored));
+                stored
             }
         };
-        let mut r = stored.report;
+        let mut r = stored.report.clone();
         r.from_cache = Some(FromCache {
             scan_id: std::mem::take(&mut r.id),
             finished_at: stored.finished_at,
@@ -90,6 +136,17 @@ impl ScanKey {
         r.timing.stages = Stages::default();
         r.nodes.clear();
         Some(r)
+    }
+
+    /// The entry, parsed; `None` for a miss or an unreadable entry.
+    async fn read(&self, cache: &ScanCache) -> Option<Stored> {
+        let (found, _) = cache
+            .get::<String>(Kind::Scan, std::slice::from_ref(&self.key))
+            .await;
+        let json = found.into_iter().next().flatten()?;
+        serde_json::from_str(&json)
+            .map_err(|e| debug!(error = %e, "unreadable cached scan; scanning"))
+            .ok()
     }
 
     /// Stores `report` when it is the data's whole answer and the data did not change
@@ -110,9 +167,12 @@ impl ScanKey {
             return;
         };
         let last_bar = stored.report.results.iter().map(|r| r.as_of).max();
-        cache
+        if cache
             .put(Kind::Scan, &[(self.key.clone(), &json, None, last_bar)])
-            .await;
+            .await
+        {
+            self.memo.put(&self.key, Arc::new(stored));
+        }
     }
 }
 
