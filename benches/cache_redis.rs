@@ -23,6 +23,20 @@ use technic::config::Settings;
 use technic::data::{BarRange, MarketData, SyntheticProvider};
 use technic::scan::ScanConfig;
 
+/// A local cluster on the cache `target`, after one scan of `cfg` (what the measured
+/// iterations repeat).
+async fn started(settings: &Settings, target: &CacheTarget, cfg: &ScanConfig) -> LocalCluster {
+    let cache = technic::cache::build(&settings.cache, target)
+        .await
+        .expect("cache");
+    let provider: Arc<dyn MarketData> = Arc::new(SyntheticProvider::new(&settings.data.synthetic));
+    let cluster = LocalCluster::start(settings, provider, cache, settings.local_workers())
+        .await
+        .expect("start");
+    cluster.run(cfg.clone()).await.expect("scan");
+    cluster
+}
+
 fn benches(c: &mut Criterion) {
     let mut settings = Settings::defaults();
     settings.cache.scan_results = false;
@@ -46,18 +60,7 @@ fn benches(c: &mut Criterion) {
     for (backend, target) in &targets {
         let name = format!("warm_{backend}_5000x500");
         let name = name.as_str();
-        let warm = rt.block_on(async {
-            let cache = technic::cache::build(&settings.cache, target)
-                .await
-                .expect("cache");
-            let provider: Arc<dyn MarketData> =
-                Arc::new(SyntheticProvider::new(&settings.data.synthetic));
-            let cluster = LocalCluster::start(&settings, provider, cache, settings.local_workers())
-                .await
-                .expect("start");
-            cluster.run(cfg.clone()).await.expect("scan");
-            cluster
-        });
+        let warm = rt.block_on(started(&settings, target, &cfg));
         g.bench_function(name, |b| {
             b.iter(|| {
                 rt.block_on(async {
@@ -106,18 +109,7 @@ fn benches(c: &mut Criterion) {
     // The same config again: answered from its cached report.
     settings.cache.scan_results = true;
     for (backend, target) in &targets {
-        let answered = rt.block_on(async {
-            let cache = technic::cache::build(&settings.cache, target)
-                .await
-                .expect("cache");
-            let provider: Arc<dyn MarketData> =
-                Arc::new(SyntheticProvider::new(&settings.data.synthetic));
-            let cluster = LocalCluster::start(&settings, provider, cache, settings.local_workers())
-                .await
-                .expect("start");
-            cluster.run(cfg.clone()).await.expect("scan");
-            cluster
-        });
+        let answered = rt.block_on(started(&settings, target, &cfg));
         g.bench_function(format!("scan_result_hit_{backend}_5000"), |b| {
             b.iter(|| {
                 rt.block_on(async {

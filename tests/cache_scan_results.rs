@@ -113,6 +113,9 @@ async fn a_serve_answers_from_its_cached_report_until_the_cache_is_cleared() {
     let (status, _) = s.post("/api/v1/cache/clear", "").await;
     assert_eq!(status, 200);
     let after = s.wait_done(&s.submit(body).await).await;
-    assert!(after.get("from_cache").is_none(), "computed after the clear: {after}");
+    assert!(
+        after.get("from_cache").is_none(),
+        "computed after the clear: {after}"
+    );
     assert_eq!(after["timing"]["cache_hit_rate"], 0.0, "{after}");
 }

@@ -586,20 +586,7 @@ async fn the_cache_page_shows_the_warm_pass_and_its_precision() {
     let _one = ONE_BROWSER.lock().await;
     let redis = RedisServer::start();
     let url = redis.url();
-    let first = support::technic::run_json(
-        &[
-            "scan",
-            "--cache",
-            &url,
-            "--universe-size",
-            "40",
-            "--format",
-            "json",
-            "--quiet",
-        ],
-        &[],
-    );
-    assert_eq!(first["scanned"], 40);
+    support::technic::scan_through(&url, 40);
     let s = Server::start(
         &["--workers", "1", "--cache", &url],
         &[("TECHNIC_CACHE__WARM__TOP_REQUESTED", "40")],

@@ -140,6 +140,27 @@ impl Drop for Proc {
     }
 }
 
+/// `technic scan` of the first `n` synthetic symbols through the cache at `url`, as JSON:
+/// what the cache learns from a scan (requests, dollar volumes, a cold pace).
+pub fn scan_through(url: &str, n: usize) -> Value {
+    let n = n.to_string();
+    let report = run_json(
+        &[
+            "scan",
+            "--cache",
+            url,
+            "--universe-size",
+            &n,
+            "--format",
+            "json",
+            "--quiet",
+        ],
+        &[],
+    );
+    assert_eq!(report["scanned"].to_string(), n, "{report}");
+    report
+}
+
 /// Runs `technic ARGS` to completion and returns its stdout as JSON.
 pub fn run_json(args: &[&str], env: &[(&str, &str)]) -> Value {
     Proc::spawn("technic", args, env).json(Duration::from_secs(120), 0)
