@@ -107,15 +107,18 @@ impl ScanKey {
     /// hit, and `from_cache` naming the scan that computed it (the caller gives it its id).
     pub async fn lookup(&self, cache: &ScanCache) -> Option<ScanReport> {
         let started = Instant::now();
-        let memo = &self.memo;
-        let stored = match memo.get(&self.key) {
-            Some(stored) if cache.contains(Kind::Scan, &self.key).await => stored,
-            held => {
-                if held.is_some() {
-                    memo.remove(&self.key);
+        let stored = match self.memo.get(&self.key) {
+            // Held decoded: answered if the entry is still cached (not expired or cleared).
+            Some(stored) => {
+                if !cache.contains(Kind::Scan, &self.key).await {
+                    self.memo.remove(&self.key);
+                    return None;
                 }
+                stored
+            }
+            None => {
                 let stored = Arc::new(self.read(cache).await?);
-                memo.put(&self.key, Arc::clone(&stored));
+                self.memo.put(&self.key, Arc::clone(&stored));
                 stored
             }
         };

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::leader::Leader;
 use super::pipeline::{process_shard, CacheKeys, CacheMode, PipelineContext};
@@ -198,12 +198,17 @@ pub async fn refresh_ahead(
     let Some(cache) = &ctx.cache else {
         return WarmReport::default();
     };
+    // A degraded cache is tried again by its own traffic; looking this often would only
+    // knock on a Redis that is down.
+    if !cache.status().available {
+        return WarmReport::default();
+    }
     let since = chrono::Utc::now().timestamp_millis()
         - i64::try_from(settings.recent_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
     let recent = match cache.backend().recently_requested(since, MAX_REFRESH).await {
         Ok(r) => r,
         Err(e) => {
-            warn!(error = %e, "cache unavailable; refresh skipped");
+            debug!(error = %e, "cache unavailable; refresh skipped");
             return WarmReport::default();
         }
     };
