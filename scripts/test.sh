@@ -110,7 +110,7 @@ if [ "$#" -eq 0 ] && [ "${NO_COVERAGE:-0}" != 1 ]; then
   export LLVM_COV="$llvm_bin/llvm-cov" LLVM_PROFDATA="$llvm_bin/llvm-profdata"
   eval "$(cargo llvm-cov show-env --sh)"
   cargo llvm-cov clean --workspace
-  cargo test --locked --all-targets
+  cargo test --locked --no-fail-fast --all-targets
   # Doc tests are not part of --all-targets.
   cargo test --locked --doc
   mkdir -p target/coverage
@@ -123,6 +123,6 @@ if [ "$#" -eq 0 ] && [ "${NO_COVERAGE:-0}" != 1 ]; then
     --fail-under-lines "${COVERAGE_MIN_LINES:-80}" --summary-only >/dev/null \
     || { echo "line coverage of src/ is under ${COVERAGE_MIN_LINES:-80} % (target/coverage/summary.txt)" >&2; exit 1; }
 else
-  cargo test --locked --all-targets "$@"
+  cargo test --locked --no-fail-fast --all-targets "$@"
   cargo test --locked --doc
 fi

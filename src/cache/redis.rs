@@ -539,8 +539,13 @@ mod tests {
     use crate::redis_link::redact;
 
     #[test]
-    fn requested_key_is_a_meta_key() {
-        assert_eq!(REQUESTED_KEY, Kind::Meta.key("requested"));
+    fn request_tracking_keys_are_meta_keys_of_one_slot_and_not_entries() {
+        for key in [REQUESTED_KEY, RECENT_KEY, DOLLAR_VOLUME_KEY] {
+            assert!(key.starts_with(&Kind::Meta.key("{requests}:")), "{key}");
+            assert_eq!(kind_of(key.as_bytes()), Some(Kind::Meta), "{key}");
+            assert!(is_tracking(key.as_bytes()), "{key}");
+        }
+        assert!(!is_tracking(Kind::Meta.key("baseline:00").as_bytes()));
     }
 
     #[test]
