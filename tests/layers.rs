@@ -17,7 +17,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("fingerprint", 0),
     ("shutdown", 0),
     ("redis_link", 0),
-    ("web", 0),
+    ("web", 1),
     ("config", 1),
     ("indicators", 1),
     ("telemetry", 2),
