@@ -24,9 +24,13 @@ fn scans() -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_scans_end_done_with_flat_memory() {
     let n = scans();
+    // Every scan computes (the scan-result cache would answer the repeated configs).
     let s = Server::start(
         &["--workers", "2"],
-        &[("TECHNIC_API__HISTORY_MAX_SCANS", "20")],
+        &[
+            ("TECHNIC_API__HISTORY_MAX_SCANS", "20"),
+            ("TECHNIC_CACHE__SCAN_RESULTS", "false"),
+        ],
     )
     .await;
     let configs = [

@@ -36,9 +36,12 @@ impl Rig {
         Rig { redis, url }
     }
 
+    /// Every scan computes (no scan-result cache): the same config is scanned again and
+    /// again, and each run must do the work that is killed or compared.
     fn env<'a>(&self, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
         let mut env = FAST_CLUSTER.to_vec();
         env.push(LATENCY);
+        env.push(("TECHNIC_CACHE__SCAN_RESULTS", "false"));
         env.extend_from_slice(extra);
         env
     }

@@ -702,6 +702,8 @@ impl Rig {
         let redis = self.redis_cluster_url();
         let mut env: Vec<(&str, &str)> = FAST_CLUSTER.to_vec();
         env.push(("TECHNIC_API__TOKEN", TOKEN));
+        // Every scan computes: the faults must meet work, not a cached report.
+        env.push(("TECHNIC_CACHE__SCAN_RESULTS", "false"));
         let polygon_url = self
             .polygon
             .as_ref()
