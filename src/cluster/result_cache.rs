@@ -10,11 +10,10 @@
 //! report's optional fields are skipped when absent, which a positional codec cannot read).
 //!
 //! Parsing a 5,000-symbol report takes longer than the answer should, so each process keeps
-//! the last few reports it parsed or stored decoded ([`ReportMemo`]); a lookup of one of
+//! a few reports it parsed or stored decoded ([`ReportMemo`], a moka cache of 8); a lookup of one of
 //! them only asks the cache whether the entry is still there (its TTL, or a `clear`).
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -47,36 +46,14 @@ struct Stored {
 }
 
 /// Reports kept decoded in this process, by key.
-const MEMO_LEN: usize = 8;
+const MEMO_LEN: u64 = 8;
 
-/// The last [`MEMO_LEN`] reports this process parsed or stored, decoded.
-#[derive(Default)]
-pub struct ReportMemo(Mutex<VecDeque<(String, Arc<Stored>)>>);
+/// The last reports this process parsed or stored, decoded (a bounded moka cache).
+pub struct ReportMemo(moka::future::Cache<String, Arc<Stored>>);
 
-impl ReportMemo {
-    fn entries(&self) -> std::sync::MutexGuard<'_, VecDeque<(String, Arc<Stored>)>> {
-        // Whole entries are pushed and removed: a poisoned deque is still consistent.
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn get(&self, key: &str) -> Option<Arc<Stored>> {
-        self.entries()
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, s)| Arc::clone(s))
-    }
-
-    fn put(&self, key: &str, stored: Arc<Stored>) {
-        let mut e = self.entries();
-        e.retain(|(k, _)| k != key);
-        if e.len() == MEMO_LEN {
-            e.pop_front();
-        }
-        e.push_back((key.to_string(), stored));
-    }
-
-    fn remove(&self, key: &str) {
-        self.entries().retain(|(k, _)| k != key);
+impl Default for ReportMemo {
+    fn default() -> Self {
+        ReportMemo(moka::future::Cache::new(MEMO_LEN))
     }
 }
 
@@ -107,18 +84,21 @@ impl ScanKey {
     /// hit, and `from_cache` naming the scan that computed it (the caller gives it its id).
     pub async fn lookup(&self, cache: &ScanCache) -> Option<ScanReport> {
         let started = Instant::now();
-        let stored = match self.memo.get(&self.key) {
+        let stored = match self.memo.0.get(&self.key).await {
             // Held decoded: answered if the entry is still cached (not expired or cleared).
             Some(stored) => {
                 if !cache.contains(Kind::Scan, &self.key).await {
-                    self.memo.remove(&self.key);
+                    self.memo.0.invalidate(&self.key).await;
                     return None;
                 }
                 stored
             }
             None => {
                 let stored = Arc::new(self.read(cache).await?);
-                self.memo.put(&self.key, Arc::clone(&stored));
+                self.memo
+                    .0
+                    .insert(self.key.clone(), Arc::clone(&stored))
+                    .await;
                 stored
             }
         };
@@ -174,7 +154,7 @@ impl ScanKey {
             .put(Kind::Scan, &[(self.key.clone(), &json, None, last_bar)])
             .await
         {
-            self.memo.put(&self.key, Arc::new(stored));
+            self.memo.0.insert(self.key.clone(), Arc::new(stored)).await;
         }
     }
 }
