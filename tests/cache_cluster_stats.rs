@@ -203,3 +203,35 @@ async fn a_ttl_change_on_the_coordinator_is_what_the_workers_write_with() {
         );
     }
 }
+
+/// A node's own lookups are in its stats as soon as its scan ends, without waiting for
+/// the next heartbeat to publish them (here a minute away).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nodes_own_lookups_count_before_its_next_heartbeat() {
+    let redis = RedisServer::start();
+    let s = Server::start(
+        &["--redis", &redis.url(), "--workers", "2"],
+        &[
+            ("TECHNIC_CLUSTER__HEARTBEAT_MS", "60000"),
+            ("TECHNIC_CLUSTER__NODE_TTL_MS", "120000"),
+            ("TECHNIC_CLUSTER__VISIBILITY_TIMEOUT_MS", "120000"),
+        ],
+    )
+    .await;
+    for body in [
+        r#"{"universe_size": 50}"#,
+        r#"{"universe_size": 50, "top": 5}"#,
+    ] {
+        let id = s.submit(body).await;
+        assert_eq!(s.wait_done(&id).await["stage"], "done");
+    }
+    let (st, stats) = s.get("/api/v1/cache/stats").await;
+    assert_eq!(st, 200, "{stats}");
+    assert_eq!(stats["scope"], "cluster", "{stats}");
+    let features = &stats["per_kind"]["features"];
+    assert_eq!(
+        (features["hits"].as_u64(), features["misses"].as_u64()),
+        (Some(50), Some(50)),
+        "the cold scan's misses and the second scan's hits: {stats}"
+    );
+}

@@ -47,13 +47,21 @@ fn cache(state: &super::state::AppState) -> Result<&Arc<ScanCache>, ApiError> {
     state.cache.as_ref().ok_or_else(no_cache)
 }
 
+/// The cache, once this node's lookups so far are in the shared statistics: a read right
+/// after a scan here counts that scan, not only what the last heartbeat published.
+async fn counted(state: &super::state::AppState) -> Result<&Arc<ScanCache>, ApiError> {
+    let c = cache(state)?;
+    c.publish_stats(&state.node_id).await;
+    Ok(c)
+}
+
 /// Hit rates per kind, keys per kind and memory. Over a shared (Redis) cache the counters
 /// are the whole cluster's (`scope: cluster`), each node's in `per_node`; else this
 /// process's (`scope: process`).
 #[utoipa::path(get, path = "/api/v1/cache/stats", tag = "cache",
     responses((status = 200, body = Object), (status = 503, body = ErrorBody)))]
 pub async fn stats(State(state): Shared) -> Result<Json<Value>, ApiError> {
-    let c = cache(&state)?;
+    let c = counted(&state).await?;
     let a = c.analytics(0).await;
     if a.keys_per_kind.is_none() {
         if let Some(e) = &a.status.last_error {
@@ -85,7 +93,7 @@ pub async fn stats(State(state): Shared) -> Result<Json<Value>, ApiError> {
 #[utoipa::path(get, path = "/api/v1/cache/analytics", tag = "cache",
     responses((status = 200, body = Object), (status = 503, body = ErrorBody)))]
 pub async fn analytics(State(state): Shared) -> Result<Json<Value>, ApiError> {
-    let c = cache(&state)?;
+    let c = counted(&state).await?;
     let mut a = c.analytics(20).await;
     // The backend's own error text stays in the log.
     if let Some(e) = a.status.last_error.take() {
