@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use support::redis::{query, RedisCluster, RedisServer};
 use support::wait::wait_for_async;
+use technic::cache::predict::{self, Slot};
 use technic::cache::{
     open, Cache, CacheError, CacheTarget, Counts, Kind, KindCounts, MemoryCache, OpenOptions,
     RedisCache, RedisClusterCache, RedisOptions,
@@ -26,6 +27,10 @@ fn opts() -> RedisOptions {
         connect_timeout: Duration::from_millis(250),
         response_timeout: Duration::from_secs(1),
     }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }
 
 fn bars_key(i: usize) -> String {
@@ -188,14 +193,18 @@ async fn conformance(cache: &dyn Cache) {
         .record_requests(
             &s(&["AAPL", "MSFT", "AAPL", "TSLA", "AAPL", "MSFT"]),
             "latest:500",
+            now_ms(),
         )
         .await
         .unwrap();
     cache
-        .record_requests(&s(&["NVDA"]), "latest:500")
+        .record_requests(&s(&["NVDA"]), "latest:500", now_ms())
         .await
         .unwrap();
-    cache.record_requests(&[], "latest:500").await.unwrap();
+    cache
+        .record_requests(&[], "latest:500", now_ms())
+        .await
+        .unwrap();
     let pairs = |v: &[(&str, u64)]| {
         v.iter()
             .map(|(s, n)| (s.to_string(), *n))
@@ -222,7 +231,7 @@ async fn conformance(cache: &dyn Cache) {
     let before = chrono::Utc::now().timestamp_millis();
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     cache
-        .record_requests(&s(&["TSLA"]), "2024-06-03:250")
+        .record_requests(&s(&["TSLA"]), "2024-06-03:250", now_ms())
         .await
         .unwrap();
     let v = |variant: &str, symbol: &str| (variant.to_string(), symbol.to_string());
@@ -274,6 +283,55 @@ async fn conformance(cache: &dyn Cache) {
     assert_eq!(
         cache.top_dollar_volume(0).await.unwrap(),
         Vec::<String>::new()
+    );
+    // The request model: each request adds its forward-decayed weight to its era's global
+    // slot and to its hour of the week's slot. 2024-06-03 is a Monday, in era 0 (which
+    // ends in November 2024), so the requests above (made now) are elsewhere.
+    let monday = chrono::DateTime::parse_from_rfc3339("2024-06-03T14:30:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let next = monday + chrono::Duration::days(7) + chrono::Duration::hours(1);
+    let ms = |t: chrono::DateTime<chrono::Utc>| t.timestamp_millis();
+    cache
+        .record_requests(&s(&["AMD", "AMD", "INTC"]), "latest:500", ms(monday))
+        .await
+        .unwrap();
+    cache
+        .record_requests(&s(&["AMD"]), "latest:500", ms(next))
+        .await
+        .unwrap();
+    let half_life = predict::DEFAULT_HALF_LIFE;
+    let (era, w) = predict::stored_weight(monday, half_life);
+    let (era_next, w_next) = predict::stored_weight(next, half_life);
+    assert_eq!((era, era_next), (0, 0));
+    let ratio = w_next / w;
+    assert!(
+        (ratio - 2f64.powf(1.0 + 1.0 / 168.0)).abs() < 1e-9,
+        "a week and an hour later: twice and a little: {ratio}"
+    );
+    let slots = cache
+        .request_slots(&[
+            (0, Slot::All),
+            (0, Slot::Hour(14)),
+            (0, Slot::Hour(15)),
+            (0, Slot::Hour(16)),
+        ])
+        .await
+        .unwrap();
+    let sorted = |mut v: Vec<(String, f64)>| {
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    };
+    let got: Vec<_> = slots.into_iter().map(sorted).collect();
+    assert_eq!(
+        got,
+        vec![
+            dv(&[("AMD", 2.0 * w + w_next), ("INTC", w)]),
+            dv(&[("AMD", 2.0 * w), ("INTC", w)]),
+            dv(&[("AMD", w_next)]),
+            vec![],
+        ],
+        "{b}"
     );
     assert_eq!(
         cache.keys_per_kind().await.unwrap(),
@@ -489,13 +547,14 @@ async fn clear_spares_foreign_keys_redis() {
     }
     fill(&cache).await;
     cache
-        .record_requests(&["AAPL".into()], "latest:500")
+        .record_requests(&["AAPL".into()], "latest:500", now_ms())
         .await
         .unwrap();
-    // The entries, the two request-tracking sets, the cluster's keys.
+    // The entries, the four request-tracking sets (counts, recency, the model's global
+    // and hour slot), the cluster's keys.
     assert_eq!(
         technic_keys_on(server.port()),
-        BARS + 2 + cluster_keys.len()
+        BARS + 4 + cluster_keys.len()
     );
 
     assert_eq!(cache.clear().await.unwrap(), BARS as u64);
@@ -586,7 +645,7 @@ async fn assert_unavailable_fast(cache: &dyn Cache) {
     check!("clear", cache.clear());
     check!(
         "record_requests",
-        cache.record_requests(&["AAPL".into()], "latest:500")
+        cache.record_requests(&["AAPL".into()], "latest:500", now_ms())
     );
     check!("most_requested", cache.most_requested(5));
     check!("recently_requested", cache.recently_requested(0, 5));

@@ -257,7 +257,7 @@ async fn a_repeated_scan_is_served_from_cached_features_with_identical_results()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_warmer_loads_seeded_most_requested_then_highest_dollar_volume_symbols() {
+async fn the_warmer_loads_seeded_then_expected_this_hour_then_highest_dollar_volume_symbols() {
     use technic::cluster::{warm_once, PipelineContext};
     let s = settings(200, &[]);
     let target = "memory".parse().expect("target");
@@ -268,13 +268,24 @@ async fn the_warmer_loads_seeded_most_requested_then_highest_dollar_volume_symbo
     let provider: Arc<dyn MarketData> = Arc::new(SyntheticProvider::new(&s.data.synthetic));
     let universe = provider.universe().await.expect("universe");
     let seeds: Vec<String> = universe[..5].iter().map(|e| e.symbol.clone()).collect();
-    // Two symbols were requested before (learned from requests).
-    cache
-        .record_requests(
-            &[universe[10].symbol.clone(), universe[11].symbol.clone()],
-            "latest:500",
-        )
-        .await;
+    // In each of the last three weeks, two symbols were requested 20 times in this hour
+    // of the week, and two others 30 times six hours later: the model expects the first
+    // two now, though plain frequency would pick the others.
+    let now = chrono::Utc::now();
+    let pick = |i: [usize; 2]| i.map(|i| universe[i].symbol.clone()).to_vec();
+    for week in 1..=3 {
+        let this_hour = now - chrono::Duration::weeks(week);
+        let later = this_hour + chrono::Duration::hours(6);
+        for (symbols, at, times) in [(pick([10, 11]), this_hour, 20), (pick([12, 13]), later, 30)] {
+            for _ in 0..times {
+                cache
+                    .backend()
+                    .record_requests(&symbols, "latest:500", at.timestamp_millis())
+                    .await
+                    .expect("memory");
+            }
+        }
+    }
     // Four symbols' dollar volumes are on record (from earlier scans' results).
     let volume = |i: usize, v: f64| (universe[i].symbol.clone(), v);
     cache
@@ -287,8 +298,9 @@ async fn the_warmer_loads_seeded_most_requested_then_highest_dollar_volume_symbo
         .await;
     let mut warm = s.cache.warm.clone();
     warm.symbols = seeds.clone();
-    // Besides the seeds: the two requested, then the two highest dollar volumes.
-    warm.top_requested = 4;
+    // Besides the seeds, three: the two expected now (the next two, tied with each other
+    // at the cut, say nothing), then the highest dollar volume.
+    warm.top_requested = 3;
     let ctx = PipelineContext {
         node_id: "t".into(),
         provider: provider.clone(),
@@ -299,17 +311,17 @@ async fn the_warmer_loads_seeded_most_requested_then_highest_dollar_volume_symbo
     let first = warm_once(&ctx, &warm, &cfg).await;
     assert_eq!(
         (first.candidates, first.loaded, first.fresh, first.failed),
-        (9, 9, 0, 0)
+        (8, 8, 0, 0)
     );
     // Fresh keys are not loaded again.
     let second = warm_once(&ctx, &warm, &cfg).await;
-    assert_eq!((second.loaded, second.fresh), (0, 9));
+    assert_eq!((second.loaded, second.fresh), (0, 8));
     // A scan of exactly the warmed symbols is served entirely from the cache.
     let cluster = LocalCluster::start(&s, provider, Some(cache), 2)
         .await
         .expect("starts");
     let mut symbols = seeds;
-    symbols.extend([10, 11, 23, 21].map(|i| universe[i].symbol.clone()));
+    symbols.extend([10, 11, 23].map(|i| universe[i].symbol.clone()));
     let report = submit_and_wait(
         &cluster,
         ScanConfig {
@@ -319,8 +331,10 @@ async fn the_warmer_loads_seeded_most_requested_then_highest_dollar_volume_symbo
     )
     .await;
     assert_eq!(report.timing.cache_hit_rate, Some(1.0));
-    // The lower dollar volumes were not warmed.
-    let symbols = [20, 22].map(|i| universe[i].symbol.clone()).to_vec();
+    // Neither those requested at another hour nor the lower dollar volumes were warmed.
+    let symbols = [12, 13, 20, 21, 22]
+        .map(|i| universe[i].symbol.clone())
+        .to_vec();
     let report = submit_and_wait(&cluster, ScanConfig { symbols, ..cfg }).await;
     assert_eq!(report.timing.cache_hit_rate, Some(0.0));
     cluster.shutdown().await;

@@ -554,20 +554,28 @@ async fn the_cache_page_shows_every_nodes_share_of_a_shared_cache() {
         let id = s.submit(body).await;
         assert_eq!(s.wait_done(&id).await["stage"], "done");
     }
+    // A TTL change: each worker's row shows the version it writes with once it follows.
+    let r = support::api::client()
+        .put(s.url("/api/v1/cache/ttl"))
+        .header("content-type", "application/json")
+        .body(r#"{"features_secs": 1234}"#)
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), 200);
     let int = |t: &str| t.replace(',', "").parse::<f64>().unwrap_or(0.0);
     let b = Browser::start().await;
     b.open(&s.url("/#cache")).await;
     let rows = b
-        .wait_for("both workers in the By node table", || async {
-            let rows = b.rows("cache-nodes").await;
-            let hits = |id: &str| {
-                rows.iter()
-                    .find(|r| r[0] == id)
-                    .map(|r| int(&r[1]))
-                    .unwrap_or(0.0)
-            };
-            (hits("cache-w1") > 0.0 && hits("cache-w2") > 0.0).then_some(rows)
-        })
+        .wait_for(
+            "both workers in the By node table, at TTL version 1",
+            || async {
+                let rows = b.rows("cache-nodes").await;
+                let row = |id: &str| rows.iter().find(|r| r[0] == id);
+                let ok = |id: &str| row(id).is_some_and(|r| int(&r[1]) > 0.0 && r[4] == "v1");
+                (ok("cache-w1") && ok("cache-w2")).then_some(rows)
+            },
+        )
         .await;
     let total: f64 = rows.iter().map(|r| int(&r[1])).sum();
     let kinds = b.rows("cache-kinds").await;

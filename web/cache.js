@@ -79,6 +79,8 @@ function renderAnalytics(a, keys) {
         el("td", { text: fmtInt(n.hits || 0) }),
         el("td", { text: fmtInt(n.misses || 0) }),
         el("td", { text: total ? fmtPct(n.hits / total) : "—" }),
+        // The shared TTL settings the node writes with, as on the Cluster page.
+        el("td", { text: n.ttl_version == null ? "—" : n.ttl_version ? `v${n.ttl_version}` : "configured" }),
         el("td", { text: n.updated_at ? new Date(n.updated_at).toLocaleTimeString() : "—" }));
     }),
   );

@@ -73,6 +73,11 @@ pub async fn stats(State(state): Shared) -> Result<Json<Value>, ApiError> {
         .per_kind
         .values()
         .fold((0, 0), |(h, m), k| (h + k.hits, m + k.misses));
+    let per_node = with_ttl_versions(
+        &state,
+        serde_json::to_value(&a.per_node).unwrap_or_default(),
+    )
+    .await;
     Ok(Json(json!({
         "backend": a.status.backend,
         "available": a.status.available,
@@ -83,7 +88,7 @@ pub async fn stats(State(state): Shared) -> Result<Json<Value>, ApiError> {
         "scope": a.scope,
         "ttl_version": c.ttl_version(),
         "per_kind": a.per_kind,
-        "per_node": a.per_node,
+        "per_node": per_node,
         "keys_per_kind": a.keys_per_kind,
         "memory": a.memory,
     })))
@@ -99,7 +104,25 @@ pub async fn analytics(State(state): Shared) -> Result<Json<Value>, ApiError> {
     if let Some(e) = a.status.last_error.take() {
         tracing::warn!(error = %e, "cache analytics: last backend error");
     }
-    Ok(Json(serde_json::to_value(a).unwrap_or_default()))
+    let mut v = serde_json::to_value(a).unwrap_or_default();
+    v["per_node"] = with_ttl_versions(&state, v["per_node"].take()).await;
+    Ok(Json(v))
+}
+
+/// `per_node` with each node's `ttl_version` (the shared TTL settings it writes with, from
+/// its heartbeat; null for a node no longer in the registry).
+async fn with_ttl_versions(state: &super::state::AppState, mut per_node: Value) -> Value {
+    let Some(rows) = per_node.as_object_mut() else {
+        return per_node;
+    };
+    let nodes = super::state::cluster_nodes(state).await.unwrap_or_default();
+    for (id, row) in rows.iter_mut() {
+        row["ttl_version"] = nodes
+            .iter()
+            .find(|n| &n.id == id)
+            .map_or(Value::Null, |n| n.ttl_version.into());
+    }
+    per_node
 }
 
 /// Removes every technic cache key (`technic:v1:*`), nothing else.

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use moka::future::Cache as Moka;
 use moka::Expiry;
 
+use super::predict::Slot;
 use super::{Cache, CacheError, Kind, MemoryInfo, KEY_PREFIX};
 
 #[derive(Clone)]
@@ -54,6 +55,8 @@ struct Requests {
     counts: HashMap<String, u64>,
     last: HashMap<String, i64>,
     dollar_volume: HashMap<String, f64>,
+    /// The request model: `(era, slot)` → symbol → weight.
+    model: HashMap<(i64, Slot), HashMap<String, f64>>,
 }
 
 /// Bound on distinct symbols (and variants) tracked for the most-requested ranking.
@@ -158,19 +161,46 @@ impl Cache for MemoryCache {
         })
     }
 
-    async fn record_requests(&self, symbols: &[String], variant: &str) -> Result<(), CacheError> {
-        let now = chrono::Utc::now().timestamp_millis();
+    async fn record_requests(
+        &self,
+        symbols: &[String],
+        variant: &str,
+        at_ms: i64,
+    ) -> Result<(), CacheError> {
         let mut r = self.requests();
+        let writes = super::model_writes(at_ms);
         for s in symbols {
             if r.counts.len() < MAX_TRACKED_SYMBOLS || r.counts.contains_key(s) {
                 *r.counts.entry(s.clone()).or_default() += 1;
             }
             let member = super::request_member(variant, s);
             if r.last.len() < MAX_TRACKED_SYMBOLS || r.last.contains_key(&member) {
-                r.last.insert(member, now);
+                r.last.insert(member, at_ms);
+            }
+            for (era, slot, w) in writes {
+                let weights = r.model.entry((era, slot)).or_default();
+                if weights.len() < MAX_TRACKED_SYMBOLS || weights.contains_key(s) {
+                    *weights.entry(s.clone()).or_default() += w;
+                }
             }
         }
         Ok(())
+    }
+
+    async fn request_slots(
+        &self,
+        slots: &[(i64, Slot)],
+    ) -> Result<Vec<Vec<(String, f64)>>, CacheError> {
+        let r = self.requests();
+        Ok(slots
+            .iter()
+            .map(|key| {
+                r.model
+                    .get(key)
+                    .map(|m| m.iter().map(|(s, w)| (s.clone(), *w)).collect())
+                    .unwrap_or_default()
+            })
+            .collect())
     }
 
     async fn record_dollar_volumes(&self, volumes: &[(String, f64)]) -> Result<(), CacheError> {

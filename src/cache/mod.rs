@@ -134,10 +134,23 @@ pub trait Cache: Send + Sync + 'static {
     async fn keys_per_kind(&self) -> Result<BTreeMap<Kind, u64>, CacheError>;
     /// Memory used and peak, summed over masters.
     async fn memory(&self) -> Result<MemoryInfo, CacheError>;
-    /// Counts one request for each symbol (the most-requested ranking) and stamps it as
-    /// requested now with `variant` (what the request asked for besides the symbol, e.g.
-    /// the as-of date and lookback of its keys: what a refresh reloads).
-    async fn record_requests(&self, symbols: &[String], variant: &str) -> Result<(), CacheError>;
+    /// Counts one request for each symbol (the most-requested ranking), stamps it as
+    /// requested at `at_ms` (Unix ms) with `variant` (what the request asked for besides
+    /// the symbol, e.g. the as-of date and lookback of its keys: what a refresh reloads),
+    /// and adds its forward-decayed weight to the request model's global slot and hour
+    /// slot ([`predict`]: [`predict::stored_weight`], [`model_key`]).
+    async fn record_requests(
+        &self,
+        symbols: &[String],
+        variant: &str,
+        at_ms: i64,
+    ) -> Result<(), CacheError>;
+    /// The request model's slots, whole, one `(symbol, weight)` list per `(era, slot)`
+    /// asked for, in order (empty for a slot never written).
+    async fn request_slots(
+        &self,
+        slots: &[(i64, predict::Slot)],
+    ) -> Result<Vec<Vec<(String, f64)>>, CacheError>;
     /// The `n` most-requested symbols with their counts, most first.
     async fn most_requested(&self, n: usize) -> Result<Vec<(String, u64)>, CacheError>;
     /// Keeps each symbol's latest 20-day dollar volume (the warmer's second source of
@@ -183,6 +196,22 @@ pub(crate) fn request_member(variant: &str, symbol: &str) -> String {
 pub(crate) fn split_request(member: &str) -> Option<(String, String)> {
     let (variant, symbol) = member.rsplit_once('|')?;
     Some((variant.to_string(), symbol.to_string()))
+}
+
+/// Where the request model keeps one slot of one era: a sorted set symbol → weight, in the
+/// `{requests}` hash slot with the counts (one pipeline writes them all, on a cluster too).
+pub(crate) fn model_key(era: i64, slot: predict::Slot) -> String {
+    format!("{KEY_PREFIX}meta:{{requests}}:w:{era}:{}", slot.name())
+}
+
+/// Each slot a request at `at_ms` adds to, with the weight it adds.
+pub(crate) fn model_writes(at_ms: i64) -> [(i64, predict::Slot, f64); 2] {
+    let at = chrono::DateTime::from_timestamp_millis(at_ms).unwrap_or_default();
+    let (era, w) = predict::stored_weight(at, predict::DEFAULT_HALF_LIFE);
+    [
+        (era, predict::Slot::All, w),
+        (era, predict::Slot::Hour(predict::slot_of(at)), w),
+    ]
 }
 
 /// The key of a shared setting (not a cache entry: `clear` leaves it).

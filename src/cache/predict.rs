@@ -9,9 +9,10 @@
 //! Recent requests count more, through forward exponential decay: a request at time `t` adds
 //! `2^((t - epoch) / half_life)` ([`forward_weight`]). A request one half-life later adds
 //! twice as much, so the stored sums rank symbols exactly as exponentially decayed counts
-//! would, and nothing stored ever has to be rewritten, except that the weights grow with
-//! time and must be divided down once in a long while ([`renormalize`],
-//! [`RequestModel::rebase`], [`REBASE_AFTER_HALF_LIVES`]).
+//! would. Weights grow with time, so they are kept in eras ([`ERA_HALF_LIVES`]): each era
+//! counts from its own start and has its own slots, and a prediction reads its era and the
+//! one before ([`merge_eras`]). Nothing stored is ever rewritten, and no weight nears
+//! f64's limit.
 //!
 //! A prediction for one hour ([`rank`]) compares two estimates of each symbol's decayed
 //! requests per hour slot: the global one (the global slot / 168) and a local one (the
@@ -20,7 +21,9 @@
 //! not fixed: [`structure`] is the share of the difference between the two that is more
 //! than counting noise. Hours with a clear pattern follow it; without one the model ranks
 //! like decayed frequency. A prediction reads the global slot and at most 7 hour slots
-//! whole (ZRANGE 0 -1 WITHSCORES), then ranks in the caller.
+//! whole (ZRANGE 0 -1 WITHSCORES) of two eras ([`slots_read`]), then ranks in the caller
+//! ([`predict_from`]). The cache backends store exactly this layout (`Cache::record_requests`,
+//! `Cache::request_slots`), so the warmer ranks as [`RequestModel`] does in the bench.
 //!
 //! Co-occurrence of symbols within a request was measured (symbols requested with those of
 //! the last hour) and left out: it did not raise warming precision.
@@ -40,12 +43,12 @@ pub const EPOCH_UNIX_SECS: i64 = 1_577_836_800;
 /// Default half-life of a request's weight: a week.
 pub const DEFAULT_HALF_LIFE: Duration = Duration::from_secs(7 * 24 * 3600);
 
-/// Rebase once a new weight would pass `2^REBASE_AFTER_HALF_LIVES` (about 1e154). An f64
-/// overflows near `2^1024`, and a slot's sum is at most (number of requests) × (newest
-/// weight), so this leaves room for `2^512` requests. From the 2020 epoch, a 7-day
-/// half-life first needs it in late 2029, a 1-day half-life every 17 months, a 1-hour
-/// half-life every 3 weeks.
-pub const REBASE_AFTER_HALF_LIVES: f64 = 512.0;
+/// Half-lives per era of stored weights, counted from the epoch. Within its era a request
+/// weighs `2^(half-lives since the era began)`, in `[1, 2^256)`: a slot's sum stays below
+/// f64's `2^1024` for up to `2^700` requests. The previous era's weights, divided by
+/// `2^256`, are in the current era's unit. With the week-long half-life an era lasts
+/// about 4.9 years; with a one-hour half-life, 10.7 days.
+pub const ERA_HALF_LIVES: i32 = 256;
 
 /// The epoch of [`forward_weight`].
 pub fn epoch() -> DateTime<Utc> {
@@ -74,13 +77,82 @@ fn half_lives(epoch: DateTime<Utc>, at: DateTime<Utc>, half_life: Duration) -> f
     secs / half_life.as_secs_f64().max(1e-3)
 }
 
-/// Divides every weight by `factor`: ranking is unchanged (exactly so when `factor` is a
-/// power of two). Weights added afterwards must use an epoch moved forward by
-/// `log2(factor)` half-lives. In Redis: `ZUNIONSTORE key 1 key WEIGHTS 1/factor` per slot.
-pub fn renormalize<S>(weights: &mut [(S, f64)], factor: f64) {
-    for (_, w) in weights.iter_mut() {
-        *w /= factor;
+/// The era (see [`ERA_HALF_LIVES`]) a request at `at` is stored in.
+pub fn era_of(at: DateTime<Utc>, half_life: Duration) -> i64 {
+    (half_lives(epoch(), at, half_life) / f64::from(ERA_HALF_LIVES)).floor() as i64
+}
+
+fn era_start(era: i64, half_life: Duration) -> DateTime<Utc> {
+    let ms = half_life.as_secs_f64() * 1000.0 * f64::from(ERA_HALF_LIVES) * era as f64;
+    epoch() + chrono::Duration::milliseconds(ms.round() as i64)
+}
+
+/// The era of a request at `at` and its weight there: also the `unit` of a prediction for
+/// `at` (one request's weight then).
+pub fn stored_weight(at: DateTime<Utc>, half_life: Duration) -> (i64, f64) {
+    let era = era_of(at, half_life);
+    (
+        era,
+        forward_weight_from(era_start(era, half_life), at, half_life),
+    )
+}
+
+/// The slots a prediction for the hour of `at` reads, in the order [`predict_from`] takes
+/// them: the global slot, then the hour slots of [`slot_weights`].
+pub fn slots_read(at: DateTime<Utc>, blend: &Blend) -> Vec<Slot> {
+    std::iter::once(Slot::All)
+        .chain(
+            slot_weights(at, blend)
+                .into_iter()
+                .map(|(h, _)| Slot::Hour(h)),
+        )
+        .collect()
+}
+
+/// One slot as a prediction reads it: its weights in the current era plus those of the
+/// era before, brought into the current era's unit.
+pub fn merge_eras(current: Vec<(String, f64)>, previous: Vec<(String, f64)>) -> Vec<(String, f64)> {
+    if previous.is_empty() {
+        return current;
     }
+    let scale = (-f64::from(ERA_HALF_LIVES)).exp2();
+    let mut all: HashMap<String, f64> = current.into_iter().collect();
+    for (s, w) in previous {
+        *all.entry(s).or_default() += w * scale;
+    }
+    all.into_iter().collect()
+}
+
+/// The top `n` symbols for the hour of `at` with their scores, from the slots
+/// [`slots_read`] names, as read (eras merged), in that order.
+pub fn predict_from(
+    read: &[(Slot, Vec<(String, f64)>)],
+    at: DateTime<Utc>,
+    half_life: Duration,
+    n: usize,
+    blend: &Blend,
+) -> Vec<(String, f64)> {
+    let (global, hours) = split_read(read);
+    rank(global, &hours, at, stored_weight(at, half_life).1, n, blend)
+}
+
+/// One slot's entries, as read.
+type Entries<'a> = &'a [(String, f64)];
+
+/// The global slot and the hour slots of what [`slots_read`] read.
+fn split_read(read: &[(Slot, Vec<(String, f64)>)]) -> (Entries<'_>, Vec<(u16, Entries<'_>)>) {
+    let global = read
+        .iter()
+        .find(|(slot, _)| *slot == Slot::All)
+        .map_or(&[][..], |(_, v)| v.as_slice());
+    let hours = read
+        .iter()
+        .filter_map(|(slot, v)| match slot {
+            Slot::Hour(h) => Some((*h, v.as_slice())),
+            Slot::All => None,
+        })
+        .collect();
+    (global, hours)
 }
 
 /// One sorted set of the model.
@@ -292,17 +364,14 @@ pub trait WarmModel {
     fn predict(&self, at: DateTime<Utc>, n: usize) -> Vec<String>;
 }
 
-/// A slot's entries, borrowed.
-type View<'a> = Vec<(&'a str, f64)>;
-
-/// The request-pattern model in memory: the global slot and the hour slots, holding
-/// forward-decayed weights.
+/// The request-pattern model in memory: the global slot and the hour slots of each era,
+/// holding forward-decayed weights, stored and read as the cache backends store and read
+/// them.
 #[derive(Debug, Clone)]
 pub struct RequestModel {
     half_life: Duration,
     blend: Blend,
-    epoch: DateTime<Utc>,
-    slots: HashMap<Slot, HashMap<String, f64>>,
+    slots: HashMap<(i64, Slot), HashMap<String, f64>>,
 }
 
 impl Default for RequestModel {
@@ -316,7 +385,6 @@ impl RequestModel {
         RequestModel {
             half_life,
             blend,
-            epoch: epoch(),
             slots: HashMap::new(),
         }
     }
@@ -325,75 +393,52 @@ impl RequestModel {
         self.half_life
     }
 
-    /// The epoch the stored weights are relative to.
-    pub fn epoch(&self) -> DateTime<Utc> {
-        self.epoch
-    }
-
-    /// The stored weights of one slot, in no particular order (empty if never written).
-    pub fn slot(&self, slot: Slot) -> Vec<(String, f64)> {
+    /// The stored weights of one slot of one era, in no particular order.
+    pub fn slot(&self, era: i64, slot: Slot) -> Vec<(String, f64)> {
         self.slots
-            .get(&slot)
+            .get(&(era, slot))
             .map(|m| m.iter().map(|(s, w)| (s.clone(), *w)).collect())
             .unwrap_or_default()
     }
 
-    /// Moves the epoch forward by whole half-lives so that `at` is less than one half-life
-    /// after it, dividing every weight by the matching power of two (exact: ranking does not
-    /// change). [`observe`](WarmModel::observe) calls it once weights would pass
-    /// `2^REBASE_AFTER_HALF_LIVES`.
-    pub fn rebase(&mut self, at: DateTime<Utc>) {
-        let k = half_lives(self.epoch, at, self.half_life).floor();
-        if k < 1.0 {
-            return;
-        }
-        // Past 2^1023 the old weights are all far below the precision of new ones.
-        let scale = (-k).exp2();
-        for weights in self.slots.values_mut() {
-            for w in weights.values_mut() {
-                *w *= scale;
-            }
-        }
-        let shift_ms = (self.half_life.as_secs_f64() * k * 1000.0).round() as i64;
-        self.epoch += chrono::Duration::milliseconds(shift_ms);
+    /// The slots a prediction for `at` reads, eras merged.
+    fn read(&self, at: DateTime<Utc>) -> Vec<(Slot, Vec<(String, f64)>)> {
+        let era = era_of(at, self.half_life);
+        slots_read(at, &self.blend)
+            .into_iter()
+            .map(|slot| {
+                (
+                    slot,
+                    merge_eras(self.slot(era, slot), self.slot(era - 1, slot)),
+                )
+            })
+            .collect()
     }
 
     /// The structure weight of a prediction for the hour of `at` (see [`structure`]).
     pub fn structure(&self, at: DateTime<Utc>) -> f64 {
-        let (global, hours) = self.views(at);
-        let slots: Vec<(u16, &[(&str, f64)])> =
-            hours.iter().map(|(h, v)| (*h, v.as_slice())).collect();
-        structure(&global, &slots, at, self.unit(at), &self.blend)
+        let read = self.read(at);
+        let (global, hours) = split_read(&read);
+        structure(
+            global,
+            &hours,
+            at,
+            stored_weight(at, self.half_life).1,
+            &self.blend,
+        )
     }
 
-    fn unit(&self, at: DateTime<Utc>) -> f64 {
-        forward_weight_from(self.epoch, at, self.half_life)
-    }
-
-    /// The global slot and the hour slots a prediction for `at` reads, borrowed.
-    fn views(&self, at: DateTime<Utc>) -> (View<'_>, Vec<(u16, View<'_>)>) {
-        let view = |slot: Slot| -> View<'_> {
-            self.slots
-                .get(&slot)
-                .map(|m| m.iter().map(|(s, w)| (s.as_str(), *w)).collect())
-                .unwrap_or_default()
-        };
-        let hours = slot_weights(at, &self.blend)
-            .into_iter()
-            .map(|(h, _)| (h, view(Slot::Hour(h))))
-            .collect();
-        (view(Slot::All), hours)
+    /// The top `n` symbols for the hour of `at`, with their scores.
+    pub fn ranked(&self, at: DateTime<Utc>, n: usize) -> Vec<(String, f64)> {
+        predict_from(&self.read(at), at, self.half_life, n, &self.blend)
     }
 }
 
 impl WarmModel for RequestModel {
     fn observe(&mut self, symbols: &[String], at: DateTime<Utc>) {
-        if half_lives(self.epoch, at, self.half_life) > REBASE_AFTER_HALF_LIVES {
-            self.rebase(at);
-        }
-        let w = self.unit(at);
+        let (era, w) = stored_weight(at, self.half_life);
         for slot in [Slot::All, Slot::Hour(slot_of(at))] {
-            let weights = self.slots.entry(slot).or_default();
+            let weights = self.slots.entry((era, slot)).or_default();
             for s in symbols {
                 match weights.get_mut(s.as_str()) {
                     Some(v) => *v += w,
@@ -406,13 +451,7 @@ impl WarmModel for RequestModel {
     }
 
     fn predict(&self, at: DateTime<Utc>, n: usize) -> Vec<String> {
-        let (global, hours) = self.views(at);
-        let slots: Vec<(u16, &[(&str, f64)])> =
-            hours.iter().map(|(h, v)| (*h, v.as_slice())).collect();
-        rank(&global, &slots, at, self.unit(at), n, &self.blend)
-            .into_iter()
-            .map(|(s, _)| s)
-            .collect()
+        self.ranked(at, n).into_iter().map(|(s, _)| s).collect()
     }
 }
 
@@ -494,59 +533,47 @@ mod tests {
     }
 
     #[test]
-    fn renormalizing_keeps_the_ranking() {
-        let at = utc(2024, 3, 4, 14, 0);
-        let mut global = vec![("A".to_string(), 3e100), ("B".to_string(), 5e100)];
-        let mut hour = vec![("A".to_string(), 2e100), ("C".to_string(), 1e99)];
-        let unit = 1e99;
-        let before = rank(
-            &global,
-            &[(slot_of(at), &hour[..])],
-            at,
-            unit,
-            3,
-            &Blend::default(),
-        );
-        renormalize(&mut global, 2f64.powi(300));
-        renormalize(&mut hour, 2f64.powi(300));
-        let unit = unit / 2f64.powi(300);
-        let after = rank(
-            &global,
-            &[(slot_of(at), &hour[..])],
-            at,
-            unit,
-            3,
-            &Blend::default(),
-        );
-        assert_eq!(global[0].1, 3e100 / 2f64.powi(300));
-        assert_eq!(before.len(), 3);
-        assert_eq!(after.len(), 3);
-        for ((s1, w1), (s2, w2)) in before.iter().zip(&after) {
-            assert_eq!(s1, s2);
-            assert_eq!(*w2, w1 / 2f64.powi(300));
-        }
-    }
-
-    #[test]
-    fn rebase_keeps_predictions_and_weights_finite() {
-        // A one-hour half-life from the 2020 epoch is past 2^1024 by 2024: without
-        // rebasing every weight would be infinite.
-        let mut model = RequestModel::new(Duration::from_secs(3600), Blend::default());
+    fn eras_keep_weights_finite_and_decay_exact_across_the_boundary() {
+        // A one-hour half-life: 4 years of half-lives from the 2020 epoch would be far
+        // past 2^1024; an era is 256 hours (10.7 days), and the requests below cross two
+        // era boundaries.
+        let hl = Duration::from_secs(3600);
+        let mut model = RequestModel::new(hl, Blend::default());
         let start = utc(2024, 1, 1, 0, 0);
         let mut rng = Rng(3);
-        for i in 0..500 {
-            let at = start + chrono::Duration::minutes(i * 7);
+        let mut requests = Vec::new();
+        for i in 0..1500 {
+            let at = start + chrono::Duration::minutes(i * 17);
             let s = format!("S{}", rng.below(20));
-            model.observe(&[s], at);
+            model.observe(std::slice::from_ref(&s), at);
+            requests.push((s, at));
         }
-        let all = model.slot(Slot::All);
-        assert!(all.iter().all(|(_, w)| w.is_finite() && *w > 0.0));
-        let at = start + chrono::Duration::minutes(3500);
-        let before = model.predict(at, 10);
-        let epoch_before = model.epoch();
-        model.rebase(at + chrono::Duration::hours(40));
-        assert!(model.epoch() > epoch_before);
-        assert_eq!(model.predict(at, 10), before);
+        let last = requests.last().expect("requests").1;
+        let era = era_of(last, hl);
+        assert!(era > era_of(start, hl) + 1, "crossed two boundaries");
+        for e in era_of(start, hl)..=era {
+            let weights = model.slot(e, Slot::All);
+            assert!(weights.iter().all(|(_, w)| w.is_finite() && *w >= 1.0));
+        }
+        // Read just after the last request, the merged global slot in units of one
+        // request then is each symbol's exponentially decayed count of the requests of
+        // this era and the one before (older ones weigh under 2^-256).
+        let at = last + chrono::Duration::minutes(5);
+        let read = model.read(at);
+        let unit = stored_weight(at, hl).1;
+        let since = era_start(era - 1, hl);
+        for (s, w) in &read[0].1 {
+            let want: f64 = requests
+                .iter()
+                .filter(|(r, t)| r == s && *t >= since)
+                .map(|(_, t)| half_lives(at, *t, hl).exp2())
+                .sum();
+            assert!(
+                ((w / unit) - want).abs() <= 1e-9 * want.max(1.0),
+                "{s}: {} vs {want}",
+                w / unit
+            );
+        }
     }
 
     #[test]

@@ -22,6 +22,7 @@ use async_trait::async_trait;
 
 pub use cluster::RedisClusterCache;
 
+use super::predict::Slot;
 use super::{shared_stats, Cache, CacheError, Counts, Kind, MemoryInfo, SharedStats, KEY_PREFIX};
 pub(crate) use crate::redis_link::{bounded, parse_url, RedisOptions};
 use crate::redis_link::{manager, LinkError};
@@ -182,7 +183,8 @@ fn empty_counts() -> BTreeMap<Kind, u64> {
     Kind::ALL.iter().map(|k| (*k, 0)).collect()
 }
 
-/// ZINCRBY per distinct symbol and ZADD of `now_ms` as its last request, then trim both to
+/// ZINCRBY per distinct symbol (the count, and the request model's weight in its global
+/// and hour slot) and ZADD of `now_ms` as its last request, then trim each set to
 /// [`MAX_TRACKED_SYMBOLS`] (the least requested, the least recent). One slot.
 pub(crate) fn record_pipeline(symbols: &[String], variant: &str, now_ms: i64) -> ::redis::Pipeline {
     let mut counts: HashMap<&str, u64> = HashMap::new();
@@ -195,15 +197,29 @@ pub(crate) fn record_pipeline(symbols: &[String], variant: &str, now_ms: i64) ->
         recent.arg(now_ms).arg(super::request_member(variant, s));
     }
     recent.ignore();
+    let model: Vec<(String, f64)> = super::model_writes(now_ms)
+        .into_iter()
+        .map(|(era, slot, w)| (super::model_key(era, slot), w))
+        .collect();
     for (s, n) in counts {
         pipe.cmd("ZINCRBY")
             .arg(REQUESTED_KEY)
             .arg(n)
             .arg(s)
             .ignore();
+        for (key, w) in &model {
+            pipe.cmd("ZINCRBY")
+                .arg(key)
+                .arg(w * n as f64)
+                .arg(s)
+                .ignore();
+        }
     }
     let keep = i64::try_from(MAX_TRACKED_SYMBOLS).unwrap_or(i64::MAX);
-    for key in [REQUESTED_KEY, RECENT_KEY] {
+    let keys = [REQUESTED_KEY, RECENT_KEY]
+        .into_iter()
+        .chain(model.iter().map(|(key, _)| key.as_str()));
+    for key in keys {
         pipe.cmd("ZREMRANGEBYRANK")
             .arg(key)
             .arg(0)
@@ -227,6 +243,19 @@ pub(crate) fn dollar_volume_pipeline(volumes: &[(String, f64)]) -> ::redis::Pipe
         .arg(0)
         .arg(-(keep + 1))
         .ignore();
+    pipe
+}
+
+/// One ZRANGE … WITHSCORES per request-model slot, in order (one hash slot: one pipeline).
+pub(crate) fn request_slots_pipeline(slots: &[(i64, Slot)]) -> ::redis::Pipeline {
+    let mut pipe = ::redis::pipe();
+    for (era, slot) in slots {
+        pipe.cmd("ZRANGE")
+            .arg(super::model_key(*era, *slot))
+            .arg(0)
+            .arg(-1)
+            .arg("WITHSCORES");
+    }
     pipe
 }
 
@@ -392,15 +421,37 @@ impl Cache for RedisCache {
         memory_node(&mut self.conn(), &self.opts).await
     }
 
-    async fn record_requests(&self, symbols: &[String], variant: &str) -> Result<(), CacheError> {
+    async fn record_requests(
+        &self,
+        symbols: &[String],
+        variant: &str,
+        at_ms: i64,
+    ) -> Result<(), CacheError> {
         if symbols.is_empty() {
             return Ok(());
         }
-        let pipe = record_pipeline(symbols, variant, chrono::Utc::now().timestamp_millis());
+        let pipe = record_pipeline(symbols, variant, at_ms);
         bounded(
             "zincrby",
             self.opts.deadline(),
             pipe.exec_async(&mut self.conn()),
+        )
+        .await
+        .map_err(Into::into)
+    }
+
+    async fn request_slots(
+        &self,
+        slots: &[(i64, Slot)],
+    ) -> Result<Vec<Vec<(String, f64)>>, CacheError> {
+        if slots.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pipe = request_slots_pipeline(slots);
+        bounded(
+            "request model",
+            self.opts.deadline(),
+            pipe.query_async(&mut self.conn()),
         )
         .await
         .map_err(Into::into)

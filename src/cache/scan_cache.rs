@@ -16,6 +16,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
+use super::predict::{self, Blend, Slot};
 use super::{
     codec, Cache, CacheError, Counts, Kind, KindCounts, MemoryInfo, SharedStats, SmartTtl, TtlRule,
 };
@@ -432,14 +433,42 @@ impl ScanCache {
         self.smart_ttl().ttl(kind, daily_vol, last_bar)
     }
 
-    /// Counts requests for the most-requested ranking and stamps them with `variant` for
-    /// the refresh ahead of expiry; a failure only degrades.
+    /// Records a request made now: counts for the most-requested ranking, the stamp with
+    /// `variant` for the refresh ahead of expiry, and the request model's weights for the
+    /// warmer's prediction. A failure only degrades.
     pub async fn record_requests(&self, symbols: &[String], variant: &str) {
         if self.should_try() {
-            if let Err(e) = self.backend.record_requests(symbols, variant).await {
+            let now = Utc::now().timestamp_millis();
+            if let Err(e) = self.backend.record_requests(symbols, variant, now).await {
                 self.note_error(&e);
             }
         }
+    }
+
+    /// The `n` symbols the request model expects most in the hour of `at`, with their
+    /// scores, best first (see [`predict`](super::predict)).
+    pub async fn predicted(
+        &self,
+        at: DateTime<Utc>,
+        n: usize,
+    ) -> Result<Vec<(String, f64)>, CacheError> {
+        let (blend, half_life) = (Blend::default(), predict::DEFAULT_HALF_LIFE);
+        let era = predict::era_of(at, half_life);
+        let slots = predict::slots_read(at, &blend);
+        let wanted: Vec<(i64, Slot)> = slots
+            .iter()
+            .flat_map(|slot| [(era, *slot), (era - 1, *slot)])
+            .collect();
+        let mut got = self.backend.request_slots(&wanted).await?.into_iter();
+        let read: Vec<(Slot, Vec<(String, f64)>)> = slots
+            .into_iter()
+            .map(|slot| {
+                let current = got.next().unwrap_or_default();
+                let previous = got.next().unwrap_or_default();
+                (slot, predict::merge_eras(current, previous))
+            })
+            .collect();
+        Ok(predict::predict_from(&read, at, half_life, n, &blend))
     }
 
     /// Keeps the symbols' latest dollar volumes (the warmer ranks by them after requests);
@@ -867,8 +896,14 @@ mod tests {
         async fn memory(&self) -> Result<MemoryInfo, CacheError> {
             self.inner.memory().await
         }
-        async fn record_requests(&self, s: &[String], v: &str) -> Result<(), CacheError> {
-            self.inner.record_requests(s, v).await
+        async fn record_requests(&self, s: &[String], v: &str, at: i64) -> Result<(), CacheError> {
+            self.inner.record_requests(s, v, at).await
+        }
+        async fn request_slots(
+            &self,
+            slots: &[(i64, Slot)],
+        ) -> Result<Vec<Vec<(String, f64)>>, CacheError> {
+            self.inner.request_slots(slots).await
         }
         async fn most_requested(&self, n: usize) -> Result<Vec<(String, u64)>, CacheError> {
             self.inner.most_requested(n).await

@@ -1,6 +1,7 @@
-//! The cache warmer: loads the popular symbols (seeded by `cache.warm.symbols`, then the
-//! most requested, then the highest dollar volume of the scans so far) into the cache
-//! before they are needed, and reloads recently requested keys that are about to expire.
+//! The cache warmer: loads the popular symbols (seeded by `cache.warm.symbols`, then those
+//! the request model expects most in this hour, then the highest dollar volume of the
+//! scans so far) into the cache before they are needed, and reloads recently requested
+//! keys that are about to expire.
 //! Rate-capped; runs once on demand (`technic cache warm`) or, on the leading serve, when
 //! it starts leading, every interval, and refreshing ahead in between.
 //!
@@ -114,13 +115,14 @@ pub async fn warm_once(
         .iter()
         .map(|s| s.to_ascii_uppercase())
         .collect();
-    // The popular set: most requested, then the highest dollar volume, up to
-    // `top_requested` symbols besides the seeds.
+    // The popular set: the most expected in this hour (decayed request frequency, leaning
+    // to this hour's own pattern as far as the model finds one), then the highest dollar
+    // volume, up to `top_requested` symbols besides the seeds.
+    let at = chrono::Utc::now();
     let want = candidates.len() + settings.top_requested;
     let requested = popular(
         cache
-            .backend()
-            .most_requested(settings.top_requested + 1)
+            .predicted(at, settings.top_requested + 1)
             .await
             .unwrap_or_default(),
         settings.top_requested,
@@ -138,7 +140,6 @@ pub async fn warm_once(
             candidates.push(s);
         }
     }
-    let at = chrono::Utc::now();
     let warmed = candidates.clone();
     let report = load_stale(
         ctx,
@@ -155,12 +156,12 @@ pub async fn warm_once(
     report
 }
 
-/// The most requested symbols that stand out: of the `n + 1` most requested, those
-/// requested more often than the first one left out. Symbols tied at the cut say nothing
-/// about which of them is popular (whole-universe scans request every symbol alike), so
-/// the dollar volume ranks them instead.
-fn popular(ranked: Vec<(String, u64)>, n: usize) -> Vec<String> {
-    let cut = ranked.get(n).map_or(0, |(_, count)| *count);
+/// The expected symbols that stand out: of the `n + 1` best, those scored above the first
+/// one left out. Symbols tied at the cut say nothing about which of them is popular
+/// (whole-universe scans request every symbol alike, so they get equal weights), so the
+/// dollar volume ranks them instead.
+fn popular(ranked: Vec<(String, f64)>, n: usize) -> Vec<String> {
+    let cut = ranked.get(n).map_or(0.0, |(_, score)| *score);
     ranked
         .into_iter()
         .take(n)
@@ -272,20 +273,20 @@ pub async fn run_warmer(
 mod tests {
     use super::*;
 
-    fn ranked(v: &[(&str, u64)]) -> Vec<(String, u64)> {
+    fn ranked(v: &[(&str, f64)]) -> Vec<(String, f64)> {
         v.iter().map(|(s, n)| (s.to_string(), *n)).collect()
     }
 
     #[test]
     fn symbols_tied_at_the_cut_are_left_to_the_dollar_volume() {
         // A watchlist requested often stands out from a universe scanned alike.
-        let r = ranked(&[("A", 9), ("B", 7), ("C", 1), ("D", 1), ("E", 1)]);
+        let r = ranked(&[("A", 9.0), ("B", 7.0), ("C", 1.0), ("D", 1.0), ("E", 1.0)]);
         assert_eq!(popular(r.clone(), 3), ["A", "B"]);
         assert_eq!(popular(r.clone(), 2), ["A", "B"]);
         assert_eq!(popular(r.clone(), 1), ["A"]);
         // Every symbol alike: none stands out.
-        assert!(popular(ranked(&[("A", 3), ("B", 3), ("C", 3)]), 2).is_empty());
+        assert!(popular(ranked(&[("A", 3.0), ("B", 3.0), ("C", 3.0)]), 2).is_empty());
         // Fewer symbols on record than asked for: all of them.
-        assert_eq!(popular(ranked(&[("A", 2), ("B", 1)]), 5), ["A", "B"]);
+        assert_eq!(popular(ranked(&[("A", 2.0), ("B", 1.0)]), 5), ["A", "B"]);
     }
 }

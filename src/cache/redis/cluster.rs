@@ -23,8 +23,10 @@ use super::slots::SlotOwners;
 use super::{
     bounded, clamp_ttl_ms, clear_node, count_node, dollar_volume_pipeline, empty_counts,
     get_setting_on, memory_node, most_requested_on, parse_url, pttl_to_duration, put_setting_on,
-    recently_requested_on, record_pipeline, top_dollar_volume_cmd, unavailable, RedisOptions,
+    recently_requested_on, record_pipeline, request_slots_pipeline, top_dollar_volume_cmd,
+    unavailable, RedisOptions,
 };
+use crate::cache::predict::Slot as ModelSlot;
 use crate::cache::{shared_stats, Cache, CacheError, Counts, Kind, MemoryInfo, SharedStats};
 use crate::redis_link::{cluster_client, node_connection};
 
@@ -426,13 +428,32 @@ impl Cache for RedisClusterCache {
         Ok(total)
     }
 
-    async fn record_requests(&self, symbols: &[String], variant: &str) -> Result<(), CacheError> {
+    async fn record_requests(
+        &self,
+        symbols: &[String],
+        variant: &str,
+        at_ms: i64,
+    ) -> Result<(), CacheError> {
         if symbols.is_empty() {
             return Ok(());
         }
-        let pipe = record_pipeline(symbols, variant, chrono::Utc::now().timestamp_millis());
+        let pipe = record_pipeline(symbols, variant, at_ms);
         self.call("zincrby", self.opts.deadline(), |mut c| async move {
             pipe.exec_async(&mut c).await
+        })
+        .await
+    }
+
+    async fn request_slots(
+        &self,
+        slots: &[(i64, ModelSlot)],
+    ) -> Result<Vec<Vec<(String, f64)>>, CacheError> {
+        if slots.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pipe = request_slots_pipeline(slots);
+        self.call("request model", self.opts.deadline(), |mut c| async move {
+            pipe.query_async(&mut c).await
         })
         .await
     }
