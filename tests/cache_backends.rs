@@ -286,20 +286,21 @@ async fn conformance(cache: &dyn Cache) {
     );
     // The request model: each request adds its forward-decayed weight to its era's global
     // slot and to its hour of the week's slot. 2024-06-03 is a Monday, in era 0 (which
-    // ends in November 2024), so the requests above (made now) are elsewhere.
+    // ends in November 2024).
     let monday = chrono::DateTime::parse_from_rfc3339("2024-06-03T14:30:00Z")
         .unwrap()
         .with_timezone(&chrono::Utc);
     let next = monday + chrono::Duration::days(7) + chrono::Duration::hours(1);
-    let ms = |t: chrono::DateTime<chrono::Utc>| t.timestamp_millis();
-    cache
-        .record_requests(&s(&["AMD", "AMD", "INTC"]), "latest:500", ms(monday))
-        .await
-        .unwrap();
-    cache
-        .record_requests(&s(&["AMD"]), "latest:500", ms(next))
-        .await
-        .unwrap();
+    let mut observed = predict::Weights::default();
+    observed.observe(
+        &s(&["AMD", "AMD", "INTC"]),
+        monday,
+        predict::DEFAULT_HALF_LIFE,
+    );
+    cache.add_request_weights(&observed).await.unwrap();
+    let mut observed = predict::Weights::default();
+    observed.observe(&s(&["AMD"]), next, predict::DEFAULT_HALF_LIFE);
+    cache.add_request_weights(&observed).await.unwrap();
     let half_life = predict::DEFAULT_HALF_LIFE;
     let (era, w) = predict::stored_weight(monday, half_life);
     let (era_next, w_next) = predict::stored_weight(next, half_life);
@@ -550,11 +551,10 @@ async fn clear_spares_foreign_keys_redis() {
         .record_requests(&["AAPL".into()], "latest:500", now_ms())
         .await
         .unwrap();
-    // The entries, the four request-tracking sets (counts, recency, the model's global
-    // and hour slot), the cluster's keys.
+    // The entries, the two request-tracking sets, the cluster's keys.
     assert_eq!(
         technic_keys_on(server.port()),
-        BARS + 4 + cluster_keys.len()
+        BARS + 2 + cluster_keys.len()
     );
 
     assert_eq!(cache.clear().await.unwrap(), BARS as u64);

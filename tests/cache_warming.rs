@@ -55,8 +55,19 @@ async fn a_new_leader_warms_what_was_popular_and_measures_its_precision() {
     let url = redis.url();
     // An earlier scan: 40 symbols requested once, their dollar volumes on record.
     support::technic::scan_through(&url, 40);
-    // The values expire (here: are removed); what was learned stays.
     let mut con = redis.connection();
+    // The scan process added its requests to the request model as it stopped.
+    let model: Vec<String> = ::redis::cmd("KEYS")
+        .arg("technic:v1:meta:{requests}:w:*:all")
+        .query(&mut con)
+        .expect("keys");
+    assert_eq!(model.len(), 1, "{model:?}");
+    let symbols: u64 = ::redis::cmd("ZCARD")
+        .arg(&model[0])
+        .query(&mut con)
+        .expect("zcard");
+    assert_eq!(symbols, 40);
+    // The values expire (here: are removed); what was learned stays.
     for pattern in [
         "technic:v1:features:*",
         "technic:v1:bars:*",

@@ -278,11 +278,7 @@ async fn the_warmer_loads_seeded_then_expected_this_hour_then_highest_dollar_vol
         let later = this_hour + chrono::Duration::hours(6);
         for (symbols, at, times) in [(pick([10, 11]), this_hour, 20), (pick([12, 13]), later, 30)] {
             for _ in 0..times {
-                cache
-                    .backend()
-                    .record_requests(&symbols, "latest:500", at.timestamp_millis())
-                    .await
-                    .expect("memory");
+                cache.record_requests_at(&symbols, "latest:500", at).await;
             }
         }
     }

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use moka::future::Cache as Moka;
 use moka::Expiry;
 
-use super::predict::Slot;
+use super::predict::{Slot, Weights};
 use super::{Cache, CacheError, Kind, MemoryInfo, KEY_PREFIX};
 
 #[derive(Clone)]
@@ -55,8 +55,8 @@ struct Requests {
     counts: HashMap<String, u64>,
     last: HashMap<String, i64>,
     dollar_volume: HashMap<String, f64>,
-    /// The request model: `(era, slot)` → symbol → weight.
-    model: HashMap<(i64, Slot), HashMap<String, f64>>,
+    /// The request model.
+    model: Weights,
 }
 
 /// Bound on distinct symbols (and variants) tracked for the most-requested ranking.
@@ -168,7 +168,6 @@ impl Cache for MemoryCache {
         at_ms: i64,
     ) -> Result<(), CacheError> {
         let mut r = self.requests();
-        let writes = super::model_writes(at_ms);
         for s in symbols {
             if r.counts.len() < MAX_TRACKED_SYMBOLS || r.counts.contains_key(s) {
                 *r.counts.entry(s.clone()).or_default() += 1;
@@ -177,13 +176,14 @@ impl Cache for MemoryCache {
             if r.last.len() < MAX_TRACKED_SYMBOLS || r.last.contains_key(&member) {
                 r.last.insert(member, at_ms);
             }
-            for (era, slot, w) in writes {
-                let weights = r.model.entry((era, slot)).or_default();
-                if weights.len() < MAX_TRACKED_SYMBOLS || weights.contains_key(s) {
-                    *weights.entry(s.clone()).or_default() += w;
-                }
-            }
         }
+        Ok(())
+    }
+
+    async fn add_request_weights(&self, weights: &Weights) -> Result<(), CacheError> {
+        self.requests()
+            .model
+            .merge(weights.clone(), MAX_TRACKED_SYMBOLS);
         Ok(())
     }
 
@@ -194,12 +194,7 @@ impl Cache for MemoryCache {
         let r = self.requests();
         Ok(slots
             .iter()
-            .map(|key| {
-                r.model
-                    .get(key)
-                    .map(|m| m.iter().map(|(s, w)| (s.clone(), *w)).collect())
-                    .unwrap_or_default()
-            })
+            .map(|(era, slot)| r.model.slot(*era, *slot))
             .collect())
     }
 

@@ -134,17 +134,18 @@ pub trait Cache: Send + Sync + 'static {
     async fn keys_per_kind(&self) -> Result<BTreeMap<Kind, u64>, CacheError>;
     /// Memory used and peak, summed over masters.
     async fn memory(&self) -> Result<MemoryInfo, CacheError>;
-    /// Counts one request for each symbol (the most-requested ranking), stamps it as
+    /// Counts one request for each symbol (the most-requested ranking) and stamps it as
     /// requested at `at_ms` (Unix ms) with `variant` (what the request asked for besides
-    /// the symbol, e.g. the as-of date and lookback of its keys: what a refresh reloads),
-    /// and adds its forward-decayed weight to the request model's global slot and hour
-    /// slot ([`predict`]: [`predict::stored_weight`], [`model_key`]).
+    /// the symbol, e.g. the as-of date and lookback of its keys: what a refresh reloads).
     async fn record_requests(
         &self,
         symbols: &[String],
         variant: &str,
         at_ms: i64,
     ) -> Result<(), CacheError>;
+    /// Adds observed request weights to the request model ([`predict`], keys
+    /// [`model_key`]); each slot keeps at most 100,000 symbols.
+    async fn add_request_weights(&self, weights: &predict::Weights) -> Result<(), CacheError>;
     /// The request model's slots, whole, one `(symbol, weight)` list per `(era, slot)`
     /// asked for, in order (empty for a slot never written).
     async fn request_slots(
@@ -199,19 +200,9 @@ pub(crate) fn split_request(member: &str) -> Option<(String, String)> {
 }
 
 /// Where the request model keeps one slot of one era: a sorted set symbol → weight, in the
-/// `{requests}` hash slot with the counts (one pipeline writes them all, on a cluster too).
+/// `{requests}` hash slot with the counts (one pipeline writes a flush, on a cluster too).
 pub(crate) fn model_key(era: i64, slot: predict::Slot) -> String {
     format!("{KEY_PREFIX}meta:{{requests}}:w:{era}:{}", slot.name())
-}
-
-/// Each slot a request at `at_ms` adds to, with the weight it adds.
-pub(crate) fn model_writes(at_ms: i64) -> [(i64, predict::Slot, f64); 2] {
-    let at = chrono::DateTime::from_timestamp_millis(at_ms).unwrap_or_default();
-    let (era, w) = predict::stored_weight(at, predict::DEFAULT_HALF_LIFE);
-    [
-        (era, predict::Slot::All, w),
-        (era, predict::Slot::Hour(predict::slot_of(at)), w),
-    ]
 }
 
 /// The key of a shared setting (not a cache entry: `clear` leaves it).

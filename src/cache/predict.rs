@@ -22,8 +22,9 @@
 //! than counting noise. Hours with a clear pattern follow it; without one the model ranks
 //! like decayed frequency. A prediction reads the global slot and at most 7 hour slots
 //! whole (ZRANGE 0 -1 WITHSCORES) of two eras ([`slots_read`]), then ranks in the caller
-//! ([`predict_from`]). The cache backends store exactly this layout (`Cache::record_requests`,
-//! `Cache::request_slots`), so the warmer ranks as [`RequestModel`] does in the bench.
+//! ([`predict_from`]). The cache stores exactly this layout ([`Weights`], added by
+//! `Cache::add_request_weights`, read by `Cache::request_slots`), so the warmer ranks as
+//! [`RequestModel`] does in the bench.
 //!
 //! Co-occurrence of symbols within a request was measured (symbols requested with those of
 //! the last hour) and left out: it did not raise warming precision.
@@ -364,6 +365,62 @@ pub trait WarmModel {
     fn predict(&self, at: DateTime<Utc>, n: usize) -> Vec<String>;
 }
 
+/// Forward-decayed weights per `(era, slot)` and symbol: the stored model, or what a
+/// process has observed and not yet added to it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Weights(HashMap<(i64, Slot), HashMap<String, f64>>);
+
+impl Weights {
+    /// Adds one request for each of `symbols` at `at` to the global slot and to its hour
+    /// slot, in its era.
+    pub fn observe(&mut self, symbols: &[String], at: DateTime<Utc>, half_life: Duration) {
+        let (era, w) = stored_weight(at, half_life);
+        for slot in [Slot::All, Slot::Hour(slot_of(at))] {
+            let weights = self.0.entry((era, slot)).or_default();
+            for s in symbols {
+                match weights.get_mut(s.as_str()) {
+                    Some(v) => *v += w,
+                    None => {
+                        weights.insert(s.clone(), w);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds `other` in; a slot holding `max_symbols` takes no new symbol (known ones
+    /// still add).
+    pub fn merge(&mut self, other: Weights, max_symbols: usize) {
+        for (key, add) in other.0 {
+            let weights = self.0.entry(key).or_default();
+            for (s, w) in add {
+                if let Some(v) = weights.get_mut(&s) {
+                    *v += w;
+                } else if weights.len() < max_symbols {
+                    weights.insert(s, w);
+                }
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Every `(era, slot)` with its symbols and weights.
+    pub fn slots(&self) -> impl Iterator<Item = (&(i64, Slot), &HashMap<String, f64>)> {
+        self.0.iter()
+    }
+
+    /// The weights of one slot of one era, in no particular order.
+    pub fn slot(&self, era: i64, slot: Slot) -> Vec<(String, f64)> {
+        self.0
+            .get(&(era, slot))
+            .map(|m| m.iter().map(|(s, w)| (s.clone(), *w)).collect())
+            .unwrap_or_default()
+    }
+}
+
 /// The request-pattern model in memory: the global slot and the hour slots of each era,
 /// holding forward-decayed weights, stored and read as the cache backends store and read
 /// them.
@@ -371,7 +428,7 @@ pub trait WarmModel {
 pub struct RequestModel {
     half_life: Duration,
     blend: Blend,
-    slots: HashMap<(i64, Slot), HashMap<String, f64>>,
+    weights: Weights,
 }
 
 impl Default for RequestModel {
@@ -385,7 +442,7 @@ impl RequestModel {
         RequestModel {
             half_life,
             blend,
-            slots: HashMap::new(),
+            weights: Weights::default(),
         }
     }
 
@@ -395,10 +452,7 @@ impl RequestModel {
 
     /// The stored weights of one slot of one era, in no particular order.
     pub fn slot(&self, era: i64, slot: Slot) -> Vec<(String, f64)> {
-        self.slots
-            .get(&(era, slot))
-            .map(|m| m.iter().map(|(s, w)| (s.clone(), *w)).collect())
-            .unwrap_or_default()
+        self.weights.slot(era, slot)
     }
 
     /// The slots a prediction for `at` reads, eras merged.
@@ -436,18 +490,7 @@ impl RequestModel {
 
 impl WarmModel for RequestModel {
     fn observe(&mut self, symbols: &[String], at: DateTime<Utc>) {
-        let (era, w) = stored_weight(at, self.half_life);
-        for slot in [Slot::All, Slot::Hour(slot_of(at))] {
-            let weights = self.slots.entry((era, slot)).or_default();
-            for s in symbols {
-                match weights.get_mut(s.as_str()) {
-                    Some(v) => *v += w,
-                    None => {
-                        weights.insert(s.clone(), w);
-                    }
-                }
-            }
-        }
+        self.weights.observe(symbols, at, self.half_life);
     }
 
     fn predict(&self, at: DateTime<Utc>, n: usize) -> Vec<String> {

@@ -22,7 +22,7 @@ use async_trait::async_trait;
 
 pub use cluster::RedisClusterCache;
 
-use super::predict::Slot;
+use super::predict::{Slot, Weights};
 use super::{shared_stats, Cache, CacheError, Counts, Kind, MemoryInfo, SharedStats, KEY_PREFIX};
 pub(crate) use crate::redis_link::{bounded, parse_url, RedisOptions};
 use crate::redis_link::{manager, LinkError};
@@ -183,8 +183,7 @@ fn empty_counts() -> BTreeMap<Kind, u64> {
     Kind::ALL.iter().map(|k| (*k, 0)).collect()
 }
 
-/// ZINCRBY per distinct symbol (the count, and the request model's weight in its global
-/// and hour slot) and ZADD of `now_ms` as its last request, then trim each set to
+/// ZINCRBY per distinct symbol and ZADD of `now_ms` as its last request, then trim both to
 /// [`MAX_TRACKED_SYMBOLS`] (the least requested, the least recent). One slot.
 pub(crate) fn record_pipeline(symbols: &[String], variant: &str, now_ms: i64) -> ::redis::Pipeline {
     let mut counts: HashMap<&str, u64> = HashMap::new();
@@ -197,28 +196,36 @@ pub(crate) fn record_pipeline(symbols: &[String], variant: &str, now_ms: i64) ->
         recent.arg(now_ms).arg(super::request_member(variant, s));
     }
     recent.ignore();
-    let model: Vec<(String, f64)> = super::model_writes(now_ms)
-        .into_iter()
-        .map(|(era, slot, w)| (super::model_key(era, slot), w))
-        .collect();
     for (s, n) in counts {
         pipe.cmd("ZINCRBY")
             .arg(REQUESTED_KEY)
             .arg(n)
             .arg(s)
             .ignore();
-        for (key, w) in &model {
-            pipe.cmd("ZINCRBY")
-                .arg(key)
-                .arg(w * n as f64)
-                .arg(s)
-                .ignore();
-        }
     }
+    trim(&mut pipe, [REQUESTED_KEY, RECENT_KEY]);
+    pipe
+}
+
+/// ZINCRBY of each observed weight into its slot's sorted set, then trim each set written.
+/// One hash slot (`{requests}`).
+pub(crate) fn request_weights_pipeline(weights: &Weights) -> ::redis::Pipeline {
+    let mut pipe = ::redis::pipe();
+    let mut keys = Vec::new();
+    for ((era, slot), add) in weights.slots() {
+        let key = super::model_key(*era, *slot);
+        for (s, w) in add {
+            pipe.cmd("ZINCRBY").arg(&key).arg(*w).arg(s).ignore();
+        }
+        keys.push(key);
+    }
+    trim(&mut pipe, keys);
+    pipe
+}
+
+/// ZREMRANGEBYRANK of each key down to its [`MAX_TRACKED_SYMBOLS`] highest scores.
+fn trim<K: ::redis::ToRedisArgs>(pipe: &mut ::redis::Pipeline, keys: impl IntoIterator<Item = K>) {
     let keep = i64::try_from(MAX_TRACKED_SYMBOLS).unwrap_or(i64::MAX);
-    let keys = [REQUESTED_KEY, RECENT_KEY]
-        .into_iter()
-        .chain(model.iter().map(|(key, _)| key.as_str()));
     for key in keys {
         pipe.cmd("ZREMRANGEBYRANK")
             .arg(key)
@@ -226,7 +233,6 @@ pub(crate) fn record_pipeline(symbols: &[String], variant: &str, now_ms: i64) ->
             .arg(-(keep + 1))
             .ignore();
     }
-    pipe
 }
 
 /// ZADD of every volume, then trim to the [`MAX_TRACKED_SYMBOLS`] highest.
@@ -237,12 +243,7 @@ pub(crate) fn dollar_volume_pipeline(volumes: &[(String, f64)]) -> ::redis::Pipe
         add.arg(*v).arg(s);
     }
     add.ignore();
-    let keep = i64::try_from(MAX_TRACKED_SYMBOLS).unwrap_or(i64::MAX);
-    pipe.cmd("ZREMRANGEBYRANK")
-        .arg(DOLLAR_VOLUME_KEY)
-        .arg(0)
-        .arg(-(keep + 1))
-        .ignore();
+    trim(&mut pipe, [DOLLAR_VOLUME_KEY]);
     pipe
 }
 
@@ -433,6 +434,20 @@ impl Cache for RedisCache {
         let pipe = record_pipeline(symbols, variant, at_ms);
         bounded(
             "zincrby",
+            self.opts.deadline(),
+            pipe.exec_async(&mut self.conn()),
+        )
+        .await
+        .map_err(Into::into)
+    }
+
+    async fn add_request_weights(&self, weights: &Weights) -> Result<(), CacheError> {
+        if weights.is_empty() {
+            return Ok(());
+        }
+        let pipe = request_weights_pipeline(weights);
+        bounded(
+            "request model",
             self.opts.deadline(),
             pipe.exec_async(&mut self.conn()),
         )

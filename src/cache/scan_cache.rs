@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
-use super::predict::{self, Blend, Slot};
+use super::predict::{self, Blend, Slot, Weights};
 use super::{
     codec, Cache, CacheError, Counts, Kind, KindCounts, MemoryInfo, SharedStats, SmartTtl, TtlRule,
 };
@@ -233,6 +233,9 @@ pub struct ScanCache {
     counters: [KindCounters; 5],
     /// The counters as last added to the shared statistics.
     published: tokio::sync::Mutex<Counts>,
+    /// Request weights observed here and not yet added to the backend's request model:
+    /// added with the statistics, off the scan's path.
+    observed: Mutex<Weights>,
     /// Version of the shared TTL settings in force here (0: this process's configured).
     ttl_version: AtomicU64,
     health: Mutex<Health>,
@@ -251,6 +254,7 @@ impl ScanCache {
             retry_after,
             counters: Default::default(),
             published: Default::default(),
+            observed: Default::default(),
             ttl_version: AtomicU64::new(0),
             health: Mutex::new(Health::default()),
             history: Mutex::new((None, VecDeque::with_capacity(HISTORY_LEN))),
@@ -433,16 +437,44 @@ impl ScanCache {
         self.smart_ttl().ttl(kind, daily_vol, last_bar)
     }
 
-    /// Records a request made now: counts for the most-requested ranking, the stamp with
-    /// `variant` for the refresh ahead of expiry, and the request model's weights for the
-    /// warmer's prediction. A failure only degrades.
+    /// Records a request made now (see [`record_requests_at`](Self::record_requests_at)).
     pub async fn record_requests(&self, symbols: &[String], variant: &str) {
+        self.record_requests_at(symbols, variant, Utc::now()).await;
+    }
+
+    /// Records a request made at `at`: counts for the most-requested ranking and the stamp
+    /// with `variant` for the refresh ahead of expiry go to the backend at once; the
+    /// request model's weights are kept here until the next `publish_stats` or
+    /// `predicted` (thousands of ZINCRBYs per scan cost a warm Redis scan more than its
+    /// lookups). A failure only degrades; while degraded nothing is kept.
+    pub async fn record_requests_at(&self, symbols: &[String], variant: &str, at: DateTime<Utc>) {
         if self.should_try() {
-            let now = Utc::now().timestamp_millis();
-            if let Err(e) = self.backend.record_requests(symbols, variant, now).await {
+            self.observed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .observe(symbols, at, predict::DEFAULT_HALF_LIFE);
+            let at_ms = at.timestamp_millis();
+            if let Err(e) = self.backend.record_requests(symbols, variant, at_ms).await {
                 self.note_error(&e);
             }
         }
+    }
+
+    /// Adds the request weights observed here since the last flush to the backend's model;
+    /// on failure they are kept for the next one.
+    async fn flush_observed(&self) -> Result<(), CacheError> {
+        let weights = std::mem::take(&mut *self.observed.lock().unwrap_or_else(|p| p.into_inner()));
+        if weights.is_empty() {
+            return Ok(());
+        }
+        let added = self.backend.add_request_weights(&weights).await;
+        if added.is_err() {
+            self.observed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .merge(weights, usize::MAX);
+        }
+        added
     }
 
     /// The `n` symbols the request model expects most in the hour of `at`, with their
@@ -452,6 +484,7 @@ impl ScanCache {
         at: DateTime<Utc>,
         n: usize,
     ) -> Result<Vec<(String, f64)>, CacheError> {
+        self.flush_observed().await?;
         let (blend, half_life) = (Blend::default(), predict::DEFAULT_HALF_LIFE);
         let era = predict::era_of(at, half_life);
         let slots = predict::slots_read(at, &blend);
@@ -672,9 +705,15 @@ impl ScanCache {
     }
 
     /// Adds what this process counted since the last call to the shared statistics under
-    /// `node` (nothing for a backend that is not shared). A failed write keeps the counts
-    /// for the next call, so none are lost to a Redis blip. Called about once a heartbeat.
+    /// `node` (nothing for a backend that is not shared), and the request weights observed
+    /// here to the request model. A failed write keeps the counts (and weights) for the
+    /// next call, so none are lost to a Redis blip. Called about once a heartbeat.
     pub async fn publish_stats(&self, node: &str) {
+        if self.should_try() {
+            if let Err(e) = self.flush_observed().await {
+                self.note_error(&e);
+            }
+        }
         let mut published = self.published.lock().await;
         let now = self.counts();
         let delta: Counts = now
@@ -899,6 +938,12 @@ mod tests {
         async fn record_requests(&self, s: &[String], v: &str, at: i64) -> Result<(), CacheError> {
             self.inner.record_requests(s, v, at).await
         }
+        async fn add_request_weights(&self, w: &Weights) -> Result<(), CacheError> {
+            if self.down.load(Ordering::Relaxed) {
+                return Err(CacheError::Unavailable("down".into()));
+            }
+            self.inner.add_request_weights(w).await
+        }
         async fn request_slots(
             &self,
             slots: &[(i64, Slot)],
@@ -927,6 +972,42 @@ mod tests {
         async fn get_setting(&self, name: &str) -> Result<Option<(u64, String)>, CacheError> {
             self.inner.get_setting(name).await
         }
+    }
+
+    #[tokio::test]
+    async fn request_weights_wait_for_a_flush_and_outlive_a_failed_one() {
+        let backend = Arc::new(Switchable {
+            inner: MemoryCache::new(1 << 20),
+            down: AtomicBool::new(false),
+        });
+        let c = ScanCache::new(backend.clone(), ttl(), Duration::from_millis(10));
+        let at = Utc::now();
+        let era = predict::era_of(at, predict::DEFAULT_HALF_LIFE);
+        let stored = async || {
+            let mut v = backend.request_slots(&[(era, Slot::All)]).await.unwrap();
+            v.remove(0)
+        };
+        c.record_requests_at(&["AAPL".into()], "latest:500", at)
+            .await;
+        assert!(stored().await.is_empty(), "not written on the scan's path");
+        backend.down.store(true, Ordering::Relaxed);
+        c.publish_stats("n").await;
+        assert!(stored().await.is_empty());
+        backend.down.store(false, Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        c.publish_stats("n").await;
+        assert_eq!(stored().await.len(), 1, "kept through the failed flush");
+        // A prediction adds what was observed since, first.
+        let two = ["MSFT".to_string(), "MSFT".to_string()];
+        c.record_requests_at(&two, "latest:500", at).await;
+        let top: Vec<String> = c
+            .predicted(at, 5)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect();
+        assert_eq!(top, ["MSFT", "AAPL"]);
     }
 
     #[tokio::test]

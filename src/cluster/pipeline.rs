@@ -134,10 +134,14 @@ async fn cached_features(
     let Some(cache) = cache else {
         return vec![None; symbols.len()];
     };
-    cache.record_requests(symbols, &keys.variant()).await;
-    let (got, available) = cache
-        .get(Kind::Features, &keys.all(Kind::Features, symbols))
-        .await;
+    // Recording the request (counts, recency, the request model) rides along with the
+    // lookup rather than before it: the two are independent.
+    let variant = keys.variant();
+    let feature_keys = keys.all(Kind::Features, symbols);
+    let ((), (got, available)) = tokio::join!(
+        cache.record_requests(symbols, &variant),
+        cache.get(Kind::Features, &feature_keys)
+    );
     stats.lookups = symbols.len() as u64;
     stats.unavailable |= !available;
     got

@@ -23,10 +23,10 @@ use super::slots::SlotOwners;
 use super::{
     bounded, clamp_ttl_ms, clear_node, count_node, dollar_volume_pipeline, empty_counts,
     get_setting_on, memory_node, most_requested_on, parse_url, pttl_to_duration, put_setting_on,
-    recently_requested_on, record_pipeline, request_slots_pipeline, top_dollar_volume_cmd,
-    unavailable, RedisOptions,
+    recently_requested_on, record_pipeline, request_slots_pipeline, request_weights_pipeline,
+    top_dollar_volume_cmd, unavailable, RedisOptions,
 };
-use crate::cache::predict::Slot as ModelSlot;
+use crate::cache::predict::{Slot as ModelSlot, Weights};
 use crate::cache::{shared_stats, Cache, CacheError, Counts, Kind, MemoryInfo, SharedStats};
 use crate::redis_link::{cluster_client, node_connection};
 
@@ -439,6 +439,17 @@ impl Cache for RedisClusterCache {
         }
         let pipe = record_pipeline(symbols, variant, at_ms);
         self.call("zincrby", self.opts.deadline(), |mut c| async move {
+            pipe.exec_async(&mut c).await
+        })
+        .await
+    }
+
+    async fn add_request_weights(&self, weights: &Weights) -> Result<(), CacheError> {
+        if weights.is_empty() {
+            return Ok(());
+        }
+        let pipe = request_weights_pipeline(weights);
+        self.call("request model", self.opts.deadline(), |mut c| async move {
             pipe.exec_async(&mut c).await
         })
         .await
