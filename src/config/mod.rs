@@ -189,6 +189,10 @@ pub struct SyntheticSettings {
     /// decided by the seed, so a run is reproducible.
     #[serde(default)]
     pub failure_rate: f64,
+    /// Strength (0..=1) of the planted predictive factor; 0 is none (see the synthetic
+    /// provider's module doc).
+    #[serde(default)]
+    pub alpha_strength: f64,
     pub poison_symbols: Vec<String>,
 }
 
@@ -442,9 +446,18 @@ mod tests {
                 "TECHNIC_SCAN__STOP_ATR_MULTIPLE".to_string(),
                 "9".to_string(),
             ),
+            (
+                "TECHNIC_DATA__SYNTHETIC__ALPHA_STRENGTH".to_string(),
+                "1.5".to_string(),
+            ),
         ]);
         let err = Settings::load(None, &env).expect_err("invalid");
-        assert_eq!(err.problems.len(), 3, "{err}");
+        assert_eq!(err.problems.len(), 4, "{err}");
+        assert!(
+            err.to_string()
+                .contains("data.synthetic.alpha_strength must be within 0..=1, got 1.5"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -140,6 +140,12 @@ fn data(d: &DataSettings, p: &mut Vec<String>) {
             "data.synthetic.failure_rate must be within 0..=1, got {rate}"
         ));
     }
+    let alpha = d.synthetic.alpha_strength;
+    if !(0.0..=1.0).contains(&alpha) {
+        p.push(format!(
+            "data.synthetic.alpha_strength must be within 0..=1, got {alpha}"
+        ));
+    }
     let pg = &d.polygon;
     if !(pg.base_url.starts_with("http://") || pg.base_url.starts_with("https://")) {
         p.push(format!(

@@ -6,6 +6,17 @@
 //! geometric Brownian motion whose drift and volatility switch between regimes; volume is
 //! log-normal around a per-symbol base with occasional spikes; a few symbols trade below
 //! $1 and a few are illiquid, so the scan's filters have something to filter.
+//!
+//! **Planted factor** (`data.synthetic.alpha_strength` = a > 0; 0 by default): each symbol
+//! also carries a hidden signal `z`, an AR(1) series (ρ = [`FACTOR_PERSISTENCE`], unit
+//! variance) drawn from its own random stream. Day t's volume is multiplied by
+//! `exp(`[`FACTOR_VOLUME_LOADING`]` · z_t)`, so the signal is observable that day (in volume
+//! ratios), and day t+1's log return gains `a · σ · z_t` (σ: that day's volatility), so it
+//! predicts the following days' returns (decaying by ρ a day). Nothing before day t+1
+//! depends on `z_t`: a model that sees only bars up to t cannot see the future, and one
+//! that finds the signal has found something real. With a = 0 nothing is drawn from the
+//! factor's stream and the bars are exactly those without it; a > 0 adds
+//! `-a{strength}` to the cache namespace.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -69,8 +80,15 @@ struct Inner {
     index: HashMap<String, usize>,
     latency: std::time::Duration,
     failure_rate: f64,
+    alpha_strength: f64,
     poison: std::collections::HashSet<String>,
 }
+
+/// Day-to-day persistence of the planted factor (see the module doc): a half-life of
+/// about 6.6 days, so it matters over 5- and 10-day horizons.
+pub const FACTOR_PERSISTENCE: f64 = 0.9;
+/// How strongly the planted factor shows in the log of a day's volume.
+pub const FACTOR_VOLUME_LOADING: f64 = 0.5;
 
 impl SyntheticProvider {
     pub fn new(settings: &SyntheticSettings) -> Self {
@@ -92,6 +110,7 @@ impl SyntheticProvider {
                 index,
                 latency: std::time::Duration::from_millis(settings.latency_ms),
                 failure_rate: settings.failure_rate,
+                alpha_strength: settings.alpha_strength,
                 poison: settings
                     .poison_symbols
                     .iter()
@@ -118,7 +137,13 @@ impl Inner {
                 message: format!("injected failure for {symbol} (data.synthetic.failure_rate)"),
             });
         }
-        Ok(generate_bars(self.seed, i, &self.dates, self.days))
+        Ok(generate_bars(
+            self.seed,
+            i,
+            &self.dates,
+            self.days,
+            self.alpha_strength,
+        ))
     }
 }
 
@@ -136,8 +161,13 @@ impl MarketData for SyntheticProvider {
 
     fn cache_namespace(&self) -> String {
         let i = &self.inner;
+        let factor = if i.alpha_strength > 0.0 {
+            format!("-a{}", i.alpha_strength)
+        } else {
+            String::new()
+        };
         format!(
-            "synthetic-{}-{}-{}",
+            "synthetic-{}-{}-{}{factor}",
             i.seed,
             i.days,
             i.dates.last().map(|d| d.to_string()).unwrap_or_default()
@@ -221,8 +251,32 @@ fn entry(seed: u64, i: usize) -> UniverseEntry {
     }
 }
 
-fn generate_bars(seed: u64, i: usize, dates: &[NaiveDate], days: usize) -> Bars {
+/// The planted factor of one symbol: its own stream, and today's value.
+struct Factor {
+    rng: Pcg64Mcg,
+    z: f64,
+}
+
+impl Factor {
+    /// Starts at a draw of its stationary distribution.
+    fn new(seed: u64, i: usize) -> Self {
+        let mut rng = rng_for(seed, i, 4);
+        let z = rng.sample(StandardNormal);
+        Factor { rng, z }
+    }
+
+    /// Moves to the next day.
+    fn step(&mut self) -> f64 {
+        let rho = FACTOR_PERSISTENCE;
+        let e: f64 = self.rng.sample(StandardNormal);
+        self.z = rho * self.z + (1.0 - rho * rho).sqrt() * e;
+        self.z
+    }
+}
+
+fn generate_bars(seed: u64, i: usize, dates: &[NaiveDate], days: usize, alpha: f64) -> Bars {
     let mut rng = rng_for(seed, i, 2);
+    let mut factor = (alpha > 0.0).then(|| Factor::new(seed, i));
     let n = days.min(dates.len());
     let mut bars = Bars::with_capacity(n);
 
@@ -246,7 +300,13 @@ fn generate_bars(seed: u64, i: usize, dates: &[NaiveDate], days: usize) -> Bars 
         let sigma = base_vol * vol_mult / 252f64.sqrt();
         let mu = drift / 252.0 - 0.5 * sigma * sigma;
         let gap: f64 = 0.25 * sigma * rng.sample::<f64, _>(StandardNormal);
-        let body: f64 = mu + 0.97 * sigma * rng.sample::<f64, _>(StandardNormal);
+        let mut body: f64 = mu + 0.97 * sigma * rng.sample::<f64, _>(StandardNormal);
+        // Yesterday's signal moves today's return; today's shows in today's volume.
+        let mut volume_factor = 1.0;
+        if let Some(f) = factor.as_mut() {
+            body += alpha * sigma * f.z;
+            volume_factor = (FACTOR_VOLUME_LOADING * f.step()).exp();
+        }
         let open = close * gap.exp();
         let next_close = (open * body.exp()).max(0.01);
         let wick_up = sigma * 0.5 * rng.sample::<f64, _>(StandardNormal).abs();
@@ -259,7 +319,8 @@ fn generate_bars(seed: u64, i: usize, dates: &[NaiveDate], days: usize) -> Bars 
             1.0
         };
         let noise: f64 = 0.35 * rng.sample::<f64, _>(StandardNormal);
-        let volume = (base_volume * noise.exp() * spike * (1.0 + 20.0 * body.abs())).round();
+        let volume =
+            (base_volume * noise.exp() * spike * (1.0 + 20.0 * body.abs()) * volume_factor).round();
         // Quoted like an exchange would: cents, or 1/100 cent under $1. Rounding is
         // monotonic, so high ≥ max(open, close) and low ≤ min(open, close) still hold.
         let (open, high, low) = (tick(open), tick(high), tick(low).max(0.0001));
@@ -286,6 +347,7 @@ mod tests {
             end_date: NaiveDate::from_ymd_opt(2026, 11, 27).expect("date"),
             latency_ms: 0,
             failure_rate: 0.0,
+            alpha_strength: 0.0,
             poison_symbols: vec![],
         }
     }
@@ -350,6 +412,59 @@ mod tests {
         let big = SyntheticProvider::new(&settings(1000));
         let sym = &small.inner.universe[7].symbol;
         assert_eq!(small.inner.bars(sym), big.inner.bars(sym));
+    }
+
+    /// Pooled correlation, over every symbol and day, of the day's log volume against
+    /// its mean over the 20 days before (what a volume ratio sees) with the log return of
+    /// the next 5 days.
+    fn volume_signal_vs_forward_returns(p: &SyntheticProvider) -> f64 {
+        let (mut xs, mut ys) = (Vec::new(), Vec::new());
+        for e in &p.inner.universe {
+            let b = p.inner.bars(&e.symbol).expect("bars");
+            let lv: Vec<f64> = b.volume.iter().map(|v| v.max(1.0).ln()).collect();
+            for t in 20..b.len() - 5 {
+                let mean = lv[t - 20..t].iter().sum::<f64>() / 20.0;
+                xs.push(lv[t] - mean);
+                ys.push((b.close[t + 5] / b.close[t]).ln());
+            }
+        }
+        let n = xs.len() as f64;
+        let (mx, my) = (xs.iter().sum::<f64>() / n, ys.iter().sum::<f64>() / n);
+        let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+        for (x, y) in xs.iter().zip(&ys) {
+            sxy += (x - mx) * (y - my);
+            sxx += (x - mx) * (x - mx);
+            syy += (y - my) * (y - my);
+        }
+        sxy / (sxx * syy).sqrt()
+    }
+
+    #[test]
+    fn the_planted_factor_shows_in_volume_and_predicts_returns_only_when_asked_for() {
+        let plain = SyntheticProvider::new(&settings(200));
+        let mut s = settings(200);
+        s.alpha_strength = 0.2;
+        let planted = SyntheticProvider::new(&s);
+        let (none, some) = (
+            volume_signal_vs_forward_returns(&plain),
+            volume_signal_vs_forward_returns(&planted),
+        );
+        assert!(none.abs() < 0.03, "pure noise: {none}");
+        assert!(some > 0.1, "planted: {some}");
+        // The factor changes the data, so it changes where the data is cached.
+        assert_eq!(plain.cache_namespace(), "synthetic-42-500-2026-11-27");
+        assert_eq!(
+            planted.cache_namespace(),
+            "synthetic-42-500-2026-11-27-a0.2"
+        );
+        // Only returns after the first day and volumes move; dates do not.
+        let sym = &plain.inner.universe[3].symbol;
+        let (a, b) = (
+            plain.inner.bars(sym).unwrap(),
+            planted.inner.bars(sym).unwrap(),
+        );
+        assert_eq!(a.dates, b.dates);
+        assert_ne!(a.volume, b.volume);
     }
 
     #[test]
