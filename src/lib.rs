@@ -30,6 +30,7 @@ pub mod error;
 pub mod fingerprint;
 pub mod indicators;
 pub mod market;
+pub mod ml;
 pub mod node;
 pub mod redis_link;
 pub mod scan;

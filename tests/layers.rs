@@ -24,10 +24,11 @@ const LAYERS: &[(&str, u8)] = &[
     ("data", 3),
     ("cache", 3),
     ("scan", 3),
-    ("cluster", 4),
-    ("node", 5),
-    ("api", 6),
-    ("cli", 7),
+    ("ml", 4),
+    ("cluster", 5),
+    ("node", 6),
+    ("api", 7),
+    ("cli", 8),
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
