@@ -47,6 +47,75 @@ pub fn symbol_rows(bars: &Bars, lookback: usize, min_bars: usize, horizons: &[us
         .collect()
 }
 
+/// One symbol's row at a date, within a [`Dataset`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// Index into [`Dataset::symbols`].
+    pub symbol: usize,
+    pub inputs: [f64; COUNT],
+    /// Per horizon, the forward return minus the mean of that date's labelled symbols
+    /// (what a cross-sectional model predicts: which symbols beat the others).
+    pub labels: Vec<Option<f64>>,
+}
+
+/// Every symbol's rows, grouped by date in ascending order: what a split by date cuts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dataset {
+    pub horizons: Vec<usize>,
+    pub symbols: Vec<String>,
+    pub dates: Vec<NaiveDate>,
+    /// Per date (same order as `dates`), its samples in symbol order.
+    pub by_date: Vec<Vec<Sample>>,
+}
+
+impl Dataset {
+    /// Groups the rows of each symbol (as [`symbol_rows`] made them, `horizons` in the same
+    /// order) by date and demeans each date's labels.
+    pub fn from_rows(horizons: &[usize], per_symbol: Vec<(String, Vec<Row>)>) -> Dataset {
+        let mut dates: Vec<NaiveDate> = per_symbol
+            .iter()
+            .flat_map(|(_, rows)| rows.iter().map(|r| r.date))
+            .collect();
+        dates.sort_unstable();
+        dates.dedup();
+        let mut by_date: Vec<Vec<Sample>> = vec![Vec::new(); dates.len()];
+        let mut symbols = Vec::with_capacity(per_symbol.len());
+        for (i, (symbol, rows)) in per_symbol.into_iter().enumerate() {
+            symbols.push(symbol);
+            for row in rows {
+                let Ok(d) = dates.binary_search(&row.date) else {
+                    continue;
+                };
+                by_date[d].push(Sample {
+                    symbol: i,
+                    inputs: row.inputs,
+                    labels: row.labels,
+                });
+            }
+        }
+        for samples in &mut by_date {
+            for h in 0..horizons.len() {
+                let known: Vec<f64> = samples.iter().filter_map(|s| s.labels[h]).collect();
+                if known.is_empty() {
+                    continue;
+                }
+                let mean = known.iter().sum::<f64>() / known.len() as f64;
+                for s in samples.iter_mut() {
+                    if let Some(l) = s.labels[h].as_mut() {
+                        *l -= mean;
+                    }
+                }
+            }
+        }
+        Dataset {
+            horizons: horizons.to_vec(),
+            symbols,
+            dates,
+            by_date,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,6 +178,34 @@ mod tests {
             }
         }
         crate::ml::metrics::spearman(&x, &y).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_dataset_groups_rows_by_date_and_demeans_each_dates_labels() {
+        let mut per_symbol = Vec::new();
+        for i in 0..5 {
+            let b = bars(i, 0.0).await;
+            per_symbol.push((format!("S{i}"), symbol_rows(&b, 120, 30, &[5])));
+        }
+        let raw = per_symbol.clone();
+        let ds = Dataset::from_rows(&[5], per_symbol);
+        assert_eq!(ds.dates.len(), 271);
+        assert!(ds.dates.windows(2).all(|w| w[0] < w[1]));
+        for (d, samples) in ds.by_date.iter().enumerate() {
+            assert_eq!(samples.len(), 5, "every symbol on every date");
+            let labels: Vec<f64> = samples.iter().filter_map(|s| s.labels[0]).collect();
+            if d < 266 {
+                assert_eq!(labels.len(), 5);
+                assert!(labels.iter().sum::<f64>().abs() < 1e-12, "demeaned");
+            } else {
+                assert!(labels.is_empty(), "no label within 5 dates of the end");
+            }
+            for s in samples {
+                let row = &raw[s.symbol].1[d];
+                assert_eq!(row.date, ds.dates[d]);
+                assert_eq!(row.inputs.map(f64::to_bits), s.inputs.map(f64::to_bits));
+            }
+        }
     }
 
     #[tokio::test]
