@@ -34,8 +34,9 @@ pub const NAMES: [&str; 21] = [
 /// Number of inputs.
 pub const COUNT: usize = NAMES.len();
 
-/// The inputs of one symbol at one date, in [`NAMES`] order; NaN where the scan's feature
-/// is unknown (too little history), which training and serving must handle alike.
+/// The inputs of one symbol at one date, in [`NAMES`] order; not finite where the scan's
+/// feature is unknown or degenerate (too little history: NaN; no volume: −∞ for the
+/// logarithms), which training and serving must treat alike, as missing.
 pub fn vector(f: &Features) -> [f64; COUNT] {
     let vs = |x: f64| f.close / x - 1.0;
     let s = sub_scores(f);
