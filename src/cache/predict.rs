@@ -7,7 +7,7 @@
 //! per hour of the week ([`Slot::Hour`], 168 of them, UTC, Monday 00:00 = 0).
 //!
 //! Recent requests count more, through forward exponential decay: a request at time `t` adds
-//! `2^((t - epoch) / half_life)` ([`forward_weight`]). A request one half-life later adds
+//! `2^((t - epoch) / half_life)` ([`forward_weight_from`]). A request one half-life later adds
 //! twice as much, so the stored sums rank symbols exactly as exponentially decayed counts
 //! would. Weights grow with time, so they are kept in eras ([`ERA_HALF_LIVES`]): each era
 //! counts from its own start and has its own slots, and a prediction reads its era and the
@@ -38,7 +38,7 @@ use serde::{Deserialize, Serialize};
 /// Hours in a week: the number of hour slots.
 pub const HOURS_PER_WEEK: u16 = 168;
 
-/// The fixed epoch of [`forward_weight`], 2020-01-01T00:00:00Z, in Unix seconds.
+/// The fixed epoch eras count from, 2020-01-01T00:00:00Z, in Unix seconds.
 pub const EPOCH_UNIX_SECS: i64 = 1_577_836_800;
 
 /// Default half-life of a request's weight: a week.
@@ -51,7 +51,7 @@ pub const DEFAULT_HALF_LIFE: Duration = Duration::from_secs(7 * 24 * 3600);
 /// about 4.9 years; with a one-hour half-life, 10.7 days.
 pub const ERA_HALF_LIVES: i32 = 256;
 
-/// The epoch of [`forward_weight`].
+/// The epoch eras count from.
 pub fn epoch() -> DateTime<Utc> {
     DateTime::from_timestamp(EPOCH_UNIX_SECS, 0).expect("valid epoch")
 }
@@ -62,12 +62,7 @@ pub fn slot_of(at: DateTime<Utc>) -> u16 {
     (at.weekday().num_days_from_monday() * 24 + at.hour()) as u16
 }
 
-/// Weight of one request at `at`: `2^((at - epoch) / half_life)` from the fixed epoch.
-pub fn forward_weight(at: DateTime<Utc>, half_life: Duration) -> f64 {
-    forward_weight_from(epoch(), at, half_life)
-}
-
-/// [`forward_weight`] from another epoch (the one the weights were last rebased to).
+/// Weight of one request at `at`: `2^((at - epoch) / half_life)`.
 pub fn forward_weight_from(epoch: DateTime<Utc>, at: DateTime<Utc>, half_life: Duration) -> f64 {
     half_lives(epoch, at, half_life).exp2()
 }
@@ -110,9 +105,49 @@ pub fn slots_read(at: DateTime<Utc>, blend: &Blend) -> Vec<Slot> {
         .collect()
 }
 
+/// The stored `(era, slot)`s a prediction for `at` reads, in order: each of
+/// [`slots_read`] in `at`'s era, then in the era before.
+pub fn stored_slots(at: DateTime<Utc>, half_life: Duration, blend: &Blend) -> Vec<(i64, Slot)> {
+    let era = era_of(at, half_life);
+    slots_read(at, blend)
+        .into_iter()
+        .flat_map(|slot| [(era, slot), (era - 1, slot)])
+        .collect()
+}
+
+/// The top `n` symbols for the hour of `at` with their scores, from the contents of
+/// [`stored_slots`] in its order (each slot's two eras are merged here).
+pub fn predict_stored(
+    stored: Vec<Vec<(String, f64)>>,
+    at: DateTime<Utc>,
+    half_life: Duration,
+    n: usize,
+    blend: &Blend,
+) -> Vec<(String, f64)> {
+    predict_from(&merged(stored, at, blend), at, half_life, n, blend)
+}
+
+/// Each slot of [`slots_read`] with its two eras merged, from the contents of
+/// [`stored_slots`] in its order.
+fn merged(
+    stored: Vec<Vec<(String, f64)>>,
+    at: DateTime<Utc>,
+    blend: &Blend,
+) -> Vec<(Slot, Vec<(String, f64)>)> {
+    let mut stored = stored.into_iter();
+    slots_read(at, blend)
+        .into_iter()
+        .map(|slot| {
+            let current = stored.next().unwrap_or_default();
+            let previous = stored.next().unwrap_or_default();
+            (slot, merge_eras(current, previous))
+        })
+        .collect()
+}
+
 /// One slot as a prediction reads it: its weights in the current era plus those of the
 /// era before, brought into the current era's unit.
-pub fn merge_eras(current: Vec<(String, f64)>, previous: Vec<(String, f64)>) -> Vec<(String, f64)> {
+fn merge_eras(current: Vec<(String, f64)>, previous: Vec<(String, f64)>) -> Vec<(String, f64)> {
     if previous.is_empty() {
         return current;
     }
@@ -319,8 +354,8 @@ pub fn structure<S: AsRef<str>>(
 ///
 /// `global` is the global slot; `slots` holds the hour slots [`slot_weights`] names (others
 /// are ignored, missing ones count as empty). Pass whole slots: the structure test needs
-/// every symbol's weight. `unit` is the weight of one request at `at` with the epoch the
-/// weights were written with (`forward_weight(at, half_life)` unless rebased).
+/// every symbol's weight. `unit` is the weight of one request at `at` in the unit the
+/// weights are in (`stored_weight(at, half_life).1` for stored weights).
 pub fn rank<S: AsRef<str>>(
     global: &[(S, f64)],
     slots: &[(u16, &[(S, f64)])],
@@ -446,27 +481,22 @@ impl RequestModel {
         }
     }
 
-    pub fn half_life(&self) -> Duration {
-        self.half_life
-    }
-
     /// The stored weights of one slot of one era, in no particular order.
     pub fn slot(&self, era: i64, slot: Slot) -> Vec<(String, f64)> {
         self.weights.slot(era, slot)
     }
 
+    /// The contents of [`stored_slots`] for `at`.
+    fn stored(&self, at: DateTime<Utc>) -> Vec<Vec<(String, f64)>> {
+        stored_slots(at, self.half_life, &self.blend)
+            .into_iter()
+            .map(|(era, slot)| self.slot(era, slot))
+            .collect()
+    }
+
     /// The slots a prediction for `at` reads, eras merged.
     fn read(&self, at: DateTime<Utc>) -> Vec<(Slot, Vec<(String, f64)>)> {
-        let era = era_of(at, self.half_life);
-        slots_read(at, &self.blend)
-            .into_iter()
-            .map(|slot| {
-                (
-                    slot,
-                    merge_eras(self.slot(era, slot), self.slot(era - 1, slot)),
-                )
-            })
-            .collect()
+        merged(self.stored(at), at, &self.blend)
     }
 
     /// The structure weight of a prediction for the hour of `at` (see [`structure`]).
@@ -484,7 +514,7 @@ impl RequestModel {
 
     /// The top `n` symbols for the hour of `at`, with their scores.
     pub fn ranked(&self, at: DateTime<Utc>, n: usize) -> Vec<(String, f64)> {
-        predict_from(&self.read(at), at, self.half_life, n, &self.blend)
+        predict_stored(self.stored(at), at, self.half_life, n, &self.blend)
     }
 }
 
@@ -566,12 +596,13 @@ mod tests {
         let hl = Duration::from_secs(7 * 86_400);
         let t = utc(2024, 3, 1, 12, 0);
         let later = t + chrono::Duration::days(7);
-        let ratio = forward_weight(later, hl) / forward_weight(t, hl);
+        let ratio = forward_weight_from(epoch(), later, hl) / forward_weight_from(epoch(), t, hl);
         assert!((ratio - 2.0).abs() < 1e-12, "ratio {ratio}");
-        assert_eq!(forward_weight(epoch(), hl), 1.0);
+        assert_eq!(forward_weight_from(epoch(), epoch(), hl), 1.0);
         let day = Duration::from_secs(86_400);
         let t = epoch() + chrono::Duration::days(10);
-        let r = forward_weight(t + chrono::Duration::days(3), day) / forward_weight(t, day);
+        let r = forward_weight_from(epoch(), t + chrono::Duration::days(3), day)
+            / forward_weight_from(epoch(), t, day);
         assert!((r - 8.0).abs() < 1e-9, "ratio {r}");
     }
 

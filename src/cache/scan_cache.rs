@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
-use super::predict::{self, Blend, Slot, Weights};
+use super::predict::{self, Blend, Weights};
 use super::{
     codec, Cache, CacheError, Counts, Kind, KindCounts, MemoryInfo, SharedStats, SmartTtl, TtlRule,
 };
@@ -486,22 +486,9 @@ impl ScanCache {
     ) -> Result<Vec<(String, f64)>, CacheError> {
         self.flush_observed().await?;
         let (blend, half_life) = (Blend::default(), predict::DEFAULT_HALF_LIFE);
-        let era = predict::era_of(at, half_life);
-        let slots = predict::slots_read(at, &blend);
-        let wanted: Vec<(i64, Slot)> = slots
-            .iter()
-            .flat_map(|slot| [(era, *slot), (era - 1, *slot)])
-            .collect();
-        let mut got = self.backend.request_slots(&wanted).await?.into_iter();
-        let read: Vec<(Slot, Vec<(String, f64)>)> = slots
-            .into_iter()
-            .map(|slot| {
-                let current = got.next().unwrap_or_default();
-                let previous = got.next().unwrap_or_default();
-                (slot, predict::merge_eras(current, previous))
-            })
-            .collect();
-        Ok(predict::predict_from(&read, at, half_life, n, &blend))
+        let wanted = predict::stored_slots(at, half_life, &blend);
+        let stored = self.backend.request_slots(&wanted).await?;
+        Ok(predict::predict_stored(stored, at, half_life, n, &blend))
     }
 
     /// Keeps the symbols' latest dollar volumes (the warmer ranks by them after requests);
@@ -890,6 +877,7 @@ fn cumulative(buckets: &[(i64, u64, u64)]) -> Vec<HitSample> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::predict::Slot;
     use crate::cache::{MemoryCache, SystemClock};
     use async_trait::async_trait;
     use std::sync::atomic::AtomicBool;
