@@ -11,7 +11,7 @@
 //! twice as much, so the stored sums rank symbols exactly as exponentially decayed counts
 //! would. Weights grow with time, so they are kept in eras ([`ERA_HALF_LIVES`]): each era
 //! counts from its own start and has its own slots, and a prediction reads its era and the
-//! one before ([`merge_eras`]). Nothing stored is ever rewritten, and no weight nears
+//! one before ([`stored_slots`]). Nothing stored is ever rewritten, and no weight nears
 //! f64's limit.
 //!
 //! A prediction for one hour ([`rank`]) compares two estimates of each symbol's decayed
