@@ -16,6 +16,8 @@ pub enum ErrorCode {
     WorkersUnavailable,
     QueueUnavailable,
     CacheUnavailable,
+    /// The alpha model could not be served: alphas are neutral.
+    MlUnavailable,
     Internal,
     /// No scan with this id (live or in the history).
     ScanNotFound,
@@ -54,6 +56,7 @@ impl ErrorCode {
             ErrorCode::WorkersUnavailable => "WORKERS_UNAVAILABLE",
             ErrorCode::QueueUnavailable => "QUEUE_UNAVAILABLE",
             ErrorCode::CacheUnavailable => "CACHE_UNAVAILABLE",
+            ErrorCode::MlUnavailable => "ML_UNAVAILABLE",
             ErrorCode::Internal => "INTERNAL",
             ErrorCode::ScanNotFound => "SCAN_NOT_FOUND",
             ErrorCode::ScanNotFinished => "SCAN_NOT_FINISHED",
@@ -95,6 +98,7 @@ impl ErrorCode {
             | ErrorCode::WorkersUnavailable
             | ErrorCode::QueueUnavailable
             | ErrorCode::CacheUnavailable
+            | ErrorCode::MlUnavailable
             | ErrorCode::ScanSuperseded
             | ErrorCode::RateLimited => 3,
             ErrorCode::Internal => 1,
@@ -124,7 +128,8 @@ impl ErrorCode {
             ErrorCode::DataProviderUnavailable
             | ErrorCode::WorkersUnavailable
             | ErrorCode::QueueUnavailable
-            | ErrorCode::CacheUnavailable => 503,
+            | ErrorCode::CacheUnavailable
+            | ErrorCode::MlUnavailable => 503,
         }
     }
 

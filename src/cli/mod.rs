@@ -7,6 +7,7 @@
 mod cache;
 mod cluster;
 mod indicators;
+mod ml;
 mod output;
 pub mod say;
 mod scan;
@@ -60,6 +61,8 @@ pub enum Command {
     Cluster(cluster::ClusterArgs),
     /// Run the coordinator, local workers and the HTTP control plane.
     Serve(serve::ServeArgs),
+    /// The alpha model: `technic ml train --data SOURCE` trains and validates one.
+    Ml(ml::MlArgs),
     /// Print a shell completion script, e.g. `technic completions bash > /etc/bash_completion.d/technic`.
     Completions {
         #[arg(value_enum)]
@@ -89,6 +92,7 @@ pub async fn run(cli: Cli, settings: Settings) -> i32 {
         Command::Worker(args) => worker::run(&args, &settings).await,
         Command::Cluster(args) => cluster::run(&args, &settings).await,
         Command::Serve(args) => serve::run(args, settings).await,
+        Command::Ml(args) => ml::run(&args, &settings).await,
         Command::Completions { shell } => completions(shell),
     };
     match result {

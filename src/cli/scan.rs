@@ -81,6 +81,13 @@ pub struct ScanArgs {
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Serve this alpha model (`technic ml train` writes one; default ml.model): results
+    /// gain alpha_5d, alpha_10d and the blended score.
+    #[arg(long, value_name = "FILE")]
+    pub model: Option<PathBuf>,
+    /// Serve the model even though it was not accepted.
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub node: NodeArgs,
 }
@@ -181,6 +188,12 @@ fn plan(args: &ScanArgs, settings: &Settings) -> Result<Plan, UserError> {
 
 pub async fn run(args: ScanArgs, settings: &Settings) -> Result<i32, UserError> {
     let plan = plan(&args, settings)?;
+    let mut settings = settings.clone();
+    if let Some(model) = &args.model {
+        settings.ml.model = model.display().to_string();
+    }
+    settings.ml.force |= args.force;
+    let settings = &settings;
     let mut node = plan
         .node
         .start(
@@ -339,10 +352,13 @@ fn summary(report: &ScanReport) {
     );
 }
 
+/// The result table; with alphas (a model served the scan) three more columns: the
+/// predicted 5- and 10-day returns in percent and the blended score.
 fn table(report: &ScanReport, rows: usize) -> Table {
+    let alphas = report.model.is_some();
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED);
-    t.set_header([
+    let mut header = vec![
         "#",
         "Symbol",
         "Sector",
@@ -362,7 +378,11 @@ fn table(report: &ScanReport, rows: usize) -> Table {
         "Stop",
         "Target",
         "Size",
-    ]);
+    ];
+    if alphas {
+        header.extend(["α5d%", "α10d%", "Score"]);
+    }
+    t.set_header(header);
     let f2 = |x: f64| {
         if x.is_finite() {
             format!("{x:.2}")
@@ -372,7 +392,7 @@ fn table(report: &ScanReport, rows: usize) -> Table {
     };
     for (i, r) in report.results.iter().take(rows).enumerate() {
         let right = |s: String| Cell::new(s).set_alignment(CellAlignment::Right);
-        t.add_row(vec![
+        let mut row = vec![
             right((i + 1).to_string()),
             Cell::new(&r.symbol),
             Cell::new(&r.sector),
@@ -392,7 +412,15 @@ fn table(report: &ScanReport, rows: usize) -> Table {
             right(f2(r.stop)),
             right(f2(r.target)),
             right(r.position_size.to_string()),
-        ]);
+        ];
+        if alphas {
+            row.extend([
+                right(format!("{:.2}", r.alpha_5d * 100.0)),
+                right(format!("{:.2}", r.alpha_10d * 100.0)),
+                right(f2(r.score)),
+            ]);
+        }
+        t.add_row(row);
     }
     t
 }
@@ -418,6 +446,9 @@ fn summary_line(r: &ScanReport) -> String {
         cache,
         status
     );
+    if let Some(m) = &r.model {
+        line.push_str(&format!(" · alphas by model {m}"));
+    }
     if let Some(c) = &r.from_cache {
         line.push_str(&format!(
             " · answered from the scan cache (scan {}, {})",

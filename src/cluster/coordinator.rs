@@ -2,7 +2,7 @@
 //! onto the work queue, aggregates worker reports (idempotently, by symbol), publishes
 //! progress, ranks, and hands back the report. Handles cancel and lost workers.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,7 +14,7 @@ use tracing::{info, warn};
 
 use super::book::{universe_key, ScanRecord, Takeover};
 use super::error::ScanError;
-use super::pipeline::{ShardReport, SymbolOutcome};
+use super::pipeline::{MlReport, ShardReport, SymbolOutcome};
 use super::progress::{analyzing, thousands, Progress, Stage};
 use super::queue::WorkQueue;
 use super::registry::{live_workers, NodeRegistry};
@@ -25,8 +25,10 @@ use super::transport::ResultsFeed;
 use crate::cache::CacheReport;
 use crate::data::{DataError, MarketData};
 use crate::market::UniverseEntry;
+use crate::ml::model::Refusal;
 use crate::scan::{
-    rank, Failure, FilterReason, ScanConfig, ScanReport, ScanStatus, Stages, Timing,
+    blend, neutral_alphas, rank, Failure, FilterReason, ScanConfig, ScanReport, ScanStatus, Stages,
+    Timing,
 };
 use crate::telemetry::{metrics, OutcomeLabel};
 
@@ -240,6 +242,8 @@ pub struct CoordinatorArgs {
     pub max_universe_size: usize,
     /// Where the universe is cached (`meta`).
     pub cache: Option<Arc<crate::cache::ScanCache>>,
+    /// Weight of the alpha z-score in the blended score (`ml.blend_weight`).
+    pub blend_weight: f64,
 }
 
 pub struct Coordinator;
@@ -263,8 +267,46 @@ struct ActiveScan {
     stages: Stages,
     /// Cache lookups/hits summed over shards; `None` while no shard used a cache.
     cache: Option<CacheReport>,
+    /// How the shards' alphas came about.
+    ml: MlSummary,
     progress: watch::Sender<Progress>,
     report: Option<oneshot::Sender<Result<ScanReport, ScanError>>>,
+}
+
+/// The alphas of a scan's shards: the model versions that served them and the first
+/// reason one could not.
+#[derive(Default)]
+struct MlSummary {
+    versions: BTreeSet<String>,
+    unavailable: Option<Refusal>,
+}
+
+impl MlSummary {
+    fn record(&mut self, report: MlReport) {
+        self.versions.extend(report.version);
+        if self.unavailable.is_none() {
+            self.unavailable = report.unavailable;
+        }
+    }
+
+    /// The one model that served every shard, or the warning why the scan's alphas are
+    /// neutral; `Ok(None)` when no shard served a model.
+    fn outcome(&self) -> Result<Option<String>, ScanError> {
+        if let Some(r) = &self.unavailable {
+            return Err(ScanError::ml_unavailable(&r.message, r.suggestions.clone()));
+        }
+        match self.versions.len() {
+            0 => Ok(None),
+            1 => Ok(self.versions.first().cloned()),
+            _ => Err(ScanError::ml_unavailable(
+                &format!(
+                    "the nodes served different alpha models ({}): alphas of different models do not compare",
+                    self.versions.iter().cloned().collect::<Vec<_>>().join(", ")
+                ),
+                vec!["serve one model on every node: `technic ml publish --redis URL FILE`".into()],
+            )),
+        }
+    }
 }
 
 static SCAN_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -327,6 +369,9 @@ impl ActiveScan {
             acc.lookups += c.lookups;
             acc.hits += c.hits;
             acc.unavailable |= c.unavailable;
+        }
+        if let Some(ml) = report.ml {
+            self.ml.record(ml);
         }
         let mut fresh = 0;
         for (symbol, outcome) in report.outcomes {
@@ -402,7 +447,7 @@ impl ActiveScan {
         metrics().active_scans.dec();
     }
 
-    fn finish(mut self, id: &str, status: ScanStatus) {
+    fn finish(mut self, id: &str, status: ScanStatus, blend_weight: f64) {
         self.publish(id, Stage::Ranking, "Ranking".into());
         let t = Instant::now();
         let mut results = Vec::new();
@@ -427,10 +472,23 @@ impl ActiveScan {
         }
         failures.sort_by(|a, b| a.symbol.cmp(&b.symbol));
         let scanned = results.len() + filtered.values().sum::<usize>();
+        let mut warnings = Vec::new();
+        let model = match self.ml.outcome() {
+            Ok(Some(version)) => {
+                blend(&mut results, blend_weight);
+                Some(version)
+            }
+            Ok(None) => None,
+            Err(w) => {
+                warn!(scan_id = id, reason = %w.message, "scan ran with neutral alphas");
+                neutral_alphas(&mut results);
+                warnings.push(w);
+                None
+            }
+        };
         rank(&mut results, &self.config);
         self.stages.rank = t.elapsed().as_secs_f64();
         let total_seconds = self.started.elapsed().as_secs_f64();
-        let mut warnings = Vec::new();
         if self.cache.is_some_and(|c| c.unavailable) {
             warn!(scan_id = id, "scan ran with the cache unavailable");
             warnings.push(ScanError::cache_unavailable());
@@ -446,6 +504,7 @@ impl ActiveScan {
             warnings,
             nodes: std::mem::take(&mut self.per_node),
             from_cache: None,
+            model,
             timing: Timing {
                 total_seconds,
                 symbols_per_second: if total_seconds > 0.0 {
@@ -577,7 +636,7 @@ impl Actor for Coordinator {
                 state.args.queue.cancel(&id).await;
                 if let Some(scan) = state.end(&id) {
                     info!(scan_id = %id, "scan cancelled");
-                    scan.finish(&id, ScanStatus::Cancelled);
+                    scan.finish(&id, ScanStatus::Cancelled, state.args.blend_weight);
                 }
             }
             CoordinatorMsg::WorkersLost(reason) => {
@@ -641,6 +700,7 @@ fn open(
         per_node: BTreeMap::new(),
         stages: Stages::default(),
         cache: None,
+        ml: MlSummary::default(),
         progress: progress_tx,
         report: Some(report_tx),
     };
@@ -833,7 +893,7 @@ fn finish_if_complete(state: &mut CoordinatorState, id: &str) {
         .is_some_and(|s| s.total > 0 && s.outcomes.len() >= s.total)
     {
         if let Some(scan) = state.end(id) {
-            scan.finish(id, ScanStatus::Completed);
+            scan.finish(id, ScanStatus::Completed, state.args.blend_weight);
         }
     }
 }

@@ -99,6 +99,15 @@ impl UserError {
         )
     }
 
+    /// The scan's alphas are neutral: `message` says why.
+    pub fn ml_unavailable(message: &str, suggestions: Vec<String>) -> Self {
+        UserError::new(
+            ErrorCode::MlUnavailable,
+            format!("the alpha model was not served, so every alpha is neutral (0) and score is TechRating: {message}"),
+            suggestions,
+        )
+    }
+
     pub fn internal(message: &str) -> Self {
         UserError::new(
             ErrorCode::Internal,

@@ -111,6 +111,9 @@ pub struct LocalCluster {
     provider: Arc<dyn MarketData>,
     /// Whether reports are cached and answered (`cache.scan_results`).
     scan_results: bool,
+    /// The alpha model version this node serves (`unavailable` for one it cannot), a part
+    /// of the scan-result key: a report with other alphas is another answer.
+    model: Option<String>,
     /// Cached reports this process holds decoded.
     memo: Arc<result_cache::ReportMemo>,
     /// The cluster's own scope (results feed, node heartbeat); a child of the caller's.
@@ -180,6 +183,7 @@ impl LocalCluster {
         } else {
             workers
         };
+        let ml = crate::ml::serve::Serving::from_settings(&settings.ml);
         let registry = link.as_ref().map(|l| Arc::clone(&l.registry));
         let feed = link
             .as_ref()
@@ -196,6 +200,7 @@ impl LocalCluster {
                 max_shard_size: settings.cluster.shard_size,
                 max_universe_size: settings.scan.max_universe_size,
                 cache: cache.clone(),
+                blend_weight: settings.ml.blend_weight,
             },
         )
         .await
@@ -214,6 +219,7 @@ impl LocalCluster {
                 provider: Arc::clone(&provider),
                 reporter,
                 cache: cache.clone(),
+                ml: ml.clone(),
                 stats: Arc::default(),
             };
             Some(WorkerNode::start(settings, ctx, workers, link.as_ref(), &shutdown).await?)
@@ -231,6 +237,9 @@ impl LocalCluster {
             cache,
             provider,
             scan_results: settings.cache.scan_results,
+            model: ml
+                .as_deref()
+                .map(|m| m.version().unwrap_or("unavailable").to_string()),
             memo: Arc::default(),
             shutdown,
         })
@@ -265,7 +274,9 @@ impl LocalCluster {
     /// cached when it ends.
     pub async fn submit(&self, config: ScanConfig) -> Result<ScanHandle, ScanError> {
         let scan_key = match &self.cache {
-            Some(_) if self.scan_results => ScanKey::of(&self.provider, &config, &self.memo).await,
+            Some(_) if self.scan_results => {
+                ScanKey::of(&self.provider, &config, self.model.as_deref(), &self.memo).await
+            }
             _ => None,
         };
         let answer = match (&self.cache, &scan_key) {

@@ -15,6 +15,9 @@ use crate::cache::{CacheReport, Kind};
 use crate::data::MarketData;
 use crate::data::{BarRange, DataError};
 use crate::market::{Bars, Origin, UniverseEntry};
+use crate::ml::features::{self, COUNT};
+use crate::ml::model::Refusal;
+use crate::ml::serve::Serving;
 use crate::scan::{
     compute_features, score, Evaluation, Failure, FilterReason, ScanConfig, ScanResult,
     SymbolFeatures, FEATURES_VERSION,
@@ -28,6 +31,8 @@ pub struct PipelineContext {
     pub provider: Arc<dyn MarketData>,
     pub cache: Option<Arc<ScanCache>>,
     pub queue: Option<Arc<dyn WorkQueue>>,
+    /// The alpha model this node serves; `None`: none configured (no alphas).
+    pub ml: Option<Arc<Serving>>,
 }
 
 /// Whether a shard reads the cache first, or reloads from the provider and overwrites.
@@ -61,6 +66,21 @@ pub struct ShardReport {
     /// Symbols the provider loaded through its bulk path / from a fallback source.
     pub bulk_symbols: usize,
     pub fallback_symbols: usize,
+    /// The alphas of this shard; `None` when the node serves no model.
+    #[serde(default)]
+    pub ml: Option<MlReport>,
+}
+
+/// How a shard's alphas came about.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MlReport {
+    /// The model version that served them; `None` when none could (neutral alphas).
+    pub version: Option<String>,
+    /// Why the alphas are neutral.
+    pub unavailable: Option<Refusal>,
+    /// Results whose alphas were predicted here / read from the cache.
+    pub predicted: usize,
+    pub cached: usize,
 }
 
 /// Loads and evaluates one shard. With a cache: features first (a hit skips bars and
@@ -73,8 +93,9 @@ pub async fn process_shard(ctx: &PipelineContext, shard: &Shard, mode: CacheMode
     let readable = ctx.cache.as_deref().filter(|_| mode == CacheMode::Use);
     let mut stats = CacheReport::default();
 
+    let model = ctx.ml.as_deref().and_then(Serving::version);
     let t0 = Instant::now();
-    let features = cached_features(readable, &keys, &symbols, &mut stats).await;
+    let (features, alphas) = cached_features(readable, &keys, &symbols, model, &mut stats).await;
     let mut bars = cached_bars(readable, &keys, &symbols, &features, &mut stats).await;
     let loaded = provider_load(ctx, shard, &symbols, &features, &mut bars.bars).await;
     stats.hits = (0..symbols.len())
@@ -83,7 +104,7 @@ pub async fn process_shard(ctx: &PipelineContext, shard: &Shard, mode: CacheMode
     let fetch_seconds = t0.elapsed().as_secs_f64();
 
     let t1 = Instant::now();
-    let computed = compute(ctx, shard, features, bars.bars).await;
+    let computed = compute(ctx, shard, features, bars.bars, alphas).await;
     let compute_seconds = t1.elapsed().as_secs_f64();
 
     if let Some(cache) = ctx.cache.as_deref() {
@@ -99,6 +120,7 @@ pub async fn process_shard(ctx: &PipelineContext, shard: &Shard, mode: CacheMode
         cache: ctx.cache.as_ref().map(|_| stats),
         bulk_symbols: loaded.bulk,
         fallback_symbols: loaded.fallback,
+        ml: computed.ml,
     }
 }
 
@@ -117,34 +139,57 @@ struct Loaded {
 }
 
 /// What compute produced: the outcome of each symbol not cancelled, the features computed
-/// fresh (by entry index) and the bars they were computed from.
+/// fresh (by entry index) and the bars they were computed from, the alphas predicted
+/// here (by entry index) and how the alphas came about.
 struct Computed {
     outcomes: Vec<(String, SymbolOutcome)>,
     fresh: Vec<(usize, SymbolFeatures)>,
     bars: Vec<Option<Result<Bars, DataError>>>,
+    fresh_alphas: Vec<(usize, Alphas)>,
+    ml: Option<MlReport>,
 }
 
-/// Stage 1: cached features, one per symbol (`None`: a miss, or no readable cache).
+/// A symbol's alphas as cached: the date of the bar they were predicted at (a cached
+/// entry for another bar is stale) and one alpha per model horizon.
+type Alphas = (chrono::NaiveDate, Vec<f64>);
+
+/// A cached entry per symbol, `None` where there is none.
+type Cached<T> = Vec<Option<T>>;
+
+/// Stage 1: cached features and, with a `model` version, cached alphas, one per symbol
+/// (`None`: a miss, or no readable cache).
 async fn cached_features(
     cache: Option<&ScanCache>,
     keys: &CacheKeys,
     symbols: &[String],
+    model: Option<&str>,
     stats: &mut CacheReport,
-) -> Vec<Option<SymbolFeatures>> {
+) -> (Cached<SymbolFeatures>, Cached<Alphas>) {
     let Some(cache) = cache else {
-        return vec![None; symbols.len()];
+        return (vec![None; symbols.len()], vec![None; symbols.len()]);
     };
-    // Recording the request (counts, recency, the request model) rides along with the
-    // lookup rather than before it: the two are independent.
+    // Recording the request (counts, recency, the request model) and reading the alphas
+    // ride along with the features lookup rather than before or after it: all three are
+    // independent.
     let variant = keys.variant();
     let feature_keys = keys.all(Kind::Features, symbols);
-    let ((), (got, available)) = tokio::join!(
+    let alphas = async {
+        match model {
+            Some(version) => {
+                let keys: Vec<String> = symbols.iter().map(|s| keys.alpha(s, version)).collect();
+                cache.get(Kind::Ml, &keys).await
+            }
+            None => (vec![None; symbols.len()], true),
+        }
+    };
+    let ((), (got, available), (alphas, alphas_available)) = tokio::join!(
         cache.record_requests(symbols, &variant),
-        cache.get(Kind::Features, &feature_keys)
+        cache.get(Kind::Features, &feature_keys),
+        alphas
     );
     stats.lookups = symbols.len() as u64;
-    stats.unavailable |= !available;
-    got
+    stats.unavailable |= !available || !alphas_available;
+    (got, alphas)
 }
 
 /// Stage 2: cached bars for the symbols without cached features.
@@ -211,20 +256,24 @@ async fn provider_load(
     counts
 }
 
-/// Stage 4: computes what is missing and scores everything, on rayon. A symbol reached
-/// after its scan was cancelled gets no outcome.
+/// Stage 4: computes what is missing and scores everything, on rayon, then the alphas of
+/// the results (see [`serve_alphas`]). A symbol reached after its scan was cancelled gets
+/// no outcome.
 async fn compute(
     ctx: &PipelineContext,
     shard: &Shard,
-    features: Vec<Option<SymbolFeatures>>,
+    features: Cached<SymbolFeatures>,
     bars: Vec<Option<Result<Bars, DataError>>>,
+    alphas: Cached<Alphas>,
 ) -> Computed {
     let entries = shard.entries.clone();
     let queue = ctx.queue.clone();
     let scan_id = shard.scan_id.clone();
     let epoch = shard.epoch;
     let cfg = Arc::clone(&shard.config);
+    let ml = ctx.ml.clone();
     crate::cpu::run(move || {
+        let with_inputs = ml.is_some();
         let per_symbol: Vec<_> = entries
             .par_iter()
             .zip(features.into_par_iter())
@@ -236,36 +285,125 @@ async fn compute(
                 {
                     return None;
                 }
-                Some(evaluate(entry, cached, bars, &cfg))
+                Some(evaluate(entry, cached, bars, &cfg, with_inputs))
             })
             .collect();
         let mut outcomes = Vec::with_capacity(per_symbol.len());
         let mut fresh = Vec::new();
+        let mut inputs = Vec::new();
         for (i, item) in per_symbol.into_iter().enumerate() {
-            if let Some((outcome, sf)) = item {
-                outcomes.push(outcome);
-                if let Some(sf) = sf {
+            if let Some(e) = item {
+                if let Some(x) = e.inputs {
+                    inputs.push((i, outcomes.len(), x));
+                }
+                outcomes.push(e.outcome);
+                if let Some(sf) = e.computed {
                     fresh.push((i, sf));
                 }
             }
         }
-        Computed {
+        let mut computed = Computed {
             outcomes,
             fresh,
             bars,
+            fresh_alphas: Vec::new(),
+            ml: None,
+        };
+        if let Some(serving) = ml {
+            serve_alphas(&serving, &mut computed, &inputs, alphas);
         }
+        computed
     })
     .await
 }
 
-/// One symbol's outcome from its cached features or its bars, and the features when they
-/// were computed here (to be written back).
+/// The alphas of the passed results: read from the cache where it had them, the rest
+/// predicted in one batch. When the model cannot be served or predicting fails, every
+/// alpha stays neutral (0) and the report says why.
+fn serve_alphas(
+    serving: &Serving,
+    computed: &mut Computed,
+    inputs: &[(usize, usize, [f64; COUNT])],
+    mut cached: Cached<Alphas>,
+) {
+    let served = match serving {
+        Serving::Ready(s) => s,
+        Serving::Unavailable(r) => {
+            computed.ml = Some(MlReport {
+                unavailable: Some(r.clone()),
+                ..MlReport::default()
+            });
+            return;
+        }
+    };
+    let horizons = served.model.horizons.len();
+    let as_of = |outcome: usize| match &computed.outcomes[outcome].1 {
+        SymbolOutcome::Passed(r) => Some(r.as_of),
+        _ => None,
+    };
+    let mut alphas: Vec<(usize, Vec<f64>)> = Vec::with_capacity(inputs.len());
+    let mut missing = Vec::new();
+    for &(entry, outcome, x) in inputs {
+        let fits = |(date, a): &Alphas| a.len() == horizons && Some(*date) == as_of(outcome);
+        match cached[entry].take().filter(fits) {
+            Some((_, a)) => alphas.push((outcome, a)),
+            None => missing.push((entry, outcome, x)),
+        }
+    }
+    let cached_count = alphas.len();
+    let rows: Vec<[f64; COUNT]> = missing.iter().map(|m| m.2).collect();
+    let predicted = match served.alphas(&rows) {
+        Ok(p) => p,
+        Err(r) => {
+            computed.ml = Some(MlReport {
+                unavailable: Some(r),
+                ..MlReport::default()
+            });
+            return;
+        }
+    };
+    for ((entry, outcome, _), a) in missing.iter().zip(predicted) {
+        if let Some(date) = as_of(*outcome) {
+            computed.fresh_alphas.push((*entry, (date, a.clone())));
+        }
+        alphas.push((*outcome, a));
+    }
+    for (outcome, a) in alphas {
+        if let (_, SymbolOutcome::Passed(r)) = &mut computed.outcomes[outcome] {
+            for (h, value) in served.model.horizons.iter().zip(a) {
+                match h.horizon {
+                    5 => r.alpha_5d = value,
+                    10 => r.alpha_10d = value,
+                    _ => {}
+                }
+            }
+        }
+    }
+    computed.ml = Some(MlReport {
+        version: Some(served.version.clone()),
+        unavailable: None,
+        predicted: missing.len(),
+        cached: cached_count,
+    });
+}
+
+/// One symbol's evaluation.
+struct Evaluated {
+    outcome: (String, SymbolOutcome),
+    /// The features, when they were computed here (to be written back).
+    computed: Option<SymbolFeatures>,
+    /// A passed result's model inputs, when asked for.
+    inputs: Option<[f64; COUNT]>,
+}
+
+/// One symbol's outcome from its cached features or its bars.
 fn evaluate(
     entry: &UniverseEntry,
     cached: Option<SymbolFeatures>,
     bars: &Option<Result<Bars, DataError>>,
     cfg: &ScanConfig,
-) -> ((String, SymbolOutcome), Option<SymbolFeatures>) {
+    with_inputs: bool,
+) -> Evaluated {
     let (sf, fresh) = match (cached, bars) {
         (Some(sf), _) => (Ok(Some(sf)), false),
         (None, Some(Ok(b))) => (Ok(compute_features(b.view())), true),
@@ -293,15 +431,25 @@ fn evaluate(
             message: format!("{e}; {}", e.suggestion()),
         }),
     };
+    let inputs = match (&sf, &outcome) {
+        (Ok(Some(sf)), SymbolOutcome::Passed(_)) if with_inputs => {
+            Some(features::vector(&sf.features))
+        }
+        _ => None,
+    };
     let computed = match sf {
         Ok(Some(sf)) if fresh => Some(sf),
         _ => None,
     };
-    ((entry.symbol.clone(), outcome), computed)
+    Evaluated {
+        outcome: (entry.symbol.clone(), outcome),
+        computed,
+        inputs,
+    }
 }
 
-/// Stage 5: writes back fresh features, and the bars they came from when those were
-/// fetched (not read from the cache).
+/// Stage 5: writes back fresh features, the bars they came from when those were fetched
+/// (not read from the cache), and the alphas predicted here.
 async fn write_back(
     cache: &ScanCache,
     keys: &CacheKeys,
@@ -310,6 +458,14 @@ async fn write_back(
     cached_bars: &[bool],
     stats: &mut CacheReport,
 ) {
+    if let Some(version) = computed.ml.as_ref().and_then(|m| m.version.as_deref()) {
+        let items: Vec<_> = computed
+            .fresh_alphas
+            .iter()
+            .map(|(i, a)| (keys.alpha(&symbols[*i], version), a, None, Some(a.0)))
+            .collect();
+        stats.unavailable |= !cache.put(Kind::Ml, &items).await;
+    }
     if computed.fresh.is_empty() {
         return;
     }
@@ -393,6 +549,14 @@ impl CacheKeys {
                 self.namespace, self.as_of, self.lookback
             )),
         }
+    }
+
+    /// The key of a symbol's alphas by model `version`.
+    fn alpha(&self, symbol: &str, version: &str) -> String {
+        Kind::Ml.key(&format!(
+            "{}:{symbol}:{}:{}:m{version}",
+            self.namespace, self.as_of, self.lookback
+        ))
     }
 
     fn all(&self, kind: Kind, symbols: &[String]) -> Vec<String> {

@@ -2,8 +2,8 @@
 //! provider's universe with its metadata (the `meta` kind), both keyed on the provider's
 //! [`data_version`](MarketData::data_version) so new data never meets an old answer.
 //!
-//! A scan's key hashes the provider's namespace, the data version and the config as JSON:
-//! another config or another version is another key. A report is stored only when it is
+//! A scan's key hashes the provider's namespace, the data version, the config as JSON and
+//! the alpha model the node serves: another config, data version or model is another key. A report is stored only when it is
 //! the data's whole answer: completed, without warnings, without a fallback source, and
 //! with no failure but the data's own (`DATA_NOT_FOUND`, `DATA_INVALID`); and only when the
 //! data version at the end is the one the scan started on. Reports are stored as JSON (the
@@ -34,6 +34,8 @@ const DATA_FAILURES: [&str; 2] = ["DATA_NOT_FOUND", "DATA_INVALID"];
 pub struct ScanKey {
     key: String,
     version: String,
+    /// The alpha model version the key was made for.
+    model: Option<String>,
     provider: Arc<dyn MarketData>,
     memo: Arc<ReportMemo>,
 }
@@ -63,18 +65,23 @@ impl ScanKey {
     pub async fn of(
         provider: &Arc<dyn MarketData>,
         config: &ScanConfig,
+        model: Option<&str>,
         memo: &Arc<ReportMemo>,
     ) -> Option<ScanKey> {
         let version = provider.data_version().await?;
         let config = serde_json::to_vec(config).ok()?;
-        let hash = Fnv::default()
-            .part(provider.cache_namespace().as_bytes())
+        let mut hash = Fnv::default();
+        hash.part(provider.cache_namespace().as_bytes())
             .part(version.as_bytes())
-            .part(&config)
-            .finish();
+            .part(&config);
+        if let Some(model) = model {
+            hash.part(b"model").part(model.as_bytes());
+        }
+        let hash = hash.finish();
         Some(ScanKey {
             key: Kind::Scan.key(&format!("{hash:016x}")),
             version,
+            model: model.map(String::from),
             provider: Arc::clone(provider),
             memo: Arc::clone(memo),
         })
@@ -136,6 +143,7 @@ impl ScanKey {
     /// while it was computed.
     pub async fn store(&self, cache: &ScanCache, report: &ScanReport) {
         if !is_whole_answer(report)
+            || report.model != self.model
             || self.provider.data_version().await.as_deref() != Some(self.version.as_str())
         {
             return;

@@ -29,6 +29,8 @@ pub struct WorkerContext {
     pub provider: Arc<dyn MarketData>,
     pub reporter: Arc<dyn Reporter>,
     pub cache: Option<Arc<ScanCache>>,
+    /// The alpha model the node serves; `None`: none configured.
+    pub ml: Option<Arc<crate::ml::serve::Serving>>,
     pub stats: Arc<NodeStats>,
 }
 
@@ -49,6 +51,7 @@ impl WorkerContext {
             provider: Arc::clone(&self.provider),
             cache: self.cache.clone(),
             queue: Some(Arc::clone(&self.queue)),
+            ml: self.ml.clone(),
         }
     }
 }

@@ -15,7 +15,7 @@ mod targets;
 mod validate;
 
 pub use targets::{CacheTarget, InvalidCacheUrl, MarketHours, TtlSettings, TTL_SECS_MAX};
-pub use validate::{log_filter_problems, scoring_problems};
+pub use validate::{horizon_problems, log_filter_problems, scoring_problems};
 
 /// The embedded defaults, also the reference documentation of every setting.
 pub const DEFAULT_TOML: &str = include_str!("../../configs/default.toml");
@@ -29,6 +29,42 @@ pub struct Settings {
     pub cache: CacheSettings,
     pub log: LogSettings,
     pub api: ApiSettings,
+    pub ml: MlSettings,
+}
+
+/// `[ml]`: the alpha model, how it is trained and how it is served.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MlSettings {
+    /// The model file a scan serves; empty: none (no alphas, `score` = TechRating).
+    pub model: String,
+    /// Serve a model that was not accepted.
+    pub force: bool,
+    /// Weight of the alpha z-score in the blended `score` (0..=1).
+    pub blend_weight: f64,
+    /// The holdout t-statistic of the daily Rank ICs a model needs to be accepted.
+    pub min_t_stat: f64,
+    pub horizons: Vec<usize>,
+    /// Bars per symbol a training run loads.
+    pub history_days: usize,
+    pub holdout_days: usize,
+    /// Dates between training and holdout (raised to the longest horizon).
+    pub embargo_days: usize,
+    pub architecture: Architecture,
+    pub hidden: usize,
+    pub epochs: usize,
+    pub learning_rate: f64,
+    pub seed: u64,
+}
+
+/// The network an alpha model fits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Architecture {
+    /// A weighted sum of the inputs.
+    Linear,
+    /// One hidden ReLU layer (`ml.hidden` units).
+    Mlp,
 }
 
 /// `[api]`: the HTTP control plane of `technic serve`.
@@ -193,6 +229,10 @@ pub struct SyntheticSettings {
     /// provider's module doc).
     #[serde(default)]
     pub alpha_strength: f64,
+    /// Scale (0..=2) of the drift of the trend regimes; 1 is the default market, 0 a
+    /// martingale (see the synthetic provider's module doc).
+    #[serde(default = "one")]
+    pub trend_strength: f64,
     pub poison_symbols: Vec<String>,
 }
 
@@ -231,6 +271,10 @@ pub struct ClusterSettings {
     /// assembly fills it in at start-up (`localhost` until then).
     #[serde(skip, default = "localhost")]
     pub host: String,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 fn localhost() -> String {
@@ -325,6 +369,7 @@ impl Settings {
                 .with_list_parse_key("data.fallback")
                 .with_list_parse_key("data.polygon.symbols")
                 .with_list_parse_key("cache.warm.symbols")
+                .with_list_parse_key("ml.horizons")
                 .source(Some(technic_env)),
         );
         let mut settings: Settings = builder

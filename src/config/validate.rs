@@ -4,7 +4,7 @@
 use crate::market::short_number;
 
 use super::{
-    ApiSettings, CacheSettings, ClusterSettings, DataSettings, ScanSettings, Settings,
+    ApiSettings, CacheSettings, ClusterSettings, DataSettings, MlSettings, ScanSettings, Settings,
     SettingsError, WeightSettings,
 };
 
@@ -15,6 +15,7 @@ pub(super) fn all(s: &Settings) -> Result<(), SettingsError> {
     scan(&s.scan, &mut p);
     api(&s.api, &mut p);
     cache(&s.cache, &mut p);
+    ml(&s.ml, &mut p);
     p.extend(log_filter_problems("log.level", &s.log.level));
     if p.is_empty() {
         Ok(())
@@ -138,6 +139,12 @@ fn data(d: &DataSettings, p: &mut Vec<String>) {
     if !(0.0..=1.0).contains(&rate) {
         p.push(format!(
             "data.synthetic.failure_rate must be within 0..=1, got {rate}"
+        ));
+    }
+    let trend = d.synthetic.trend_strength;
+    if !(0.0..=2.0).contains(&trend) {
+        p.push(format!(
+            "data.synthetic.trend_strength must be within 0..=2, got {trend}"
         ));
     }
     let alpha = d.synthetic.alpha_strength;
@@ -285,4 +292,62 @@ fn cache(c: &CacheSettings, p: &mut Vec<String>) {
     if let Err(e) = c.ttl.market_hours() {
         p.extend(e.problems);
     }
+}
+
+/// Longest forward-return horizon a model may predict, in trading days.
+pub const MAX_HORIZON: usize = 60;
+
+fn ml(m: &MlSettings, p: &mut Vec<String>) {
+    if !(0.0..=1.0).contains(&m.blend_weight) {
+        p.push(format!(
+            "ml.blend_weight must be within 0..=1, got {}",
+            m.blend_weight
+        ));
+    }
+    if !m.min_t_stat.is_finite() {
+        p.push(format!(
+            "ml.min_t_stat must be a number, got {}",
+            m.min_t_stat
+        ));
+    }
+    if !(m.learning_rate > 0.0 && m.learning_rate.is_finite()) {
+        p.push(format!(
+            "ml.learning_rate must be above 0, got {}",
+            m.learning_rate
+        ));
+    }
+    p.extend(horizon_problems("ml.horizons", &m.horizons));
+    at_least_one(
+        "ml",
+        &[
+            ("hidden", m.hidden as u64),
+            ("epochs", m.epochs as u64),
+            ("holdout_days", m.holdout_days as u64),
+            ("history_days", m.history_days as u64),
+        ],
+        p,
+    );
+}
+
+/// The problems of a list of forward-return horizons: at least one, each 1..=60 trading
+/// days, no repeats.
+pub fn horizon_problems(name: &str, horizons: &[usize]) -> Vec<String> {
+    let mut p = Vec::new();
+    if horizons.is_empty() {
+        p.push(format!("{name} needs at least one horizon (e.g. 5,10)"));
+    }
+    for h in horizons {
+        if !(1..=MAX_HORIZON).contains(h) {
+            p.push(format!(
+                "{name}: {h} is not a horizon of 1..={MAX_HORIZON} trading days"
+            ));
+        }
+    }
+    let mut seen = horizons.to_vec();
+    seen.sort_unstable();
+    seen.dedup();
+    if seen.len() != horizons.len() {
+        p.push(format!("{name} lists a horizon twice"));
+    }
+    p
 }

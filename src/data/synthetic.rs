@@ -17,6 +17,13 @@
 //! that finds the signal has found something real. With a = 0 nothing is drawn from the
 //! factor's stream and the bars are exactly those without it; a > 0 adds
 //! `-a{strength}` to the cache namespace.
+//!
+//! **Trend regimes** (`data.synthetic.trend_strength`, 1 by default) scale the regimes'
+//! drift. A drift that lasts 40–160 days is a real momentum effect: a model that learns
+//! "recent winners keep winning" from the default market is right (holdout Rank IC ≈ 0.1).
+//! With 0, each day's log return has mean −σ²/2 (simple returns are a martingale) and,
+//! without a planted factor, nothing in the past predicts the future: the ML negative
+//! control. A value other than 1 adds `-t{strength}` to the cache namespace.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -81,6 +88,7 @@ struct Inner {
     latency: std::time::Duration,
     failure_rate: f64,
     alpha_strength: f64,
+    trend_strength: f64,
     poison: std::collections::HashSet<String>,
 }
 
@@ -111,6 +119,7 @@ impl SyntheticProvider {
                 latency: std::time::Duration::from_millis(settings.latency_ms),
                 failure_rate: settings.failure_rate,
                 alpha_strength: settings.alpha_strength,
+                trend_strength: settings.trend_strength,
                 poison: settings
                     .poison_symbols
                     .iter()
@@ -143,6 +152,7 @@ impl Inner {
             &self.dates,
             self.days,
             self.alpha_strength,
+            self.trend_strength,
         ))
     }
 }
@@ -161,11 +171,14 @@ impl MarketData for SyntheticProvider {
 
     fn cache_namespace(&self) -> String {
         let i = &self.inner;
-        let factor = if i.alpha_strength > 0.0 {
+        let mut factor = if i.alpha_strength > 0.0 {
             format!("-a{}", i.alpha_strength)
         } else {
             String::new()
         };
+        if i.trend_strength != 1.0 {
+            factor.push_str(&format!("-t{}", i.trend_strength));
+        }
         format!(
             "synthetic-{}-{}-{}{factor}",
             i.seed,
@@ -274,7 +287,14 @@ impl Factor {
     }
 }
 
-fn generate_bars(seed: u64, i: usize, dates: &[NaiveDate], days: usize, alpha: f64) -> Bars {
+fn generate_bars(
+    seed: u64,
+    i: usize,
+    dates: &[NaiveDate],
+    days: usize,
+    alpha: f64,
+    trend: f64,
+) -> Bars {
     let mut rng = rng_for(seed, i, 2);
     let mut factor = (alpha > 0.0).then(|| Factor::new(seed, i));
     let n = days.min(dates.len());
@@ -293,7 +313,7 @@ fn generate_bars(seed: u64, i: usize, dates: &[NaiveDate], days: usize, alpha: f
     for &date in &dates[dates.len() - n..] {
         if regime_left == 0 {
             regime_left = rng.random_range(40..160);
-            drift = 0.45 * rng.sample::<f64, _>(StandardNormal); // annualised drift
+            drift = trend * 0.45 * rng.sample::<f64, _>(StandardNormal); // annualised drift
             vol_mult = [0.6, 1.0, 1.0, 1.7][rng.random_range(0..4usize)];
         }
         regime_left -= 1;
@@ -348,6 +368,7 @@ mod tests {
             latency_ms: 0,
             failure_rate: 0.0,
             alpha_strength: 0.0,
+            trend_strength: 1.0,
             poison_symbols: vec![],
         }
     }

@@ -10,7 +10,10 @@
 
 use chrono::NaiveDate;
 
+use rayon::prelude::*;
+
 use super::features::{self, COUNT};
+use crate::data::{BarRange, DataError, MarketData};
 use crate::market::Bars;
 use crate::scan::compute_features;
 
@@ -114,6 +117,54 @@ impl Dataset {
             by_date,
         }
     }
+}
+
+/// Symbols loaded per provider call (a remote provider's bulk path and rate limit apply).
+const CHUNK: usize = 256;
+
+/// A dataset of `symbols` from `provider`: the last `history_days` bars of each, rows as
+/// [`symbol_rows`] builds them (on the compute pool). Symbols the provider cannot load are returned
+/// with their error, and left out.
+pub async fn load(
+    provider: &dyn MarketData,
+    symbols: &[String],
+    history_days: usize,
+    lookback: usize,
+    min_bars: usize,
+    horizons: &[usize],
+) -> (Dataset, Vec<(String, DataError)>) {
+    let mut per_symbol = Vec::with_capacity(symbols.len());
+    let mut failed = Vec::new();
+    for chunk in symbols.chunks(CHUNK) {
+        let loaded = provider
+            .load_many(chunk, BarRange::new(None, history_days))
+            .await;
+        let bars: Vec<(String, Bars)> = chunk
+            .iter()
+            .cloned()
+            .zip(loaded)
+            .filter_map(|(symbol, b)| match b {
+                Ok(b) => Some((symbol, b)),
+                Err(e) => {
+                    failed.push((symbol, e));
+                    None
+                }
+            })
+            .collect();
+        let horizons = horizons.to_vec();
+        per_symbol.extend(
+            crate::cpu::run(move || {
+                bars.into_par_iter()
+                    .map(|(symbol, b)| {
+                        let rows = symbol_rows(&b, lookback, min_bars, &horizons);
+                        (symbol, rows)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await,
+        );
+    }
+    (Dataset::from_rows(horizons, per_symbol), failed)
 }
 
 #[cfg(test)]

@@ -73,12 +73,12 @@ pub fn decile_spread(pred: &[f64], label: &[f64]) -> Option<f64> {
     Some(mean(&order[n - k..]) - mean(&order[..k]))
 }
 
-fn mean(xs: &[f64]) -> f64 {
+pub(crate) fn mean(xs: &[f64]) -> f64 {
     xs.iter().sum::<f64>() / xs.len() as f64
 }
 
 /// Sample standard deviation (n − 1); `None` under 2 values.
-fn std_dev(xs: &[f64]) -> Option<f64> {
+pub(crate) fn std_dev(xs: &[f64]) -> Option<f64> {
     (xs.len() >= 2).then(|| {
         let m = mean(xs);
         (xs.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (xs.len() - 1) as f64).sqrt()

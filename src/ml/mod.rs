@@ -3,9 +3,15 @@
 //! IC, ICIR, t-statistic, decile spread on a holdout) and how dates are split so that no
 //! holdout information reaches training (`split`).
 //!
-//! Pure functions, no I/O: the training command and the scan's inference build on them.
+//! The model (`net`: the burn network; `model`: the file, its checks and prediction),
+//! training (`train`) and what a node serves (`serve`). The training command and the
+//! scan's pipeline build on them.
 
 pub mod dataset;
 pub mod features;
 pub mod metrics;
+pub mod model;
+pub mod net;
+pub mod serve;
 pub mod split;
+pub mod train;

@@ -47,7 +47,7 @@ impl NodeArgs {
         });
         // --redis, else cluster.redis_url (TECHNIC_CLUSTER__REDIS_URL); a snapshot has no cluster.
         let configured = Some(settings.cluster.redis_url.trim())
-            .filter(|u| !u.is_empty() && role != Role::Snapshot);
+            .filter(|u| !u.is_empty() && !role.provider_only());
         let (redis, redis_from) = match self.redis.as_deref() {
             Some(url) => (Some(url.trim()), "--redis"),
             None => (configured, "cluster.redis_url"),
@@ -91,7 +91,7 @@ impl NodeArgs {
         let unused: &[(&str, bool)] = match role {
             Role::Scan | Role::Serve | Role::Worker => &[],
             Role::Cache => &[("--workers", self.workers.is_some())],
-            Role::Snapshot => &[
+            Role::Snapshot | Role::Train => &[
                 ("--cache", self.cache.is_some()),
                 ("--redis", self.redis.is_some()),
                 ("--workers", self.workers.is_some()),
@@ -111,7 +111,7 @@ impl NodeArgs {
         redis: Option<&str>,
         problems: &mut Vec<String>,
     ) -> CacheTarget {
-        if role == Role::Snapshot {
+        if role.provider_only() {
             return CacheTarget::None;
         }
         let explicit = self.cache.as_deref().or(redis);
@@ -145,7 +145,7 @@ impl NodeArgs {
         let Some(text) = self.workers.as_deref() else {
             return settings.local_workers();
         };
-        if matches!(role, Role::Cache | Role::Snapshot) {
+        if matches!(role, Role::Cache) || role.provider_only() {
             return 0; // refused as unused above
         }
         match text.trim().parse::<usize>() {

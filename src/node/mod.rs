@@ -41,9 +41,16 @@ pub enum Role {
     Cache,
     /// Copying bars: the provider alone.
     Snapshot,
+    /// Training an alpha model: the provider alone.
+    Train,
 }
 
 impl Role {
+    /// Whether the role needs nothing but a data provider (no cache, no cluster).
+    pub fn provider_only(self) -> bool {
+        matches!(self, Role::Snapshot | Role::Train)
+    }
+
     pub fn command(self) -> &'static str {
         match self {
             Role::Scan => "scan",
@@ -51,6 +58,7 @@ impl Role {
             Role::Worker => "worker",
             Role::Cache => "cache",
             Role::Snapshot => "snapshot",
+            Role::Train => "ml train",
         }
     }
 }
@@ -183,7 +191,7 @@ impl NodePlan {
         match node.plan.role {
             Role::Scan | Role::Serve => node.start_cluster().await?,
             Role::Worker => node.start_worker().await?,
-            Role::Cache | Role::Snapshot => {}
+            Role::Cache | Role::Snapshot | Role::Train => {}
         }
         if matches!(node.plan.role, Role::Scan | Role::Serve | Role::Worker) {
             node.start_cache_sync();
@@ -249,6 +257,7 @@ impl Node {
                 &link.queue,
             ))),
             cache: self.cache.clone(),
+            ml: crate::ml::serve::Serving::from_settings(&self.settings.ml),
             stats: Arc::default(),
         };
         let node = WorkerNode::start(
@@ -314,6 +323,7 @@ impl Node {
             provider: self.provider.clone(),
             cache: Some(cache.clone()),
             queue: None,
+            ml: None,
         };
         self.shutdown.spawn(run_warmer(
             ctx,

@@ -36,6 +36,12 @@ pub enum SortKey {
     DollarVol20,
     VolSpikeRatio,
     Close,
+    /// The model's predicted 5-day forward return.
+    Alpha5d,
+    /// The model's predicted 10-day forward return.
+    Alpha10d,
+    /// TechRating blended with the alphas.
+    Score,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -20,7 +20,7 @@ pub use evaluate::{
 };
 pub use features::Features;
 pub use plan::{trade_plan, TradePlan};
-pub use rank::rank;
+pub use rank::{blend, neutral_alphas, rank};
 pub use report::{
     Failure, FilterReason, FromCache, ScanReport, ScanResult, ScanStatus, Stages, Timing,
 };

@@ -25,6 +25,16 @@ pub struct ScanResult {
     pub oscillator: i8,
     pub breakout: i8,
     pub tech_rating: f64,
+    /// Forward return over the next 5 / 10 trading days, relative to the cross-section,
+    /// as the served alpha model predicts it; 0 (neutral) without a model.
+    #[serde(default)]
+    pub alpha_5d: f64,
+    #[serde(default)]
+    pub alpha_10d: f64,
+    /// TechRating blended with the alpha z-score (`ml.blend_weight`); TechRating itself
+    /// when the scan has no alphas.
+    #[serde(default)]
+    pub score: f64,
     pub signal: Signal,
     pub entry: f64,
     pub stop: f64,
@@ -168,6 +178,9 @@ pub struct ScanReport {
     /// computed it, from the same config on the same data version. Absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from_cache: Option<FromCache>,
+    /// Version of the alpha model that served the alphas; absent without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
 }
 
 /// Which earlier scan a cached report comes from.

@@ -1,0 +1,287 @@
+//! The alpha model end to end, as a user runs it: `technic ml train` on the synthetic
+//! market with a planted factor (the positive control) and on a martingale market (the
+//! negative control), then `technic scan --model` serving the result, and every way a
+//! model can fail to be served degrading the scan to neutral alphas with a warning.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::OnceLock;
+
+use assert_cmd::Command;
+use serde_json::Value;
+use support::kept_env;
+
+mod support;
+
+const SYMBOLS: &str = "200";
+
+/// A martingale market (no trend regimes), with the planted factor at `alpha`; small
+/// enough to train in seconds.
+fn technic(alpha: &str) -> Command {
+    let mut c = Command::cargo_bin("technic").expect("binary built");
+    c.env_clear().envs(kept_env()).envs([
+        ("TECHNIC_DATA__SYNTHETIC__TREND_STRENGTH", "0"),
+        ("TECHNIC_DATA__SYNTHETIC__ALPHA_STRENGTH", alpha),
+        ("TECHNIC_DATA__SYNTHETIC__DAYS", "360"),
+        ("TECHNIC_ML__HISTORY_DAYS", "360"),
+        ("TECHNIC_ML__EPOCHS", "150"),
+    ]);
+    c
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn json(out: &Output) -> Value {
+    assert!(out.status.success(), "stderr: {}", stderr(out));
+    serde_json::from_slice(&out.stdout).expect("stdout is one JSON document")
+}
+
+struct Trained {
+    _dir: tempfile::TempDir,
+    planted: (PathBuf, Value),
+    noise: (PathBuf, Value),
+}
+
+/// Both controls, trained once for every test of this file.
+fn trained() -> &'static Trained {
+    static T: OnceLock<Trained> = OnceLock::new();
+    T.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let train = |alpha: &str, name: &str| {
+            let path = dir.path().join(name);
+            let out = technic(alpha)
+                .args([
+                    "ml",
+                    "train",
+                    "--universe-size",
+                    SYMBOLS,
+                    "--holdout-days",
+                    "60",
+                ])
+                .args(["--format", "json", "--out"])
+                .arg(&path)
+                .output()
+                .unwrap();
+            (path, json(&out))
+        };
+        Trained {
+            planted: train("0.3", "planted.json"),
+            noise: train("0", "noise.json"),
+            _dir: dir,
+        }
+    })
+}
+
+fn scan(alpha: &str, extra: &[&str]) -> Output {
+    technic(alpha)
+        .args(["scan", "--universe-size", SYMBOLS, "--format", "json", "-q"])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn the_planted_factor_is_found_and_accepted_and_pure_noise_is_refused() {
+    let t = trained();
+    let (file, planted) = &t.planted;
+    assert_eq!(planted["accepted"], true, "{planted:#}");
+    assert_eq!(planted["model"], path(file));
+    for h in ["5", "10"] {
+        let m = &planted["horizons"][h];
+        for k in [
+            "ic", "rank_ic", "icir", "t_stat", "spread", "dates", "symbols",
+        ] {
+            assert!(m[k].is_number(), "{h}d {k}: {m:#}");
+        }
+        assert!(m["t_stat"].as_f64().unwrap() >= 2.0, "{m:#}");
+        assert!(m["rank_ic"].as_f64().unwrap() > 0.05, "{m:#}");
+        assert!(m["spread"].as_f64().unwrap() > 0.0, "{m:#}");
+        assert_eq!(m["dates"], 60);
+        assert_eq!(m["symbols"].as_u64(), Some(SYMBOLS.parse().unwrap()));
+    }
+    let (_, noise) = &t.noise;
+    assert_eq!(noise["accepted"], false, "{noise:#}");
+    for h in ["5", "10"] {
+        let m = &noise["horizons"][h];
+        assert!(m["t_stat"].as_f64().unwrap() < 2.0, "{m:#}");
+        assert!(m["rank_ic"].as_f64().unwrap().abs() < 0.05, "{m:#}");
+        assert_eq!(m["accepted"], false);
+    }
+
+    // The file holds what a server needs to check and serve it.
+    let model: Value = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
+    assert_eq!(model["format"], 1);
+    assert_eq!(model["features"].as_array().unwrap().len(), 21);
+    assert_eq!(model["normalisation"].as_array().unwrap().len(), 21);
+    assert_eq!(model["accepted"], true);
+    assert!(model["namespace"].as_str().unwrap().ends_with("-a0.3-t0"));
+    let h5 = &model["horizons"][0];
+    assert_eq!(h5["horizon"], 5);
+    // The embargo: training ends at least 10 dates (the longest horizon) before the holdout.
+    let day =
+        |v: &Value| chrono::NaiveDate::parse_from_str(v.as_str().unwrap(), "%Y-%m-%d").unwrap();
+    let gap = day(&h5["holdout"]["first"]) - day(&h5["train"]["last"]);
+    assert!(gap.num_days() >= 14, "{gap}: {h5:#}");
+}
+
+#[test]
+fn a_scan_serves_an_accepted_model_and_ranks_by_its_alphas() {
+    let t = trained();
+    let file = path(&t.planted.0);
+    let r = json(&scan("0.3", &["--model", file, "--sort", "alpha5d"]));
+    assert!(
+        r["warnings"].as_array().unwrap().is_empty(),
+        "{:#}",
+        r["warnings"]
+    );
+    let version = r["model"].as_str().expect("the serving model's version");
+    assert_eq!(version.len(), 16);
+    let results = r["results"].as_array().unwrap();
+    assert!(results.len() > 20);
+    let alpha5: Vec<f64> = results
+        .iter()
+        .map(|x| x["alpha_5d"].as_f64().unwrap())
+        .collect();
+    assert!(
+        alpha5.windows(2).all(|w| w[0] >= w[1]),
+        "sorted by alpha_5d"
+    );
+    assert!(
+        alpha5[0] > 0.0 && alpha5[alpha5.len() - 1] < 0.0,
+        "{alpha5:?}"
+    );
+    assert!(results
+        .iter()
+        .all(|x| x["alpha_10d"].as_f64().unwrap() != 0.0));
+    // The blend moves the score off TechRating, in the direction of the alpha.
+    let moved = results
+        .iter()
+        .filter(|x| x["score"].as_f64() != x["tech_rating"].as_f64())
+        .count();
+    assert!(moved > results.len() / 2, "{moved}");
+
+    let by_score = json(&scan("0.3", &["--model", file, "--sort", "score"]));
+    let scores: Vec<f64> = by_score["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["score"].as_f64().unwrap())
+        .collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]));
+
+    // Without a model: no alphas, score is TechRating, no model and no warning.
+    let plain = json(&scan("0.3", &[]));
+    assert!(plain.get("model").is_none());
+    assert!(plain["warnings"].as_array().unwrap().is_empty());
+    for x in plain["results"].as_array().unwrap() {
+        assert_eq!(x["alpha_5d"], 0.0);
+        assert_eq!(x["score"], x["tech_rating"]);
+    }
+}
+
+/// The scan completed with every alpha neutral and an `ML_UNAVAILABLE` warning whose
+/// message contains `why`, on stdout (JSON) and in the CLI summary (stderr).
+fn assert_neutral(out: &Output, why: &str) {
+    let r = json(out);
+    let w = &r["warnings"][0];
+    assert_eq!(w["code"], "ML_UNAVAILABLE", "{r:#}");
+    assert!(w["message"].as_str().unwrap().contains(why), "{w:#}");
+    assert!(!w["suggestions"].as_array().unwrap().is_empty());
+    assert!(r.get("model").is_none());
+    let results = r["results"].as_array().unwrap();
+    assert!(!results.is_empty());
+    for x in results {
+        assert_eq!(
+            (x["alpha_5d"].as_f64(), x["alpha_10d"].as_f64()),
+            (Some(0.0), Some(0.0))
+        );
+        assert_eq!(x["score"], x["tech_rating"]);
+    }
+}
+
+#[test]
+fn a_model_that_cannot_be_served_leaves_the_alphas_neutral_and_says_why() {
+    let t = trained();
+    let dir = tempfile::tempdir().unwrap();
+    let noise = path(&t.noise.0);
+
+    // Not accepted: refused unless forced.
+    let out = scan("0", &["--model", noise]);
+    assert_neutral(&out, "was not accepted");
+    let summary = stderr(&out);
+    assert!(
+        summary.contains("warning [ML_UNAVAILABLE]") && summary.contains("--force"),
+        "{summary}"
+    );
+    let forced = json(&scan("0", &["--model", noise, "--force"]));
+    assert!(forced["model"].is_string(), "{forced:#}");
+    assert!(forced["warnings"].as_array().unwrap().is_empty());
+
+    // Missing, not JSON, another format, other features.
+    let missing = dir.path().join("missing.json");
+    assert_neutral(&scan("0.3", &["--model", path(&missing)]), "cannot be read");
+    let garbage = dir.path().join("garbage.json");
+    std::fs::write(&garbage, "not json").unwrap();
+    assert_neutral(
+        &scan("0.3", &["--model", path(&garbage)]),
+        "is not a technic model file",
+    );
+    let mut model: Value = serde_json::from_slice(&std::fs::read(&t.planted.0).unwrap()).unwrap();
+    let edited = |model: &Value, name: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, serde_json::to_vec(model).unwrap()).unwrap();
+        p
+    };
+    model["format"] = 99.into();
+    let future = edited(&model, "future.json");
+    assert_neutral(&scan("0.3", &["--model", path(&future)]), "model format 99");
+    model["format"] = 1.into();
+    model["features"][3] = "vol_realized_60".into();
+    let other = edited(&model, "other.json");
+    assert_neutral(
+        &scan("0.3", &["--model", path(&other)]),
+        "other features than this technic computes",
+    );
+    let err = json(&scan("0.3", &["--model", path(&other)]))["warnings"][0]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("vol_realized_60") && err.contains("vol_realized_20"),
+        "{err}"
+    );
+}
+
+#[test]
+fn invalid_training_options_are_listed_together() {
+    let out = technic("0")
+        .args([
+            "ml",
+            "train",
+            "--horizons",
+            "0,x,5,5",
+            "--holdout-days",
+            "2",
+        ])
+        .args(["--epochs", "0", "--data", "nowhere:"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let e = stderr(&out);
+    for problem in [
+        "\"x\" is not a number",
+        "0 is not a horizon of 1..=60",
+        "lists a horizon twice",
+        "--holdout-days: 2 is too few",
+        "--epochs must be at least 1",
+        "--data",
+    ] {
+        assert!(e.contains(problem), "{problem}: {e}");
+    }
+}
