@@ -167,6 +167,7 @@ fn seeds() -> Seeds {
         provider,
         cache: None,
         queue: None,
+        ml: None,
     };
     let report = rt.block_on(process_shard(&ctx, &shard, CacheMode::Use));
     Seeds {

@@ -15,12 +15,11 @@ mod support;
 
 const SYMBOLS: &str = "200";
 
-/// A martingale market (no trend regimes), with the planted factor at `alpha`; small
+/// The default synthetic market (a martingale) with the planted factor at `alpha`; small
 /// enough to train in seconds.
 fn technic(alpha: &str) -> Command {
     let mut c = Command::cargo_bin("technic").expect("binary built");
     c.env_clear().envs(kept_env()).envs([
-        ("TECHNIC_DATA__SYNTHETIC__TREND_STRENGTH", "0"),
         ("TECHNIC_DATA__SYNTHETIC__ALPHA_STRENGTH", alpha),
         ("TECHNIC_DATA__SYNTHETIC__DAYS", "360"),
         ("TECHNIC_ML__HISTORY_DAYS", "360"),
@@ -212,8 +211,13 @@ fn a_model_that_cannot_be_served_leaves_the_alphas_neutral_and_says_why() {
     let noise = path(&t.noise.0);
 
     // Not accepted: refused unless forced.
-    let out = scan("0", &["--model", noise]);
-    assert_neutral(&out, "was not accepted");
+    assert_neutral(&scan("0", &["--model", noise]), "was not accepted");
+    // The table's summary line (stderr) says it too.
+    let out = technic("0")
+        .args(["scan", "--universe-size", SYMBOLS, "-q", "--model", noise])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
     let summary = stderr(&out);
     assert!(
         summary.contains("warning [ML_UNAVAILABLE]") && summary.contains("--force"),

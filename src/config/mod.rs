@@ -229,9 +229,9 @@ pub struct SyntheticSettings {
     /// provider's module doc).
     #[serde(default)]
     pub alpha_strength: f64,
-    /// Scale (0..=2) of the drift of the trend regimes; 1 is the default market, 0 a
-    /// martingale (see the synthetic provider's module doc).
-    #[serde(default = "one")]
+    /// Scale (0..=2) of the drift of the trend regimes; 0, the default, is a martingale
+    /// (see the synthetic provider's module doc).
+    #[serde(default)]
     pub trend_strength: f64,
     pub poison_symbols: Vec<String>,
 }
@@ -271,10 +271,6 @@ pub struct ClusterSettings {
     /// assembly fills it in at start-up (`localhost` until then).
     #[serde(skip, default = "localhost")]
     pub host: String,
-}
-
-fn one() -> f64 {
-    1.0
 }
 
 fn localhost() -> String {

@@ -18,12 +18,13 @@
 //! factor's stream and the bars are exactly those without it; a > 0 adds
 //! `-a{strength}` to the cache namespace.
 //!
-//! **Trend regimes** (`data.synthetic.trend_strength`, 1 by default) scale the regimes'
-//! drift. A drift that lasts 40–160 days is a real momentum effect: a model that learns
-//! "recent winners keep winning" from the default market is right (holdout Rank IC ≈ 0.1).
-//! With 0, each day's log return has mean −σ²/2 (simple returns are a martingale) and,
-//! without a planted factor, nothing in the past predicts the future: the ML negative
-//! control. A value other than 1 adds `-t{strength}` to the cache namespace.
+//! **Trend regimes** (`data.synthetic.trend_strength`, 0 by default) scale the regimes'
+//! drift. With 0, each day's log return has mean −σ²/2 (simple returns are a martingale)
+//! and, without a planted factor, nothing in the past predicts the future: the ML
+//! negative control. A drift that lasts 40–160 days is a real momentum effect: at 1 a
+//! model that learns "recent winners keep winning" is right (holdout Rank IC ≈ 0.1). A
+//! value other than 1 adds `-t{strength}` to the cache namespace, so the namespace
+//! without it still names the trending bars of earlier versions.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -368,7 +369,7 @@ mod tests {
             latency_ms: 0,
             failure_rate: 0.0,
             alpha_strength: 0.0,
-            trend_strength: 1.0,
+            trend_strength: 0.0,
             poison_symbols: vec![],
         }
     }
