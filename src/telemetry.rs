@@ -69,6 +69,10 @@ pub struct Metrics {
     /// scan's one report), superseded (taken over first: not written), unwritten (Redis
     /// unreachable); and scans it took over (taken_over).
     pub scan_records: Family<OutcomeLabel, Counter>,
+    /// Scans this process finished whose shards were asked for alphas (a model set on a
+    /// node), by outcome: blended (every shard served the same model) | neutral (the
+    /// model could not serve somewhere: every alpha 0, `ML_UNAVAILABLE`).
+    pub ml_scans: Family<OutcomeLabel, Counter>,
     pub worker_restarts: Counter,
     /// Rounds of the cache warmer run by this process (the leader's duty).
     pub cache_warm_runs: Counter,
@@ -104,6 +108,8 @@ pub const SCAN_DURATION_BUCKETS: [f64; 15] = [
 
 /// Every `outcome` of `technic_symbols_processed_total`.
 pub const SYMBOL_OUTCOMES: [&str; 3] = ["passed", "filtered", "failed"];
+/// Every `outcome` of `technic_ml_scans_total`.
+pub const ML_OUTCOMES: [&str; 2] = ["blended", "neutral"];
 /// Every `kind` of the cache counters (`cache::Kind::as_str`).
 pub const CACHE_KINDS: [&str; 5] = ["bars", "features", "ml", "scan", "meta"];
 /// Every remote `provider` of `technic_provider_requests_total` (`Policy::provider`).
@@ -118,6 +124,9 @@ pub const NODE_STATES: [&str; 3] = ["up", "draining", "down"];
 fn export_known_series(m: &Metrics) {
     for outcome in SYMBOL_OUTCOMES {
         let _ = m.symbols_processed.get_or_create(&OutcomeLabel { outcome });
+    }
+    for outcome in ML_OUTCOMES {
+        let _ = m.ml_scans.get_or_create(&OutcomeLabel { outcome });
     }
     for kind in CACHE_KINDS {
         let _ = m.cache_hits.get_or_create(&KindLabel { kind });
@@ -159,6 +168,12 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "scan_records",
         "Scan book records this process ended or took over, by outcome",
         scan_records.clone(),
+    );
+    let ml_scans = Family::<OutcomeLabel, Counter>::default();
+    registry.register(
+        "ml_scans",
+        "Scans finished with an alpha model set, by outcome: blended, neutral (the model could not serve)",
+        ml_scans.clone(),
     );
     let symbols_processed = Family::<OutcomeLabel, Counter>::default();
     registry.register(
@@ -240,6 +255,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         active_scans,
         symbols_processed,
         scan_records,
+        ml_scans,
         worker_restarts,
         cache_warm_runs,
         cache_hits,

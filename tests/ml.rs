@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 
 use assert_cmd::Command;
 use serde_json::Value;
+use support::api::Server;
 use support::kept_env;
 
 mod support;
@@ -259,6 +260,95 @@ fn a_model_that_cannot_be_served_leaves_the_alphas_neutral_and_says_why() {
     assert!(
         err.contains("vol_realized_60") && err.contains("vol_realized_20"),
         "{err}"
+    );
+}
+
+/// `technic serve` with `ml.model`: `/health/detailed` reports the model's version, age
+/// and holdout figures, and a scan through the API blends with it; with a model it cannot
+/// serve the check fails, the whole degrades to `warn` (HTTP 200 still), and a scan
+/// completes with neutral alphas, counted in the check and in `/metrics`.
+#[tokio::test]
+async fn serve_reports_the_model_in_its_health_and_counts_neutral_scans() {
+    let t = trained();
+    let env = |model: &str| {
+        vec![
+            ("TECHNIC_DATA__SYNTHETIC__ALPHA_STRENGTH", "0.3".to_string()),
+            ("TECHNIC_DATA__SYNTHETIC__DAYS", "360".to_string()),
+            ("TECHNIC_ML__MODEL", model.to_string()),
+        ]
+    };
+    let start = |env: Vec<(&'static str, String)>| async move {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        Server::start(&["--workers", "1"], &env).await
+    };
+    let model_check = |h: &Value| h["checks"]["ml-model:status"][0].clone();
+
+    let s = start(env(path(&t.planted.0))).await;
+    let (code, h) = s.get("/health/detailed").await;
+    assert_eq!(code, 200, "{h:#}");
+    let check = model_check(&h);
+    assert_eq!(check["status"], "pass", "{check:#}");
+    let version = check["observedValue"].as_str().unwrap().to_string();
+    for horizon in ["5", "10"] {
+        let (served, trained) = (
+            &check["horizons"][horizon],
+            &t.planted.1["horizons"][horizon],
+        );
+        for figure in ["rank_ic", "t_stat", "spread", "dates"] {
+            assert_eq!(served[figure], trained[figure], "{horizon} {figure}");
+        }
+        assert_eq!(served["accepted"], true);
+    }
+    assert!((0..600).contains(&check["age_seconds"].as_i64().unwrap()));
+    let id = s
+        .submit(&format!(r#"{{"universe_size": {SYMBOLS}}}"#))
+        .await;
+    let done = s.wait_done(&id).await;
+    assert_eq!(done["model"], version.as_str(), "{done:#}");
+    assert_eq!(
+        model_check(&s.get("/health/detailed").await.1)["scans"]["blended"],
+        1
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let corrupt = dir.path().join("corrupt.json");
+    std::fs::write(&corrupt, &std::fs::read(&t.planted.0).unwrap()[..100]).unwrap();
+    let s = start(env(path(&corrupt))).await;
+    let (code, h) = s.get("/health/detailed").await;
+    assert_eq!((code, &h["status"]), (200, &Value::from("warn")), "{h:#}");
+    let check = model_check(&h);
+    assert_eq!(
+        (&check["status"], &check["observedValue"]),
+        (&Value::from("fail"), &Value::from("unavailable"))
+    );
+    assert!(check["output"]
+        .as_str()
+        .unwrap()
+        .contains("is not a technic model file"));
+    assert!(!check["suggestions"].as_array().unwrap().is_empty());
+    let id = s
+        .submit(&format!(r#"{{"universe_size": {SYMBOLS}}}"#))
+        .await;
+    let done = s.wait_done(&id).await;
+    assert_eq!(done["stage"], "done");
+    assert_eq!(done["warnings"][0]["code"], "ML_UNAVAILABLE", "{done:#}");
+    assert!(done.get("model").is_none());
+    let check = model_check(&s.get("/health/detailed").await.1);
+    assert_eq!(
+        (&check["scans"]["neutral"], &check["scans"]["blended"]),
+        (&1.into(), &0.into())
+    );
+    let metrics = support::api::client()
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("technic_ml_scans_total{outcome=\"neutral\"} 1"),
+        "{metrics}"
     );
 }
 

@@ -4,7 +4,8 @@
 //! until workers are registered. `/health/detailed` (`application/health+json`) checks
 //! each component: the cache and the data provider are optional (the scan degrades
 //! without them: `fail` there makes the whole `warn`), cluster nodes and the work queue
-//! are required (`fail` there makes the whole `fail`, HTTP 503).
+//! are required (`fail` there makes the whole `fail`, HTTP 503). The alpha model is
+//! optional too.
 
 use std::time::Duration;
 
@@ -22,6 +23,8 @@ use super::scans::Shared;
 use super::state::{cluster_nodes, AppState, NodeInfo};
 use crate::data::CircuitState;
 use crate::error::ErrorCode;
+use crate::ml::serve::Serving;
+use crate::telemetry::{metrics, OutcomeLabel};
 
 /// How long the cache probe of `/health/detailed` may take.
 const CACHE_PROBE: Duration = Duration::from_secs(1);
@@ -184,6 +187,68 @@ fn provider_checks(state: &AppState) -> (Status, Vec<Value>) {
     (worst, checks)
 }
 
+/// The alpha model this coordinator's node serves (`ml.model`): its version, age and
+/// holdout figures, or why it cannot serve (`fail`: the scans run with neutral alphas),
+/// and the scans this process finished blended or neutral. Optional, like the cache: a
+/// scan never fails for the model. A model served with `ml.force` although its holdout
+/// did not earn it is `warn`.
+fn ml_check(state: &AppState) -> (Status, Value) {
+    let counted = &metrics().ml_scans;
+    let count = |outcome| counted.get_or_create(&OutcomeLabel { outcome }).get();
+    let scans = json!({"blended": count("blended"), "neutral": count("neutral")});
+    let serving = state.cluster.as_ref().and_then(|c| c.ml());
+    let (status, output, fields) = match serving.map(|s| &**s) {
+        None => (
+            Status::Pass,
+            Some("no model configured (ml.model): ranking uses TechRating only".to_string()),
+            json!({"observedValue": "none"}),
+        ),
+        Some(Serving::Unavailable(r)) => (
+            Status::Fail,
+            Some(format!("{} (scans run with neutral alphas)", r.message)),
+            json!({"observedValue": "unavailable", "suggestions": r.suggestions}),
+        ),
+        Some(Serving::Ready(served)) => {
+            let m = &served.model;
+            let horizons: serde_json::Map<String, Value> = m
+                .horizons
+                .iter()
+                .map(|h| {
+                    let mut v = json!(h.metrics);
+                    v["accepted"] = json!(h.accepted);
+                    v["holdout"] = json!(h.holdout);
+                    (h.horizon.to_string(), v)
+                })
+                .collect();
+            let (status, output) = if m.accepted {
+                (Status::Pass, None)
+            } else {
+                (
+                    Status::Warn,
+                    Some("serving a model whose holdout did not earn it (ml.force)".to_string()),
+                )
+            };
+            (
+                status,
+                output,
+                json!({
+                    "observedValue": served.version,
+                    "componentId": served.version,
+                    "trained_at": m.trained_at,
+                    "age_seconds": (Utc::now() - m.trained_at).num_seconds(),
+                    "accepted": m.accepted,
+                    "architecture": m.architecture,
+                    "namespace": m.namespace,
+                    "horizons": horizons,
+                }),
+            )
+        }
+    };
+    let mut fields = fields;
+    fields["scans"] = scans;
+    (status, check("component", status, output, fields))
+}
+
 /// Per-component health, `application/health+json`; HTTP 503 when the whole is `fail`.
 #[utoipa::path(get, path = "/health/detailed", tag = "health",
     responses((status = 200, body = Object, content_type = "application/health+json"),
@@ -233,13 +298,11 @@ pub async fn detailed(State(state): Shared) -> Response {
         json!({"observedValue": state.live.len(), "observedUnit": "active scans",
                "componentId": if redis_queue { "redis-streams" } else { "in-process" }}),
     );
-    let ml_check = check(
-        "component",
-        Status::Pass,
-        Some("no model configured: ranking uses the technical rating only".into()),
-        json!({}),
-    );
-    let optional = cache_status.max(provider_status).min(Status::Warn);
+    let (ml_status, ml_check) = ml_check(&state);
+    let optional = cache_status
+        .max(provider_status)
+        .max(ml_status)
+        .min(Status::Warn);
     let overall = optional.max(nodes_status).max(queue_status);
     let mut body = json!({
         "status": overall,

@@ -339,6 +339,9 @@ pub fn record_view(r: &ScanRecord) -> Value {
         if let Some(c) = &rep.from_cache {
             v["from_cache"] = json!(c);
         }
+        if let Some(m) = &rep.model {
+            v["model"] = json!(m);
+        }
     }
     if let Some(e) = &r.error {
         v["error"] = ApiError(e.clone()).to_json()["error"].clone();

@@ -97,7 +97,7 @@ impl SmartTtl {
             Some(v) if v < self.settings.low_vol_daily => (base * 2, TtlRule::LowVolatility),
             _ => (base, TtlRule::Base),
         };
-        if matches!(kind, Kind::Bars | Kind::Features | Kind::Scan) {
+        if matches!(kind, Kind::Bars | Kind::Features | Kind::Ml | Kind::Scan) {
             if let Some(until_open) = last_bar.and_then(|d| self.until_next_open_if_final(d)) {
                 if until_open > adjusted {
                     return (until_open, TtlRule::UntilNextOpen);
@@ -248,13 +248,17 @@ mod tests {
             t.ttl(Kind::Bars, Some(0.03), Some(date(2026, 11, 27))),
             (Duration::from_secs(3600), TtlRule::Base)
         );
-        // Scan reports follow it (their newest bar is final), meta values never do.
-        assert_eq!(
-            at(2026, 11, 28, 12, 0)
-                .ttl(Kind::Scan, None, Some(date(2026, 11, 27)))
-                .1,
-            TtlRule::UntilNextOpen
-        );
+        // Scan reports and alpha predictions follow it (their bar is final), meta values
+        // never do.
+        for kind in [Kind::Scan, Kind::Ml] {
+            assert_eq!(
+                at(2026, 11, 28, 12, 0)
+                    .ttl(kind, None, Some(date(2026, 11, 27)))
+                    .1,
+                TtlRule::UntilNextOpen,
+                "{kind:?}"
+            );
+        }
         assert_eq!(
             at(2026, 11, 28, 12, 0)
                 .ttl(Kind::Meta, None, Some(date(2026, 11, 27)))

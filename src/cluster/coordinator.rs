@@ -273,16 +273,21 @@ struct ActiveScan {
     report: Option<oneshot::Sender<Result<ScanReport, ScanError>>>,
 }
 
-/// The alphas of a scan's shards: the model versions that served them and the first
-/// reason one could not.
+/// The alphas of a scan's shards: the model versions that served them, the first
+/// reason one could not, and how many came from a node without a model.
 #[derive(Default)]
 struct MlSummary {
     versions: BTreeSet<String>,
     unavailable: Option<Refusal>,
+    without_model: usize,
 }
 
 impl MlSummary {
-    fn record(&mut self, report: MlReport) {
+    fn record(&mut self, report: Option<MlReport>) {
+        let Some(report) = report else {
+            self.without_model += 1;
+            return;
+        };
         self.versions.extend(report.version);
         if self.unavailable.is_none() {
             self.unavailable = report.unavailable;
@@ -295,15 +300,25 @@ impl MlSummary {
         if let Some(r) = &self.unavailable {
             return Err(ScanError::ml_unavailable(&r.message, r.suggestions.clone()));
         }
+        let same_model = || {
+            vec!["set the same ml.model file on every node (its version, a hash of the file, is in each node's scan reports)".into()]
+        };
         match self.versions.len() {
             0 => Ok(None),
+            1 if self.without_model > 0 => Err(ScanError::ml_unavailable(
+                &format!(
+                    "{} shard(s) ran on nodes without an alpha model: part of the results would have no alpha",
+                    self.without_model
+                ),
+                same_model(),
+            )),
             1 => Ok(self.versions.first().cloned()),
             _ => Err(ScanError::ml_unavailable(
                 &format!(
                     "the nodes served different alpha models ({}): alphas of different models do not compare",
                     self.versions.iter().cloned().collect::<Vec<_>>().join(", ")
                 ),
-                vec!["serve one model on every node: `technic ml publish --redis URL FILE`".into()],
+                same_model(),
             )),
         }
     }
@@ -370,9 +385,7 @@ impl ActiveScan {
             acc.hits += c.hits;
             acc.unavailable |= c.unavailable;
         }
-        if let Some(ml) = report.ml {
-            self.ml.record(ml);
-        }
+        self.ml.record(report.ml);
         let mut fresh = 0;
         for (symbol, outcome) in report.outcomes {
             if let std::collections::hash_map::Entry::Vacant(v) = self.outcomes.entry(symbol) {
@@ -476,11 +489,17 @@ impl ActiveScan {
         let model = match self.ml.outcome() {
             Ok(Some(version)) => {
                 blend(&mut results, blend_weight);
+                m.ml_scans
+                    .get_or_create(&OutcomeLabel { outcome: "blended" })
+                    .inc();
                 Some(version)
             }
             Ok(None) => None,
             Err(w) => {
                 warn!(scan_id = id, reason = %w.message, "scan ran with neutral alphas");
+                m.ml_scans
+                    .get_or_create(&OutcomeLabel { outcome: "neutral" })
+                    .inc();
                 neutral_alphas(&mut results);
                 warnings.push(w);
                 None
@@ -902,6 +921,43 @@ fn finish_if_complete(state: &mut CoordinatorState, id: &str) {
 mod tests {
     use super::*;
     use crate::config::Settings;
+
+    fn served(version: &str) -> Option<MlReport> {
+        Some(MlReport {
+            version: Some(version.into()),
+            ..MlReport::default()
+        })
+    }
+
+    #[test]
+    fn alphas_blend_only_when_every_shard_served_the_same_model() {
+        let summary = |reports: Vec<Option<MlReport>>| {
+            let mut s = MlSummary::default();
+            reports.into_iter().for_each(|r| s.record(r));
+            s.outcome().map_err(|e| e.message)
+        };
+        assert_eq!(summary(vec![None, None]), Ok(None), "no model anywhere");
+        assert_eq!(
+            summary(vec![served("a"), served("a")]),
+            Ok(Some("a".into()))
+        );
+        let mixed = summary(vec![served("a"), served("b")]).unwrap_err();
+        assert!(mixed.contains("different alpha models (a, b)"), "{mixed}");
+        let partial = summary(vec![served("a"), None]).unwrap_err();
+        assert!(
+            partial.contains("1 shard(s) ran on nodes without"),
+            "{partial}"
+        );
+        let refused = Some(MlReport {
+            unavailable: Some(Refusal {
+                message: "model file m was not accepted".into(),
+                suggestions: vec![],
+            }),
+            ..MlReport::default()
+        });
+        let first = summary(vec![served("a"), refused, served("a")]).unwrap_err();
+        assert!(first.contains("was not accepted"), "{first}");
+    }
 
     fn entry(symbol: &str, sector: &str, cap: Option<f64>) -> UniverseEntry {
         UniverseEntry {

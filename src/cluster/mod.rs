@@ -111,9 +111,10 @@ pub struct LocalCluster {
     provider: Arc<dyn MarketData>,
     /// Whether reports are cached and answered (`cache.scan_results`).
     scan_results: bool,
-    /// The alpha model version this node serves (`unavailable` for one it cannot), a part
-    /// of the scan-result key: a report with other alphas is another answer.
-    model: Option<String>,
+    /// The alpha model this node serves, or why it cannot; its version (`unavailable`
+    /// for one it cannot) is a part of the scan-result key: a report with other alphas
+    /// is another answer.
+    ml: Option<Arc<crate::ml::serve::Serving>>,
     /// Cached reports this process holds decoded.
     memo: Arc<result_cache::ReportMemo>,
     /// The cluster's own scope (results feed, node heartbeat); a child of the caller's.
@@ -237,12 +238,16 @@ impl LocalCluster {
             cache,
             provider,
             scan_results: settings.cache.scan_results,
-            model: ml
-                .as_deref()
-                .map(|m| m.version().unwrap_or("unavailable").to_string()),
+            ml,
             memo: Arc::default(),
             shutdown,
         })
+    }
+
+    /// The alpha model this node serves (`ml.model`), or why it cannot; `None` without
+    /// one.
+    pub fn ml(&self) -> Option<&Arc<crate::ml::serve::Serving>> {
+        self.ml.as_ref()
     }
 
     /// The cluster's node registry (over Redis); `None` in process.
@@ -275,7 +280,11 @@ impl LocalCluster {
     pub async fn submit(&self, config: ScanConfig) -> Result<ScanHandle, ScanError> {
         let scan_key = match &self.cache {
             Some(_) if self.scan_results => {
-                ScanKey::of(&self.provider, &config, self.model.as_deref(), &self.memo).await
+                let model = self
+                    .ml
+                    .as_deref()
+                    .map(|m| m.version().unwrap_or("unavailable"));
+                ScanKey::of(&self.provider, &config, model, &self.memo).await
             }
             _ => None,
         };
