@@ -1,7 +1,8 @@
 //! The dashboard's Scanner page in a real headless Chromium (chromedriver + fantoccini)
 //! against a real `technic serve`: a scan started from the page (progress to 100 %, the
 //! API's rows, sorting, a real CSV download, the JSON link), cancel, an invalid option and
-//! Retry, the token; and the page's files over plain HTTP. The operator pages (performance,
+//! Retry, the token, the alpha model's columns and warning; and the page's files over
+//! plain HTTP. The operator pages (performance,
 //! cache, cluster) are in `tests/web_ops.rs`. Screenshots go to `target/screenshots/`.
 
 mod support;
@@ -466,5 +467,95 @@ async fn a_scan_with_the_cache_down_shows_its_warning() {
     b.click("scan-start").await;
     b.wait_text("scan-stage", |t| t == "done").await;
     assert!(b.text("scan-warnings").await.contains("CACHE_UNAVAILABLE"));
+    b.close().await;
+}
+
+/// A serve with an alpha model: the Scanner's table gains Score, α 5d and α 10d after
+/// TechRating, filled from the API's rows, and the summary names the model. A serve whose
+/// model cannot serve shows the ML_UNAVAILABLE warning and no alpha columns.
+#[tokio::test]
+async fn the_scanner_shows_the_alpha_columns_and_a_broken_models_warning() {
+    let _one = ONE_BROWSER.lock().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = dir.path().join("model.json");
+    let model = model.to_str().expect("utf-8 path");
+    let market = [
+        ("TECHNIC_DATA__SYNTHETIC__ALPHA_STRENGTH", "0.3"),
+        ("TECHNIC_DATA__SYNTHETIC__DAYS", "360"),
+        ("TECHNIC_ML__HISTORY_DAYS", "360"),
+        ("TECHNIC_ML__EPOCHS", "150"),
+    ];
+    let train = [
+        "ml",
+        "train",
+        "--universe-size",
+        "200",
+        "--holdout-days",
+        "60",
+    ];
+    let out = support::technic::command(&train, &market)
+        .args(["--out", model])
+        .output()
+        .expect("technic ml train");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let serve = |model: String| async move {
+        let mut env = market.to_vec();
+        env.push(("TECHNIC_ML__MODEL", &model));
+        Server::start(&["--workers", "1"], &env).await
+    };
+    let s = serve(model.to_string()).await;
+    let b = Browser::start().await;
+    b.open(&s.url("/")).await;
+    b.set_input("scan-universe-size", "50").await;
+    b.click("scan-start").await;
+    b.wait_text("scan-stage", |t| t == "done").await;
+    let summary = b
+        .wait_text("scan-summary", |t| t.contains("alphas by model"))
+        .await;
+    let (_, list) = s.get("/api/v1/scans").await;
+    let id = list["scans"][0]["id"].as_str().expect("an id").to_string();
+    let (_, state) = s.get(&format!("/api/v1/scans/{id}")).await;
+    let version = state["model"].as_str().expect("the report names the model");
+    assert!(summary.contains(version), "{summary}");
+    let table = b.text("results-table").await;
+    let at = |label: &str| {
+        table
+            .find(label)
+            .unwrap_or_else(|| panic!("{label}: {table}"))
+    };
+    assert!(at("TechRating") < at("Score") && at("Score") < at("α 5d") && at("α 5d") < at("α 10d"));
+    let (_, api) = s.get(&format!("/api/v1/scans/{id}/results")).await;
+    let first = &api["results"][0];
+    let row = &b.rows("results-table").await[0];
+    // Columns: #, Symbol, Sector, Signal, TechRating, Score, α 5d, α 10d, …
+    assert_eq!(row[1], first["symbol"].as_str().unwrap());
+    assert_eq!(row[5], format!("{:.1}", first["score"].as_f64().unwrap()));
+    assert_eq!(
+        row[6],
+        format!("{:.2}%", first["alpha_5d"].as_f64().unwrap() * 100.0)
+    );
+    b.screenshot("scan-alphas").await;
+    b.close().await;
+    drop(s);
+
+    let s = serve("/nonexistent/model.json".into()).await;
+    let b = Browser::start().await;
+    b.open(&s.url("/")).await;
+    b.set_input("scan-universe-size", "20").await;
+    b.click("scan-start").await;
+    b.wait_text("scan-stage", |t| t == "done").await;
+    let warnings = b
+        .wait_text("scan-warnings", |t| t.contains("ML_UNAVAILABLE"))
+        .await;
+    assert!(
+        warnings.contains("cannot be read") && warnings.contains("technic ml train"),
+        "{warnings}"
+    );
+    assert!(!b.text("results-table").await.contains("α 5d"));
     b.close().await;
 }

@@ -12,6 +12,7 @@ const state = {
   results: [],
   sort: null, // { key, dir: 1 | -1 }
   lastProgress: null,
+  model: null, // the alpha model version of the shown scan's report, if one served it
 };
 
 const COLUMNS = [
@@ -32,6 +33,20 @@ const COLUMNS = [
   { key: "dollar_vol_20", label: "$ Vol 20d", fmt: (v) => (v == null ? "—" : `${fmtNum(v / 1e6, 1)}M`) },
 ];
 
+/// With an alpha model: the blended score and the predicted 5- and 10-day returns.
+const ALPHA_COLUMNS = [
+  { key: "score", label: "Score", fmt: (v) => fmtNum(v, 1) },
+  { key: "alpha_5d", label: "α 5d", fmt: (v) => fmtPct(v, 2) },
+  { key: "alpha_10d", label: "α 10d", fmt: (v) => fmtPct(v, 2) },
+];
+
+/// The table's columns: the alpha ones after TechRating when the scan had a model.
+function columns() {
+  if (!state.model) return COLUMNS;
+  const at = COLUMNS.findIndex((c) => c.key === "tech_rating") + 1;
+  return [...COLUMNS.slice(0, at), ...ALPHA_COLUMNS, ...COLUMNS.slice(at)];
+}
+
 function signalClass(s) {
   return String(s || "").toLowerCase().replace(/\s+/g, "-");
 }
@@ -39,7 +54,7 @@ function signalClass(s) {
 function renderHead() {
   const row = $("#results-head");
   row.replaceChildren(
-    ...COLUMNS.map((c) => {
+    ...columns().map((c) => {
       const th = el("th", { scope: "col", class: c.text ? "text" : null, "data-key": c.key });
       if (state.sort && state.sort.key === c.key) th.setAttribute("aria-sort", state.sort.dir > 0 ? "ascending" : "descending");
       const b = el("button", { type: "button", class: "sort", "data-sort": c.key, text: c.label });
@@ -51,7 +66,7 @@ function renderHead() {
 }
 
 function sortBy(key) {
-  const col = COLUMNS.find((c) => c.key === key);
+  const col = columns().find((c) => c.key === key);
   // Numbers start descending (highest first), text ascending; a second click flips.
   const first = col.text ? 1 : -1;
   state.sort = state.sort && state.sort.key === key ? { key, dir: -state.sort.dir } : { key, dir: first };
@@ -77,7 +92,7 @@ function renderResults() {
       el(
         "tr",
         { "data-symbol": r.symbol },
-        ...COLUMNS.map((c) => {
+        ...columns().map((c) => {
           const v = r[c.key];
           if (c.key === "signal") return el("td", { class: "text" }, el("span", { class: `signal ${signalClass(v)}`, text: v }));
           return el("td", { class: c.text ? "text" : null, text: c.fmt ? c.fmt(v) : v ?? "—" });
@@ -264,6 +279,7 @@ async function finished(id, report) {
   if (state.scanId !== id) return;
   setRunning(false);
   setWarnings(report.warnings || []);
+  state.model = report.model || null;
   const t = report.timing || {};
   const stage = report.status === "cancelled" ? "cancelled" : "done";
   if (stage === "cancelled") {
@@ -277,7 +293,8 @@ async function finished(id, report) {
     (t.cache_hit_rate != null ? ` · cache hit rate ${fmtPct(t.cache_hit_rate)}` : "") +
     // 1 is the universe's first uncached scan itself.
     (t.speedup != null && t.speedup !== 1 ? ` · ${t.speedup.toFixed(1)}× the first uncached scan's speed` : "") +
-    (report.from_cache ? ` · answered from the scan cache (scan ${report.from_cache.scan_id})` : "");
+    (report.from_cache ? ` · answered from the scan cache (scan ${report.from_cache.scan_id})` : "") +
+    (state.model ? ` · alphas by model ${state.model}` : "");
   await loadResults(id);
 }
 

@@ -13,10 +13,11 @@ use super::output::emit;
 use super::say;
 use crate::config::{horizon_problems, Architecture, Settings};
 use crate::error::{ErrorCode, UserError};
-use crate::ml::dataset;
+use crate::ml::dataset::{self, Dataset};
 use crate::ml::model::{HorizonModel, Model};
 use crate::ml::net::Fit;
-use crate::ml::train::{train, Options};
+use crate::ml::split::Split;
+use crate::ml::train::{split, train, Options};
 use crate::node::{invalid_options, NodeArgs, Role};
 
 #[derive(Debug, Args)]
@@ -61,6 +62,10 @@ pub struct TrainArgs {
     /// The holdout t-statistic a model needs to be accepted (default ml.min_t_stat).
     #[arg(long, value_name = "T")]
     pub min_t_stat: Option<f64>,
+    /// Also write the training rows (inputs, labels, split) as CSV, for another tool to
+    /// train on the same data (scripts/ml_baseline.py).
+    #[arg(long, value_name = "FILE")]
+    pub dataset_out: Option<PathBuf>,
     /// Number of symbols (synthetic: generated; otherwise the first N listed).
     #[arg(long, value_name = "N")]
     pub universe_size: Option<usize>,
@@ -178,18 +183,24 @@ async fn run_train(args: &TrainArgs, settings: &Settings) -> Result<i32, UserErr
         ds.dates.len(),
         opts.fit.architecture
     ));
+    let unsplittable = |e: String| {
+        UserError::new(
+            ErrorCode::InvalidInput,
+            format!("cannot train on this data: {e}"),
+            vec![
+                "load more history (ml.history_days) or hold out fewer dates (--holdout-days)"
+                    .into(),
+            ],
+        )
+    };
+    if let Some(path) = &args.dataset_out {
+        let split = split(&ds, &opts).map_err(unsplittable)?;
+        write_dataset(path, &ds, &split)?;
+        say::info(&format!("ml train: wrote the rows to {}", path.display()));
+    }
     let model = crate::cpu::run(move || train(&ds, &opts))
         .await
-        .map_err(|e| {
-            UserError::new(
-                ErrorCode::InvalidInput,
-                format!("cannot train on this data: {e}"),
-                vec![
-                    "load more history (ml.history_days) or hold out fewer dates (--holdout-days)"
-                        .into(),
-                ],
-            )
-        })?;
+        .map_err(unsplittable)?;
     write_model(&args.out, &model)?;
     let text = match args.format {
         ReportFormat::Json => format!("{:#}\n", report_json(&model, &args.out)),
@@ -199,14 +210,26 @@ async fn run_train(args: &TrainArgs, settings: &Settings) -> Result<i32, UserErr
     Ok(0)
 }
 
+fn unwritable(what: &str, path: &Path, flag: &str, e: std::io::Error) -> UserError {
+    UserError::new(
+        ErrorCode::InvalidInput,
+        format!("cannot write the {what} to {}: {e}", path.display()),
+        vec![format!(
+            "check the path given with {flag} and its permissions"
+        )],
+    )
+}
+
 fn write_model(path: &Path, model: &Model) -> Result<(), UserError> {
-    std::fs::write(path, model.to_bytes()).map_err(|e| {
-        UserError::new(
-            ErrorCode::InvalidInput,
-            format!("cannot write the model to {}: {e}", path.display()),
-            vec!["check the path given with --out and its permissions".into()],
-        )
-    })
+    std::fs::write(path, model.to_bytes()).map_err(|e| unwritable("model", path, "--out", e))
+}
+
+fn write_dataset(path: &Path, ds: &Dataset, split: &Split) -> Result<(), UserError> {
+    let failed = |e| unwritable("rows", path, "--dataset-out", e);
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).map_err(failed)?);
+    ds.write_csv(split, &mut out)
+        .and_then(|()| std::io::Write::flush(&mut out))
+        .map_err(failed)
 }
 
 /// The figures of one horizon, as `--format json` prints them.

@@ -473,10 +473,16 @@ mod tests {
         );
         assert!(none.abs() < 0.03, "pure noise: {none}");
         assert!(some > 0.1, "planted: {some}");
-        // The factor changes the data, so it changes where the data is cached.
-        assert_eq!(plain.cache_namespace(), "synthetic-42-500-2026-11-27");
+        // The factor changes the data, so it changes where the data is cached; so do the
+        // trend regimes, whose namespace without a suffix is the trending market's.
+        assert_eq!(plain.cache_namespace(), "synthetic-42-500-2026-11-27-t0");
         assert_eq!(
             planted.cache_namespace(),
+            "synthetic-42-500-2026-11-27-a0.2-t0"
+        );
+        s.trend_strength = 1.0;
+        assert_eq!(
+            SyntheticProvider::new(&s).cache_namespace(),
             "synthetic-42-500-2026-11-27-a0.2"
         );
         // Only returns after the first day and volumes move; dates do not.

@@ -8,11 +8,14 @@
 //! 5,000 symbols × 500 dates, and makes the rows equal to the scan's features by
 //! construction, where an incremental pass would have to be proven equal.
 
+use std::io::Write;
+
 use chrono::NaiveDate;
 
 use rayon::prelude::*;
 
 use super::features::{self, COUNT};
+use super::split::Split;
 use crate::data::{BarRange, DataError, MarketData};
 use crate::market::Bars;
 use crate::scan::compute_features;
@@ -116,6 +119,55 @@ impl Dataset {
             dates,
             by_date,
         }
+    }
+}
+
+impl Dataset {
+    /// The dataset as CSV, for other tools to train on the same rows: `date,symbol,split`
+    /// (`train`, `embargo`, `holdout`, or `unlabelled` after the last holdout date), the
+    /// inputs by name (raw, before normalisation; empty where missing), then
+    /// `label_{h}d` per horizon (demeaned per date; empty where unknown).
+    pub fn write_csv(&self, split: &Split, out: &mut impl Write) -> std::io::Result<()> {
+        let mut header = String::from("date,symbol,split");
+        for name in features::NAMES {
+            header.push(',');
+            header.push_str(name);
+        }
+        for h in &self.horizons {
+            header.push_str(&format!(",label_{h}d"));
+        }
+        writeln!(out, "{header}")?;
+        let number = |x: f64| {
+            if x.is_finite() {
+                x.to_string()
+            } else {
+                String::new()
+            }
+        };
+        for (d, samples) in self.by_date.iter().enumerate() {
+            let part = if split.train.contains(&d) {
+                "train"
+            } else if split.holdout.contains(&d) {
+                "holdout"
+            } else if d < split.holdout.start {
+                "embargo"
+            } else {
+                "unlabelled"
+            };
+            for s in samples {
+                let mut line = format!("{},{},{part}", self.dates[d], self.symbols[s.symbol]);
+                for x in s.inputs {
+                    line.push(',');
+                    line.push_str(&number(x));
+                }
+                for l in &s.labels {
+                    line.push(',');
+                    line.push_str(&l.map(number).unwrap_or_default());
+                }
+                writeln!(out, "{line}")?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -256,6 +308,40 @@ mod tests {
                 assert_eq!(row.date, ds.dates[d]);
                 assert_eq!(row.inputs.map(f64::to_bits), s.inputs.map(f64::to_bits));
             }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_csv_holds_every_row_with_its_split_inputs_and_labels() {
+        let b = bars(0, 0.0).await;
+        let rows = symbol_rows(&b, 120, 30, &[5]);
+        let ds = Dataset::from_rows(&[5], vec![("S0".into(), rows.clone())]);
+        let split = crate::ml::split::walk_forward(ds.dates.len(), 50, 5, 10).unwrap();
+        let mut out = Vec::new();
+        ds.write_csv(&split, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split(',').collect()).collect();
+        assert_eq!(lines[0][..4], ["date", "symbol", "split", "ret_1d"]);
+        assert_eq!(lines[0].last(), Some(&"label_5d"));
+        assert_eq!(lines.len(), 1 + rows.len());
+        let count = |part: &str| lines.iter().filter(|l| l[2] == part).count();
+        assert_eq!(
+            [
+                count("train"),
+                count("embargo"),
+                count("holdout"),
+                count("unlabelled")
+            ],
+            [split.train.len(), 10, 50, 5]
+        );
+        for (line, row) in lines[1..].iter().zip(&rows) {
+            assert_eq!((line[0], line[1]), (row.date.to_string().as_str(), "S0"));
+            let parsed = |x: &str| x.parse::<f64>().ok();
+            for (text, x) in line[3..3 + COUNT].iter().zip(row.inputs) {
+                assert_eq!(parsed(text), x.is_finite().then_some(x), "{line:?}");
+            }
+            // One symbol: demeaned per date, every label is 0.
+            assert_eq!(parsed(line[3 + COUNT]), row.labels[0].map(|_| 0.0));
         }
     }
 

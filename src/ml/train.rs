@@ -28,15 +28,21 @@ pub struct Options {
     pub min_bars: usize,
 }
 
-/// Trains one network per horizon of `ds`; `Err` says why the data cannot be split.
-pub fn train(ds: &Dataset, opts: &Options) -> Result<Model, String> {
+/// The one split of `ds` for every horizon: the longest sets the embargo. `Err` says why
+/// the data cannot be split.
+pub fn split(ds: &Dataset, opts: &Options) -> Result<Split, String> {
     let longest = ds.horizons.iter().copied().max().unwrap_or(0);
-    let split = walk_forward(
+    walk_forward(
         ds.dates.len(),
         opts.holdout_days,
         longest,
         opts.embargo_days,
-    )?;
+    )
+}
+
+/// Trains one network per horizon of `ds`; `Err` says why the data cannot be split.
+pub fn train(ds: &Dataset, opts: &Options) -> Result<Model, String> {
+    let split = split(ds, opts)?;
     let normalisation: Vec<Scaling> = (0..COUNT)
         .map(|k| {
             Scaling::fit(
@@ -121,4 +127,111 @@ fn train_horizon(
     hm.metrics = Holdout::of(&per_date, horizon, symbols.len());
     hm.accepted = hm.metrics.t_stat.is_some_and(|t| t >= opts.min_t_stat);
     hm
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+
+    use super::*;
+    use crate::config::{Architecture, Settings};
+    use crate::data::{MarketData, SyntheticProvider};
+    use crate::ml::dataset::load;
+
+    /// 150 symbols × 300 days of the synthetic market with this seed and planted strength.
+    async fn market(seed: u64, alpha_strength: f64) -> Dataset {
+        let mut s = Settings::defaults().data.synthetic;
+        s.seed = seed;
+        s.symbols = 150;
+        s.days = 300;
+        s.alpha_strength = alpha_strength;
+        let p = SyntheticProvider::new(&s);
+        let symbols: Vec<String> = p
+            .universe()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.symbol)
+            .collect();
+        let (ds, failed) = load(&p, &symbols, 300, 250, 60, &[5, 10]).await;
+        assert!(failed.is_empty());
+        ds
+    }
+
+    fn options() -> Options {
+        Options {
+            holdout_days: 60,
+            embargo_days: 10,
+            fit: Fit {
+                architecture: Architecture::Linear,
+                hidden: 16,
+                epochs: 100,
+                learning_rate: 0.02,
+                seed: 42,
+            },
+            min_t_stat: 2.0,
+            namespace: String::new(),
+            lookback_days: 250,
+            min_bars: 60,
+        }
+    }
+
+    fn figures(m: &Model) -> Vec<&Holdout> {
+        m.horizons.iter().map(|h| &h.metrics).collect()
+    }
+
+    #[tokio::test]
+    async fn a_martingale_market_is_refused_whatever_its_seed() {
+        for seed in [1, 2, 3] {
+            let m = train(&market(seed, 0.0).await, &options()).unwrap();
+            assert!(!m.accepted, "seed {seed}: {:#?}", figures(&m));
+        }
+    }
+
+    #[tokio::test]
+    async fn labels_shuffled_across_dates_destroy_the_planted_edge() {
+        let mut ds = market(42, 0.3).await;
+        let planted = train(&ds, &options()).unwrap();
+        assert!(planted.accepted, "{:#?}", figures(&planted));
+        // Every label moves to another date and symbol (one permutation of them all), so
+        // the inputs no longer meet what followed them. (The same permutation of dates for
+        // every symbol would keep each symbol's own average, which a persistent signal
+        // still predicts in sample.)
+        let mut labels: Vec<Vec<Option<f64>>> = ds
+            .by_date
+            .iter()
+            .flatten()
+            .map(|s| s.labels.clone())
+            .collect();
+        labels.shuffle(&mut rand_pcg::Pcg64Mcg::seed_from_u64(7));
+        for (s, l) in ds.by_date.iter_mut().flatten().zip(labels) {
+            s.labels = l;
+        }
+        let shuffled = train(&ds, &options()).unwrap();
+        assert!(!shuffled.accepted, "{:#?}", figures(&shuffled));
+        for h in &shuffled.horizons {
+            let ic = h.metrics.rank_ic.unwrap();
+            assert!(ic.abs() < 0.05, "{}d: {ic}", h.horizon);
+        }
+    }
+
+    #[tokio::test]
+    async fn the_holdout_follows_training_after_the_embargo_and_the_figures_are_reproducible() {
+        let ds = market(42, 0.3).await;
+        let a = train(&ds, &options()).unwrap();
+        for h in &a.horizons {
+            let last_train = ds.dates.iter().position(|d| *d == h.train.last).unwrap();
+            let first_holdout = ds.dates.iter().position(|d| *d == h.holdout.first).unwrap();
+            // No training label (`horizon` dates ahead) reaches the holdout.
+            assert!(last_train + 10 < first_holdout, "{h:?}");
+            assert_eq!(h.holdout.dates, 60);
+        }
+        let b = train(&ds, &options()).unwrap();
+        assert_eq!(
+            (a.horizons[0].layers.clone(), figures(&a)),
+            (b.horizons[0].layers.clone(), figures(&b)),
+            "the same data and seed train the same model"
+        );
+    }
 }
