@@ -83,7 +83,7 @@ async fn inputs() -> Vec<[f64; COUNT]> {
         .collect()
 }
 
-fn benches(c: &mut Criterion) {
+fn inference(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -99,5 +99,5 @@ fn benches(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, benches);
+criterion_group!(benches, inference);
 criterion_main!(benches);
