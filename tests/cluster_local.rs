@@ -302,7 +302,7 @@ async fn the_warmer_loads_seeded_then_expected_this_hour_then_highest_dollar_vol
         provider: provider.clone(),
         cache: Some(cache.clone()),
         queue: None,
-        ml: None,
+        ml: Default::default(),
     };
     let cfg = ScanConfig::from_settings(&s.scan);
     let first = warm_once(&ctx, &warm, &cfg).await;

@@ -14,7 +14,7 @@ use serde_json::Value;
 use support::ports::Port;
 use support::redis::{query, RedisCluster, RedisServer};
 use support::reports::{assert_complete, embedded, ratings};
-use support::technic::{http_get, run_json, Proc, FAST_CLUSTER};
+use support::technic::{run_json, Proc, FAST_CLUSTER};
 use support::wait::wait_for;
 
 const LONG: Duration = Duration::from_secs(90);
@@ -130,14 +130,7 @@ fn three_workers_scan_like_one_process() {
         );
     }
     // A worker's own metrics (its cache lookups) are scraped from its --metrics-bind port.
-    let addr = w1
-        .stderr()
-        .split("metrics on http://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .map(String::from)
-        .unwrap_or_else(|| panic!("w1 printed its metrics address: {}", w1.stderr()));
-    let metrics = http_get(&addr, "/metrics");
+    let metrics = w1.metrics();
     assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
     let misses = metrics
         .lines()

@@ -167,7 +167,7 @@ fn seeds() -> Seeds {
         provider,
         cache: None,
         queue: None,
-        ml: None,
+        ml: Default::default(),
     };
     let report = rt.block_on(process_shard(&ctx, &shard, CacheMode::Use));
     Seeds {

@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use assert_cmd::Command;
 use serde_json::Value;
-use support::api::Server;
+use support::api::{Server, DEADLINE};
 use support::kept_env;
-use support::redis::{query, RedisCluster};
-use support::technic::{http_get, run_json, Proc, FAST_CLUSTER};
-use support::wait::wait_for;
+use support::redis::{query, RedisCluster, RedisServer};
+use support::technic::{run_json, Proc, FAST_CLUSTER};
+use support::wait::{wait_for, wait_for_async};
 
 mod support;
 
@@ -112,11 +112,19 @@ fn the_planted_factor_is_found_and_accepted_and_pure_noise_is_refused() {
     for h in ["5", "10"] {
         let m = &planted["horizons"][h];
         for k in [
-            "ic", "rank_ic", "icir", "t_stat", "spread", "dates", "symbols",
+            "ic",
+            "rank_ic",
+            "icir",
+            "t_stat",
+            "ic_t_stat",
+            "spread",
+            "dates",
+            "symbols",
         ] {
             assert!(m[k].is_number(), "{h}d {k}: {m:#}");
         }
         assert!(m["t_stat"].as_f64().unwrap() >= 2.0, "{m:#}");
+        assert!(m["ic_t_stat"].as_f64().unwrap() >= 2.0, "{m:#}");
         let bar = planted_rank_ic_bar(0.3, h.parse().unwrap());
         assert!(m["rank_ic"].as_f64().unwrap() > bar, "{bar}: {m:#}");
         assert!(m["spread"].as_f64().unwrap() > 0.0, "{m:#}");
@@ -458,14 +466,7 @@ fn the_same_model_gives_the_same_alphas_embedded_on_three_workers_and_from_redis
     assert!(again.get("from_cache").is_none());
     assert_eq!(alpha_bits(&again), alpha_bits(&embedded));
     assert_eq!(ml_keys(), results);
-    let addr = w1
-        .stderr()
-        .split("metrics on http://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .map(String::from)
-        .unwrap_or_else(|| panic!("w1 printed its metrics address: {}", w1.stderr()));
-    let metrics = http_get(&addr, "/metrics");
+    let metrics = w1.metrics();
     let hits = metrics
         .lines()
         .find_map(|l| l.strip_prefix("technic_cache_hits_total{kind=\"ml\"} "))
@@ -500,4 +501,115 @@ fn invalid_training_options_are_listed_together() {
     ] {
         assert!(e.contains(problem), "{problem}: {e}");
     }
+}
+
+/// `ml publish`: every node of a cluster switches to the published model, whatever its
+/// own `ml.model` (none here): the cluster view and the health check show each node's
+/// version and a scan spanning both nodes blends it, with the embedded scan's alphas to the
+/// last bit. A model that was not accepted is refused without `--force` and nothing is
+/// published. `ml withdraw` gives each node its own setting back.
+#[tokio::test]
+async fn a_published_model_is_served_by_every_node_until_it_is_withdrawn() {
+    let t = trained();
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let mut env = FAST_CLUSTER.to_vec();
+    env.extend([
+        ("TECHNIC_DATA__SYNTHETIC__ALPHA_STRENGTH", "0.3"),
+        ("TECHNIC_DATA__SYNTHETIC__DAYS", "360"),
+    ]);
+    let s = Server::start(&["--redis", &url, "--workers", "1"], &env).await;
+    let _w1 = Proc::spawn(
+        "w1",
+        &[
+            "worker",
+            "--redis",
+            &url,
+            "--workers",
+            "1",
+            "--node-id",
+            "w1",
+        ],
+        &env,
+    );
+    // Each up node's model as the cluster view shows it, once there are two.
+    let models = |want: Option<&str>| {
+        let s = &s;
+        let want = want.map(String::from);
+        async move || {
+            let (_, body) = s.get("/api/v1/cluster/nodes").await;
+            let nodes = body["nodes"].as_array().cloned().unwrap_or_default();
+            let up: Vec<Option<String>> = nodes
+                .iter()
+                .filter(|n| n["state"] == "up")
+                .map(|n| n["model"].as_str().map(String::from))
+                .collect();
+            if up.len() == 2 && up.iter().all(|m| *m == want) {
+                Ok(())
+            } else {
+                Err(format!("{body:#}"))
+            }
+        }
+    };
+    wait_for_async("two nodes up without a model", DEADLINE, models(None)).await;
+
+    let publish = |args: &[&str]| {
+        let mut all = vec!["ml", "publish", "--redis", &url];
+        all.extend_from_slice(args);
+        support::technic::command(&all, &[]).output().unwrap()
+    };
+    let refused = publish(&[path(&t.noise.0)]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("was not accepted"),
+        "{}",
+        stderr(&refused)
+    );
+    let published: Vec<String> = query(redis.port(), ::redis::cmd("KEYS").arg("*:model"));
+    assert!(published.is_empty(), "nothing published: {published:?}");
+
+    let out = publish(&[path(&t.planted.0)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    let version = said
+        .strip_prefix("published model ")
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_else(|| panic!("the version in {said:?}"))
+        .to_string();
+    wait_for_async("both nodes serve it", DEADLINE, models(Some(&version))).await;
+
+    let (code, h) = s.get("/health/detailed").await;
+    let check = &h["checks"]["ml-model:status"][0];
+    assert_eq!(code, 200);
+    assert_eq!(
+        (&check["status"], &check["observedValue"], &check["source"]),
+        (
+            &"pass".into(),
+            &version.as_str().into(),
+            &"published".into()
+        ),
+        "{check:#}"
+    );
+    assert_eq!(check["nodes"].as_object().map(|n| n.len()), Some(2));
+    let id = s
+        .submit(&format!(r#"{{"universe_size": {SYMBOLS}}}"#))
+        .await;
+    let done = s.wait_done(&id).await;
+    assert_eq!(done["model"], version.as_str(), "{done:#}");
+    assert_eq!(
+        done["nodes"].as_object().map(|n| n.len()),
+        Some(2),
+        "{done:#}"
+    );
+    let (_, report) = s.get(&format!("/api/v1/scans/{id}/results")).await;
+    let embedded = json(&scan("0.3", &["--model", path(&t.planted.0)]));
+    assert_eq!(alpha_bits(&report), alpha_bits(&embedded));
+
+    let out = support::technic::command(&["ml", "withdraw", "--redis", &url], &[])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    wait_for_async("both nodes back to no model", DEADLINE, models(None)).await;
+    let (_, h) = s.get("/health/detailed").await;
+    assert_eq!(h["checks"]["ml-model:status"][0]["observedValue"], "none");
 }

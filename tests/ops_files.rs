@@ -92,6 +92,7 @@ fn every_alert_is_actionable_and_tested_firing_and_quiet() {
         "TechnicCacheHitRateLow",
         "TechnicClusterNodeDown",
         "TechnicCircuitBreakerOpen",
+        "TechnicMlNeutralScans",
     ] {
         assert!(alerts.iter().any(|a| a == required), "{required} missing");
     }

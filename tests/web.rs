@@ -283,9 +283,7 @@ async fn the_token_is_entered_once_and_sent_with_mutating_calls() {
         (!b.rows("results-table").await.is_empty()).then_some(())
     })
     .await;
-    b.set_input("scan-universe-size", "30").await;
-    b.click("scan-start").await;
-    b.wait_text("scan-stage", |t| t == "done").await;
+    b.scan("30").await;
     let (_, list) = s.get("/api/v1/scans").await;
     assert_eq!(list["scans"].as_array().map(Vec::len), Some(2), "{list}");
     b.close().await;
@@ -423,9 +421,7 @@ async fn a_repeated_scan_says_it_came_from_the_scan_cache() {
     let s = Server::start(&["--workers", "1"], &[]).await;
     let b = Browser::start().await;
     b.open(&s.url("/")).await;
-    b.set_input("scan-universe-size", "20").await;
-    b.click("scan-start").await;
-    b.wait_text("scan-stage", |t| t == "done").await;
+    b.scan("20").await;
     let first = b.wait_text("scan-summary", |t| t.contains("results")).await;
     assert!(!first.contains("scan cache"), "computed: {first}");
     let (_, list) = s.get("/api/v1/scans").await;
@@ -452,9 +448,7 @@ async fn a_scan_with_the_cache_down_shows_its_warning() {
     let s = Server::start(&["--workers", "1", "--cache", &url], &[]).await;
     let b = Browser::start().await;
     b.open(&s.url("/")).await;
-    b.set_input("scan-universe-size", "20").await;
-    b.click("scan-start").await;
-    b.wait_text("scan-stage", |t| t == "done").await;
+    b.scan("20").await;
     let warnings = b
         .wait_text("scan-warnings", |t| t.contains("CACHE_UNAVAILABLE"))
         .await;
@@ -472,7 +466,8 @@ async fn a_scan_with_the_cache_down_shows_its_warning() {
 
 /// A serve with an alpha model: the Scanner's table gains Score, α 5d and α 10d after
 /// TechRating, filled from the API's rows, and the summary names the model. A serve whose
-/// model cannot serve shows the ML_UNAVAILABLE warning and no alpha columns.
+/// model cannot serve shows the ML_UNAVAILABLE warning and no alpha columns. The
+/// Performance page shows the model's holdout figures, or why it cannot serve.
 #[tokio::test]
 async fn the_scanner_shows_the_alpha_columns_and_a_broken_models_warning() {
     let _one = ONE_BROWSER.lock().await;
@@ -511,9 +506,7 @@ async fn the_scanner_shows_the_alpha_columns_and_a_broken_models_warning() {
     let s = serve(model.to_string()).await;
     let b = Browser::start().await;
     b.open(&s.url("/")).await;
-    b.set_input("scan-universe-size", "50").await;
-    b.click("scan-start").await;
-    b.wait_text("scan-stage", |t| t == "done").await;
+    b.scan("50").await;
     let summary = b
         .wait_text("scan-summary", |t| t.contains("alphas by model"))
         .await;
@@ -540,15 +533,45 @@ async fn the_scanner_shows_the_alpha_columns_and_a_broken_models_warning() {
         format!("{:.2}%", first["alpha_5d"].as_f64().unwrap() * 100.0)
     );
     b.screenshot("scan-alphas").await;
+
+    // The Performance page: the model's holdout figures, as the API reports them.
+    let (_, served) = s.get("/api/v1/ml/model").await;
+    assert_eq!(served["observedValue"], version, "{served:#}");
+    b.nav("Performance").await;
+    b.wait_text("model-badge", |t| t == format!("Model {version}"))
+        .await;
+    let summary = b.text("model-summary").await;
+    assert!(
+        summary.contains("accepted") && summary.contains("1 blended, 0 neutral"),
+        "{summary}"
+    );
+    let rows = b.rows("model-table").await;
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    for (row, horizon) in rows.iter().zip(["5", "10"]) {
+        let figures = &served["horizons"][horizon];
+        assert_eq!(row[0], format!("{horizon} d"));
+        assert_eq!(
+            row[1],
+            format!("{:.4}", figures["rank_ic"].as_f64().unwrap())
+        );
+        assert_eq!(
+            row[5],
+            format!("{:.1}", figures["t_stat"].as_f64().unwrap())
+        );
+        assert_eq!(
+            row[6],
+            format!("{:.1}", figures["ic_t_stat"].as_f64().unwrap())
+        );
+        assert_eq!(row[10], "yes");
+    }
+    b.screenshot("performance-model").await;
     b.close().await;
     drop(s);
 
     let s = serve("/nonexistent/model.json".into()).await;
     let b = Browser::start().await;
     b.open(&s.url("/")).await;
-    b.set_input("scan-universe-size", "20").await;
-    b.click("scan-start").await;
-    b.wait_text("scan-stage", |t| t == "done").await;
+    b.scan("20").await;
     let warnings = b
         .wait_text("scan-warnings", |t| t.contains("ML_UNAVAILABLE"))
         .await;
@@ -557,5 +580,14 @@ async fn the_scanner_shows_the_alpha_columns_and_a_broken_models_warning() {
         "{warnings}"
     );
     assert!(!b.text("results-table").await.contains("α 5d"));
+    b.nav("Performance").await;
+    b.wait_text("model-badge", |t| t == "Model unavailable")
+        .await;
+    let summary = b.text("model-summary").await;
+    assert!(
+        summary.contains("cannot be read") && summary.contains("0 blended, 1 neutral"),
+        "{summary}"
+    );
+    assert!(b.rows("model-table").await.is_empty());
     b.close().await;
 }

@@ -72,6 +72,8 @@ async function refreshCluster() {
           el("td", { text: n.restarts != null ? fmtInt(n.restarts) : "—" }),
           // The shared cache TTL settings the node writes with (0: its configured ones).
           el("td", { text: n.ttl_version ? `v${n.ttl_version}` : "configured" }),
+          // The alpha model the node serves (its version, or `unavailable`).
+          el("td", { class: "text", "data-testid": "node-model", text: n.model || "—" }),
           el("td", { text: fmtAge(heartbeatAge(n)) }))),
     );
     showQueue(queue);

@@ -187,7 +187,7 @@ pub async fn warm(State(state): Shared, body: Bytes) -> Result<Json<Value>, ApiE
         provider: state.provider.clone(),
         cache: Some(c.clone()),
         queue: None,
-        ml: None,
+        ml: Default::default(),
     };
     let report = warm_once(
         &ctx,

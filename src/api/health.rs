@@ -7,6 +7,7 @@
 //! are required (`fail` there makes the whole `fail`, HTTP 503). The alpha model is
 //! optional too.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use axum::extract::State;
@@ -191,13 +192,15 @@ fn provider_checks(state: &AppState) -> (Status, Vec<Value>) {
 /// holdout figures, or why it cannot serve (`fail`: the scans run with neutral alphas),
 /// and the scans this process finished blended or neutral. Optional, like the cache: a
 /// scan never fails for the model. A model served with `ml.force` although its holdout
-/// did not earn it is `warn`.
-fn ml_check(state: &AppState) -> (Status, Value) {
+/// did not earn it is `warn`, and so are up nodes that serve different models (a scan
+/// spanning them runs with neutral alphas).
+fn ml_check(state: &AppState, nodes: &[NodeInfo]) -> (Status, Value) {
     let counted = &metrics().ml_scans;
     let count = |outcome| counted.get_or_create(&OutcomeLabel { outcome }).get();
     let scans = json!({"blended": count("blended"), "neutral": count("neutral")});
-    let serving = state.cluster.as_ref().and_then(|c| c.ml());
-    let (status, output, fields) = match serving.map(|s| &**s) {
+    let current = state.cluster.as_ref().and_then(|c| c.ml().current());
+    let source = current.as_ref().map(|(_, source)| source.as_str());
+    let (status, output, fields) = match current.as_ref().map(|(s, _)| &**s) {
         None => (
             Status::Pass,
             Some("no model configured (ml.model): ranking uses TechRating only".to_string()),
@@ -246,7 +249,44 @@ fn ml_check(state: &AppState) -> (Status, Value) {
     };
     let mut fields = fields;
     fields["scans"] = scans;
+    if let Some(source) = source {
+        fields["source"] = source.into();
+    }
+    let up: BTreeMap<&str, &str> = nodes
+        .iter()
+        .filter(|n| n.state == "up")
+        .map(|n| (n.id.as_str(), n.model.as_deref().unwrap_or("none")))
+        .collect();
+    let served: BTreeSet<&str> = up.values().copied().collect();
+    let (status, output) = if served.len() > 1 {
+        let list = served.into_iter().collect::<Vec<_>>().join(", ");
+        let mixed = format!(
+            "the up nodes serve different models ({list}): scans that span them run with \
+             neutral alphas"
+        );
+        let output = match output {
+            Some(o) => format!("{o}; {mixed}"),
+            None => mixed,
+        };
+        (status.max(Status::Warn), Some(output))
+    } else {
+        (status, output)
+    };
+    if !up.is_empty() {
+        fields["nodes"] = json!(up);
+    }
     (status, check("component", status, output, fields))
+}
+
+/// The alpha model this coordinator serves, as `/health/detailed` reports it (check
+/// `ml-model:status`): `status`, version (`observedValue`), `source` (file or published),
+/// age, holdout figures per horizon, the scans blended and run neutral, each up node's
+/// version (`nodes`); or why it cannot serve (`output`, `suggestions`).
+#[utoipa::path(get, path = "/api/v1/ml/model", tag = "ml",
+    responses((status = 200, body = Object)))]
+pub async fn model(State(state): Shared) -> Json<Value> {
+    let listed = cluster_nodes(&state).await;
+    Json(ml_check(&state, listed.as_deref().unwrap_or_default()).1)
 }
 
 /// Per-component health, `application/health+json`; HTTP 503 when the whole is `fail`.
@@ -298,7 +338,7 @@ pub async fn detailed(State(state): Shared) -> Response {
         json!({"observedValue": state.live.len(), "observedUnit": "active scans",
                "componentId": if redis_queue { "redis-streams" } else { "in-process" }}),
     );
-    let (ml_status, ml_check) = ml_check(&state);
+    let (ml_status, ml_check) = ml_check(&state, listed.as_deref().unwrap_or_default());
     let optional = cache_status
         .max(provider_status)
         .max(ml_status)

@@ -91,6 +91,7 @@ fn routes() -> (Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(nodes::nodes))
         .routes(routes!(throughput::throughput))
         .routes(routes!(performance::performance))
+        .routes(routes!(health::model))
         .routes(routes!(health::health))
         .routes(routes!(health::live))
         .routes(routes!(health::ready))
@@ -310,6 +311,7 @@ mod tests {
             ("/api/v1/cluster/nodes", "get"),
             ("/api/v1/cluster/throughput", "get"),
             ("/api/v1/performance/history", "get"),
+            ("/api/v1/ml/model", "get"),
             ("/health", "get"),
             ("/health/live", "get"),
             ("/health/ready", "get"),

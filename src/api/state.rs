@@ -99,6 +99,10 @@ pub struct NodeInfo {
     /// Version of the shared cache TTL settings the node writes with (0: its configured
     /// ones, none shared yet).
     pub ttl_version: u64,
+    /// The alpha model the node serves: its version, `unavailable` for one it cannot
+    /// serve; absent for none. Every node serves the same one when a model is published.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
 }
 
 fn at(ms: i64) -> DateTime<Utc> {
@@ -152,6 +156,7 @@ pub async fn cluster_nodes(state: &AppState) -> Result<Vec<NodeInfo>, QueueError
                 symbols_done: n.symbols_done,
                 restarts: n.restarts,
                 ttl_version: n.ttl_version,
+                model: n.model,
             }
         })
         .collect())

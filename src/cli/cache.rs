@@ -182,7 +182,7 @@ pub async fn run(args: &CacheArgs, settings: &Settings) -> Result<i32, UserError
                 provider,
                 cache: Some(cache.clone()),
                 queue: None,
-                ml: None,
+                ml: Default::default(),
             };
             let r = warm_once(&ctx, &warm, &ScanConfig::from_settings(&settings.scan)).await;
             if !cache.status().available {

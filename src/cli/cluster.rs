@@ -38,12 +38,19 @@ pub enum ClusterAction {
 }
 
 pub async fn run(args: &ClusterArgs, settings: &Settings) -> Result<i32, UserError> {
-    // --redis, else the cluster's configured Redis (cluster.redis_url).
-    let url = args
-        .redis
-        .as_deref()
-        .unwrap_or(&settings.cluster.redis_url)
-        .trim();
+    let registry = open_registry(args.redis.as_deref(), settings)?;
+    match &args.action {
+        ClusterAction::Nodes => nodes(args, settings, &registry).await,
+        ClusterAction::Forget { node } => forget(args, settings, &registry, node).await,
+    }
+}
+
+/// The registry of the cluster on `redis` (`--redis`), else on `cluster.redis_url`.
+pub(super) fn open_registry(
+    redis: Option<&str>,
+    settings: &Settings,
+) -> Result<NodeRegistry, UserError> {
+    let url = redis.unwrap_or(&settings.cluster.redis_url).trim();
     if !RedisUrl::looks_like(url) {
         return Err(UserError::new(
             ErrorCode::InvalidInput,
@@ -51,11 +58,7 @@ pub async fn run(args: &ClusterArgs, settings: &Settings) -> Result<i32, UserErr
             vec!["give the Redis the nodes were started with: --redis URL, or set cluster.redis_url (TECHNIC_CLUSTER__REDIS_URL)".into()],
         ));
     }
-    let registry = NodeRegistry::open(url, &settings.cluster)?;
-    match &args.action {
-        ClusterAction::Nodes => nodes(args, settings, &registry).await,
-        ClusterAction::Forget { node } => forget(args, settings, &registry, node).await,
-    }
+    Ok(NodeRegistry::open(url, &settings.cluster)?)
 }
 
 async fn forget(
@@ -117,6 +120,7 @@ fn table(nodes: &[NodeView]) -> String {
         "shards",
         "symbols",
         "restarts",
+        "model",
         "version",
         "last heartbeat",
     ]);
@@ -136,6 +140,7 @@ fn table(nodes: &[NodeView]) -> String {
             i.shards_done.to_string(),
             i.symbols_done.to_string(),
             i.restarts.to_string(),
+            i.model.clone().unwrap_or_else(|| "—".into()),
             i.version.clone(),
             format!("{:.1}s ago", n.heartbeat_age_ms as f64 / 1000.0),
         ]);

@@ -9,8 +9,10 @@ use clap::{Args, Subcommand};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
 use serde_json::{json, Map, Value};
 
+use super::cluster::open_registry;
 use super::output::emit;
 use super::say;
+use crate::cluster::PublishedModel;
 use crate::config::{horizon_problems, Architecture, Settings};
 use crate::error::{ErrorCode, UserError};
 use crate::ml::dataset::{self, Dataset};
@@ -30,6 +32,33 @@ pub struct MlArgs {
 pub enum MlCommand {
     /// Train an alpha model, report its holdout figures and write the model file.
     Train(TrainArgs),
+    /// Publish a model file to the cluster's Redis: every node (serve, worker) serves it
+    /// from its next heartbeat on, whatever its own ml.model says.
+    Publish(PublishArgs),
+    /// Withdraw the published model: every node serves its own ml.model again.
+    Withdraw(WithdrawArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// The model file (`technic ml train --out FILE`).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Publish a model whose holdout did not earn it (the nodes serve it, and their health
+    /// check warns).
+    #[arg(long)]
+    pub force: bool,
+    /// The cluster's Redis: redis://HOST:PORT or redis-cluster://HOST:PORT[,HOST:PORT...]
+    /// (default: cluster.redis_url).
+    #[arg(long, value_name = "URL")]
+    pub redis: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct WithdrawArgs {
+    /// The cluster's Redis (default: cluster.redis_url).
+    #[arg(long, value_name = "URL")]
+    pub redis: Option<String>,
 }
 
 /// How the training report is printed.
@@ -77,7 +106,56 @@ pub struct TrainArgs {
 pub async fn run(args: &MlArgs, settings: &Settings) -> Result<i32, UserError> {
     match &args.command {
         MlCommand::Train(a) => run_train(a, settings).await,
+        MlCommand::Publish(a) => publish(a, settings).await,
+        MlCommand::Withdraw(a) => withdraw(a, settings).await,
     }
+}
+
+/// Checks the model as a node would (so a model no node could serve is never published),
+/// then stores it in the cluster's Redis.
+async fn publish(args: &PublishArgs, settings: &Settings) -> Result<i32, UserError> {
+    let path = &args.file;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        UserError::new(
+            ErrorCode::InvalidInput,
+            format!("cannot read model file {}: {e}", path.display()),
+            vec!["give the file `technic ml train --out FILE` wrote".into()],
+        )
+    })?;
+    let origin = format!("model file {}", path.display());
+    let served = Model::parse(text.as_bytes(), &origin, args.force)
+        .map_err(|r| UserError::new(ErrorCode::InvalidInput, r.message, r.suggestions))?;
+    let registry = open_registry(args.redis.as_deref(), settings)?;
+    let published = PublishedModel {
+        version: served.version.clone(),
+        force: args.force && !served.model.accepted,
+    };
+    registry.publish_model(&published, &text).await?;
+    emit(
+        &format!(
+            "published model {} ({}) to queue {:?}: every node serves it from its next heartbeat\n",
+            served.version,
+            if served.model.accepted {
+                "accepted"
+            } else {
+                "NOT accepted, forced"
+            },
+            settings.cluster.queue_name
+        ),
+        None,
+    )?;
+    Ok(0)
+}
+
+async fn withdraw(args: &WithdrawArgs, settings: &Settings) -> Result<i32, UserError> {
+    let registry = open_registry(args.redis.as_deref(), settings)?;
+    let text = if registry.withdraw_model().await? {
+        "withdrew the published model: every node serves its own ml.model again\n"
+    } else {
+        "no model is published: every node serves its own ml.model\n"
+    };
+    emit(text, None)?;
+    Ok(0)
 }
 
 /// The training options from the settings and the flags, or every problem with them.
@@ -241,6 +319,7 @@ fn horizon_json(h: &HorizonModel) -> Value {
         "icir": m.icir,
         "rank_icir": m.rank_icir,
         "t_stat": m.t_stat,
+        "ic_t_stat": m.ic_t_stat,
         "spread": m.spread,
         "dates": m.dates,
         "symbols": m.symbols,
@@ -269,7 +348,16 @@ fn report_table(model: &Model, path: &Path) -> String {
     let fmt = |x: Option<f64>, digits: usize| x.map_or("n/a".into(), |v| format!("{v:.digits$}"));
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
-        "Horizon", "IC", "Rank IC", "ICIR", "t-stat", "Spread", "Dates", "Symbols", "Accepted",
+        "Horizon",
+        "IC",
+        "Rank IC",
+        "ICIR",
+        "t (Rank IC)",
+        "t (IC)",
+        "Spread",
+        "Dates",
+        "Symbols",
+        "Accepted",
     ]);
     for h in &model.horizons {
         let m = &h.metrics;
@@ -279,6 +367,7 @@ fn report_table(model: &Model, path: &Path) -> String {
             Cell::new(fmt(m.rank_ic, 4)).set_alignment(CellAlignment::Right),
             Cell::new(fmt(m.icir, 3)).set_alignment(CellAlignment::Right),
             Cell::new(fmt(m.t_stat, 2)).set_alignment(CellAlignment::Right),
+            Cell::new(fmt(m.ic_t_stat, 2)).set_alignment(CellAlignment::Right),
             Cell::new(fmt(m.spread.map(|s| s * 100.0), 3) + " %")
                 .set_alignment(CellAlignment::Right),
             Cell::new(m.dates).set_alignment(CellAlignment::Right),
@@ -291,7 +380,7 @@ fn report_table(model: &Model, path: &Path) -> String {
         "accepted: it may be served".to_string()
     } else {
         format!(
-            "NOT accepted (holdout t-stat below {} on some horizon): serving it needs --force",
+            "NOT accepted (a holdout t-statistic, of Rank IC or IC, below {} on some horizon): serving it needs --force",
             model.min_t_stat
         )
     };

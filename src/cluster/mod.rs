@@ -42,7 +42,7 @@ pub use pipeline::{process_shard, CacheMode, PipelineContext, ShardReport, Symbo
 pub use progress::{analyzing, thousands, Progress, Stage};
 pub use queue::{Delivery, InProcessQueue, QueueDepth, QueueError, WorkQueue};
 pub use redis_queue::{decode_shard, RedisQueueOptions, RedisStreamsQueue, ResultEntry};
-pub use registry::{live_workers, NodeInfo, NodeRegistry, NodeState, NodeView};
+pub use registry::{live_workers, NodeInfo, NodeRegistry, NodeState, NodeView, PublishedModel};
 pub use shard::{plan_shards, shard_size, Shard};
 pub use supervision::{Decision, RestartPolicy};
 pub use warmer::{run_warmer, warm_once, WarmReport};
@@ -52,6 +52,7 @@ use crate::cache::ScanCache;
 use crate::config::Settings;
 use crate::data::MarketData;
 use crate::error::{ErrorCode, UserError};
+use crate::ml::serve::ModelSlot;
 use crate::scan::ScanConfig;
 use crate::shutdown::Shutdown;
 use coordinator::{Coordinator, CoordinatorArgs};
@@ -114,7 +115,7 @@ pub struct LocalCluster {
     /// The alpha model this node serves, or why it cannot; its version (`unavailable`
     /// for one it cannot) is a part of the scan-result key: a report with other alphas
     /// is another answer.
-    ml: Option<Arc<crate::ml::serve::Serving>>,
+    ml: Arc<ModelSlot>,
     /// Cached reports this process holds decoded.
     memo: Arc<result_cache::ReportMemo>,
     /// The cluster's own scope (results feed, node heartbeat); a child of the caller's.
@@ -184,7 +185,7 @@ impl LocalCluster {
         } else {
             workers
         };
-        let ml = crate::ml::serve::Serving::from_settings(&settings.ml);
+        let ml = ModelSlot::from_settings(&settings.ml);
         let registry = link.as_ref().map(|l| Arc::clone(&l.registry));
         let feed = link
             .as_ref()
@@ -244,10 +245,10 @@ impl LocalCluster {
         })
     }
 
-    /// The alpha model this node serves (`ml.model`), or why it cannot; `None` without
-    /// one.
-    pub fn ml(&self) -> Option<&Arc<crate::ml::serve::Serving>> {
-        self.ml.as_ref()
+    /// The alpha model this node serves (`ml.model`, or the one published to the
+    /// cluster), or why it cannot; empty without one.
+    pub fn ml(&self) -> &Arc<ModelSlot> {
+        &self.ml
     }
 
     /// The cluster's node registry (over Redis); `None` in process.
@@ -280,11 +281,8 @@ impl LocalCluster {
     pub async fn submit(&self, config: ScanConfig) -> Result<ScanHandle, ScanError> {
         let scan_key = match &self.cache {
             Some(_) if self.scan_results => {
-                let model = self
-                    .ml
-                    .as_deref()
-                    .map(|m| m.version().unwrap_or("unavailable"));
-                ScanKey::of(&self.provider, &config, model, &self.memo).await
+                let model = self.ml.served_as();
+                ScanKey::of(&self.provider, &config, model.as_deref(), &self.memo).await
             }
             _ => None,
         };

@@ -24,6 +24,7 @@ use super::ClusterLink;
 use crate::cache::ScanCache;
 use crate::config::Settings;
 use crate::error::{ErrorCode, UserError};
+use crate::ml::serve::ModelSlot;
 use crate::shutdown::Shutdown;
 
 /// How long a stopping node waits for its heartbeat task to finish the beat in flight
@@ -104,6 +105,7 @@ impl WorkerNode {
                 identity: identity.clone(),
                 stats: Arc::clone(&ctx.stats),
                 cache: ctx.cache.clone(),
+                ml: Arc::clone(&ctx.ml),
                 queue: Arc::clone(&ctx.queue),
                 registry: Arc::clone(registry),
                 book: link.map(|l| Arc::clone(&l.book)),
@@ -130,12 +132,18 @@ impl WorkerNode {
         &self.identity.id
     }
 
+    /// The alpha model this node's workers serve.
+    pub fn ml(&self) -> &Arc<ModelSlot> {
+        &self.ctx.ml
+    }
+
     /// What this node's next heartbeat would say.
     pub fn info(&self) -> NodeInfo {
         node_info(
             &self.identity,
             &self.ctx.stats,
             self.ctx.cache.as_deref(),
+            &self.ctx.ml,
             self.draining.load(Ordering::Acquire),
         )
     }
@@ -193,6 +201,7 @@ impl WorkerNode {
                 &self.identity,
                 &self.ctx.stats,
                 self.ctx.cache.as_deref(),
+                &self.ctx.ml,
                 self.draining.load(Ordering::Acquire),
             );
             if let Err(e) = registry.beat(&info).await {
@@ -218,6 +227,7 @@ fn node_info(
     identity: &Identity,
     stats: &NodeStats,
     cache: Option<&ScanCache>,
+    ml: &ModelSlot,
     draining: bool,
 ) -> NodeInfo {
     let busy = stats.busy.load(Ordering::Relaxed);
@@ -241,6 +251,7 @@ fn node_info(
         load: (busy as f64 / identity.workers.max(1) as f64).min(1.0),
         restarts: stats.restarts.load(Ordering::Relaxed),
         ttl_version: cache.map_or(0, ScanCache::ttl_version),
+        model: ml.served_as(),
     }
 }
 
@@ -249,6 +260,8 @@ struct Heartbeat {
     stats: Arc<NodeStats>,
     /// Its shared TTL settings' version is reported in each beat.
     cache: Option<Arc<ScanCache>>,
+    /// Its model's version is reported in each beat.
+    ml: Arc<ModelSlot>,
     queue: Arc<dyn WorkQueue>,
     registry: Arc<NodeRegistry>,
     /// Read every beat: the scans' current epochs and the abandoned one-shot scans.
@@ -289,6 +302,7 @@ impl Heartbeat {
                     &self.identity,
                     &self.stats,
                     self.cache.as_deref(),
+                    &self.ml,
                     self.draining.load(Ordering::Acquire),
                 );
                 self.sweep().await;

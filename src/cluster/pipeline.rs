@@ -17,7 +17,7 @@ use crate::data::{BarRange, DataError};
 use crate::market::{Bars, Origin, UniverseEntry};
 use crate::ml::features::{self, COUNT};
 use crate::ml::model::Refusal;
-use crate::ml::serve::Serving;
+use crate::ml::serve::{ModelSlot, Serving};
 use crate::scan::{
     compute_features, score, Evaluation, Failure, FilterReason, ScanConfig, ScanResult,
     SymbolFeatures, FEATURES_VERSION,
@@ -31,8 +31,8 @@ pub struct PipelineContext {
     pub provider: Arc<dyn MarketData>,
     pub cache: Option<Arc<ScanCache>>,
     pub queue: Option<Arc<dyn WorkQueue>>,
-    /// The alpha model this node serves; `None`: none configured (no alphas).
-    pub ml: Option<Arc<Serving>>,
+    /// The alpha model this node serves (empty: none, no alphas); read once per shard.
+    pub ml: Arc<ModelSlot>,
 }
 
 /// Whether a shard reads the cache first, or reloads from the provider and overwrites.
@@ -93,7 +93,8 @@ pub async fn process_shard(ctx: &PipelineContext, shard: &Shard, mode: CacheMode
     let readable = ctx.cache.as_deref().filter(|_| mode == CacheMode::Use);
     let mut stats = CacheReport::default();
 
-    let model = ctx.ml.as_deref().and_then(Serving::version);
+    let serving = ctx.ml.serving();
+    let model = serving.as_deref().and_then(Serving::version);
     let t0 = Instant::now();
     let (features, alphas) = cached_features(readable, &keys, &symbols, model, &mut stats).await;
     let mut bars = cached_bars(readable, &keys, &symbols, &features, &mut stats).await;
@@ -104,7 +105,7 @@ pub async fn process_shard(ctx: &PipelineContext, shard: &Shard, mode: CacheMode
     let fetch_seconds = t0.elapsed().as_secs_f64();
 
     let t1 = Instant::now();
-    let computed = compute(ctx, shard, features, bars.bars, alphas).await;
+    let computed = compute(ctx, shard, serving, features, bars.bars, alphas).await;
     let compute_seconds = t1.elapsed().as_secs_f64();
 
     if let Some(cache) = ctx.cache.as_deref() {
@@ -262,6 +263,7 @@ async fn provider_load(
 async fn compute(
     ctx: &PipelineContext,
     shard: &Shard,
+    ml: Option<Arc<Serving>>,
     features: Cached<SymbolFeatures>,
     bars: Vec<Option<Result<Bars, DataError>>>,
     alphas: Cached<Alphas>,
@@ -271,7 +273,6 @@ async fn compute(
     let scan_id = shard.scan_id.clone();
     let epoch = shard.epoch;
     let cfg = Arc::clone(&shard.config);
-    let ml = ctx.ml.clone();
     crate::cpu::run(move || {
         let with_inputs = ml.is_some();
         let per_symbol: Vec<_> = entries

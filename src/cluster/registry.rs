@@ -75,6 +75,18 @@ pub struct NodeInfo {
     /// configured ones; absent in entries of older builds).
     #[serde(default)]
     pub ttl_version: u64,
+    /// The alpha model the node serves: its version, `unavailable` for one it cannot
+    /// serve, absent for none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+}
+
+/// What the cluster's published model is: the version of its file and whether it is
+/// served although its holdout did not earn it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedModel {
+    pub version: String,
+    pub force: bool,
 }
 
 /// A registry entry as listed: the node's last report and its state now.
@@ -96,6 +108,9 @@ pub struct NodeRegistry {
     links: Links,
     alive_prefix: String,
     info_key: String,
+    /// The model published to the cluster (`technic ml publish`): a hash of `version`,
+    /// `force` and `model` (the file's text).
+    model_key: String,
     ttl: Duration,
     /// Down entries whose last heartbeat is older than this are pruned.
     prune_down_after: Duration,
@@ -118,6 +133,7 @@ impl NodeRegistry {
             links: Links::new(url, RedisOptions::default(), Duration::ZERO)?,
             alive_prefix: format!("{prefix}:alive:"),
             info_key: format!("{prefix}:info"),
+            model_key: format!("{prefix}:model"),
             ttl: Duration::from_millis(c.node_ttl_ms),
             prune_down_after: Duration::from_secs(c.prune_down_after_secs),
         })
@@ -147,6 +163,76 @@ impl NodeRegistry {
                 .await
         })
         .await
+    }
+
+    /// Publishes a model file's text: every node of the cluster serves it from its next
+    /// heartbeat on (`force`: although its holdout did not earn it). Replaces any model
+    /// published before.
+    pub async fn publish_model(
+        &self,
+        published: &PublishedModel,
+        text: &str,
+    ) -> Result<(), QueueError> {
+        let key = &self.model_key;
+        let force = if published.force { "1" } else { "0" };
+        self.call("publish model", Use::Shared, |mut c| async move {
+            ::redis::cmd("HSET")
+                .arg(key)
+                .arg("version")
+                .arg(&published.version)
+                .arg("force")
+                .arg(force)
+                .arg("model")
+                .arg(text)
+                .query_async::<()>(&mut c)
+                .await
+        })
+        .await
+    }
+
+    /// The published model's version and force flag (a cheap read, once a heartbeat);
+    /// `None` when none is published.
+    pub async fn published_model(&self) -> Result<Option<PublishedModel>, QueueError> {
+        let key = &self.model_key;
+        let (version, force): (Option<String>, Option<String>) = self
+            .call("read published model", Use::Shared, |mut c| async move {
+                ::redis::cmd("HMGET")
+                    .arg(key)
+                    .arg("version")
+                    .arg("force")
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(version.map(|version| PublishedModel {
+            version,
+            force: force.as_deref() == Some("1"),
+        }))
+    }
+
+    /// The published model file's text; `None` when none is published (any more).
+    pub async fn published_text(&self) -> Result<Option<String>, QueueError> {
+        let key = &self.model_key;
+        self.call("read published model", Use::Shared, |mut c| async move {
+            ::redis::cmd("HGET")
+                .arg(key)
+                .arg("model")
+                .query_async(&mut c)
+                .await
+        })
+        .await
+    }
+
+    /// Withdraws the published model: the nodes go back to their own `ml.model`. Returns
+    /// whether one was published.
+    pub async fn withdraw_model(&self) -> Result<bool, QueueError> {
+        let key = &self.model_key;
+        let removed: u64 = self
+            .call("withdraw model", Use::Shared, |mut c| async move {
+                ::redis::cmd("DEL").arg(key).query_async(&mut c).await
+            })
+            .await?;
+        Ok(removed > 0)
     }
 
     /// Removes a node that left on purpose (drained, or a one-shot scan's local workers):

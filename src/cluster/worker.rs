@@ -29,8 +29,8 @@ pub struct WorkerContext {
     pub provider: Arc<dyn MarketData>,
     pub reporter: Arc<dyn Reporter>,
     pub cache: Option<Arc<ScanCache>>,
-    /// The alpha model the node serves; `None`: none configured.
-    pub ml: Option<Arc<crate::ml::serve::Serving>>,
+    /// The alpha model the node serves.
+    pub ml: Arc<crate::ml::serve::ModelSlot>,
     pub stats: Arc<NodeStats>,
 }
 

@@ -4,8 +4,9 @@
 //! - per date, the Pearson correlation of predictions and realised returns (IC) and the
 //!   Spearman one (Rank IC: Pearson of average ranks, ties sharing their mean rank);
 //! - across dates, their means, and the mean over the standard deviation (ICIR);
-//! - the t-statistic of the mean daily Rank IC, Newey–West with `horizon − 1` lags: daily
-//!   ICs of a `horizon`-day return overlap, so a plain t-statistic would overstate them;
+//! - the t-statistics of the mean daily Rank IC and of the mean daily IC, Newey–West with
+//!   `horizon − 1` lags: daily ICs of a `horizon`-day return overlap, so a plain
+//!   t-statistic would overstate them;
 //! - the top-minus-bottom decile spread: per date, the mean return of the tenth of symbols
 //!   predicted highest minus that of the tenth predicted lowest, averaged over dates.
 //!
@@ -114,6 +115,10 @@ pub struct Holdout {
     pub rank_icir: Option<f64>,
     /// Newey–West t-statistic of the mean daily Rank IC.
     pub t_stat: Option<f64>,
+    /// Newey–West t-statistic of the mean daily IC (absent in model files written before
+    /// it was recorded).
+    #[serde(default)]
+    pub ic_t_stat: Option<f64>,
     pub spread: Option<f64>,
     /// Dates with an IC.
     pub dates: usize,
@@ -122,6 +127,16 @@ pub struct Holdout {
 }
 
 impl Holdout {
+    /// Whether the predictions earned serving: both the mean daily Rank IC and the mean
+    /// daily IC are significantly positive (t ≥ `min_t`). Rank IC alone is not enough:
+    /// ranks of simple returns over several days are predictable on a martingale, since a
+    /// volatile symbol's median return is lower (volatility drag) while its mean is not,
+    /// and a model that learns only that predicts no return.
+    pub fn earned(&self, min_t: f64) -> bool {
+        let significant = |t: Option<f64>| t.is_some_and(|t| t >= min_t);
+        significant(self.t_stat) && significant(self.ic_t_stat)
+    }
+
     /// The figures of `per_date` (each date's predictions and realised returns, in the
     /// same symbol order) for a label `horizon` dates ahead; `symbols` is how many distinct
     /// symbols they cover.
@@ -144,6 +159,7 @@ impl Holdout {
             icir: ir(&ics),
             rank_icir: ir(&rank_ics),
             t_stat: newey_west_t(&rank_ics, horizon.saturating_sub(1)),
+            ic_t_stat: newey_west_t(&ics, horizon.saturating_sub(1)),
             spread: avg(&spreads),
             dates: ics.len(),
             symbols,
@@ -246,5 +262,41 @@ mod tests {
         let h = Holdout::of(&useless, 5, 50);
         assert!(h.rank_ic.unwrap().abs() < 0.1, "{h:?}");
         assert!(h.t_stat.unwrap().abs() < 2.0, "{h:?}");
+    }
+
+    /// Martingale returns whose volatility the model knows: ranking calm symbols above
+    /// volatile ones earns a significant Rank IC (a volatile symbol's median return is
+    /// lower) but no IC (every mean is 0), and is not earned.
+    #[test]
+    fn a_rank_only_edge_from_volatility_drag_is_not_earned() {
+        use rand::{Rng, SeedableRng};
+        use rand_distr::StandardNormal;
+        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(3);
+        let per_date: Vec<(Vec<f64>, Vec<f64>)> = (0..120)
+            .map(|_| {
+                let sigmas: Vec<f64> = (0..400).map(|_| rng.random_range(0.02..0.25)).collect();
+                let returns = sigmas
+                    .iter()
+                    .map(|s| {
+                        let z: f64 = rng.sample(StandardNormal);
+                        (s * z - s * s / 2.0).exp() - 1.0
+                    })
+                    .collect();
+                (sigmas.iter().map(|s| -s).collect(), returns)
+            })
+            .collect();
+        let h = Holdout::of(&per_date, 1, 400);
+        assert!(h.t_stat.unwrap() >= 2.0, "a significant Rank IC: {h:?}");
+        assert!(h.ic_t_stat.unwrap() < 2.0, "no IC: {h:?}");
+        assert!(!h.earned(2.0));
+        // Predicting the returns themselves earns both.
+        let known: Vec<(Vec<f64>, Vec<f64>)> = per_date
+            .iter()
+            .map(|(_, y)| {
+                let noisy = y.iter().map(|v| v + rng.random_range(-0.2..0.2)).collect();
+                (noisy, y.clone())
+            })
+            .collect();
+        assert!(Holdout::of(&known, 1, 400).earned(2.0));
     }
 }

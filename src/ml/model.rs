@@ -205,8 +205,8 @@ impl Model {
         if !model.accepted && !force {
             return Err(Refusal {
                 message: format!(
-                    "{origin} was not accepted: its holdout Rank IC is not significantly \
-                     positive ({}; the bar is t ≥ {})",
+                    "{origin} was not accepted: its holdout Rank IC and IC are not both \
+                     significantly positive ({}; the bar is t ≥ {})",
                     model.t_stats(),
                     model.min_t_stat
                 ),
@@ -277,8 +277,13 @@ impl Model {
         self.horizons
             .iter()
             .map(|h| {
-                let t = h.metrics.t_stat.map_or("n/a".into(), |t| format!("{t:.2}"));
-                format!("{}d t = {t}", h.horizon)
+                let t = |t: Option<f64>| t.map_or("n/a".into(), |t| format!("{t:.2}"));
+                format!(
+                    "{}d: Rank IC t = {}, IC t = {}",
+                    h.horizon,
+                    t(h.metrics.t_stat),
+                    t(h.metrics.ic_t_stat)
+                )
             })
             .collect::<Vec<_>>()
             .join(", ")

@@ -10,6 +10,7 @@ use burn::nn::loss::{MseLoss, Reduction};
 use burn::nn::Linear;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{activation::relu, Device, Tensor, TensorData};
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
@@ -39,7 +40,7 @@ pub struct Fit {
     pub architecture: Architecture,
     /// Hidden units of the MLP.
     pub hidden: usize,
-    /// Full-batch Adam steps.
+    /// Adam steps (each on a batch of at most [`BATCH_ROWS`] rows).
     pub epochs: usize,
     pub learning_rate: f64,
     pub seed: u64,
@@ -130,8 +131,16 @@ fn initial(inputs: usize, fit: &Fit) -> Vec<Layer> {
     }
 }
 
-/// Fits a network to `targets` from the row-major `inputs` (`targets.len()` rows) by full-batch
-/// Adam on the mean squared error.
+/// Rows per Adam step at most. A smaller training set is used whole every step; a larger
+/// one (5,000 symbols × 500 days is 2.4 M rows) in batches of this many, which estimate
+/// the gradient of a network of a few hundred weights closely at a fraction of the cost
+/// (a full pass over 2.4 M rows costs about half a second per step here).
+pub const BATCH_ROWS: usize = 65_536;
+
+/// Fits a network to `targets` from the row-major `inputs` (`targets.len()` rows) by Adam
+/// on the mean squared error, `fit.epochs` steps: each on every row when there are at most
+/// [`BATCH_ROWS`], else on the next batch of a shuffled order (reshuffled once used up),
+/// shuffled by a generator seeded with `fit.seed`, so a run is reproducible to the bit.
 pub fn fit(inputs: &[f32], targets: &[f32], fit: &Fit) -> Vec<Layer> {
     let n = targets.len();
     let d = inputs.len().checked_div(n).unwrap_or(0);
@@ -140,11 +149,39 @@ pub fn fit(inputs: &[f32], targets: &[f32], fit: &Fit) -> Vec<Layer> {
     if n == 0 {
         return net.to_layers();
     }
-    let x = Tensor::<2>::from_data(TensorData::new(inputs.to_vec(), [n, d]), &dev);
-    let y = Tensor::<2>::from_data(TensorData::new(targets.to_vec(), [n, 1]), &dev);
+    let tensors = |x: Vec<f32>, y: Vec<f32>| {
+        let rows = y.len();
+        (
+            Tensor::<2>::from_data(TensorData::new(x, [rows, d]), &dev),
+            Tensor::<2>::from_data(TensorData::new(y, [rows, 1]), &dev),
+        )
+    };
+    let whole = (n <= BATCH_ROWS).then(|| tensors(inputs.to_vec(), targets.to_vec()));
+    let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(fit.seed.wrapping_add(1));
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut next = n;
     let mut optimizer = AdamConfig::new().init();
     for _ in 0..fit.epochs {
-        let loss = MseLoss::new().forward(net.forward(x.clone()), y.clone(), Reduction::Mean);
+        let (x, y) = match &whole {
+            Some((x, y)) => (x.clone(), y.clone()),
+            None => {
+                if next + BATCH_ROWS > n {
+                    order.shuffle(&mut rng);
+                    next = 0;
+                }
+                let batch = &order[next..next + BATCH_ROWS];
+                next += BATCH_ROWS;
+                tensors(
+                    batch
+                        .iter()
+                        .flat_map(|&i| &inputs[i * d..(i + 1) * d])
+                        .copied()
+                        .collect(),
+                    batch.iter().map(|&i| targets[i]).collect(),
+                )
+            }
+        };
+        let loss = MseLoss::new().forward(net.forward(x), y, Reduction::Mean);
         let grads = GradientsParams::from_grads(loss.backward(), &net);
         net = optimizer.step(fit.learning_rate, net, grads);
     }
@@ -213,6 +250,23 @@ mod tests {
             (p[0] - 1.75).abs() < 0.05 && (p[1] - 0.25).abs() < 0.05,
             "{p:?}"
         );
+    }
+
+    /// More rows than a batch: each step sees a shuffled batch, and the fit still finds
+    /// the line, the same to the bit on a second run.
+    #[test]
+    fn a_fit_on_more_rows_than_a_batch_recovers_the_line_reproducibly() {
+        let (x, y) = data(BATCH_ROWS + 4_000, |a, b| 2.0 * a - 0.5 * b + 0.25);
+        let batched = Fit {
+            epochs: 150,
+            ..LINEAR
+        };
+        let layers = fit(&x, &y, &batched);
+        let l = &layers[0];
+        assert!((l.weight[0] - 2.0).abs() < 0.02, "{:?}", l.weight);
+        assert!((l.weight[1] + 0.5).abs() < 0.02, "{:?}", l.weight);
+        assert!((l.bias[0] - 0.25).abs() < 0.02, "{:?}", l.bias);
+        assert_eq!(fit(&x, &y, &batched), layers);
     }
 
     #[test]

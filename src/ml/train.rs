@@ -125,7 +125,7 @@ fn train_horizon(
         per_date.push((pred, realised));
     }
     hm.metrics = Holdout::of(&per_date, horizon, symbols.len());
-    hm.accepted = hm.metrics.t_stat.is_some_and(|t| t >= opts.min_t_stat);
+    hm.accepted = hm.metrics.earned(opts.min_t_stat);
     hm
 }
 

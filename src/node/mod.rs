@@ -19,12 +19,13 @@ pub use args::NodeArgs;
 
 use crate::cache::{CacheTarget, ScanCache};
 use crate::cluster::{
-    run_warmer, ClusterLink, Leader, LocalCluster, NodeRegistry, PipelineContext, QueueTarget,
-    ScanKind, WorkerContext, WorkerNode,
+    run_warmer, ClusterLink, Leader, LocalCluster, NodeRegistry, PipelineContext, PublishedModel,
+    QueueTarget, ScanKind, WorkerContext, WorkerNode,
 };
-use crate::config::Settings;
+use crate::config::{MlSettings, Settings};
 use crate::data::{self, DataSource, MarketData};
 use crate::error::{ErrorCode, UserError};
+use crate::ml::serve::{ModelSlot, Serving, Source};
 use crate::scan::ScanConfig;
 use crate::shutdown::Shutdown;
 
@@ -195,6 +196,7 @@ impl NodePlan {
         }
         if matches!(node.plan.role, Role::Scan | Role::Serve | Role::Worker) {
             node.start_cache_sync();
+            node.start_model_follow().await;
         }
         if node.plan.role == Role::Serve {
             if let Some(book) = node.cluster.as_ref().and_then(|c| c.book()) {
@@ -257,7 +259,7 @@ impl Node {
                 &link.queue,
             ))),
             cache: self.cache.clone(),
-            ml: crate::ml::serve::Serving::from_settings(&self.settings.ml),
+            ml: crate::ml::serve::ModelSlot::from_settings(&self.settings.ml),
             stats: Arc::default(),
         };
         let node = WorkerNode::start(
@@ -313,6 +315,40 @@ impl Node {
         });
     }
 
+    /// The alpha model this node serves (its coordinator's and local workers', or a
+    /// worker node's); `None` for a role that serves none.
+    pub fn ml(&self) -> Option<&Arc<ModelSlot>> {
+        match (&self.cluster, &self.worker) {
+            (Some(c), _) => Some(c.ml()),
+            (None, Some(w)) => Some(w.ml()),
+            (None, None) => None,
+        }
+    }
+
+    /// Over Redis: serves the model published to the cluster (`technic ml publish`) now
+    /// and whenever it changes (checked every heartbeat), and the node's own `ml.model`
+    /// again when it is withdrawn. An unreachable registry leaves the model as it is.
+    async fn start_model_follow(&self) {
+        let (Some(registry), Some(slot)) = (self.registry.clone(), self.ml().cloned()) else {
+            return;
+        };
+        let ml = self.settings.ml.clone();
+        let mut seen = None;
+        follow_published(&registry, &slot, &ml, &mut seen).await;
+        let every = Duration::from_millis(self.settings.cluster.heartbeat_ms);
+        let stop = self.shutdown.clone();
+        self.shutdown.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {
+                        follow_published(&registry, &slot, &ml, &mut seen).await;
+                    }
+                    _ = stop.triggered() => return,
+                }
+            }
+        });
+    }
+
     /// The periodic cache warmer (when there is a cache).
     fn start_warmer(&self) {
         let Some(cache) = &self.cache else {
@@ -323,7 +359,7 @@ impl Node {
             provider: self.provider.clone(),
             cache: Some(cache.clone()),
             queue: None,
-            ml: None,
+            ml: Default::default(),
         };
         self.shutdown.spawn(run_warmer(
             ctx,
@@ -351,6 +387,49 @@ impl Node {
             tracing::warn!("some tasks did not stop within {STOP_DEADLINE:?}");
         }
     }
+}
+
+/// One look at the published model: `seen` is the one this node serves (`None`: none
+/// published when it last looked).
+async fn follow_published(
+    registry: &NodeRegistry,
+    slot: &ModelSlot,
+    ml: &MlSettings,
+    seen: &mut Option<PublishedModel>,
+) {
+    let published = match registry.published_model().await {
+        Ok(p) => p,
+        Err(e) => return tracing::debug!(error = %e, "cannot read the published model this beat"),
+    };
+    if published == *seen {
+        return;
+    }
+    match &published {
+        Some(p) => {
+            let text = match registry.published_text().await {
+                Ok(Some(text)) => text,
+                // Withdrawn in between, or unreachable: the next beat looks again.
+                Ok(None) | Err(_) => return,
+            };
+            let origin = format!("the model published to the cluster ({})", p.version);
+            let serving = Serving::parse(text.as_bytes(), &origin, p.force);
+            match &serving {
+                Serving::Ready(s) => {
+                    tracing::info!(version = %s.version, "serving the model published to the cluster")
+                }
+                Serving::Unavailable(r) => tracing::warn!(
+                    error = %r.message,
+                    "the published model cannot be served here: scans run with neutral alphas"
+                ),
+            }
+            slot.set(Arc::new(serving), Source::Published);
+        }
+        None => {
+            tracing::info!("the published model was withdrawn: serving ml.model again");
+            slot.load_settings(ml);
+        }
+    }
+    *seen = published;
 }
 
 /// `/metrics` and `/health/live` of this node on `bind`, until `shutdown`. Read-only, no

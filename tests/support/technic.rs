@@ -112,6 +112,25 @@ impl Proc {
 
     /// Waits for exit and parses stdout as one JSON document; panics with the logs if the
     /// exit status is not `expect_code`.
+    /// `GET /metrics` of a process started with `--metrics-bind`, at the address it printed
+    /// (the whole response, status line included).
+    pub fn metrics(&self) -> String {
+        let addr = self
+            .stderr()
+            .split("metrics on http://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .map(String::from)
+            .unwrap_or_else(|| {
+                panic!(
+                    "{} printed its metrics address: {}",
+                    self.name,
+                    self.stderr()
+                )
+            });
+        http_get(&addr, "/metrics")
+    }
+
     pub fn json(&mut self, deadline: Duration, expect_code: i32) -> Value {
         let status = self.wait(deadline);
         assert_eq!(

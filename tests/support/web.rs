@@ -130,6 +130,14 @@ impl Browser {
             .expect("click link");
     }
 
+    /// Runs a scan of `universe_size` synthetic symbols from the Scanner page (open) and
+    /// waits until its stage is `done`.
+    pub async fn scan(&self, universe_size: &str) {
+        self.set_input("scan-universe-size", universe_size).await;
+        self.click("scan-start").await;
+        self.wait_text("scan-stage", |t| t == "done").await;
+    }
+
     pub async fn set_input(&self, id: &str, value: &str) {
         let e = self.by_testid(id).await;
         e.clear().await.expect("clear");
