@@ -597,7 +597,7 @@ async fn a_published_model_is_served_by_every_node_until_it_is_withdrawn() {
     let done = s.wait_done(&id).await;
     assert_eq!(done["model"], version.as_str(), "{done:#}");
     assert_eq!(
-        done["nodes"].as_object().map(|n| n.len()),
+        done["progress"]["per_node"].as_object().map(|n| n.len()),
         Some(2),
         "{done:#}"
     );
