@@ -269,6 +269,8 @@ async fn the_cluster_page_lists_the_nodes_and_narrow_screens_stay_readable() {
             "{row:?}"
         );
         assert_eq!(row[4], node["workers"].to_string());
+        // The alpha model the node serves (none here).
+        assert_eq!(row[9], node["model"].as_str().unwrap_or("—"), "{row:?}");
     }
     b.screenshot("cluster").await;
 
