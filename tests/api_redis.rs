@@ -244,19 +244,7 @@ async fn readiness_flips_as_worker_processes_come_and_go() {
     let (st, v) = server.get("/health/ready").await;
     assert_error(st, &v, 503, "WORKERS_UNAVAILABLE");
 
-    let mut worker = Proc::spawn(
-        "w1",
-        &[
-            "worker",
-            "--redis",
-            &url,
-            "--workers",
-            "1",
-            "--node-id",
-            "w1",
-        ],
-        FAST_CLUSTER,
-    );
+    let mut worker = Proc::worker("w1", &url, &[], FAST_CLUSTER);
     let start = Instant::now();
     while server.get("/health/ready").await.0 != 200 {
         assert!(

@@ -20,13 +20,7 @@ async fn coordinator_and_workers(url: &str, ids: [&str; 2]) -> (Server, Vec<Proc
     let s = Server::start(&["--redis", url, "--workers", "0"], FAST_CLUSTER).await;
     let workers = ids
         .iter()
-        .map(|id| {
-            Proc::spawn(
-                id,
-                &["worker", "--redis", url, "--workers", "1", "--node-id", id],
-                FAST_CLUSTER,
-            )
-        })
+        .map(|id| Proc::worker(id, url, &[], FAST_CLUSTER))
         .collect();
     (s, workers)
 }

@@ -43,17 +43,7 @@ impl Cluster {
     }
 
     fn worker_with(&self, id: &str, extra: &[(&str, &str)], more_args: &[&str]) -> Proc {
-        let mut args = vec![
-            "worker",
-            "--redis",
-            &self.url,
-            "--workers",
-            "1",
-            "--node-id",
-            id,
-        ];
-        args.extend_from_slice(more_args);
-        Proc::spawn(id, &args, &self.env(extra))
+        Proc::worker(id, &self.url, more_args, &self.env(extra))
     }
 
     /// A coordinator-only scan of the first `universe` synthetic symbols, as JSON.

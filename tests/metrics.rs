@@ -182,19 +182,7 @@ fn a_killed_worker_shows_down_from_scrapes_alone_then_is_pruned() {
         "the node gauge is exported from the start"
     );
 
-    let mut worker = Proc::spawn(
-        "worker",
-        &[
-            "worker",
-            "--redis",
-            &url,
-            "--workers",
-            "1",
-            "--node-id",
-            "doomed",
-        ],
-        &env,
-    );
+    let mut worker = Proc::worker("doomed", &url, &[], &env);
     wait_for("the worker to be counted up", LONG, || {
         (gauge("up") == Some(1.0)).then_some(())
     });
@@ -227,19 +215,7 @@ fn cluster_forget_removes_a_node() {
             .map(|n| n["id"].as_str().unwrap_or_default().to_string())
             .collect()
     };
-    let mut worker = Proc::spawn(
-        "worker",
-        &[
-            "worker",
-            "--redis",
-            &url,
-            "--workers",
-            "1",
-            "--node-id",
-            "gone",
-        ],
-        env,
-    );
+    let mut worker = Proc::worker("gone", &url, &[], env);
     wait_for("the worker to register", LONG, || {
         (ids() == ["gone"]).then_some(())
     });

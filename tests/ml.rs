@@ -410,11 +410,7 @@ fn the_same_model_gives_the_same_alphas_embedded_on_three_workers_and_from_redis
         ("TECHNIC_DATA__SYNTHETIC__DAYS", "360"),
         ("TECHNIC_ML__MODEL", model),
     ]);
-    let worker = |id: &str, more: &[&str]| {
-        let mut args = vec!["worker", "--redis", &url, "--workers", "1", "--node-id", id];
-        args.extend_from_slice(more);
-        Proc::spawn(id, &args, &env)
-    };
+    let worker = |id: &str, more: &[&str]| Proc::worker(id, &url, more, &env);
     let w1 = worker("w1", &["--metrics-bind", "127.0.0.1:0"]);
     let _others = [worker("w2", &[]), worker("w3", &[])];
     wait_for("3 workers up", Duration::from_secs(90), || {
@@ -519,19 +515,7 @@ async fn a_published_model_is_served_by_every_node_until_it_is_withdrawn() {
         ("TECHNIC_DATA__SYNTHETIC__DAYS", "360"),
     ]);
     let s = Server::start(&["--redis", &url, "--workers", "1"], &env).await;
-    let _w1 = Proc::spawn(
-        "w1",
-        &[
-            "worker",
-            "--redis",
-            &url,
-            "--workers",
-            "1",
-            "--node-id",
-            "w1",
-        ],
-        &env,
-    );
+    let _w1 = Proc::worker("w1", &url, &[], &env);
     // Each up node's model as the cluster view shows it, once there are two.
     let models = |want: Option<&str>| {
         let s = &s;

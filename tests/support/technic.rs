@@ -112,6 +112,22 @@ impl Proc {
 
     /// Waits for exit and parses stdout as one JSON document; panics with the logs if the
     /// exit status is not `expect_code`.
+    /// `technic worker --redis REDIS --workers 1 --node-id ID MORE…` (one worker actor:
+    /// three such nodes fit two cores), named `id`.
+    pub fn worker(id: &str, redis: &str, more: &[&str], env: &[(&str, &str)]) -> Proc {
+        let mut args = vec![
+            "worker",
+            "--redis",
+            redis,
+            "--workers",
+            "1",
+            "--node-id",
+            id,
+        ];
+        args.extend_from_slice(more);
+        Proc::spawn(id, &args, env)
+    }
+
     /// `GET /metrics` of a process started with `--metrics-bind`, at the address it printed
     /// (the whole response, status line included).
     pub fn metrics(&self) -> String {
