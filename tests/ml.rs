@@ -156,6 +156,72 @@ fn the_planted_factor_is_found_and_accepted_and_pure_noise_is_refused() {
     assert!(gap.num_days() >= 14, "{gap}: {h5:#}");
 }
 
+/// Training on a CSV universe: the planted market copied to files by `technic snapshot`
+/// trains the same model as the market itself (the same rows, to the bit, so the same
+/// holdout figures), and a malformed file costs its symbol alone, named with its line.
+#[test]
+fn a_csv_universe_trains_the_same_model_and_a_malformed_file_is_left_out_by_name() {
+    let t = trained();
+    let dir = tempfile::tempdir().unwrap();
+    let bars = dir.path().join("bars");
+    let out = technic("0.3")
+        .args(["snapshot", "--universe-size", SYMBOLS, "--out"])
+        .arg(&bars)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let data = format!("csv:{}", bars.display());
+    let train = |name: &str| {
+        let out = technic("0")
+            .args(["ml", "train", "--data", &data, "--holdout-days", "60"])
+            .args(["--format", "json", "--out"])
+            .arg(dir.path().join(name))
+            .output()
+            .unwrap();
+        (json(&out), stderr(&out))
+    };
+    let (from_csv, _) = train("csv.json");
+    assert_eq!(from_csv["accepted"], true, "{from_csv:#}");
+    for h in ["5", "10"] {
+        for figure in [
+            "ic",
+            "rank_ic",
+            "t_stat",
+            "ic_t_stat",
+            "spread",
+            "dates",
+            "symbols",
+        ] {
+            assert_eq!(
+                from_csv["horizons"][h][figure], t.planted.1["horizons"][h][figure],
+                "{h}d {figure}"
+            );
+        }
+    }
+
+    let first = std::fs::read_dir(&bars)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().is_some_and(|n| n != "universe.csv"))
+        .min()
+        .unwrap();
+    let text = std::fs::read_to_string(&first).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines[3] = "2024-13-45,not,a,bar";
+    std::fs::write(&first, lines.join("\n")).unwrap();
+    let (damaged, said) = train("damaged.json");
+    let file = first.file_name().unwrap().to_str().unwrap();
+    assert!(
+        said.contains("1 symbols could not be loaded")
+            && said.contains(&format!("{file}:4"))
+            && said.contains("DATA_INVALID"),
+        "{said}"
+    );
+    let symbols = SYMBOLS.parse::<u64>().unwrap() - 1;
+    assert_eq!(damaged["horizons"]["5"]["symbols"].as_u64(), Some(symbols));
+    assert_eq!(damaged["accepted"], true, "{damaged:#}");
+}
+
 #[test]
 fn a_scan_serves_an_accepted_model_and_ranks_by_its_alphas() {
     let t = trained();

@@ -247,12 +247,12 @@ async fn run_train(args: &TrainArgs, settings: &Settings) -> Result<i32, UserErr
         &horizons,
     )
     .await;
-    if !failed.is_empty() {
+    if let Some((symbol, e)) = failed.first() {
         say::info(&format!(
-            "ml train: {} symbols could not be loaded and are left out (first: {} [{}])",
+            "ml train: {} symbols could not be loaded and are left out (first: {symbol} [{}] {e}; {})",
             failed.len(),
-            failed[0].0,
-            failed[0].1.code()
+            e.code(),
+            e.suggestion()
         ));
     }
     let rows: usize = ds.by_date.iter().map(Vec::len).sum();
