@@ -86,6 +86,17 @@ fn scan(alpha: &str, extra: &[&str]) -> Output {
         .unwrap()
 }
 
+/// The planted market (alpha 0.3, 360 days) with the fast cluster timings, for the
+/// processes of a cluster test.
+fn planted_cluster_env() -> Vec<(&'static str, &'static str)> {
+    let mut env = FAST_CLUSTER.to_vec();
+    env.extend([
+        ("TECHNIC_DATA__SYNTHETIC__ALPHA_STRENGTH", "0.3"),
+        ("TECHNIC_DATA__SYNTHETIC__DAYS", "360"),
+    ]);
+    env
+}
+
 fn path(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -470,12 +481,8 @@ fn the_same_model_gives_the_same_alphas_embedded_on_three_workers_and_from_redis
 
     let redis = RedisCluster::start();
     let url = redis.target();
-    let mut env = FAST_CLUSTER.to_vec();
-    env.extend([
-        ("TECHNIC_DATA__SYNTHETIC__ALPHA_STRENGTH", "0.3"),
-        ("TECHNIC_DATA__SYNTHETIC__DAYS", "360"),
-        ("TECHNIC_ML__MODEL", model),
-    ]);
+    let mut env = planted_cluster_env();
+    env.push(("TECHNIC_ML__MODEL", model));
     let worker = |id: &str, more: &[&str]| Proc::worker(id, &url, more, &env);
     let w1 = worker("w1", &["--metrics-bind", "127.0.0.1:0"]);
     let _others = [worker("w2", &[]), worker("w3", &[])];
@@ -575,11 +582,7 @@ async fn a_published_model_is_served_by_every_node_until_it_is_withdrawn() {
     let t = trained();
     let redis = RedisServer::start();
     let url = redis.url();
-    let mut env = FAST_CLUSTER.to_vec();
-    env.extend([
-        ("TECHNIC_DATA__SYNTHETIC__ALPHA_STRENGTH", "0.3"),
-        ("TECHNIC_DATA__SYNTHETIC__DAYS", "360"),
-    ]);
+    let env = planted_cluster_env();
     let s = Server::start(&["--redis", &url, "--workers", "1"], &env).await;
     let _w1 = Proc::worker("w1", &url, &[], &env);
     // Each up node's model as the cluster view shows it, once there are two.

@@ -20,12 +20,6 @@ pub enum Serving {
 }
 
 impl Serving {
-    /// The model `ml.model` names; `None` when it names none.
-    pub fn from_settings(ml: &MlSettings) -> Option<Arc<Serving>> {
-        let path = ml.model.trim();
-        (!path.is_empty()).then(|| Arc::new(Serving::load(Path::new(path), ml.force)))
-    }
-
     /// Reads and checks a model file.
     pub fn load(path: &Path, force: bool) -> Serving {
         let origin = format!("model file {}", path.display());
@@ -92,8 +86,9 @@ impl ModelSlot {
 
     /// Serves the model `ml.model` names (reading the file again), or none.
     pub fn load_settings(&self, ml: &MlSettings) {
-        let serving = Serving::from_settings(ml);
-        self.put(serving.map(|s| (s, Source::File)));
+        let path = ml.model.trim();
+        let serving = (!path.is_empty()).then(|| Serving::load(Path::new(path), ml.force));
+        self.put(serving.map(|s| (Arc::new(s), Source::File)));
     }
 
     /// The model served now and where it came from.
