@@ -44,6 +44,12 @@ pub enum ErrorCode {
     RateLimited,
     RouteNotFound,
     MethodNotAllowed,
+    /// No screen, watchlist or webhook of this name.
+    NotFound,
+    /// A screen or watchlist of this name exists already (create, not replace).
+    AlreadyExists,
+    /// The store of screens, watchlists and webhooks cannot be read or written.
+    StoreUnavailable,
 }
 
 impl ErrorCode {
@@ -72,6 +78,9 @@ impl ErrorCode {
             ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::RouteNotFound => "ROUTE_NOT_FOUND",
             ErrorCode::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            ErrorCode::NotFound => "NOT_FOUND",
+            ErrorCode::AlreadyExists => "ALREADY_EXISTS",
+            ErrorCode::StoreUnavailable => "STORE_UNAVAILABLE",
         }
     }
 
@@ -93,13 +102,16 @@ impl ErrorCode {
             | ErrorCode::HeadersTooLarge
             | ErrorCode::PayloadTooLarge
             | ErrorCode::RouteNotFound
-            | ErrorCode::MethodNotAllowed => 2,
+            | ErrorCode::MethodNotAllowed
+            | ErrorCode::NotFound
+            | ErrorCode::AlreadyExists => 2,
             ErrorCode::DataProviderUnavailable
             | ErrorCode::WorkersUnavailable
             | ErrorCode::QueueUnavailable
             | ErrorCode::CacheUnavailable
             | ErrorCode::MlUnavailable
             | ErrorCode::ScanSuperseded
+            | ErrorCode::StoreUnavailable
             | ErrorCode::RateLimited => 3,
             ErrorCode::Internal => 1,
         }
@@ -112,13 +124,14 @@ impl ErrorCode {
             ErrorCode::InvalidConfig | ErrorCode::InvalidInput => 400,
             ErrorCode::Unauthorized => 401,
             ErrorCode::Forbidden => 403,
-            ErrorCode::ScanNotFound | ErrorCode::RouteNotFound => 404,
+            ErrorCode::ScanNotFound | ErrorCode::RouteNotFound | ErrorCode::NotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::ScanNotFinished
             | ErrorCode::ScanNotRunning
             | ErrorCode::ScanFailed
             | ErrorCode::ScanAbandoned
-            | ErrorCode::ScanSuperseded => 409,
+            | ErrorCode::ScanSuperseded
+            | ErrorCode::AlreadyExists => 409,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UriTooLong => 414,
             ErrorCode::HeadersTooLarge => 431,
@@ -129,6 +142,7 @@ impl ErrorCode {
             | ErrorCode::WorkersUnavailable
             | ErrorCode::QueueUnavailable
             | ErrorCode::CacheUnavailable
+            | ErrorCode::StoreUnavailable
             | ErrorCode::MlUnavailable => 503,
         }
     }
@@ -141,6 +155,7 @@ impl ErrorCode {
                 | ErrorCode::WorkersUnavailable
                 | ErrorCode::QueueUnavailable
                 | ErrorCode::CacheUnavailable
+                | ErrorCode::StoreUnavailable
                 | ErrorCode::RateLimited
                 | ErrorCode::ScanNotFinished
         )

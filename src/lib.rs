@@ -34,6 +34,7 @@ pub mod ml;
 pub mod node;
 pub mod redis_link;
 pub mod scan;
+pub mod screens;
 pub mod shutdown;
 pub mod telemetry;
 pub mod web;

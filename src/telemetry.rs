@@ -93,6 +93,13 @@ pub struct Metrics {
     /// A remote provider's circuit breaker, set on every transition:
     /// 0 closed, 1 half-open, 2 open (ordered by severity, so `max` aggregates).
     pub circuit_state: Family<ProviderLabel, Gauge>,
+    /// Schedule ticks of saved screens this process fired (claimed and ran; the leader's).
+    pub screen_ticks: Counter,
+    /// Runs of saved screens this process ended, by outcome: done | failed.
+    pub screen_runs: Family<OutcomeLabel, Counter>,
+    /// Webhook delivery attempts' outcomes: delivered | retried (an attempt failed and
+    /// another follows) | dead_letter (the last attempt failed).
+    pub webhook_deliveries: Family<OutcomeLabel, Counter>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -116,6 +123,10 @@ pub const CACHE_KINDS: [&str; 5] = ["bars", "features", "ml", "scan", "meta"];
 pub const PROVIDERS: [&str; 1] = ["polygon"];
 /// Every `outcome` of `technic_provider_requests_total` (`ProviderOutcome::as_str`).
 pub const PROVIDER_OUTCOMES: [&str; 5] = ["ok", "error", "timeout", "rate_limited", "rejected"];
+/// Every `outcome` of `technic_screen_runs_total`.
+pub const SCREEN_RUN_OUTCOMES: [&str; 2] = ["done", "failed"];
+/// Every `outcome` of `technic_webhook_deliveries_total`.
+pub const DELIVERY_OUTCOMES: [&str; 3] = ["delivered", "retried", "dead_letter"];
 /// Every `state` of `technic_cluster_nodes` (`NodeState::as_str`).
 pub const NODE_STATES: [&str; 3] = ["up", "draining", "down"];
 
@@ -141,6 +152,14 @@ fn export_known_series(m: &Metrics) {
     }
     for state in NODE_STATES {
         let _ = m.cluster_nodes.get_or_create(&StateLabel { state });
+    }
+    for outcome in SCREEN_RUN_OUTCOMES {
+        let _ = m.screen_runs.get_or_create(&OutcomeLabel { outcome });
+    }
+    for outcome in DELIVERY_OUTCOMES {
+        let _ = m
+            .webhook_deliveries
+            .get_or_create(&OutcomeLabel { outcome });
     }
 }
 
@@ -174,6 +193,24 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "ml_scans",
         "Scans finished with an alpha model set, by outcome: blended, neutral (the model could not serve)",
         ml_scans.clone(),
+    );
+    let screen_ticks = Counter::default();
+    registry.register(
+        "screen_ticks",
+        "Schedule ticks of saved screens this process fired (only the leader fires)",
+        screen_ticks.clone(),
+    );
+    let screen_runs = Family::<OutcomeLabel, Counter>::default();
+    registry.register(
+        "screen_runs",
+        "Runs of saved screens this process ended, by outcome: done, failed",
+        screen_runs.clone(),
+    );
+    let webhook_deliveries = Family::<OutcomeLabel, Counter>::default();
+    registry.register(
+        "webhook_deliveries",
+        "Webhook delivery attempts by outcome: delivered, retried, dead_letter (the last attempt failed)",
+        webhook_deliveries.clone(),
     );
     let symbols_processed = Family::<OutcomeLabel, Counter>::default();
     registry.register(
@@ -267,6 +304,9 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         cluster_nodes,
         provider_requests,
         circuit_state,
+        screen_ticks,
+        screen_runs,
+        webhook_deliveries,
     };
     export_known_series(&m);
     m

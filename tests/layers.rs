@@ -27,6 +27,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("ml", 4),
     ("cluster", 5),
     ("node", 6),
+    ("screens", 6),
     ("api", 7),
     ("cli", 8),
 ];

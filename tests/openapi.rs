@@ -141,13 +141,15 @@ checks.positive_data_acceptance.enabled = false
 #[tokio::test]
 async fn the_live_api_holds_to_its_document() {
     let tools = tools();
+    // schemathesis runs in a scratch directory: its config file, nothing left behind; the
+    // screens it saves go to a file there.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("screens.json").display().to_string();
     let s = Server::start(
         &["--workers", "1", "--cache", "memory"],
-        &[("TECHNIC_API__TOKEN", TOKEN)],
+        &[("TECHNIC_API__TOKEN", TOKEN), ("TECHNIC_SCREENS__PATH", &store)],
     )
     .await;
-    // schemathesis runs in a scratch directory: its config file, nothing left behind.
-    let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("schemathesis.toml");
     std::fs::write(&config, CONFIG).expect("write the config");
     let mut cmd = Command::new(tools.join("schemathesis"));

@@ -1,5 +1,6 @@
 //! The HTTP control plane: an axum router over the coordinator — scans (submit, history,
-//! state, SSE events, results, cancel), cache, cluster nodes ([`nodes`]), performance
+//! state, SSE events, results, cancel), saved screens and their schedules ([`screens`]),
+//! watchlists and webhooks ([`lists`]), cache, cluster nodes ([`nodes`]), performance
 //! history ([`performance`]), health ([`health`]), metrics ([`metrics`]) and the OpenAPI
 //! document generated from the handlers' annotations (utoipa), so the document and the
 //! routes cannot drift apart.
@@ -16,12 +17,14 @@ pub mod error;
 pub mod events;
 pub mod health;
 pub mod history;
+pub mod lists;
 pub mod metrics;
 pub mod nodes;
 pub mod performance;
 pub mod query;
 pub mod scan_request;
 pub mod scans;
+pub mod screens;
 pub mod state;
 pub mod throughput;
 
@@ -88,6 +91,20 @@ fn routes() -> (Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(cache::clear))
         .routes(routes!(cache::warm))
         .routes(routes!(cache::get_ttl, cache::put_ttl))
+        .routes(routes!(screens::create, screens::list))
+        .routes(routes!(screens::get, screens::put, screens::delete))
+        .routes(routes!(screens::run_now))
+        .routes(routes!(screens::runs))
+        .routes(routes!(lists::create_watchlist, lists::list_watchlists))
+        .routes(routes!(
+            lists::get_watchlist,
+            lists::put_watchlist,
+            lists::delete_watchlist
+        ))
+        .routes(routes!(lists::create_webhook, lists::list_webhooks))
+        .routes(routes!(lists::delete_webhook))
+        .routes(routes!(lists::deliveries))
+        .routes(routes!(lists::dead_letters))
         .routes(routes!(nodes::nodes))
         .routes(routes!(throughput::throughput))
         .routes(routes!(performance::performance))
@@ -312,6 +329,23 @@ mod tests {
             ("/api/v1/cluster/throughput", "get"),
             ("/api/v1/performance/history", "get"),
             ("/api/v1/ml/model", "get"),
+            ("/api/v1/screens", "post"),
+            ("/api/v1/screens", "get"),
+            ("/api/v1/screens/{name}", "get"),
+            ("/api/v1/screens/{name}", "put"),
+            ("/api/v1/screens/{name}", "delete"),
+            ("/api/v1/screens/{name}/run", "post"),
+            ("/api/v1/screens/{name}/runs", "get"),
+            ("/api/v1/watchlists", "post"),
+            ("/api/v1/watchlists", "get"),
+            ("/api/v1/watchlists/{name}", "get"),
+            ("/api/v1/watchlists/{name}", "put"),
+            ("/api/v1/watchlists/{name}", "delete"),
+            ("/api/v1/webhooks", "post"),
+            ("/api/v1/webhooks", "get"),
+            ("/api/v1/webhooks/{id}", "delete"),
+            ("/api/v1/webhooks/deliveries", "get"),
+            ("/api/v1/webhooks/dead-letters", "get"),
             ("/health", "get"),
             ("/health/live", "get"),
             ("/health/ready", "get"),

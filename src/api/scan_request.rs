@@ -18,24 +18,35 @@ const SERVER_OPTIONS: [&str; 7] = [
 
 /// Parses and validates a submitted scan config.
 pub fn parse(body: &[u8], settings: &Settings) -> Result<ScanConfig, ApiError> {
+    let given = object(body).map_err(|p| invalid(vec![p]))?;
+    fields(given, settings).map_err(invalid)
+}
+
+/// The JSON object of a body (`{}` for an empty body or `null`).
+pub fn object(body: &[u8]) -> Result<Map<String, Value>, String> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        // `null` is the absent body of the OpenAPI document (the body is optional).
+        Ok(Value::Null) => Ok(Map::new()),
+        Ok(_) => Err("the body must be a JSON object".into()),
+        Err(e) => Err(format!("the body is not valid JSON: {e}")),
+    }
+}
+
+/// The scan config of these fields over the server's defaults, or every problem.
+pub fn fields(given: Map<String, Value>, settings: &Settings) -> Result<ScanConfig, Vec<String>> {
     let defaults = ScanConfig::from_settings(&settings.scan);
     let mut merged = match serde_json::to_value(&defaults) {
         Ok(Value::Object(m)) => m,
         // A struct always serialises to an object.
         _ => Map::new(),
     };
+    // Optional in the config (absent from the defaults' serialisation).
+    merged.insert("watchlist".into(), Value::Null);
     let mut problems = Vec::new();
-    let given: Map<String, Value> = if body.iter().all(u8::is_ascii_whitespace) {
-        Map::new()
-    } else {
-        match serde_json::from_slice::<Value>(body) {
-            Ok(Value::Object(m)) => m,
-            // `null` is the absent body of the OpenAPI document (the body is optional).
-            Ok(Value::Null) => Map::new(),
-            Ok(_) => return Err(invalid(vec!["the body must be a JSON object".into()])),
-            Err(e) => return Err(invalid(vec![format!("the body is not valid JSON: {e}")])),
-        }
-    };
     for (key, value) in given {
         let Some(default) = merged.get(&key).cloned() else {
             problems.push(if SERVER_OPTIONS.contains(&key.as_str()) {
@@ -81,11 +92,12 @@ pub fn parse(body: &[u8], settings: &Settings) -> Result<ScanConfig, ApiError> {
     if let Err(e) = config.validate(settings.scan.max_universe_size) {
         problems.extend(e.problems);
     }
+    problems.extend(config.universe_conflict());
     problems.extend(bounds(&config, settings, Utc::now().date_naive()));
     if problems.is_empty() {
         Ok(config)
     } else {
-        Err(invalid(problems))
+        Err(problems)
     }
 }
 
@@ -110,7 +122,7 @@ fn bounds(c: &ScanConfig, settings: &Settings, today: NaiveDate) -> Vec<String> 
     p
 }
 
-fn invalid(problems: Vec<String>) -> ApiError {
+pub fn invalid(problems: Vec<String>) -> ApiError {
     let mut suggestions: Vec<String> = problems.iter().map(|p| format!("fix: {p}")).collect();
     suggestions.push(
         "omit a field to take the server's default; the fields are listed in GET /api/v1/openapi.json (ScanRequest)"

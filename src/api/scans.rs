@@ -112,6 +112,7 @@ pub struct ScanWeights {
         (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn submit(State(state): Shared, body: Bytes) -> Result<Response, ApiError> {
     let config = super::scan_request::parse(&body, &state.settings)?;
+    let config = state.library.resolve(config).await?;
     let Some(cluster) = state.cluster.as_ref() else {
         return Err(ApiError::new(
             ErrorCode::WorkersUnavailable,
@@ -133,14 +134,14 @@ pub async fn submit(State(state): Shared, body: Bytes) -> Result<Response, ApiEr
     let handle = cluster.submit(config).await.map_err(ApiError::from)?;
     let id = handle.id.clone();
     tracing::info!(scan_id = %id, "scan submitted over http");
-    track(&state, handle);
+    let _ = track(&state, handle);
     Ok((StatusCode::ACCEPTED, Json(Submitted { id })).into_response())
 }
 
 /// Follows a scan this process owns (submitted here, or taken over) until it ends: cancel
 /// requests go to its coordinator, and its record goes to the history. A scan taken over
 /// by another serve just leaves: its new owner records it.
-pub fn track(state: &Arc<AppState>, handle: ScanHandle) {
+pub fn track(state: &Arc<AppState>, handle: ScanHandle) -> Arc<LiveScan> {
     let (finished_tx, finished_rx) = watch::channel(None);
     let live = Arc::new(LiveScan {
         id: handle.id.clone(),
@@ -152,7 +153,9 @@ pub fn track(state: &Arc<AppState>, handle: ScanHandle) {
     });
     state.live.insert(live.clone());
     let st = state.clone();
+    let following = Arc::clone(&live);
     tokio::spawn(async move {
+        let live = following;
         let mut progress = handle.progress.clone();
         loop {
             if progress.borrow_and_update().stage.is_terminal() {
@@ -181,6 +184,7 @@ pub fn track(state: &Arc<AppState>, handle: ScanHandle) {
             }
         }
     });
+    live
 }
 
 /// Takes over, every `cluster.lease_renew_ms`, the cluster's scans whose owner stopped
@@ -195,7 +199,7 @@ pub async fn adopt_orphans(state: std::sync::Weak<AppState>, shutdown: crate::sh
         };
         for handle in cluster.adopt_orphans().await {
             tracing::info!(scan_id = %handle.id, epoch = handle.epoch, "resuming a scan whose coordinator stopped");
-            track(&state, handle);
+            let _ = track(&state, handle);
         }
         let every = std::time::Duration::from_millis(state.settings.cluster.lease_renew_ms);
         drop(state);

@@ -12,12 +12,13 @@ use tokio::sync::{watch, Notify};
 use super::history::{History, ScanRecord};
 use crate::cache::ScanCache;
 use crate::cluster::ScanBook;
-use crate::cluster::{LocalCluster, NodeState, Progress, QueueError};
+use crate::cluster::{Leader, LocalCluster, NodeState, Progress, QueueError, QueueTarget};
 use crate::config::Settings;
 use crate::data::MarketData;
 use crate::error::{ErrorCode, UserError};
 use crate::node::Node;
 use crate::scan::ScanConfig;
+use crate::screens::Library;
 
 /// Shared by every handler.
 pub struct AppState {
@@ -35,6 +36,12 @@ pub struct AppState {
     pub started_at: DateTime<Utc>,
     /// Every node's symbols per second, as this serve sampled them.
     pub throughput: super::throughput::Throughput,
+    /// Saved screens, watchlists and webhooks.
+    pub library: Arc<Library>,
+    /// Runs of each screen in this process, one at a time.
+    pub runner: super::screens::Runner,
+    /// Whether this process leads the cluster (it runs the schedules).
+    pub leader: Leader,
 }
 
 impl AppState {
@@ -59,7 +66,15 @@ impl AppState {
                 History::new(book.map(Arc::new), true, max)
             }
         };
+        let redis = match &node.plan.queue {
+            QueueTarget::Redis(url) => Some(url.as_str()),
+            QueueTarget::InProcess => None,
+        };
+        let library = Arc::new(Library::open(&node.settings, redis)?);
         Ok(AppState {
+            library,
+            runner: Default::default(),
+            leader: node.leader.clone(),
             node_id: node.id().to_string(),
             settings: node.settings.clone(),
             cluster,

@@ -11,6 +11,7 @@ mod ml;
 mod output;
 pub mod say;
 mod scan;
+mod screen;
 mod serve;
 mod signals;
 mod snapshot;
@@ -63,6 +64,10 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// The alpha model: `technic ml train --data SOURCE` trains and validates one.
     Ml(ml::MlArgs),
+    /// Saved screens: save one with the options of `technic scan`, list, run, delete.
+    Screen(screen::ScreenArgs),
+    /// Watchlists: named symbol lists, a scan's universe with `--watchlist NAME`.
+    Watchlist(screen::WatchlistArgs),
     /// Print a shell completion script, e.g. `technic completions bash > /etc/bash_completion.d/technic`.
     Completions {
         #[arg(value_enum)]
@@ -93,6 +98,8 @@ pub async fn run(cli: Cli, settings: Settings) -> i32 {
         Command::Cluster(args) => cluster::run(&args, &settings).await,
         Command::Serve(args) => serve::run(args, settings).await,
         Command::Ml(args) => ml::run(&args, &settings).await,
+        Command::Screen(args) => screen::run_screen(args, &settings).await,
+        Command::Watchlist(args) => screen::run_watchlist(args, &settings).await,
         Command::Completions { shell } => completions(shell),
     };
     match result {

@@ -6,8 +6,9 @@ use std::path::Path;
 
 use crate::error::{ErrorCode, UserError};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
+    #[default]
     Table,
     Json,
     Csv,

@@ -24,7 +24,7 @@ use crate::scan::{ScanConfig, ScanReport, ScanStatus, Signal, SortKey};
 
 /// Numeric and list options are taken as text and checked together, so one run reports
 /// every problem at once (exit status 2).
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 #[command(allow_negative_numbers = true)]
 pub struct ScanArgs {
     /// Number of symbols in the universe (synthetic: generated; csv: the first N).
@@ -33,6 +33,9 @@ pub struct ScanArgs {
     /// Only these symbols (comma-separated).
     #[arg(long, value_name = "LIST")]
     pub symbols: Option<String>,
+    /// The universe is this saved watchlist (`technic watchlist save`).
+    #[arg(long, value_name = "NAME")]
+    pub watchlist: Option<String>,
     /// Only these sectors (comma-separated, case-insensitive).
     #[arg(long, value_name = "LIST")]
     pub sectors: Option<String>,
@@ -93,9 +96,19 @@ pub struct ScanArgs {
 }
 
 /// The node to start and the scan config, or every problem found.
-struct Plan {
-    node: NodePlan,
-    config: ScanConfig,
+pub struct Plan {
+    pub node: NodePlan,
+    pub config: ScanConfig,
+}
+
+impl Plan {
+    /// The cluster's Redis, when the scan goes through one.
+    pub fn redis(&self) -> Option<&str> {
+        match &self.node.queue {
+            crate::cluster::QueueTarget::Redis(url) => Some(url),
+            crate::cluster::QueueTarget::InProcess => None,
+        }
+    }
 }
 
 fn list(s: &Option<String>) -> Vec<String> {
@@ -110,7 +123,7 @@ fn list(s: &Option<String>) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn plan(args: &ScanArgs, settings: &Settings) -> Result<Plan, UserError> {
+pub fn plan(args: &ScanArgs, settings: &Settings) -> Result<Plan, UserError> {
     let mut problems = Vec::new();
     let mut config = ScanConfig::from_settings(&settings.scan);
 
@@ -138,6 +151,7 @@ fn plan(args: &ScanArgs, settings: &Settings) -> Result<Plan, UserError> {
         .into_iter()
         .map(|s| s.to_ascii_uppercase())
         .collect();
+    config.watchlist = args.watchlist.clone();
     config.sectors = list(&args.sectors);
     config.industries = list(&args.industries);
     config.min_market_cap = num("min-market-cap", &args.min_market_cap, &mut problems);
@@ -171,6 +185,9 @@ fn plan(args: &ScanArgs, settings: &Settings) -> Result<Plan, UserError> {
         config.sort = k;
     }
     config.sector_cap = num("sector-cap", &args.sector_cap, &mut problems);
+    if config.universe_conflict().is_some() {
+        problems.push("--symbols and --watchlist both give the universe: keep one".into());
+    }
     // Field problems, with CLI spelling, after the parse problems.
     if let Err(e) = config.validate(settings.scan.max_universe_size) {
         problems.extend(e.problems.into_iter().map(|p| match p.split_once(' ') {
@@ -187,12 +204,41 @@ fn plan(args: &ScanArgs, settings: &Settings) -> Result<Plan, UserError> {
 }
 
 pub async fn run(args: ScanArgs, settings: &Settings) -> Result<i32, UserError> {
-    let plan = plan(&args, settings)?;
+    let mut plan = plan(&args, settings)?;
+    if plan.config.watchlist.is_some() {
+        let library = crate::screens::Library::open(settings, plan.redis())?;
+        plan.config = library.resolve(plan.config).await?;
+    }
+    let table_rows = plan.config.top.unwrap_or(settings.scan.table_rows);
+    let report = execute(
+        plan,
+        settings,
+        args.model.as_deref(),
+        args.force,
+        args.quiet,
+    )
+    .await?;
+    print_report(&report, args.format, args.out.as_deref(), table_rows)?;
+    Ok(match report.status {
+        ScanStatus::Completed => 0,
+        ScanStatus::Cancelled => 130,
+    })
+}
+
+/// Runs the planned scan in this process, serving `model` (else ml.model), with a
+/// progress view unless `quiet`: its report.
+pub async fn execute(
+    plan: Plan,
+    settings: &Settings,
+    model: Option<&std::path::Path>,
+    force: bool,
+    quiet: bool,
+) -> Result<ScanReport, UserError> {
     let mut settings = settings.clone();
-    if let Some(model) = &args.model {
+    if let Some(model) = model {
         settings.ml.model = model.display().to_string();
     }
-    settings.ml.force |= args.force;
+    settings.ml.force |= force;
     let settings = &settings;
     let mut node = plan
         .node
@@ -207,13 +253,9 @@ pub async fn run(args: ScanArgs, settings: &Settings) -> Result<i32, UserError> 
         node.stop().await;
         return Err(UserError::internal("the scan's cluster did not start"));
     };
-    let table_rows = plan.config.top.unwrap_or(settings.scan.table_rows);
     let handle = cluster.submit(plan.config).await?;
     // A live bar only on a terminal and outside JSON log mode.
-    let view = match (
-        args.quiet,
-        std::io::stderr().is_terminal() && !say::is_json(),
-    ) {
+    let view = match (quiet, std::io::stderr().is_terminal() && !say::is_json()) {
         (true, _) => ProgressView::Hidden,
         (false, true) => ProgressView::Bar,
         (false, false) => ProgressView::Lines,
@@ -221,12 +263,7 @@ pub async fn run(args: ScanArgs, settings: &Settings) -> Result<i32, UserError> 
     let report = await_with_progress(handle, view).await;
     cluster.shutdown().await;
     node.stop().await;
-    let report = report?;
-    print_report(&report, args.format, args.out.as_deref(), table_rows)?;
-    Ok(match report.status {
-        ScanStatus::Completed => 0,
-        ScanStatus::Cancelled => 130,
-    })
+    report
 }
 
 /// How progress reaches the user: a live bar on a terminal, one line per stage change
@@ -301,7 +338,7 @@ fn draw(bar: &ProgressBar, p: &Progress) {
     bar.set_message(format!("{} · {}{eta}", p.stage.as_str(), p.message));
 }
 
-fn print_report(
+pub fn print_report(
     report: &ScanReport,
     format: OutputFormat,
     out: Option<&std::path::Path>,

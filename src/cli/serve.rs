@@ -73,6 +73,10 @@ pub async fn run(args: ServeArgs, mut settings: Settings) -> Result<i32, UserErr
         Arc::downgrade(&state),
         node.shutdown.clone(),
     ));
+    node.shutdown.spawn(api::screens::schedule(
+        Arc::downgrade(&state),
+        node.shutdown.clone(),
+    ));
     node.shutdown.spawn(api::throughput::sample(
         Arc::downgrade(&state),
         node.shutdown.clone(),

@@ -30,6 +30,29 @@ pub struct Settings {
     pub log: LogSettings,
     pub api: ApiSettings,
     pub ml: MlSettings,
+    pub screens: ScreenSettings,
+}
+
+/// `[screens]`: saved screens, watchlists, schedules and webhooks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScreenSettings {
+    /// The store's file without a cluster Redis; empty: `$XDG_DATA_HOME/technic/screens.json`
+    /// (else `~/.local/share/technic/screens.json`).
+    pub path: String,
+    /// How often the leader looks for due ticks.
+    pub tick_ms: u64,
+    /// A tick missed (no leader, a leader that died) is still run this long after it.
+    pub misfire_grace_secs: u64,
+    /// Runs kept per screen.
+    pub history_runs: usize,
+    /// Attempts per webhook delivery, the first included.
+    pub webhook_attempts: u32,
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
+    pub webhook_timeout_ms: u64,
+    pub delivery_log_max: usize,
+    pub dead_letters_max: usize,
 }
 
 /// `[ml]`: the alpha model, how it is trained and how it is served.

@@ -16,6 +16,20 @@ pub(super) fn all(s: &Settings) -> Result<(), SettingsError> {
     api(&s.api, &mut p);
     cache(&s.cache, &mut p);
     ml(&s.ml, &mut p);
+    at_least_one(
+        "screens",
+        &[
+            ("tick_ms", s.screens.tick_ms),
+            ("history_runs", s.screens.history_runs as u64),
+            ("webhook_attempts", s.screens.webhook_attempts as u64),
+            ("retry_base_ms", s.screens.retry_base_ms),
+            ("retry_max_ms", s.screens.retry_max_ms),
+            ("webhook_timeout_ms", s.screens.webhook_timeout_ms),
+            ("delivery_log_max", s.screens.delivery_log_max as u64),
+            ("dead_letters_max", s.screens.dead_letters_max as u64),
+        ],
+        &mut p,
+    );
     p.extend(log_filter_problems("log.level", &s.log.level));
     if p.is_empty() {
         Ok(())

@@ -77,6 +77,10 @@ pub struct ScanConfig {
     pub risk_pct: f64,
     pub target_rr: f64,
     pub stop_atr_multiple: f64,
+    /// The scan's universe is this watchlist's symbols (resolved when the scan is
+    /// submitted, into `symbols`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watchlist: Option<String>,
 }
 
 /// An invalid scan configuration: every problem, one per entry.
@@ -110,6 +114,7 @@ impl ScanConfig {
             risk_pct: s.risk_pct,
             target_rr: s.target_rr,
             stop_atr_multiple: s.stop_atr_multiple,
+            watchlist: None,
         }
     }
 
@@ -157,6 +162,9 @@ impl ScanConfig {
                 self.min_bars, self.lookback_days
             ));
         }
+        if let Some(w) = &self.watchlist {
+            p.extend(name_problems("watchlist", w));
+        }
         if self.top == Some(0) {
             p.push("top must be at least 1".into());
         }
@@ -179,6 +187,29 @@ impl ScanConfig {
             Err(InvalidConfig { problems: p })
         }
     }
+}
+
+impl ScanConfig {
+    /// As given (before a watchlist is resolved into `symbols`): both may not be.
+    pub fn universe_conflict(&self) -> Option<String> {
+        (self.watchlist.is_some() && !self.symbols.is_empty())
+            .then(|| "symbols and watchlist both give the universe: keep one".to_string())
+    }
+}
+
+/// A saved object's name (a screen, a watchlist): 1-64 letters, digits, `.`, `-` or `_`.
+pub fn name_problems(kind: &str, name: &str) -> Option<String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+    (!ok).then(|| {
+        format!(
+            "{kind} name {:?} is not valid: use 1-64 letters, digits, '.', '-' or '_'",
+            crate::market::snippet(name)
+        )
+    })
 }
 
 #[cfg(test)]

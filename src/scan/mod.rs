@@ -14,7 +14,7 @@ mod rank;
 mod report;
 mod score;
 
-pub use config::{InvalidConfig, ScanConfig, SortKey};
+pub use config::{name_problems, InvalidConfig, ScanConfig, SortKey};
 pub use evaluate::{
     compute_features, evaluate, score, Evaluation, SymbolFeatures, FEATURES_VERSION,
 };
