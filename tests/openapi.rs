@@ -147,7 +147,10 @@ async fn the_live_api_holds_to_its_document() {
     let store = dir.path().join("screens.json").display().to_string();
     let s = Server::start(
         &["--workers", "1", "--cache", "memory"],
-        &[("TECHNIC_API__TOKEN", TOKEN), ("TECHNIC_SCREENS__PATH", &store)],
+        &[
+            ("TECHNIC_API__TOKEN", TOKEN),
+            ("TECHNIC_SCREENS__PATH", &store),
+        ],
     )
     .await;
     let config = dir.path().join("schemathesis.toml");

@@ -14,7 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ErrorBody};
 use super::query::{check_limit, ApiQuery};
-use super::scans::Shared;
+use super::scans::{ResultFormat, Shared};
 use crate::error::ErrorCode;
 use crate::scan::name_problems;
 use crate::screens::{
@@ -39,7 +39,8 @@ pub struct WatchlistRequest {
 #[into_params(parameter_in = Query)]
 pub struct ExportQuery {
     /// `json` (default) or `csv` (also chosen by `Accept: text/csv`).
-    format: Option<String>,
+    #[param(inline)]
+    format: Option<ResultFormat>,
 }
 
 fn bad(problems: Vec<String>) -> ApiError {
@@ -140,8 +141,8 @@ pub async fn list_watchlists(State(state): Shared) -> Result<Json<WatchlistList>
 /// One watchlist, as JSON or CSV (`?format=csv` or `Accept: text/csv`).
 #[utoipa::path(get, path = "/api/v1/watchlists/{name}", tag = "watchlists",
     params(("name" = String, Path), ExportQuery),
-    responses((status = 200, body = Watchlist, content_type = "application/json"),
-        (status = 200, body = String, content_type = "text/csv"),
+    responses((status = 200, description = "the watchlist, as `format` asks",
+            content((Watchlist = "application/json"), (String = "text/csv"))),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 503, body = ErrorBody)))]
 pub async fn get_watchlist(
@@ -150,19 +151,8 @@ pub async fn get_watchlist(
     headers: HeaderMap,
     ApiQuery(q): ApiQuery<ExportQuery>,
 ) -> Result<Response, ApiError> {
-    let csv = match q.format.as_deref() {
-        Some("csv") => true,
-        Some("json") => false,
-        Some(other) => {
-            return Err(ApiError::new(
-                ErrorCode::InvalidInput,
-                format!(
-                    "format must be json or csv, got {:?}",
-                    crate::market::snippet(other)
-                ),
-                vec!["omit format for JSON".into()],
-            ))
-        }
+    let csv = match q.format {
+        Some(f) => f == ResultFormat::Csv,
         None => headers
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok())

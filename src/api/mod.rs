@@ -91,10 +91,14 @@ fn routes() -> (Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(cache::clear))
         .routes(routes!(cache::warm))
         .routes(routes!(cache::get_ttl, cache::put_ttl))
-        .routes(routes!(screens::create, screens::list))
-        .routes(routes!(screens::get, screens::put, screens::delete))
-        .routes(routes!(screens::run_now))
-        .routes(routes!(screens::runs))
+        .routes(routes!(screens::create_screen, screens::list_screens))
+        .routes(routes!(
+            screens::get_screen,
+            screens::put_screen,
+            screens::delete_screen
+        ))
+        .routes(routes!(screens::run_screen))
+        .routes(routes!(screens::screen_runs))
         .routes(routes!(lists::create_watchlist, lists::list_watchlists))
         .routes(routes!(
             lists::get_watchlist,

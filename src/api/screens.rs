@@ -105,9 +105,9 @@ async fn screen_body(
             ));
             p.to_string()
         }
-        (_, Some(p)) => p.to_string(),
+        (None | Some(Value::String(_)), Some(p)) => p.to_string(),
         (Some(Value::String(n)), None) => n,
-        (Some(_), None) => {
+        (Some(_), _) => {
             problems.push("name must be a string".into());
             String::new()
         }
@@ -190,7 +190,7 @@ fn view(screen: Screen, last_run: Option<Run>) -> ScreenView {
     responses((status = 201, body = Screen), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 503, body = ErrorBody)))]
-pub async fn create(State(state): Shared, body: Bytes) -> Result<Response, ApiError> {
+pub async fn create_screen(State(state): Shared, body: Bytes) -> Result<Response, ApiError> {
     let (name, config, schedule) = screen_body(&state, &body, None).await?;
     let screen = state
         .library
@@ -202,7 +202,7 @@ pub async fn create(State(state): Shared, body: Bytes) -> Result<Response, ApiEr
 /// Every screen, by name, with its next tick and last run.
 #[utoipa::path(get, path = "/api/v1/screens", tag = "screens",
     responses((status = 200, body = ScreenList), (status = 503, body = ErrorBody)))]
-pub async fn list(State(state): Shared) -> Result<Json<ScreenList>, ApiError> {
+pub async fn list_screens(State(state): Shared) -> Result<Json<ScreenList>, ApiError> {
     let mut screens = Vec::new();
     for s in state.library.screens().await? {
         let last = state.library.runs(&s.name, 1).await?.pop();
@@ -216,7 +216,7 @@ pub async fn list(State(state): Shared) -> Result<Json<ScreenList>, ApiError> {
     params(("name" = String, Path)),
     responses((status = 200, body = ScreenView), (status = 404, body = ErrorBody),
         (status = 503, body = ErrorBody)))]
-pub async fn get(
+pub async fn get_screen(
     State(state): Shared,
     Path(name): Path<String>,
 ) -> Result<Json<ScreenView>, ApiError> {
@@ -228,11 +228,12 @@ pub async fn get(
 /// Saves a screen under this name: a new version of it, or a new screen.
 #[utoipa::path(put, path = "/api/v1/screens/{name}", tag = "screens",
     params(("name" = String, Path)),
-    request_body(content = ScreenRequest, content_type = "application/json"),
+    request_body(content = Option<ScreenRequest>, content_type = "application/json",
+        description = "the screen; an empty body saves every scan default without a schedule"),
     security((), ("bearer" = [])),
     responses((status = 200, body = Screen), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
-pub async fn put(
+pub async fn put_screen(
     State(state): Shared,
     Path(name): Path<String>,
     body: Bytes,
@@ -252,7 +253,7 @@ pub async fn put(
     security((), ("bearer" = [])),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 503, body = ErrorBody)))]
-pub async fn delete(
+pub async fn delete_screen(
     State(state): Shared,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
@@ -266,7 +267,10 @@ pub async fn delete(
     security((), ("bearer" = [])),
     responses((status = 202, body = RunStarted), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
-pub async fn run_now(State(state): Shared, Path(name): Path<String>) -> Result<Response, ApiError> {
+pub async fn run_screen(
+    State(state): Shared,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
     let screen = state.library.screen(&name).await?;
     let lock = state.runner.lock(&name).lock_owned().await;
     let (run_id, done) = start(&state, screen, Trigger::Manual, None).await?;
@@ -282,7 +286,7 @@ pub async fn run_now(State(state): Shared, Path(name): Path<String>) -> Result<R
     params(("name" = String, Path), RunsQuery),
     responses((status = 200, body = RunList), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
-pub async fn runs(
+pub async fn screen_runs(
     State(state): Shared,
     Path(name): Path<String>,
     ApiQuery(q): ApiQuery<RunsQuery>,
