@@ -93,6 +93,7 @@ fn every_alert_is_actionable_and_tested_firing_and_quiet() {
         "TechnicClusterNodeDown",
         "TechnicCircuitBreakerOpen",
         "TechnicMlNeutralScans",
+        "TechnicWebhookDeliveriesFailing",
     ] {
         assert!(alerts.iter().any(|a| a == required), "{required} missing");
     }

@@ -626,3 +626,115 @@ async fn the_cache_page_shows_the_warm_pass_and_its_precision() {
     b.screenshot("cache-warming").await;
     b.close().await;
 }
+
+#[tokio::test]
+async fn the_screens_and_watchlists_pages_save_schedule_run_and_show_diffs_and_dead_letters() {
+    let _one = ONE_BROWSER.lock().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let store = dir.path().join("screens.json").display().to_string();
+    let s = Server::start(
+        &["--workers", "2"],
+        &[
+            ("TECHNIC_SCREENS__PATH", store.as_str()),
+            ("TECHNIC_SCREENS__WEBHOOK_ATTEMPTS", "2"),
+            ("TECHNIC_SCREENS__RETRY_BASE_MS", "50"),
+        ],
+    )
+    .await;
+    let b = Browser::start().await;
+    b.open(&s.url("/")).await;
+
+    // A watchlist typed in.
+    b.nav("Watchlists").await;
+    b.set_input("watchlist-name", "picks").await;
+    b.set_input("watchlist-symbols", "azgq, DFVN").await;
+    b.click("watchlist-save").await;
+    let rows = b
+        .wait_for("the watchlist's row", || async {
+            let rows = b.rows("watchlists-table").await;
+            rows.iter().any(|r| r[0] == "picks").then_some(rows)
+        })
+        .await;
+    assert_eq!(rows[0][..4], ["picks", "2", "AZGQ, DFVN", "1"], "{rows:?}");
+
+    // A webhook nobody listens to: its deliveries become dead letters.
+    b.nav("Screens").await;
+    let closed = support::ports::Port::reserve();
+    let url = format!("http://{}/hook", closed.addr());
+    b.set_input("webhook-url", &url).await;
+    b.set_input("webhook-secret", "a-secret-of-16-chars").await;
+    b.click("webhook-add").await;
+    b.wait_for("the webhook's row", || async {
+        b.rows("webhooks-table")
+            .await
+            .iter()
+            .any(|r| r.get(1) == Some(&url))
+            .then_some(())
+    })
+    .await;
+
+    // The Scanner's options (a top 1) saved as a scheduled screen over the watchlist.
+    b.nav("Scanner").await;
+    b.set_input("scan-top", "1").await;
+    b.set_input("scan-min-price", "0").await;
+    b.set_input("scan-min-dollar-volume", "0").await;
+    b.nav("Screens").await;
+    b.set_input("screen-name", "mine").await;
+    b.wait_for("the watchlist in the universe list", || async {
+        let e = b.by_testid("screen-watchlist").await;
+        e.select_by_value("picks").await.ok()
+    })
+    .await;
+    // Every 20 s: the first run's diff stays on screen until the next.
+    b.set_input("screen-cron", "*/20 * * * * *").await;
+    b.set_input("screen-timezone", "UTC").await;
+    b.click("screen-save").await;
+    let diff = b
+        .wait_text("screen-diff", |t| t.starts_with("+1 new"))
+        .await;
+    let (_, v) = s.get("/api/v1/screens/mine").await;
+    assert_eq!(v["config"]["watchlist"], "picks", "{v}");
+    assert_eq!(v["config"]["top"], 1, "{v}");
+    assert_eq!(v["schedule"]["cron"], "*/20 * * * * *", "{v}");
+    let first = v["last_run"]["diff"]["new"][0]
+        .as_str()
+        .expect("a new match")
+        .to_string();
+    assert!(diff.contains(&first), "{diff} vs {v}");
+    assert_ne!(b.text("screen-next-tick").await, "—");
+
+    // The failed delivery shows in the log and as a dead letter.
+    let dead = b
+        .wait_for("a dead letter", || async {
+            let rows = b.rows("dead-table").await;
+            rows.iter().any(|r| r.get(3) == Some(&url)).then_some(rows)
+        })
+        .await;
+    assert_eq!(
+        (dead[0][1].as_str(), dead[0][4].as_str()),
+        ("mine", "2"),
+        "{dead:?}"
+    );
+    let (_, api_dead) = s.get("/api/v1/webhooks/dead-letters").await;
+    assert_eq!(
+        dead[0][2],
+        api_dead["deliveries"][0]["event"]["id"].as_str().unwrap()
+    );
+    let log = b.rows("deliveries-table").await;
+    assert_eq!(log[0][3], "failed", "{log:?}");
+
+    // Run now adds a manual run with no change.
+    b.click("screen-run").await;
+    b.wait_for("a manual run", || async {
+        let (_, v) = s.get("/api/v1/screens/mine/runs?limit=100").await;
+        v["runs"]
+            .as_array()?
+            .iter()
+            .any(|r| r["trigger"] == "manual")
+            .then_some(())
+    })
+    .await;
+    b.wait_text("screen-diff", |t| t == "no change").await;
+    b.screenshot("screens").await;
+    b.close().await;
+}

@@ -71,6 +71,13 @@ export async function api(method, path, body) {
   try { return text ? JSON.parse(text) : null; } catch { return null; }
 }
 
+/// Sends `text` as `contentType` (a CSV upload); the answer's JSON.
+export async function sendText(method, path, text, contentType) {
+  const headers = withToken({ Accept: "application/json", "Content-Type": contentType });
+  const res = await call(path, { method, headers, body: text });
+  return res.json().catch(() => null);
+}
+
 /// Saves the file at `path` as `name`, fetched with the token.
 export async function download(path, name) {
   const res = await call(path, { headers: withToken({}) });

@@ -1,7 +1,7 @@
 // technic dashboard: plain ES modules over the control plane (/api/v1). No framework,
 // no bundler; uPlot (vendored, loaded before this module) draws the charts.
 //
-// This is the entry module: the `#hash` router between the four pages, the polling of
+// This is the entry module: the `#hash` router between the pages, the polling of
 // the page on screen, the API token field and the error panel's buttons. Each page is a
 // module exporting `page` = { name, init?, refresh?, pollMs?, pause?, resume? }.
 //
@@ -15,9 +15,11 @@ import { page as clusterPage } from "./cluster.js";
 import { initErrorPanel } from "./errors.js";
 import { page as performancePage } from "./performance.js";
 import { page as scannerPage } from "./scanner.js";
+import { page as screensPage } from "./screens.js";
 import { $ } from "./ui.js";
+import { page as watchlistsPage } from "./watchlists.js";
 
-const PAGES = [scannerPage, performancePage, cachePage, clusterPage];
+const PAGES = [scannerPage, performancePage, cachePage, clusterPage, screensPage, watchlistsPage];
 const NAMES = PAGES.map((p) => p.name);
 
 const state = {

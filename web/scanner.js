@@ -133,7 +133,9 @@ function setDownloads(id) {
   }
 }
 
-function scanOptions() {
+/// The scan config of the form, as `POST /api/v1/scans` takes it (also what the Screens
+/// page saves).
+export function scanOptions() {
   const f = $("#scan-form");
   const list = (v) => v.split(/[,\s]+/).map((s) => s.trim()).filter(Boolean);
   const num = (name) => {

@@ -65,6 +65,8 @@ pub const ASSETS: &[Asset] = &[
     embed!("performance.js", JS),
     embed!("cache.js", JS),
     embed!("cluster.js", JS),
+    embed!("screens.js", JS),
+    embed!("watchlists.js", JS),
     embed!("app.css", CSS),
     embed!("uPlot.iife.min.js", JS, "vendor/uPlot.iife.min.js"),
     embed!("uPlot.min.css", CSS, "vendor/uPlot.min.css"),
