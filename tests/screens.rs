@@ -694,3 +694,39 @@ async fn a_schedule_fires_once_per_tick_on_two_serves_and_through_the_leaders_ki
     a.stop();
     b.stop();
 }
+
+#[tokio::test]
+async fn on_a_redis_cluster_screens_watchlists_and_tick_claims_work() {
+    let redis = support::redis::RedisCluster::start();
+    let url = redis.target();
+    let mut env = FAST_CLUSTER.to_vec();
+    env.push(("TECHNIC_CLUSTER__NODE_ID", "serve-c"));
+    let mut s = Server::start(
+        &["--redis", &url, "--workers", "1", "--cache", "none"],
+        &env,
+    )
+    .await;
+    let (st, v) = s
+        .post(
+            "/api/v1/watchlists",
+            r#"{"name": "pair", "symbols": ["AZGQ", "DFVN"]}"#,
+        )
+        .await;
+    assert_eq!(st, 201, "{v}");
+    let (st, v) = s
+        .post(
+            "/api/v1/screens",
+            r#"{"name": "often", "watchlist": "pair", "min_dollar_volume": 0,
+            "min_price": 0, "schedule": {"cron": "* * * * * *"}}"#,
+        )
+        .await;
+    assert_eq!(st, 201, "{v}");
+    let all = runs(&s, "often", 3).await;
+    let ticks: BTreeSet<&str> = all
+        .iter()
+        .map(|r| r["tick"].as_str().expect("tick"))
+        .collect();
+    assert_eq!(ticks.len(), all.len(), "a tick ran twice: {all:?}");
+    assert_eq!(all.last().unwrap()["matches"], 2, "{all:?}");
+    s.stop();
+}
