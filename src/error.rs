@@ -50,6 +50,8 @@ pub enum ErrorCode {
     AlreadyExists,
     /// The store of screens, watchlists and webhooks cannot be read or written.
     StoreUnavailable,
+    /// A run of this screen is in progress on this server.
+    ScreenBusy,
 }
 
 impl ErrorCode {
@@ -81,6 +83,7 @@ impl ErrorCode {
             ErrorCode::NotFound => "NOT_FOUND",
             ErrorCode::AlreadyExists => "ALREADY_EXISTS",
             ErrorCode::StoreUnavailable => "STORE_UNAVAILABLE",
+            ErrorCode::ScreenBusy => "SCREEN_BUSY",
         }
     }
 
@@ -112,6 +115,7 @@ impl ErrorCode {
             | ErrorCode::MlUnavailable
             | ErrorCode::ScanSuperseded
             | ErrorCode::StoreUnavailable
+            | ErrorCode::ScreenBusy
             | ErrorCode::RateLimited => 3,
             ErrorCode::Internal => 1,
         }
@@ -131,7 +135,8 @@ impl ErrorCode {
             | ErrorCode::ScanFailed
             | ErrorCode::ScanAbandoned
             | ErrorCode::ScanSuperseded
-            | ErrorCode::AlreadyExists => 409,
+            | ErrorCode::AlreadyExists
+            | ErrorCode::ScreenBusy => 409,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UriTooLong => 414,
             ErrorCode::HeadersTooLarge => 431,
@@ -156,6 +161,7 @@ impl ErrorCode {
                 | ErrorCode::QueueUnavailable
                 | ErrorCode::CacheUnavailable
                 | ErrorCode::StoreUnavailable
+                | ErrorCode::ScreenBusy
                 | ErrorCode::RateLimited
                 | ErrorCode::ScanNotFinished
         )

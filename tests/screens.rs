@@ -27,6 +27,8 @@ const LONG: Duration = Duration::from_secs(90);
 struct Receiver {
     addr: SocketAddr,
     status: Arc<AtomicU16>,
+    /// While set, a request is recorded, then never answered.
+    hang: Arc<std::sync::atomic::AtomicBool>,
     got: Arc<Mutex<Vec<Value>>>,
     forged: Arc<Mutex<usize>>,
 }
@@ -36,12 +38,13 @@ impl Receiver {
         let status = Arc::new(AtomicU16::new(200));
         let got = Arc::new(Mutex::new(Vec::new()));
         let forged = Arc::new(Mutex::new(0));
-        let (s, g, f) = (status.clone(), got.clone(), forged.clone());
+        let hang = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (s, g, f, h) = (status.clone(), got.clone(), forged.clone(), hang.clone());
         let app = axum::Router::new().route(
             "/hook",
             axum::routing::post(
                 move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
-                    let (s, g, f) = (s.clone(), g.clone(), f.clone());
+                    let (s, g, f, h) = (s.clone(), g.clone(), f.clone(), h.clone());
                     async move {
                         let mut mac =
                             Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).expect("key");
@@ -57,6 +60,9 @@ impl Receiver {
                         } else {
                             *f.lock().unwrap() += 1;
                         }
+                        if h.load(Ordering::SeqCst) {
+                            tokio::time::sleep(Duration::from_secs(600)).await;
+                        }
                         axum::http::StatusCode::from_u16(s.load(Ordering::SeqCst)).unwrap()
                     }
                 },
@@ -70,6 +76,7 @@ impl Receiver {
         Receiver {
             addr,
             status,
+            hang,
             got,
             forged,
         }
@@ -215,7 +222,7 @@ async fn screens_and_watchlists_are_saved_validated_and_a_watchlist_is_a_univers
         "{got:?}"
     );
     let (st, v) = s.post("/api/v1/scans", r#"{"watchlist": "nope"}"#).await;
-    assert_error(st, &v, 404, "NOT_FOUND");
+    assert_error(st, &v, 400, "INVALID_CONFIG");
     let (st, v) = s
         .post(
             "/api/v1/scans",
@@ -729,4 +736,77 @@ async fn on_a_redis_cluster_screens_watchlists_and_tick_claims_work() {
     assert_eq!(ticks.len(), all.len(), "a tick ran twice: {all:?}");
     assert_eq!(all.last().unwrap()["matches"], 2, "{all:?}");
     s.stop();
+}
+
+#[tokio::test]
+async fn a_leader_killed_mid_run_leaves_its_tick_to_the_other_serve_which_runs_it_once() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let serve = async |id: &'static str| {
+        let mut env = FAST_CLUSTER.to_vec();
+        env.extend([
+            ("TECHNIC_CLUSTER__NODE_ID", id),
+            ("TECHNIC_SCREENS__LEASE_MS", "2000"),
+            ("TECHNIC_SCREENS__WEBHOOK_ATTEMPTS", "1"),
+            ("TECHNIC_SCREENS__WEBHOOK_TIMEOUT_MS", "600000"),
+        ]);
+        Server::start(
+            &["--redis", &url, "--workers", "1", "--cache", "none"],
+            &env,
+        )
+        .await
+    };
+    let mut a = serve("serve-a").await;
+    let mut b = serve("serve-b").await;
+    let rx = Receiver::start().await;
+    // The first delivery hangs: the leader is mid-run (scanned, delivering, not recorded).
+    rx.hang.store(true, Ordering::SeqCst);
+    register(&a, &rx.url(), json!("all")).await;
+    let (st, v) = a
+        .post(
+            "/api/v1/screens",
+            r#"{"name": "every3s", "universe_size": 30,
+            "schedule": {"cron": "*/3 * * * * *", "timezone": "UTC"}}"#,
+        )
+        .await;
+    assert_eq!(st, 201, "{v}");
+    let first = wait_for_async("the first delivery", LONG, async || {
+        let got = rx.got.lock().unwrap().clone();
+        got.first().cloned().ok_or(got.len())
+    })
+    .await;
+    let (killed, survivor) = if leader(&a).await == "serve-a" {
+        a.kill9();
+        ("serve-a", &b)
+    } else {
+        b.kill9();
+        ("serve-b", &a)
+    };
+    rx.hang.store(false, Ordering::SeqCst);
+    // The survivor leads, the dead run's claims lapse, and it runs that tick again whole:
+    // the same event (same id) reaches the receiver, and the tick is recorded once.
+    let runs = runs(survivor, "every3s", 3).await;
+    assert_ne!(leader(survivor).await, killed);
+    let events = rx.events();
+    assert_eq!(events.len(), 2, "{events:?}");
+    // The same event by a new scan of the same tick.
+    for field in ["id", "tick", "new", "dropped", "changed"] {
+        assert_eq!(events[1][field], first[field], "{field}: {events:?}");
+    }
+    assert_ne!(events[1]["run_id"], first["run_id"]);
+    let ticks: Vec<&str> = runs
+        .iter()
+        .map(|r| r["tick"].as_str().expect("tick"))
+        .collect();
+    let unique: BTreeSet<&&str> = ticks.iter().collect();
+    assert_eq!(
+        unique.len(),
+        ticks.len(),
+        "a tick recorded twice: {ticks:?}"
+    );
+    let oldest = runs.last().unwrap();
+    assert_eq!(oldest["tick"], first["tick"], "{runs:?}");
+    assert_eq!(oldest["diff"]["new"], first["new"]);
+    a.stop();
+    b.stop();
 }

@@ -223,7 +223,7 @@ impl From<Webhook> for WebhookView {
     fn from(h: Webhook) -> Self {
         WebhookView {
             id: h.id,
-            url: h.url,
+            url: crate::screens::webhook::redact_url(&h.url),
             screens: h.screens,
             created_at: h.created_at,
         }

@@ -112,7 +112,27 @@ pub struct ScanWeights {
         (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn submit(State(state): Shared, body: Bytes) -> Result<Response, ApiError> {
     let config = super::scan_request::parse(&body, &state.settings)?;
-    let config = state.library.resolve(config).await?;
+    let config = state
+        .library
+        .resolve(config, state.settings.scan.max_universe_size)
+        .await?;
+    let live = start_scan(&state, config).await?;
+    tracing::info!(scan_id = %live.id, "scan submitted over http");
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Submitted {
+            id: live.id.clone(),
+        }),
+    )
+        .into_response())
+}
+
+/// Submits `config` to this serve's cluster and follows it ([`track`]): refused without
+/// workers, and at `api.max_active_scans`.
+pub async fn start_scan(
+    state: &Arc<AppState>,
+    config: ScanConfig,
+) -> Result<Arc<LiveScan>, ApiError> {
     let Some(cluster) = state.cluster.as_ref() else {
         return Err(ApiError::new(
             ErrorCode::WorkersUnavailable,
@@ -132,10 +152,7 @@ pub async fn submit(State(state): Shared, body: Bytes) -> Result<Response, ApiEr
         ));
     }
     let handle = cluster.submit(config).await.map_err(ApiError::from)?;
-    let id = handle.id.clone();
-    tracing::info!(scan_id = %id, "scan submitted over http");
-    let _ = track(&state, handle);
-    Ok((StatusCode::ACCEPTED, Json(Submitted { id })).into_response())
+    Ok(track(state, handle))
 }
 
 /// Follows a scan this process owns (submitted here, or taken over) until it ends: cancel

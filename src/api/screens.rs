@@ -24,11 +24,11 @@ use utoipa::{IntoParams, ToSchema};
 use super::error::{ApiError, ErrorBody};
 use super::query::{check_limit, ApiQuery};
 use super::scan_request::{fields, invalid, object};
-use super::scans::{track, Shared};
+use super::scans::{start_scan, Shared};
 use super::state::AppState;
-use crate::error::{ErrorCode, UserError};
+use crate::error::ErrorCode;
 use crate::scan::{name_problems, ScanConfig};
-use crate::screens::{Run, RunStart, Schedule, Screen, Trigger, TICK_DONE};
+use crate::screens::{Outcome, Run, RunStart, Schedule, Screen, Trigger, TICK_DONE};
 
 /// A screen with its next tick and its last run.
 #[derive(Debug, Serialize, ToSchema)]
@@ -265,14 +265,24 @@ pub async fn delete_screen(
 #[utoipa::path(post, path = "/api/v1/screens/{name}/run", tag = "screens",
     params(("name" = String, Path)),
     security((), ("bearer" = [])),
-    responses((status = 202, body = RunStarted), (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses((status = 202, body = RunStarted), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 429, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
 pub async fn run_screen(
     State(state): Shared,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let screen = state.library.screen(&name).await?;
-    let lock = state.runner.lock(&name).lock_owned().await;
+    let Ok(lock) = state.runner.lock(&name).try_lock_owned() else {
+        return Err(ApiError::new(
+            ErrorCode::ScreenBusy,
+            format!("a run of screen {name:?} is in progress on this server"),
+            vec![format!(
+                "retry when it has finished (GET /api/v1/screens/{name}/runs)"
+            )],
+        ));
+    };
     let (run_id, done) = start(&state, screen, Trigger::Manual, None).await?;
     tokio::spawn(async move {
         let _lock = lock;
@@ -313,27 +323,20 @@ impl Runner {
 
 /// Submits a run of `screen` to the cluster. The task it returns ends with the run
 /// recorded (and its difference delivered), or `None` when this process lost the scan to
-/// another coordinator before it finished.
+/// another coordinator before it finished, or could not record it.
 async fn start(
     state: &Arc<AppState>,
     screen: Screen,
     trigger: Trigger,
     tick: Option<DateTime<Utc>>,
-) -> Result<(String, tokio::task::JoinHandle<Option<Run>>), UserError> {
-    let config = state.library.resolve(screen.config.clone()).await?;
-    let Some(cluster) = state.cluster.as_ref() else {
-        return Err(UserError::new(
-            ErrorCode::WorkersUnavailable,
-            "no workers are registered to run scans",
-            vec!["start this server with --workers N (N ≥ 1)".into()],
-        ));
-    };
-    let handle = cluster.submit(config).await?;
-    let run_id = handle.id.clone();
-    let started_at = handle.submitted_at;
-    let live = track(state, handle);
+) -> Result<(String, tokio::task::JoinHandle<Option<Run>>), ApiError> {
+    let config = state
+        .library
+        .resolve(screen.config.clone(), state.settings.scan.max_universe_size)
+        .await?;
+    let live = start_scan(state, config).await?;
+    let run_id = live.id.clone();
     let st = Arc::clone(state);
-    let id = run_id.clone();
     let task = tokio::spawn(async move {
         let mut finished = live.finished.clone();
         let record = finished
@@ -341,25 +344,28 @@ async fn start(
             .await
             .ok()
             .and_then(|r| r.clone())?;
+        let stage = record.progress.stage.as_str();
+        let report = record.report.as_ref();
+        let failed: Vec<String> = report
+            .map(|r| r.failures.iter().map(|f| f.symbol.clone()).collect())
+            .unwrap_or_default();
         let start = RunStart {
-            run_id: id,
+            run_id: live.id.clone(),
             trigger,
             tick,
-            started_at,
+            claim: tick.map(|_| st.node_id.clone()),
+            started_at: live.submitted_at,
         };
-        let stage = record.progress.stage.as_str();
-        // A cancelled scan's partial results are not compared.
-        let results = record
-            .report
-            .as_ref()
-            .filter(|_| stage == "done")
-            .map(|r| r.results.as_slice());
-        let error = record.error.as_ref().map(|e| e.message.clone());
-        match st
-            .library
-            .conclude(&screen, start, stage, results, error)
-            .await
-        {
+        let out = Outcome {
+            stage,
+            // A cancelled scan's partial results are not compared.
+            results: report
+                .filter(|_| stage == "done")
+                .map(|r| r.results.as_slice()),
+            failed: &failed,
+            error: record.error.as_ref().map(|e| e.message.clone()),
+        };
+        match st.library.conclude(&screen, start, out).await {
             Ok(run) => Some(run),
             Err(e) => {
                 tracing::warn!(screen = %screen.name, error = %e, "cannot record a screen's run");
@@ -372,8 +378,8 @@ async fn start(
 
 /// Runs the schedules, every `screens.tick_ms`, while this process leads; until `shutdown`.
 pub async fn schedule(state: Weak<AppState>, shutdown: crate::shutdown::Shutdown) {
-    // The newest tick of each screen this process saw run or started (ticks after it are
-    // still to claim).
+    // The newest tick of each screen this process saw done (ticks after it are still to
+    // claim).
     let mut seen: HashMap<String, DateTime<Utc>> = HashMap::new();
     let mut failing = false;
     loop {
@@ -426,15 +432,12 @@ async fn fire_due(
     if let Some(s) = seen.get(&screen.name) {
         from = from.max(*s);
     }
-    let lease = Duration::from_millis(state.settings.cluster.lease_ms);
     let lib = &state.library;
     for tick in ticks.between(from, now, 10_000) {
-        match lib
-            .claim_tick(&screen.name, tick, &state.node_id, lease)
-            .await
-        {
+        match lib.claim_tick(&screen.name, tick, &state.node_id).await {
+            // Not `seen` yet: a run that does not finish leaves its claim to lapse, and the
+            // tick is claimed again.
             Ok(None) => {
-                seen.insert(screen.name.clone(), tick);
                 crate::telemetry::metrics().screen_ticks.inc();
                 tracing::info!(screen = %screen.name, %tick, "schedule tick");
                 tokio::spawn(run_tick(Arc::clone(state), screen, tick, lock));
@@ -454,7 +457,7 @@ async fn fire_due(
     }
 }
 
-/// Runs a claimed tick, renewing the claim while it lasts, then marks it done.
+/// Runs a claimed tick, renewing the claim from the start; the run's record marks it done.
 async fn run_tick(
     state: Arc<AppState>,
     screen: Screen,
@@ -462,38 +465,38 @@ async fn run_tick(
     _lock: tokio::sync::OwnedMutexGuard<()>,
 ) {
     let lib = &state.library;
-    let me = state.node_id.clone();
     let name = screen.name.clone();
-    let lease = Duration::from_millis(state.settings.cluster.lease_ms);
-    let renew = Duration::from_millis(state.settings.cluster.lease_renew_ms);
-    let ran = match start(&state, screen.clone(), Trigger::Schedule, Some(tick)).await {
-        Ok((_, mut task)) => loop {
-            tokio::select! {
-                r = &mut task => break r.ok().flatten().is_some(),
-                _ = tokio::time::sleep(renew) => {
-                    if !matches!(lib.renew_tick(&name, tick, &me, lease).await, Ok(true)) {
-                        tracing::warn!(screen = %name, %tick, "lost the claim on a schedule tick");
-                    }
+    let work = async {
+        match start(&state, screen.clone(), Trigger::Schedule, Some(tick)).await {
+            Ok((_, task)) => {
+                let _ = task.await;
+            }
+            // A dependency that may come back (the queue, the store, a full server): the
+            // claim lapses and the tick is claimed again, within the grace.
+            Err(e) if e.0.code.retryable() => {
+                tracing::warn!(screen = %name, %tick, error = %e.0.message, "a schedule tick could not start: it is tried again");
+            }
+            // One that cannot start as it is (its watchlist gone, no workers here) is
+            // recorded as failed, and the tick is done.
+            Err(e) => {
+                let start = RunStart {
+                    run_id: String::new(),
+                    trigger: Trigger::Schedule,
+                    tick: Some(tick),
+                    claim: Some(state.node_id.clone()),
+                    started_at: Utc::now(),
+                };
+                let out = Outcome {
+                    stage: "failed",
+                    results: None,
+                    failed: &[],
+                    error: Some(e.0.message),
+                };
+                if let Err(e) = lib.conclude(&screen, start, out).await {
+                    tracing::warn!(screen = %name, error = %e, "cannot record a screen's run");
                 }
             }
-        },
-        // A run that cannot start (no workers, its watchlist gone) is recorded as failed:
-        // the tick is not retried.
-        Err(e) => {
-            let start = RunStart {
-                run_id: String::new(),
-                trigger: Trigger::Schedule,
-                tick: Some(tick),
-                started_at: Utc::now(),
-            };
-            lib.conclude(&screen, start, "failed", None, Some(e.message))
-                .await
-                .is_ok()
         }
     };
-    if ran {
-        if let Err(e) = lib.finish_tick(&name, tick, &me).await {
-            tracing::warn!(screen = %name, %tick, error = %e, "cannot mark a schedule tick done");
-        }
-    }
+    lib.renewing_tick(&name, tick, &state.node_id, work).await;
 }

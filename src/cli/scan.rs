@@ -207,7 +207,9 @@ pub async fn run(args: ScanArgs, settings: &Settings) -> Result<i32, UserError> 
     let mut plan = plan(&args, settings)?;
     if plan.config.watchlist.is_some() {
         let library = crate::screens::Library::open(settings, plan.redis())?;
-        plan.config = library.resolve(plan.config).await?;
+        plan.config = library
+            .resolve(plan.config, settings.scan.max_universe_size)
+            .await?;
     }
     let table_rows = plan.config.top.unwrap_or(settings.scan.table_rows);
     let report = execute(

@@ -16,7 +16,9 @@ use crate::config::Settings;
 use crate::error::{ErrorCode, UserError};
 use crate::node::{invalid_options, NodeArgs};
 use crate::scan::name_problems;
-use crate::screens::{symbols_from_csv, symbols_to_csv, Library, RunStart, Schedule, Trigger};
+use crate::screens::{
+    symbols_from_csv, symbols_to_csv, Library, Outcome, RunStart, Schedule, Trigger,
+};
 
 #[derive(Debug, Args)]
 pub struct ScreenArgs {
@@ -241,7 +243,9 @@ pub async fn run_screen(args: ScreenArgs, settings: &Settings) -> Result<i32, Us
                 ..Default::default()
             };
             let mut plan = plan(&scan, settings)?;
-            plan.config = lib.resolve(screen.config.clone()).await?;
+            plan.config = lib
+                .resolve(screen.config.clone(), settings.scan.max_universe_size)
+                .await?;
             let table_rows = plan.config.top.unwrap_or(settings.scan.table_rows);
             let started_at = Utc::now();
             let report = execute(plan, settings, None, false, quiet).await?;
@@ -249,19 +253,19 @@ pub async fn run_screen(args: ScreenArgs, settings: &Settings) -> Result<i32, Us
                 run_id: report.id.clone(),
                 trigger: Trigger::Manual,
                 tick: None,
+                claim: None,
                 started_at,
             };
             // A cancelled run (Ctrl-C) has partial results: recorded, not compared.
             let done = report.status == crate::scan::ScanStatus::Completed;
-            let run = lib
-                .conclude(
-                    &screen,
-                    start,
-                    if done { "done" } else { "cancelled" },
-                    done.then_some(report.results.as_slice()),
-                    None,
-                )
-                .await?;
+            let failed: Vec<String> = report.failures.iter().map(|f| f.symbol.clone()).collect();
+            let outcome = Outcome {
+                stage: if done { "done" } else { "cancelled" },
+                results: done.then_some(report.results.as_slice()),
+                failed: &failed,
+                error: (!done).then(|| "cancelled (Ctrl-C)".to_string()),
+            };
+            let run = lib.conclude(&screen, start, outcome).await?;
             print_report(&report, format, out.as_deref(), table_rows)?;
             say::info_with(
                 &format!(

@@ -44,6 +44,9 @@ pub struct ScreenSettings {
     pub tick_ms: u64,
     /// A tick missed (no leader, a leader that died) is still run this long after it.
     pub misfire_grace_secs: u64,
+    /// A tick's claim and a screen's run lock last this long unless renewed (every quarter
+    /// of it) by the process running it.
+    pub lease_ms: u64,
     /// Runs kept per screen.
     pub history_runs: usize,
     /// Attempts per webhook delivery, the first included.

@@ -16,10 +16,23 @@ pub(super) fn all(s: &Settings) -> Result<(), SettingsError> {
     api(&s.api, &mut p);
     cache(&s.cache, &mut p);
     ml(&s.ml, &mut p);
+    if s.screens.misfire_grace_secs > 7 * 86_400 {
+        p.push(format!(
+            "screens.misfire_grace_secs must be at most 604800 (a week), got {}",
+            s.screens.misfire_grace_secs
+        ));
+    }
+    if s.screens.retry_max_ms < s.screens.retry_base_ms {
+        p.push(format!(
+            "screens.retry_max_ms ({}) must be at least screens.retry_base_ms ({})",
+            s.screens.retry_max_ms, s.screens.retry_base_ms
+        ));
+    }
     at_least_one(
         "screens",
         &[
             ("tick_ms", s.screens.tick_ms),
+            ("lease_ms", s.screens.lease_ms),
             ("history_runs", s.screens.history_runs as u64),
             ("webhook_attempts", s.screens.webhook_attempts as u64),
             ("retry_base_ms", s.screens.retry_base_ms),

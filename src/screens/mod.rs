@@ -144,6 +144,8 @@ pub struct RunStart {
     pub run_id: String,
     pub trigger: Trigger,
     pub tick: Option<DateTime<Utc>>,
+    /// Who holds the tick's claim (a scheduled run): it becomes done with the record.
+    pub claim: Option<String>,
     pub started_at: DateTime<Utc>,
 }
 
@@ -151,9 +153,10 @@ pub fn not_found(kind: &str, name: &str) -> UserError {
     UserError::new(
         ErrorCode::NotFound,
         format!("no {kind} named {name:?}"),
-        vec![format!(
-            "list them with GET /api/v1/{kind}s or `technic {kind} list`"
-        )],
+        vec![match kind {
+            "webhook" => "list them with GET /api/v1/webhooks".to_string(),
+            _ => format!("list them with GET /api/v1/{kind}s or `technic {kind} list`"),
+        }],
     )
 }
 
@@ -268,7 +271,15 @@ impl Library {
             created_at: old.map_or(now, |o| o.created_at),
             updated_at: now,
         };
-        self.store.put(SCREENS, name, &encode(&screen)).await?;
+        let doc = encode(&screen);
+        if create {
+            // Two creates at once: one wins, the other is told.
+            if !self.store.put_new(SCREENS, name, &doc).await? {
+                return Err(exists("screen", name));
+            }
+        } else {
+            self.store.put(SCREENS, name, &doc).await?;
+        }
         Ok(screen)
     }
 
@@ -320,7 +331,14 @@ impl Library {
             version: self.store.next_version(WATCHLISTS, name).await?,
             updated_at: Utc::now(),
         };
-        self.store.put(WATCHLISTS, name, &encode(&list)).await?;
+        let doc = encode(&list);
+        if create {
+            if !self.store.put_new(WATCHLISTS, name, &doc).await? {
+                return Err(exists("watchlist", name));
+            }
+        } else {
+            self.store.put(WATCHLISTS, name, &doc).await?;
+        }
         Ok(list)
     }
 
@@ -332,19 +350,47 @@ impl Library {
         }
     }
 
-    /// A scan config with its watchlist, if it names one, as its symbols.
-    pub async fn resolve(&self, mut config: ScanConfig) -> Result<ScanConfig, UserError> {
-        if let Some(name) = config.watchlist.clone() {
-            let list = self.watchlist(&name).await?;
-            if list.symbols.is_empty() {
+    /// A scan config with its watchlist, if it names one, as its symbols (the config then
+    /// names no watchlist: a scan records the symbols it scanned), checked again against
+    /// `max_universe_size`.
+    pub async fn resolve(
+        &self,
+        mut config: ScanConfig,
+        max_universe_size: usize,
+    ) -> Result<ScanConfig, UserError> {
+        let Some(name) = config.watchlist.take() else {
+            return Ok(config);
+        };
+        let list = match self.watchlist(&name).await {
+            Err(e) if e.code == ErrorCode::NotFound => {
                 return Err(UserError::new(
-                    ErrorCode::EmptyUniverse,
-                    format!("the watchlist {name:?} is empty"),
-                    vec![format!("add symbols with PUT /api/v1/watchlists/{name}")],
-                ));
+                    ErrorCode::InvalidConfig,
+                    format!("invalid scan config: watchlist {name:?} does not exist"),
+                    vec![
+                    "list the watchlists with GET /api/v1/watchlists or `technic watchlist list`"
+                        .into(),
+                ],
+                ))
             }
-            config.symbols = list.symbols;
+            other => other?,
+        };
+        if list.symbols.is_empty() {
+            return Err(UserError::new(
+                ErrorCode::EmptyUniverse,
+                format!("the watchlist {name:?} is empty"),
+                vec![format!(
+                    "add symbols to it (PUT /api/v1/watchlists/{name} or `technic watchlist save`)"
+                )],
+            ));
         }
+        config.symbols = list.symbols;
+        config.validate(max_universe_size).map_err(|e| {
+            UserError::new(
+                ErrorCode::InvalidConfig,
+                format!("watchlist {name:?}: {}", e.problems.join("; ")),
+                vec!["shorten the watchlist, or raise scan.max_universe_size".into()],
+            )
+        })?;
         Ok(config)
     }
 
@@ -407,20 +453,66 @@ impl Library {
 
     // --- runs ------------------------------------------------------------------------------
 
+    /// How long a claim (a tick's, a screen's run lock) lasts without a renewal.
+    pub fn lease(&self) -> Duration {
+        Duration::from_millis(self.settings.lease_ms)
+    }
+
     /// After a run of `screen`: its difference from the previous run goes to the webhooks
-    /// that follow the screen (when not empty), then the run and its matches are recorded.
-    /// Recording last means a run that dies half-way is run again whole, and its webhooks
-    /// get the same event again (the same `id`: receivers dedupe).
-    ///
-    /// `results` is `None` for a scan that failed: its run is recorded, nothing is sent
-    /// and the previous matches stay the base of the next diff.
+    /// that follow the screen (when not empty), then the run and its matches are recorded,
+    /// in one step, while this run holds the screen's run lock (and, for a scheduled run,
+    /// its tick's claim, which becomes done). One run of a screen concludes at a time in the
+    /// cluster, so each diff is against the run before it. Recording last means a run that
+    /// dies half-way is run again whole, and its webhooks get the same event again (the same
+    /// `id`: receivers dedupe).
     pub async fn conclude(
         &self,
         screen: &Screen,
         start: RunStart,
-        stage: &str,
-        results: Option<&[ScanResult]>,
-        error: Option<String>,
+        out: Outcome<'_>,
+    ) -> Result<Run, UserError> {
+        let lock = format!("run:{}", screen.name);
+        let owner = format!("{}:{:016x}", start.run_id, rand::random::<u64>());
+        let lease = self.lease();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
+        while let Some(holder) = self.store.claim(&lock, &owner, lease).await? {
+            if tokio::time::Instant::now() > deadline {
+                return Err(UserError::new(
+                    ErrorCode::StoreUnavailable,
+                    format!(
+                        "another run of screen {:?} ({holder}) has held it for 10 minutes",
+                        screen.name
+                    ),
+                    vec![
+                        "check the other serves' logs; the lock lapses when its holder stops"
+                            .into(),
+                    ],
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let r = self
+            .store
+            .renewing(
+                &lock,
+                &owner,
+                lease,
+                self.record(screen, start, out, &lock, &owner),
+            )
+            .await;
+        if let Err(e) = self.store.release(&lock, &owner).await {
+            tracing::warn!(error = %e, screen = %screen.name, "cannot release a screen's run lock: it lapses");
+        }
+        r
+    }
+
+    async fn record(
+        &self,
+        screen: &Screen,
+        start: RunStart,
+        out: Outcome<'_>,
+        lock: &str,
+        owner: &str,
     ) -> Result<Run, UserError> {
         let mut run = Run {
             run_id: start.run_id.clone(),
@@ -430,17 +522,24 @@ impl Library {
             tick: start.tick,
             started_at: start.started_at,
             finished_at: Utc::now(),
-            stage: stage.to_string(),
-            matches: results.map_or(0, <[ScanResult]>::len),
+            stage: out.stage.to_string(),
+            matches: out.results.map_or(0, <[ScanResult]>::len),
             diff: Diff::default(),
             deliveries: 0,
-            error,
+            error: out.error,
         };
-        let metrics = crate::telemetry::metrics();
-        if let Some(results) = results {
-            let now = matches(results);
+        let mut last = String::new();
+        if let Some(results) = out.results {
             let before: BTreeMap<String, String> =
                 self.one(LAST, &screen.name).await?.unwrap_or_default();
+            let mut now = matches(results);
+            // A symbol that failed to load this time is not dropped: it keeps its last
+            // signal until a run sees it again.
+            for symbol in out.failed {
+                if let Some(signal) = before.get(symbol) {
+                    now.entry(symbol.clone()).or_insert_with(|| signal.clone());
+                }
+            }
             run.diff = Diff::between(&before, &now);
             if !run.diff.is_empty() {
                 let event = Event::of(&run);
@@ -457,69 +556,90 @@ impl Library {
                 });
                 futures_util::future::join_all(sends).await;
             }
-            self.store.put(LAST, &screen.name, &encode(&now)).await?;
+            last = encode(&now);
         }
-        metrics
+        let tick = start.tick.map(|t| tick_key(&screen.name, t));
+        let runs = runs_list(&screen.name);
+        let doc = encode(&run);
+        let keep = Duration::from_secs(self.settings.misfire_grace_secs + 3600);
+        let recorded = self
+            .store
+            .commit(&store::Commit {
+                lock,
+                owner,
+                put: Some((LAST, &screen.name, &last)),
+                push: (&runs, &doc, self.settings.history_runs),
+                hand_over: tick
+                    .as_deref()
+                    .zip(start.claim.as_deref())
+                    .map(|(k, holder)| (k, holder, TICK_DONE, keep)),
+            })
+            .await?;
+        if !recorded {
+            return Err(UserError::new(
+                ErrorCode::StoreUnavailable,
+                format!("the run of screen {:?} lost its claim before it was recorded: another process runs it again", screen.name),
+                vec!["its webhooks may get this event twice (the same id)".into()],
+            ));
+        }
+        crate::telemetry::metrics()
             .screen_runs
             .get_or_create(&crate::telemetry::OutcomeLabel {
-                outcome: if results.is_some() { "done" } else { "failed" },
+                outcome: if out.results.is_some() {
+                    "done"
+                } else {
+                    "failed"
+                },
             })
             .inc();
-        self.store
-            .push(
-                &runs_list(&screen.name),
-                &encode(&run),
-                self.settings.history_runs,
-            )
-            .await?;
         Ok(run)
     }
 
     /// Claims the run of `screen`'s `tick` for `owner`: `None` when this call took it,
-    /// else who holds it (`done` once it ran).
+    /// else who holds it ([`TICK_DONE`] once it ran).
     pub async fn claim_tick(
         &self,
         screen: &str,
         tick: DateTime<Utc>,
         owner: &str,
-        lease: Duration,
     ) -> Result<Option<String>, StoreError> {
         self.store
-            .claim(&tick_key(screen, tick), owner, lease)
+            .claim(&tick_key(screen, tick), owner, self.lease())
             .await
     }
 
-    /// Renews `owner`'s claim on a tick: whether it still holds it.
-    pub async fn renew_tick(
+    /// Runs `work` while renewing `owner`'s claim on the tick.
+    pub async fn renewing_tick<T>(
         &self,
         screen: &str,
         tick: DateTime<Utc>,
         owner: &str,
-        lease: Duration,
-    ) -> Result<bool, StoreError> {
+        work: impl std::future::Future<Output = T>,
+    ) -> T {
         self.store
-            .hold(&tick_key(screen, tick), owner, owner, lease)
-            .await
-    }
-
-    /// Marks a tick run ([`TICK_DONE`]): no later claim takes it while it may still be due.
-    pub async fn finish_tick(
-        &self,
-        screen: &str,
-        tick: DateTime<Utc>,
-        owner: &str,
-    ) -> Result<bool, StoreError> {
-        let keep = Duration::from_secs(self.settings.misfire_grace_secs + 3600);
-        self.store
-            .hold(&tick_key(screen, tick), owner, TICK_DONE, keep)
+            .renewing(&tick_key(screen, tick), owner, self.lease(), work)
             .await
     }
 }
 
-/// What a tick's claim holds once its run is recorded.
-pub const TICK_DONE: &str = "done";
+/// How a run ended, for [`Library::conclude`].
+pub struct Outcome<'a> {
+    /// The scan's final stage (`done`, `failed`, `cancelled`).
+    pub stage: &'a str,
+    /// The results of a scan that completed; `None` otherwise (nothing is compared, and the
+    /// previous matches stay the base of the next diff).
+    pub results: Option<&'a [ScanResult]>,
+    /// Symbols the scan could not load.
+    pub failed: &'a [String],
+    pub error: Option<String>,
+}
 
-/// `screens.path`, or the user's data directory (the temporary directory without a home).
+/// What a tick's claim holds once its run is recorded.
+/// (Not a node id: those have no spaces.)
+pub const TICK_DONE: &str = "tick done";
+
+/// `screens.path`, or the user's data directory (the working directory without a home:
+/// never a shared one such as `/tmp`, where another user could plant the file).
 pub fn file_path(s: &ScreenSettings) -> std::path::PathBuf {
     if !s.path.trim().is_empty() {
         return s.path.trim().into();
@@ -528,7 +648,7 @@ pub fn file_path(s: &ScreenSettings) -> std::path::PathBuf {
         .filter(|d| !d.is_empty())
         .map(std::path::PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".local/share")))
-        .unwrap_or_else(std::env::temp_dir);
+        .unwrap_or_else(|| ".".into());
     data.join("technic").join("screens.json")
 }
 

@@ -59,7 +59,16 @@ impl Schedule {
             })
             .ok();
         match (cron, tz) {
-            (Some(cron), Some(tz)) if p.is_empty() => Ok(Ticks { cron, tz }),
+            (Some(cron), Some(tz)) if p.is_empty() => {
+                let ticks = Ticks { cron, tz };
+                if ticks.next_after(chrono::Utc::now()).is_none() {
+                    return Err(vec![format!(
+                        "schedule.cron {:?} never fires (no such date)",
+                        self.cron
+                    )]);
+                }
+                Ok(ticks)
+            }
             _ => Err(p),
         }
     }
@@ -158,5 +167,7 @@ mod tests {
         );
         let e = s("0 61 * * *", "UTC").parse().err().expect("invalid");
         assert!(e[0].contains("schedule.cron"), "{e:?}");
+        let e = s("0 0 30 2 *", "UTC").parse().err().expect("February 30");
+        assert!(e[0].contains("never fires"), "{e:?}");
     }
 }

@@ -4,6 +4,8 @@
 //! newest-first lists, version counters and leased claims.
 
 use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -63,6 +65,40 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
   return 1
 end
 return 0";
+
+/// Deletes `KEYS[1]` when it holds `ARGV[1]`.
+const RELEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0";
+
+/// Records a run while `ARGV[1]` holds the run lock `KEYS[1]` (and, with a 4th key,
+/// `ARGV[6]` holds the tick claim `KEYS[4]`): `HSET KEYS[2] ARGV[2] ARGV[3]` (unless
+/// `ARGV[3]` is empty), `LPUSH KEYS[3] ARGV[4]` capped at `ARGV[5]`, then the tick claim
+/// set to `ARGV[7]` for `ARGV[8]` ms. 0 (nothing written) when a claim was lost.
+const COMMIT: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if KEYS[4] and redis.call('GET', KEYS[4]) ~= ARGV[6] then return 0 end
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[2], ARGV[2], ARGV[3]) end
+redis.call('LPUSH', KEYS[3], ARGV[4])
+redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[5]) - 1)
+if KEYS[4] then redis.call('SET', KEYS[4], ARGV[7], 'PX', ARGV[8]) end
+return 1";
+
+/// What [`Store::commit`] writes, fenced by the claims it names.
+pub struct Commit<'a> {
+    /// The claim that must still be `owner`'s.
+    pub lock: &'a str,
+    pub owner: &'a str,
+    /// `(coll, key, doc)` to put, if any.
+    pub put: Option<(&'a str, &'a str, &'a str)>,
+    /// `(list, doc, max)` to push.
+    pub push: (&'a str, &'a str, usize),
+    /// `(key, holder, value, ttl)`: a second claim that must be `holder`'s, then set to
+    /// `value` for `ttl`.
+    pub hand_over: Option<(&'a str, &'a str, &'a str, Duration)>,
+}
 
 pub enum Store {
     Redis { links: Box<Links>, prefix: String },
@@ -196,6 +232,32 @@ impl Store {
                 })
                 .await?;
                 Ok(v)
+            }
+        }
+    }
+
+    /// Puts a document only when `key` is not in `coll` yet: whether it was put.
+    pub async fn put_new(&self, coll: &str, key: &str, doc: &str) -> Result<bool> {
+        match self {
+            Store::Redis { links, prefix } => {
+                let k = format!("{prefix}:{coll}");
+                Ok(links
+                    .call("screens create", Use::Shared, |mut c| async move {
+                        c.hset_nx(&k, key, doc).await
+                    })
+                    .await?)
+            }
+            Store::File(f) => {
+                let mut put = false;
+                f.update(|s| {
+                    let m = s.docs.entry(coll.into()).or_default();
+                    if !m.contains_key(key) {
+                        m.insert(key.into(), doc.into());
+                        put = true;
+                    }
+                })
+                .await?;
+                Ok(put)
             }
         }
     }
@@ -345,6 +407,120 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Deletes `owner`'s claim on `key` (nothing when another holds it).
+    pub async fn release(&self, key: &str, owner: &str) -> Result<()> {
+        match self {
+            Store::Redis { links, prefix } => {
+                let k = format!("{prefix}:{key}");
+                let script = redis::Script::new(RELEASE);
+                let mut inv = script.prepare_invoke();
+                inv.key(&k).arg(owner);
+                let inv = &inv;
+                links
+                    .call("screens claim release", Use::Shared, |mut c| async move {
+                        inv.invoke_async::<i64>(&mut c).await
+                    })
+                    .await?;
+                Ok(())
+            }
+            Store::File(f) => {
+                f.update(|s| {
+                    if s.claims.get(key).is_some_and(|(who, _)| who == owner) {
+                        s.claims.remove(key);
+                    }
+                })
+                .await
+            }
+        }
+    }
+
+    /// Runs `work` while renewing `owner`'s claim on `key` every quarter of `lease`.
+    pub async fn renewing<T>(
+        &self,
+        key: &str,
+        owner: &str,
+        lease: Duration,
+        work: impl std::future::Future<Output = T>,
+    ) -> T {
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                r = &mut work => return r,
+                _ = tokio::time::sleep(lease / 4) => {
+                    if !matches!(self.hold(key, owner, owner, lease).await, Ok(true)) {
+                        tracing::warn!(claim = key, owner, "cannot renew a claim: another process may take it");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes `c` in one step while its claims hold: whether it was written.
+    pub async fn commit(&self, c: &Commit<'_>) -> Result<bool> {
+        match self {
+            Store::Redis { links, prefix } => {
+                let script = redis::Script::new(COMMIT);
+                let mut inv = script.prepare_invoke();
+                let (coll, field, doc) = c.put.unwrap_or(("", "", ""));
+                inv.key(format!("{prefix}:{}", c.lock))
+                    .key(format!("{prefix}:{coll}"))
+                    .key(format!("{prefix}:{}", c.push.0));
+                inv.arg(c.owner)
+                    .arg(field)
+                    .arg(doc)
+                    .arg(c.push.1)
+                    .arg(c.push.2);
+                if let Some((key, holder, value, ttl)) = c.hand_over {
+                    inv.key(format!("{prefix}:{key}"))
+                        .arg(holder)
+                        .arg(value)
+                        .arg(ttl.as_millis().max(1) as u64);
+                }
+                let inv = &inv;
+                let done: i64 = links
+                    .call("screens record run", Use::Shared, |mut c| async move {
+                        inv.invoke_async(&mut c).await
+                    })
+                    .await?;
+                Ok(done == 1)
+            }
+            Store::File(f) => {
+                let now = now_ms();
+                let mut done = false;
+                f.update(|s| {
+                    let holds = |s: &FileState, key: &str, who: &str| {
+                        s.claims
+                            .get(key)
+                            .is_some_and(|(w, until)| w == who && *until > now)
+                    };
+                    if !holds(s, c.lock, c.owner)
+                        || c.hand_over.is_some_and(|(k, h, _, _)| !holds(s, k, h))
+                    {
+                        return;
+                    }
+                    if let Some((coll, key, doc)) = c.put.filter(|p| !p.2.is_empty()) {
+                        s.docs
+                            .entry(coll.into())
+                            .or_default()
+                            .insert(key.into(), doc.into());
+                    }
+                    let l = s.lists.entry(c.push.0.into()).or_default();
+                    l.insert(0, c.push.1.into());
+                    l.truncate(c.push.2);
+                    if let Some((k, _, value, ttl)) = c.hand_over {
+                        s.claims
+                            .insert(k.into(), (value.into(), now + ttl.as_millis() as u64));
+                    }
+                    done = true;
+                })
+                .await?;
+                Ok(done)
+            }
+        }
+    }
+}
+
 fn now_ms() -> u64 {
     chrono::Utc::now().timestamp_millis().max(0) as u64
 }
@@ -392,11 +568,25 @@ impl FileStore {
         let mut state = self.load()?;
         change(&mut state);
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| self.error(e))?;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| self.error(e))?;
         }
-        let tmp = self.path.with_extension("json.tmp");
+        // A temporary file of this process (0600: webhook secrets are in it), renamed over.
+        let tmp = self
+            .path
+            .with_extension(format!("json.{}.tmp", std::process::id()));
         let bytes = serde_json::to_vec_pretty(&state).map_err(|e| self.error(e))?;
-        std::fs::write(&tmp, bytes).map_err(|e| self.error(e))?;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| self.error(e))?;
+        file.write_all(&bytes).map_err(|e| self.error(e))?;
         std::fs::rename(&tmp, &self.path).map_err(|e| self.error(e))
     }
 }

@@ -19,7 +19,7 @@ use crate::config::ScreenSettings;
 pub const SIGNATURE_HEADER: &str = "X-Technic-Signature";
 
 /// A registered receiver.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct Webhook {
     pub id: String,
     pub url: String,
@@ -28,6 +28,32 @@ pub struct Webhook {
     /// The screens it follows; `None`: all.
     pub screens: Option<Vec<String>>,
     pub created_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhook")
+            .field("id", &self.id)
+            .field("url", &redact_url(&self.url))
+            .field("screens", &self.screens)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A webhook URL as reads and logs show it: no user info, no query (either may carry a
+/// credential, as chat services' webhook URLs do).
+pub fn redact_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            if u.query().is_some() {
+                u.set_query(Some("…"));
+            }
+            u.to_string()
+        }
+        Err(_) => "(invalid URL)".into(),
+    }
 }
 
 impl Webhook {
@@ -54,12 +80,14 @@ pub struct Event {
 }
 
 impl Event {
-    /// The event of `run`. Its id is derived from the screen and the tick (or, for a run
-    /// by hand, the run id).
+    /// The event of `run`. Its id is derived from the screen, the tick (or, for a run by
+    /// hand, the run id) and the difference itself: a tick run again with the same outcome
+    /// sends the same id, one that saw other data another.
     pub fn of(run: &Run) -> Self {
+        let diff = serde_json::to_string(&run.diff).unwrap_or_default();
         let what = match run.tick {
-            Some(t) => format!("{}\n{}", run.screen, t.timestamp_millis()),
-            None => format!("{}\n{}", run.screen, run.run_id),
+            Some(t) => format!("{}\n{}\n{diff}", run.screen, t.timestamp_millis()),
+            None => format!("{}\n{}\n{diff}", run.screen, run.run_id),
         };
         let digest = Sha256::digest(what.as_bytes());
         Event {
@@ -181,7 +209,7 @@ pub async fn deliver(
     }
     Delivery {
         webhook: hook.id.clone(),
-        url: hook.url.clone(),
+        url: redact_url(&hook.url),
         event: event.clone(),
         delivered,
         attempts: attempts.load(Ordering::Relaxed),
@@ -194,6 +222,18 @@ pub async fn deliver(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_are_shown_without_credentials() {
+        assert_eq!(
+            redact_url("https://user:pw@hooks.example.com/T1/B2?token=abc"),
+            "https://hooks.example.com/T1/B2?%E2%80%A6"
+        );
+        assert_eq!(
+            redact_url("http://127.0.0.1:9/hook"),
+            "http://127.0.0.1:9/hook"
+        );
+    }
 
     #[test]
     fn the_signature_is_the_rfc_4231_hmac_sha256() {

@@ -43,7 +43,12 @@ impl Server {
         let log = std::fs::File::create(dir.path().join("serve.log")).expect("log file");
         let mut all: Vec<&str> = vec!["--bind", &bind];
         all.extend_from_slice(args);
-        let child = command(&all, env)
+        let mut cmd = command(&all, env);
+        // Each server its own screens file, unless the test shares one.
+        if !env.iter().any(|(k, _)| *k == "TECHNIC_SCREENS__PATH") {
+            cmd.env("TECHNIC_SCREENS__PATH", dir.path().join("screens.json"));
+        }
+        let child = cmd
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

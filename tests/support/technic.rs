@@ -45,7 +45,12 @@ impl Proc {
         let dir = tempfile::tempdir().expect("temp dir");
         let out = std::fs::File::create(dir.path().join("stdout")).expect("stdout file");
         let err = std::fs::File::create(dir.path().join("stderr")).expect("stderr file");
-        let child = command(args, env)
+        let mut cmd = command(args, env);
+        // Each process its own screens file, unless the test shares one.
+        if !env.iter().any(|(k, _)| *k == "TECHNIC_SCREENS__PATH") {
+            cmd.env("TECHNIC_SCREENS__PATH", dir.path().join("screens.json"));
+        }
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
