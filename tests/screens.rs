@@ -339,6 +339,17 @@ fn cli(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     command(args, env).output().expect("technic")
 }
 
+/// [`cli`], which must succeed.
+fn cli_ok(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let out = cli(args, env);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// 300 daily bars from 2024-01-01 at 50: `flat` days unchanged, then `rising` days up 1 %
 /// on 3× volume for the last 5 (a small zig-zag throughout). 280 + 20 scans `Long`; 300
 /// flat scans `Avoid` (checked by the test).
@@ -375,7 +386,7 @@ fn the_diff_is_exact_on_crafted_csv_data_through_the_cli() {
     let store = dir.path().join("screens.json").display().to_string();
     let data_arg = format!("csv:{}", data.display());
     let env = [("TECHNIC_SCREENS__PATH", store.as_str())];
-    let out = cli(
+    cli_ok(
         &[
             "screen",
             "save",
@@ -387,22 +398,12 @@ fn the_diff_is_exact_on_crafted_csv_data_through_the_cli() {
         ],
         &env,
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let run = || -> std::collections::BTreeMap<String, String> {
-        let out = cli(
+        let out = cli_ok(
             &[
                 "screen", "run", "crafted", "--data", &data_arg, "--format", "json", "-q",
             ],
             &env,
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
         );
         let report: Value = serde_json::from_slice(&out.stdout).expect("report json");
         report["results"]
@@ -437,12 +438,7 @@ fn the_diff_is_exact_on_crafted_csv_data_through_the_cli() {
         signals(&[("FLIP", "Avoid"), ("KEEP", "Long"), ("NEWC", "Long")])
     );
 
-    let out = cli(&["screen", "runs", "crafted"], &env);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = cli_ok(&["screen", "runs", "crafted"], &env);
     let runs: Value = serde_json::from_slice(&out.stdout).expect("runs json");
     assert_eq!(runs.as_array().unwrap().len(), 2, "{runs}");
     assert_eq!(
@@ -453,7 +449,7 @@ fn the_diff_is_exact_on_crafted_csv_data_through_the_cli() {
     assert_eq!(runs[1]["diff"]["new"], json!(["FLIP", "GONE", "KEEP"]));
     // A third run over the same data differs in nothing.
     run();
-    let out = cli(&["screen", "runs", "crafted", "--limit", "1"], &env);
+    let out = cli_ok(&["screen", "runs", "crafted", "--limit", "1"], &env);
     let runs: Value = serde_json::from_slice(&out.stdout).expect("runs json");
     assert_eq!(
         runs[0]["diff"],
@@ -471,16 +467,11 @@ fn the_diff_is_exact_on_crafted_csv_data_through_the_cli() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("{} line 3", csv.display())), "{err}");
     std::fs::write(&csv, "ticker\nnewc\nFLIP\n").expect("write");
-    let out = cli(
+    cli_ok(
         &["watchlist", "import", "mine", csv.to_str().unwrap()],
         &env,
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = cli(
+    let out = cli_ok(
         &[
             "scan",
             "--data",
@@ -494,11 +485,6 @@ fn the_diff_is_exact_on_crafted_csv_data_through_the_cli() {
             "0",
         ],
         &env,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     let report: Value = serde_json::from_slice(&out.stdout).expect("json");
     let symbols: BTreeSet<&str> = report["results"]
