@@ -608,6 +608,18 @@ async fn a_failing_receiver_gets_retries_then_a_dead_letter_and_the_next_event_o
     }
 }
 
+/// Two `technic serve`s on the Redis at `url` (node ids `serve-a`, `serve-b`), one local
+/// worker each, no cache, with `extra` settings.
+async fn two_serves(url: &str, extra: &[(&str, &str)]) -> (Server, Server) {
+    let serve = async |id: &'static str| {
+        let mut env = FAST_CLUSTER.to_vec();
+        env.push(("TECHNIC_CLUSTER__NODE_ID", id));
+        env.extend_from_slice(extra);
+        Server::start(&["--redis", url, "--workers", "1", "--cache", "none"], &env).await
+    };
+    (serve("serve-a").await, serve("serve-b").await)
+}
+
 /// The node holding the leader lease.
 async fn leader(s: &Server) -> String {
     wait_for_async("a leader", LONG, async || {
@@ -620,18 +632,7 @@ async fn leader(s: &Server) -> String {
 #[tokio::test]
 async fn a_schedule_fires_once_per_tick_on_two_serves_and_through_the_leaders_kill() {
     let redis = RedisServer::start();
-    let url = redis.url();
-    let serve = async |id: &'static str| {
-        let mut env = FAST_CLUSTER.to_vec();
-        env.push(("TECHNIC_CLUSTER__NODE_ID", id));
-        Server::start(
-            &["--redis", &url, "--workers", "1", "--cache", "none"],
-            &env,
-        )
-        .await
-    };
-    let mut a = serve("serve-a").await;
-    let mut b = serve("serve-b").await;
+    let (mut a, mut b) = two_serves(&redis.url(), &[]).await;
     let rx = Receiver::start().await;
     register(&a, &rx.url(), json!("all")).await;
     let (st, v) = a
@@ -727,23 +728,15 @@ async fn on_a_redis_cluster_screens_watchlists_and_tick_claims_work() {
 #[tokio::test]
 async fn a_leader_killed_mid_run_leaves_its_tick_to_the_other_serve_which_runs_it_once() {
     let redis = RedisServer::start();
-    let url = redis.url();
-    let serve = async |id: &'static str| {
-        let mut env = FAST_CLUSTER.to_vec();
-        env.extend([
-            ("TECHNIC_CLUSTER__NODE_ID", id),
+    let (mut a, mut b) = two_serves(
+        &redis.url(),
+        &[
             ("TECHNIC_SCREENS__LEASE_MS", "2000"),
             ("TECHNIC_SCREENS__WEBHOOK_ATTEMPTS", "1"),
             ("TECHNIC_SCREENS__WEBHOOK_TIMEOUT_MS", "600000"),
-        ]);
-        Server::start(
-            &["--redis", &url, "--workers", "1", "--cache", "none"],
-            &env,
-        )
-        .await
-    };
-    let mut a = serve("serve-a").await;
-    let mut b = serve("serve-b").await;
+        ],
+    )
+    .await;
     let rx = Receiver::start().await;
     // The first delivery hangs: the leader is mid-run (scanned, delivering, not recorded).
     rx.hang.store(true, Ordering::SeqCst);
